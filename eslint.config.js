@@ -1,5 +1,13 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**'] })
+  ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**'] }),
+  {
+    rules: {
+      // `void promise` marks a deliberately detached task.
+      'no-void': ['error', { allowAsStatement: true }],
+      // TypeBox idiom: a schema value and its Static<> type share one name.
+      '@typescript-eslint/no-redeclare': 'off'
+    }
+  }
 ]

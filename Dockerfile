@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# Build stage: compiles TypeScript and better-sqlite3 (native) with the toolchain.
+FROM node:20-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY routes ./routes
+RUN npm run build && npm prune --omit=dev
+
+# Runtime stage: no compiler, non-root, only what runs.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    PLUGVISOR_HOST=0.0.0.0 \
+    PLUGVISOR_DATA_DIR=/var/lib/plugvisor
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY migrations ./migrations
+COPY schemas ./schemas
+COPY config ./config
+COPY examples ./examples
+RUN mkdir -p /var/lib/plugvisor && chown node:node /var/lib/plugvisor
+USER node
+EXPOSE 7070
+VOLUME ["/var/lib/plugvisor"]
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:7070/health/liveness').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Graceful stop of plugins takes up to their stop.timeoutMs: give docker stop at least that long.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/src/bin.js"]
+CMD ["serve", "--config", "config/plugvisor.yaml"]

@@ -1,0 +1,10 @@
+// Every route module, registered in one place (explicit imports work the same from src/ under
+// tap and from dist/ when built, which folder autoloading of .ts/.js files does not).
+import type { FastifyInstance } from 'fastify'
+import plugins from './plugins.js'
+import health from './health.js'
+
+export async function registerRoutes (app: FastifyInstance): Promise<void> {
+  await app.register(plugins)
+  await app.register(health)
+}

@@ -1,0 +1,132 @@
+// /plugins: lifecycle API. Thin: take the supervisor, call it, shape the answer.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { errors } from '../src/errors.js'
+import type { PluginSummary as Summary } from '../src/supervisor/supervisor.js'
+import {
+  BulkQuery, ErrorResponse, EventsQuery, LogLine, LogsQuery, PluginDetail, PluginList, PluginParams, PluginSummary,
+  StateEvent, StatusSummary, WaitQuery, errorResponses
+} from './schemas.js'
+import { summarize } from '../src/status-summary.js'
+import { redactManifest } from '../src/config/redact.js'
+
+const Op = ['start', 'stop', 'restart'] as const
+
+const plugins: FastifyPluginAsyncTypebox = async (app) => {
+  const { supervisor } = app.daemon
+
+  const known = (name: string): string => {
+    if (!supervisor.has(name)) throw new errors.PluginNotFound(name)
+    return name
+  }
+
+  /** `?wait=healthy`: bounded wait until healthy or degraded (state settled otherwise). */
+  const waitHealthy = (name: string, timeoutMs: number): Promise<Summary> =>
+    supervisor.waitFor(name, (s) => s.status === 'healthy' || s.status === 'degraded', timeoutMs)
+      .catch(() => { throw new errors.WaitTimeout(name, 'healthy', timeoutMs) })
+
+  app.get('/plugins', {
+    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health and status', response: { 200: PluginList } }
+  }, async () => ({ plugins: supervisor.list() }))
+
+  app.get('/plugins/status', {
+    schema: {
+      tags: ['plugins', 'compatibility'],
+      summary: 'Status overview (the management API of existing plugin hosts)',
+      response: {
+        200: Type.Object({
+          timestamp: Type.String({ format: 'date-time' }),
+          plugins: Type.Record(Type.String(), Type.Pick(PluginSummary, ['state', 'status', 'health', 'desired', 'version', 'pid', 'uptimeMs', 'restartCount'])),
+          summary: Type.Ref(StatusSummary)
+        })
+      }
+    }
+  }, async () => {
+    const list = supervisor.list()
+    const out: Record<string, Pick<Summary, 'state' | 'status' | 'health' | 'desired' | 'version' | 'pid' | 'uptimeMs' | 'restartCount'>> = {}
+    for (const { state, status, health, desired, version, pid, uptimeMs, restartCount, name } of list) {
+      out[name] = { state, status, health, desired, version, pid, uptimeMs, restartCount }
+    }
+    return { timestamp: new Date().toISOString(), plugins: out, summary: summarize(list) }
+  })
+
+  for (const op of Op) {
+    app.post(`/plugins/${op}`, {
+      schema: {
+        tags: ['plugins'],
+        summary: `${op[0].toUpperCase()}${op.slice(1)} several plugins (?plugin=NAME, repeatable, or ?all=true), keeping dependency order`,
+        querystring: BulkQuery,
+        response: { 200: PluginList, ...errorResponses }
+      }
+    }, async (req) => {
+      const { plugin, all, wait, timeoutMs } = req.query
+      if (!all && (plugin === undefined || plugin.length === 0)) throw new errors.Validation('name plugins with ?plugin=NAME (repeatable) or ask for ?all=true')
+      const names = all ? supervisor.names() : [...new Set(plugin!)].map(known)
+      const run = op === 'start' ? supervisor.startMany(names) : op === 'stop' ? supervisor.stopMany(names) : supervisor.restartMany(names)
+      let result = await run
+      if (wait === 'healthy' && op !== 'stop') result = await Promise.all(names.map((n) => waitHealthy(n, timeoutMs)))
+      return { plugins: result }
+    })
+
+    app.post(`/plugins/:name/${op}`, {
+      schema: {
+        tags: ['plugins'],
+        summary: `${op[0].toUpperCase()}${op.slice(1)} one plugin; answers once the action took effect`,
+        params: PluginParams,
+        querystring: WaitQuery,
+        response: { 200: Type.Ref(PluginSummary), ...errorResponses, 504: Type.Ref(ErrorResponse) }
+      }
+    }, async (req) => {
+      const name = known(req.params.name)
+      const summary = await supervisor[op](name)
+      if (req.query.wait === 'healthy' && op !== 'stop') return waitHealthy(name, req.query.timeoutMs)
+      return summary
+    })
+  }
+
+  app.get('/plugins/:name', {
+    schema: {
+      tags: ['plugins'],
+      summary: 'One plugin: summary and manifest (sensitive config redacted)',
+      params: PluginParams,
+      response: {
+        200: PluginDetail,
+        ...errorResponses
+      }
+    }
+  }, async (req) => {
+    const name = known(req.params.name)
+    return { ...supervisor.summary(name), manifest: redactManifest(supervisor.manifest(name)) }
+  })
+
+  app.get('/plugins/:name/events', {
+    schema: {
+      tags: ['plugins'],
+      summary: 'State transitions and restarts, newest first, with reason, exit code and signal',
+      params: PluginParams,
+      querystring: EventsQuery,
+      response: { 200: Type.Object({ plugin: Type.String(), events: Type.Array(StateEvent) }), ...errorResponses }
+    }
+  }, async (req) => {
+    const name = known(req.params.name)
+    const since = req.query.since ? Date.parse(req.query.since) : undefined
+    const events = supervisor.events(name, { limit: req.query.limit, since }).map((e) => ({ ...e, at: new Date(e.at).toISOString() }))
+    return { plugin: name, events }
+  })
+
+  app.get('/plugins/:name/logs', {
+    schema: {
+      tags: ['plugins'],
+      summary: 'Last lines of stdout and stderr, oldest first (ring buffer of 1000 lines, each cut at 8 KiB)',
+      params: PluginParams,
+      querystring: LogsQuery,
+      response: { 200: Type.Object({ plugin: Type.String(), lines: Type.Array(LogLine) }), ...errorResponses }
+    }
+  }, async (req) => {
+    const name = known(req.params.name)
+    const lines = supervisor.logs(name, req.query.tail).map((l) => ({ at: new Date(l.at).toISOString(), stream: l.stream, line: l.line }))
+    return { plugin: name, lines }
+  })
+}
+
+export default plugins

@@ -1,0 +1,91 @@
+// The application as one Fastify plugin: services published on the instance, schemas, the
+// error catalogue's handler, the OpenAPI document, and the routes.
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
+import { errors } from './errors.js'
+import { PluginNotFoundError } from './supervisor/supervisor.js'
+import { ErrorResponse, PluginSummary, StatusSummary } from '../routes/schemas.js'
+import { registerRoutes } from '../routes/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    daemon: Daemon
+  }
+}
+
+export interface AppOptions extends Omit<DaemonOptions, 'logger'> {
+  /** Start plugins when the app is ready (tests may boot by hand). Default true. */
+  boot?: boolean
+}
+
+export const API_VERSION = '0.1.0'
+
+async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  const daemon = createDaemon({ ...opts, logger: fastify.log })
+  fastify.decorate('daemon', daemon)
+  fastify.addHook('onClose', async () => { await daemon.close() })
+  if (opts.boot !== false) {
+    fastify.addHook('onReady', async () => {
+      // Boot runs in the background: the API (and liveness) answer while plugins start.
+      void daemon.boot().catch((err) => fastify.log.error({ err }, 'boot failed'))
+    })
+  }
+
+  for (const s of [ErrorResponse, PluginSummary, StatusSummary]) fastify.addSchema(s)
+
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'plugvisor', description: 'Supervises plugins: starts, health-checks, restarts with backoff, and calls into them.', version: API_VERSION },
+      tags: [
+        { name: 'plugins', description: 'Plugin lifecycle' },
+        { name: 'health', description: 'Daemon and plugin health, for people and for probes' },
+        { name: 'compatibility', description: 'Routes shaped like existing plugin hosts\' management APIs' }
+      ]
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: false } })
+
+  fastify.setNotFoundHandler((req, reply) => {
+    const err = new errors.NotFound(req.method, req.url.split('?')[0])
+    void reply.code(404).send(err)
+  })
+
+  fastify.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof PluginNotFoundError) return reply.code(404).send(new errors.PluginNotFound(err.plugin))
+    if (err.validation) {
+      return reply.code(400).send({ statusCode: 400, code: 'PLUGVISOR_VALIDATION', error: 'Bad Request', message: `${err.validationContext ?? 'request'}${err.message.startsWith(err.validationContext ?? '') ? err.message.slice((err.validationContext ?? '').length) : ' ' + err.message}` })
+    }
+    const status = err.statusCode ?? 500
+    if (status < 500) {
+      // Fastify's own client errors (bad JSON, body too large, ...) keep their status under our code scheme.
+      const code = err.code?.startsWith('PLUGVISOR_') ? err.code : status === 413 ? 'PLUGVISOR_PAYLOAD_TOO_LARGE' : 'PLUGVISOR_VALIDATION'
+      return reply.code(status).send({ statusCode: status, code, error: httpReason(status), message: err.message })
+    }
+    if (err.code?.startsWith('PLUGVISOR_') && status !== 500) return reply.code(status).send(err)
+    req.log.error({ err }, 'request failed')
+    return reply.code(500).send({ statusCode: 500, code: 'PLUGVISOR_INTERNAL', error: 'Internal Server Error', message: 'internal error' })
+  })
+
+  await registerRoutes(fastify)
+}
+
+function httpReason (status: number): string {
+  switch (status) {
+    case 400: return 'Bad Request'
+    case 401: return 'Unauthorized'
+    case 403: return 'Forbidden'
+    case 404: return 'Not Found'
+    case 409: return 'Conflict'
+    case 413: return 'Payload Too Large'
+    case 415: return 'Unsupported Media Type'
+    case 429: return 'Too Many Requests'
+    default: return 'Client Error'
+  }
+}
+
+export default fp(app, { name: 'plugvisor', fastify: '5.x' })

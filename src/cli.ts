@@ -1,0 +1,182 @@
+// plugvisor command line: `serve` runs the daemon, `validate` checks config offline, the rest
+// talk to a running daemon's API at PLUGVISOR_URL (default http://127.0.0.1:7070).
+import { parseArgs } from 'node:util'
+import { ConfigInvalidError, formatProblem, loadConfig } from './config/load.js'
+
+const USAGE = `usage: plugvisor <command> [options]
+
+  serve [--config FILE]            run the daemon (FILE also from PLUGVISOR_CONFIG; default config/plugvisor.yaml)
+  validate [FILE]                  check a config and its manifests offline; exit 1 with the errors
+  status [--json]                  every plugin's state, health and restarts
+  start|stop|restart NAME...|--all act on plugins, answer once done
+  logs NAME [--tail N]             last lines of a plugin's output
+  events NAME [--limit N]          a plugin's state transitions
+
+environment: PLUGVISOR_URL (API address), PLUGVISOR_TOKEN (bearer token),
+             PLUGVISOR_HOST, PLUGVISOR_PORT, PLUGVISOR_DATA_DIR (override the config file)`
+
+const DEFAULT_CONFIG = 'config/plugvisor.yaml'
+
+export async function main (argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve': return serveCommand(rest)
+    case 'validate': return validateCommand(rest)
+    case 'status': return statusCommand(rest)
+    case 'start':
+    case 'stop':
+    case 'restart': return actionCommand(command, rest)
+    case 'logs': return logsCommand(rest)
+    case 'events': return eventsCommand(rest)
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n')
+      return command === undefined ? 2 : 0
+    default:
+      process.stderr.write(`plugvisor: unknown command '${command}'\n${USAGE}\n`)
+      return 2
+  }
+}
+
+async function serveCommand (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } })
+  const file = values.config ?? process.env.PLUGVISOR_CONFIG ?? DEFAULT_CONFIG
+  let loaded
+  try {
+    loaded = loadConfig(file)
+  } catch (err) {
+    return reportConfigError(err)
+  }
+  const { serve } = await import('./server.js')
+  try {
+    await serve(loaded)
+  } catch (err) {
+    process.stderr.write(`plugvisor: cannot start: ${(err as Error).message}\n`)
+    return 1
+  }
+  return -1 // keep running
+}
+
+function reportConfigError (err: unknown): number {
+  if (err instanceof ConfigInvalidError) {
+    process.stderr.write(`plugvisor: invalid config\n${err.problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
+    return 1
+  }
+  throw err
+}
+
+function validateCommand (args: string[]): number {
+  const { positionals } = parseArgs({ args, allowPositionals: true })
+  const file = positionals[0] ?? process.env.PLUGVISOR_CONFIG ?? DEFAULT_CONFIG
+  let loaded
+  try {
+    loaded = loadConfig(file)
+  } catch (err) {
+    return reportConfigError(err)
+  }
+  if (loaded.problems.length > 0) {
+    process.stderr.write(`${loaded.file}: ${loaded.problems.length} problem(s)\n${loaded.problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
+    return 1
+  }
+  process.stdout.write(`${loaded.file}: valid, ${loaded.manifests.length} plugin(s): ${loaded.manifests.map((m) => m.name).join(', ')}\n`)
+  return 0
+}
+
+interface ApiError { code?: string, message?: string }
+
+async function api (method: string, path: string): Promise<unknown> {
+  const base = (process.env.PLUGVISOR_URL ?? 'http://127.0.0.1:7070').replace(/\/$/, '')
+  const headers: Record<string, string> = {}
+  if (process.env.PLUGVISOR_TOKEN) headers.authorization = `Bearer ${process.env.PLUGVISOR_TOKEN}`
+  let res: Response
+  try {
+    res = await fetch(base + path, { method, headers })
+  } catch (err) {
+    throw new CliError(`cannot reach plugvisor at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`)
+  }
+  const body = await res.json().catch(() => ({})) as ApiError
+  if (!res.ok) throw new CliError(`${res.status} ${body.code ?? ''}: ${body.message ?? res.statusText}`)
+  return body
+}
+
+class CliError extends Error {}
+
+interface Summary { name: string, state: string, health: string, status: string, pid: number | null, port: number | null, uptimeMs: number, restartCount: number, nextRestartAt: string | null, lastExit: { code: number | null, signal: string | null } | null }
+
+function table (plugins: Summary[]): string {
+  const rows = [['NAME', 'STATUS', 'STATE', 'HEALTH', 'PID', 'PORT', 'UPTIME', 'RESTARTS', 'LAST EXIT']]
+  for (const p of plugins) {
+    const exit = p.lastExit ? (p.lastExit.signal ?? `code ${p.lastExit.code}`) : '-'
+    rows.push([p.name, p.status, p.state, p.health, String(p.pid ?? '-'), String(p.port ?? '-'), duration(p.uptimeMs), String(p.restartCount), exit])
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n')
+}
+
+function duration (ms: number): string {
+  if (ms <= 0) return '-'
+  const s = Math.floor(ms / 1000)
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
+}
+
+async function withApi (fn: () => Promise<void>): Promise<number> {
+  try {
+    await fn()
+    return 0
+  } catch (err) {
+    if (err instanceof CliError) {
+      process.stderr.write(`plugvisor: ${err.message}\n`)
+      return 1
+    }
+    throw err
+  }
+}
+
+function statusCommand (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } })
+  return withApi(async () => {
+    const { plugins } = await api('GET', '/plugins') as { plugins: Summary[] }
+    process.stdout.write((values.json ? JSON.stringify(plugins, null, 2) : table(plugins)) + '\n')
+  })
+}
+
+function actionCommand (op: 'start' | 'stop' | 'restart', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { all: { type: 'boolean' }, wait: { type: 'boolean' } } })
+  if (!values.all && positionals.length === 0) {
+    process.stderr.write(`plugvisor: ${op} needs plugin names or --all\n`)
+    return Promise.resolve(2)
+  }
+  const q = new URLSearchParams()
+  if (values.all) q.set('all', 'true')
+  for (const n of positionals) q.append('plugin', n)
+  if (values.wait) q.set('wait', 'healthy')
+  return withApi(async () => {
+    const { plugins } = await api('POST', `/plugins/${op}?${q}`) as { plugins: Summary[] }
+    process.stdout.write(table(plugins) + '\n')
+  })
+}
+
+function logsCommand (args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tail: { type: 'string', default: '100' } } })
+  if (positionals.length !== 1) { process.stderr.write('plugvisor: logs needs one plugin name\n'); return Promise.resolve(2) }
+  return withApi(async () => {
+    const { lines } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: { at: string, stream: string, line: string }[] }
+    process.stdout.write(lines.map((l) => `${l.at} ${l.stream === 'stderr' ? 'ERR' : 'OUT'} ${l.line}`).join('\n') + (lines.length ? '\n' : ''))
+  })
+}
+
+function eventsCommand (args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { limit: { type: 'string', default: '20' } } })
+  if (positionals.length !== 1) { process.stderr.write('plugvisor: events needs one plugin name\n'); return Promise.resolve(2) }
+  return withApi(async () => {
+    const { events } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/events?limit=${encodeURIComponent(values.limit)}`) as { events: { at: string, from: string, to: string, reason: string, exitCode: number | null, signal: string | null }[] }
+    for (const e of events.reverse()) {
+      const exit = e.signal ?? (e.exitCode !== null ? `code ${e.exitCode}` : '')
+      process.stdout.write(`${e.at} ${e.from} -> ${e.to} ${e.reason}${exit ? ` (${exit})` : ''}\n`)
+    }
+  })
+}

@@ -1,0 +1,81 @@
+// The daemon's services wired together, without HTTP: store, supervisor, boot and shutdown.
+// The Fastify layer (app.ts) publishes this object; the CLI and tests can use it directly.
+import type { Logger } from './logger.js'
+import { formatProblem, type LoadedConfig } from './config/load.js'
+import { openDatabase, type Db } from './store/database.js'
+import { createStateStore, type StateStore } from './store/state-store.js'
+import { Supervisor, type Clock } from './supervisor/supervisor.js'
+import { childProcessRunner, type ProcessRunner } from './supervisor/process-runner.js'
+
+export interface DaemonOptions {
+  loaded: LoadedConfig
+  logger: Logger
+  runner?: ProcessRunner
+  clock?: Clock
+  random?: () => number
+}
+
+/** What readiness is made of, besides critical plugins. */
+export interface StartupProgress {
+  storeMigrated: boolean
+  orphansReaped: boolean
+  initialStartDone: boolean
+}
+
+export interface Daemon {
+  readonly loaded: LoadedConfig
+  readonly db: Db
+  readonly store: StateStore
+  readonly supervisor: Supervisor
+  readonly progress: StartupProgress
+  /** Reaps what a hard-killed daemon left, then starts every plugin meant to run. */
+  boot: () => Promise<void>
+  /** Stops plugins in reverse dependency order, then closes the store. */
+  close: () => Promise<void>
+}
+
+export function createDaemon (opts: DaemonOptions): Daemon {
+  const { loaded, logger } = opts
+  const db = openDatabase(loaded.dataDir)
+  const store = createStateStore(db)
+  const progress: StartupProgress = { storeMigrated: true, orphansReaped: false, initialStartDone: false }
+  const supervisor = new Supervisor({
+    runner: opts.runner ?? childProcessRunner,
+    store,
+    logger,
+    clock: opts.clock,
+    random: opts.random,
+    restartBudget: loaded.config.restartBudget
+  })
+  for (const p of loaded.problems) logger.error({ file: p.file, path: p.path, reason: p.reason }, `plugin manifest skipped: ${formatProblem(p)}`)
+  supervisor.load(loaded.manifests)
+
+  let booting: Promise<void> | undefined
+  let closing: Promise<void> | undefined
+  return {
+    loaded,
+    db,
+    store,
+    supervisor,
+    progress,
+    boot () {
+      booting ??= (async () => {
+        await supervisor.reapOrphans()
+        progress.orphansReaped = true
+        await supervisor.startDesired()
+        progress.initialStartDone = true
+        logger.info({ plugins: supervisor.names().length }, 'initial start pass done')
+      })()
+      return booting
+    },
+    close () {
+      closing ??= (async () => {
+        // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
+        await supervisor.shutdown()
+        await booting?.catch(() => {})
+        db.close()
+      })()
+      return closing
+    }
+  }
+}

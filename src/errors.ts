@@ -1,0 +1,22 @@
+// The one error catalogue: a stable PLUGVISOR_* code, a message template and a status each.
+// Clients match on `code`; messages may improve over time.
+import createError from '@fastify/error'
+
+export const errors = {
+  PluginNotFound: createError('PLUGVISOR_PLUGIN_NOT_FOUND', "plugin '%s' is not loaded", 404),
+  Validation: createError('PLUGVISOR_VALIDATION', '%s', 400),
+  InvalidManifest: createError('PLUGVISOR_INVALID_MANIFEST', 'invalid manifest: %s', 400),
+  Conflict: createError('PLUGVISOR_CONFLICT', '%s', 409),
+  Unauthorized: createError('PLUGVISOR_UNAUTHORIZED', 'a bearer token is required', 401),
+  Forbidden: createError('PLUGVISOR_FORBIDDEN', "role '%s' may not do this", 403),
+  NotFound: createError('PLUGVISOR_NOT_FOUND', 'no route %s %s', 404),
+  RateLimited: createError('PLUGVISOR_RATE_LIMITED', 'too many requests, retry in %s', 429),
+  PluginUnavailable: createError('PLUGVISOR_PLUGIN_UNAVAILABLE', "plugin '%s' is not available: %s", 503),
+  CircuitOpen: createError('PLUGVISOR_CIRCUIT_OPEN', "the circuit of plugin '%s' is open", 503),
+  PluginTimeout: createError('PLUGVISOR_PLUGIN_TIMEOUT', "plugin '%s' did not answer within %s ms", 504),
+  WaitTimeout: createError('PLUGVISOR_WAIT_TIMEOUT', "plugin '%s' did not become %s within %s ms", 504),
+  PayloadTooLarge: createError('PLUGVISOR_PAYLOAD_TOO_LARGE', 'request body is too large', 413),
+  Internal: createError('PLUGVISOR_INTERNAL', 'internal error', 500)
+} as const
+
+export const ERROR_CODES = Object.values(errors).map((E) => new E().code)

@@ -1,0 +1,34 @@
+// The only place that creates Fastify, listens, and handles signals.
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import closeWithGrace from 'close-with-grace'
+import app, { type AppOptions } from './app.js'
+import type { LoadedConfig } from './config/load.js'
+
+export const BODY_LIMIT = 1024 * 1024
+
+export async function buildServer (opts: AppOptions & { logger?: boolean | object }): Promise<FastifyInstance> {
+  const level = opts.loaded.config.log.level
+  const fastify = Fastify({
+    logger: opts.logger ?? { level },
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: 'x-request-id',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    forceCloseConnections: true
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  await fastify.register(app, opts)
+  return fastify
+}
+
+/** Runs the daemon until SIGTERM/SIGINT: stop taking requests, stop plugins, flush, close. */
+export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
+  const fastify = await buildServer({ loaded })
+  const { host, port } = loaded.config.server
+  closeWithGrace({ delay: 60000, logger: fastify.log }, async ({ signal, err }) => {
+    if (err) fastify.log.error({ err }, 'shutting down after an error')
+    else fastify.log.info({ signal }, 'shutting down: stopping plugins')
+    await fastify.close()
+  })
+  await fastify.listen({ host, port })
+  return fastify
+}

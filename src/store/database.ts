@@ -1,0 +1,63 @@
+// Opening the SQLite file and bringing its schema up to date. Each migration and its
+// user_version bump run in one transaction; a database newer than this code is refused.
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import { migrationsDir as defaultMigrationsDir } from '../paths.js'
+
+export type Db = Database.Database
+
+export class DatabaseTooNewError extends Error {
+  constructor (file: string, found: number, known: number) {
+    super(`${file}: database schema version ${found} is newer than this plugvisor knows (${known}); upgrade plugvisor or use another dataDir`)
+    this.name = 'DatabaseTooNewError'
+  }
+}
+
+export interface Migration { version: number, name: string, sql: string }
+
+export function readMigrations (dir = defaultMigrationsDir): Migration[] {
+  const out: Migration[] = []
+  for (const f of readdirSync(dir).sort()) {
+    const m = /^(\d{3})-[\w-]+\.sql$/.exec(f)
+    if (!m) continue
+    out.push({ version: Number(m[1]), name: f, sql: readFileSync(path.join(dir, f), 'utf8') })
+  }
+  out.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migrations: expected version ${i + 1}, found ${m.name}`)
+  })
+  return out
+}
+
+export function migrate (db: Db, migrations: Migration[], file = db.name): number {
+  const current = db.pragma('user_version', { simple: true }) as number
+  const latest = migrations.length
+  if (current > latest) throw new DatabaseTooNewError(file, current, latest)
+  for (const m of migrations.slice(current)) {
+    db.transaction(() => {
+      db.exec(m.sql)
+      db.pragma(`user_version = ${m.version}`)
+    }).immediate()
+  }
+  return latest
+}
+
+/** Opens (creating) dataDir/plugvisor.db in WAL mode and migrates it. */
+export function openDatabase (dataDir: string, opts: { migrations?: Migration[] } = {}): Db {
+  mkdirSync(dataDir, { recursive: true })
+  const file = path.join(dataDir, 'plugvisor.db')
+  const db = new Database(file)
+  try {
+    db.pragma('journal_mode = WAL')
+    // NORMAL in WAL mode: a killed daemon loses nothing it committed; a power cut may lose the last
+    // commits; neither corrupts the file.
+    db.pragma('synchronous = NORMAL')
+    db.pragma('busy_timeout = 5000')
+    db.pragma('foreign_keys = ON')
+    migrate(db, opts.migrations ?? readMigrations(), file)
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return db
+}

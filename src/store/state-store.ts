@@ -1,0 +1,69 @@
+// Lifecycle persistence: desired state, the identity of running processes, and state events.
+// These writes happen on transitions only (a handful per plugin start or crash), so they are
+// done synchronously with prepared statements.
+import type { Db } from './database.js'
+import type { ProcessIdentity } from '../supervisor/process-runner.js'
+
+export interface StateEventRow {
+  id: number
+  plugin: string
+  at: number
+  from: string
+  to: string
+  reason: string
+  exitCode: number | null
+  signal: string | null
+  restartCount: number
+}
+
+export interface RecordedProcess extends ProcessIdentity {
+  plugin: string
+  stopSignal: string
+  stopTimeoutMs: number
+  startedAt: number
+}
+
+export type NewStateEvent = Omit<StateEventRow, 'id'>
+
+export function createStateStore (db: Db) {
+  const setDesired = db.prepare('INSERT INTO plugin_desired (plugin, desired, updated_at) VALUES (?, ?, ?) ON CONFLICT (plugin) DO UPDATE SET desired = excluded.desired, updated_at = excluded.updated_at')
+  const allDesired = db.prepare('SELECT plugin, desired FROM plugin_desired')
+  const putProcess = db.prepare('INSERT OR REPLACE INTO plugin_process (plugin, pid, pgid, start_ticks, boot_id, stop_signal, stop_timeout_ms, started_at) VALUES (@plugin, @pid, @pgid, @startTicks, @bootId, @stopSignal, @stopTimeoutMs, @startedAt)')
+  const delProcess = db.prepare('DELETE FROM plugin_process WHERE plugin = ?')
+  const allProcesses = db.prepare('SELECT plugin, pid, pgid, start_ticks AS startTicks, boot_id AS bootId, stop_signal AS stopSignal, stop_timeout_ms AS stopTimeoutMs, started_at AS startedAt FROM plugin_process')
+  const addEvent = db.prepare('INSERT INTO state_events (plugin, at, from_state, to_state, reason, exit_code, signal, restart_count) VALUES (@plugin, @at, @from, @to, @reason, @exitCode, @signal, @restartCount)')
+  const eventsOf = db.prepare('SELECT id, plugin, at, from_state AS "from", to_state AS "to", reason, exit_code AS exitCode, signal, restart_count AS restartCount FROM state_events WHERE plugin = ? AND at >= ? AND id < ? ORDER BY id DESC LIMIT ?')
+  const pruneEvents = db.prepare('DELETE FROM state_events WHERE id IN (SELECT id FROM state_events WHERE at < ? LIMIT ?)')
+
+  return {
+    setDesired (plugin: string, desired: 'running' | 'stopped', at: number): void {
+      setDesired.run(plugin, desired, at)
+    },
+    desiredStates (): Map<string, 'running' | 'stopped'> {
+      const rows = allDesired.all() as { plugin: string, desired: 'running' | 'stopped' }[]
+      return new Map(rows.map((r) => [r.plugin, r.desired]))
+    },
+    recordProcess (p: RecordedProcess): void {
+      putProcess.run(p)
+    },
+    forgetProcess (plugin: string): void {
+      delProcess.run(plugin)
+    },
+    recordedProcesses (): RecordedProcess[] {
+      return allProcesses.all() as RecordedProcess[]
+    },
+    addEvent (e: NewStateEvent): void {
+      addEvent.run(e)
+    },
+    /** Newest first; `before` is an event id for paging. */
+    events (plugin: string, opts: { since?: number, limit?: number, before?: number } = {}): StateEventRow[] {
+      return eventsOf.all(plugin, opts.since ?? 0, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as StateEventRow[]
+    },
+    /** Deletes at most `chunk` events older than `before`; returns how many. */
+    pruneEvents (before: number, chunk = 1000): number {
+      return pruneEvents.run(before, chunk).changes
+    }
+  }
+}
+
+export type StateStore = ReturnType<typeof createStateStore>

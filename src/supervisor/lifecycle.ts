@@ -1,0 +1,259 @@
+// The lifecycle of one plugin as a pure function: (snapshot, event, policy, now, random) →
+// next snapshot + the effects the driver must perform. No timers, no processes, no I/O here,
+// so every rule can be tested exhaustively with an injected clock.
+import type { RestartPolicy } from '../config/schema.js'
+import { restartDelay } from './backoff.js'
+
+export const States = {
+  stopped: 'stopped',
+  starting: 'starting',
+  running: 'running',
+  stopping: 'stopping',
+  backoff: 'backoff',
+  failed: 'failed'
+} as const
+export type StateName = typeof States[keyof typeof States]
+export const STATE_NAMES = Object.values(States)
+
+export interface ExitInfo { code: number | null, signal: string | null, at: number }
+
+/** Why the plugin is going down when it is stopping. */
+export type StopIntent =
+  | { then: 'stopped' } // operator stop
+  | { then: 'start' } // operator restart: start again once down
+  | { then: 'crash', reason: 'unhealthy' | 'memory' } // the supervisor restarts it through the backoff
+
+export type State =
+  | { name: 'stopped' }
+  | { name: 'starting', since: number }
+  | { name: 'running', since: number }
+  | { name: 'stopping', since: number, intent: StopIntent }
+  | { name: 'backoff', since: number, until: number, reason: RestartReason }
+  | { name: 'failed', since: number, reason: string }
+
+export type RestartReason = 'crash' | 'unhealthy' | 'memory' | 'spawn-error'
+
+export interface Snapshot {
+  state: State
+  desired: 'running' | 'stopped'
+  /** Automatic restarts since the last operator start/restart. */
+  restartCount: number
+  /** Consecutive automatic restarts that drive the backoff delay (reset by a stable period). */
+  backoffAttempt: number
+  /** Times of automatic restarts still inside restart.windowMs. */
+  recentRestarts: number[]
+  /** Since when the plugin has been running without a crash (and healthy, when probed); undefined when not. */
+  stableSince?: number
+  lastExit?: ExitInfo
+}
+
+export type LifecycleEvent =
+  | { type: 'start', reason?: string } // operator (or boot) start
+  | { type: 'stop', reason?: string }
+  | { type: 'restart', reason?: string }
+  | { type: 'spawned' } // the process is running
+  | { type: 'spawn-failed', error: string }
+  | { type: 'exited', code: number | null, signal: string | null }
+  | { type: 'backoff-elapsed' }
+  | { type: 'unhealthy' } // failureThreshold reached
+  | { type: 'healthy' } // verdict healthy (again): starts the stable period of a probed plugin
+  | { type: 'memory-exceeded' }
+
+export type Effect =
+  | { type: 'spawn' }
+  | { type: 'kill', reason: string } // stop signal to the group, SIGKILL after stop.timeoutMs
+  | { type: 'schedule-restart', at: number }
+  | { type: 'cancel-restart' }
+
+export interface Transition {
+  snapshot: Snapshot
+  effects: Effect[]
+  /** Short reason recorded with the state event. */
+  reason: string
+  /** The event changed nothing (idempotent repeat, or not applicable in this state). */
+  ignored: boolean
+}
+
+export interface LifecycleContext {
+  policy: RestartPolicy
+  /** Plugins with a health probe become stable only once healthy. */
+  probed: boolean
+  now: number
+  /** In [0, 1); injected so jitter is testable. */
+  random: () => number
+}
+
+export function initialSnapshot (desired: 'running' | 'stopped' = 'stopped'): Snapshot {
+  return { state: { name: 'stopped' }, desired, restartCount: 0, backoffAttempt: 0, recentRestarts: [] }
+}
+
+const ignore = (snapshot: Snapshot): Transition => ({ snapshot, effects: [], reason: 'ignored', ignored: true })
+
+function go (s: Snapshot, state: State, reason: string, effects: Effect[] = [], patch: Partial<Snapshot> = {}): Transition {
+  return { snapshot: { ...s, ...patch, state }, effects, reason, ignored: false }
+}
+
+/** An operator start or restart clears every counter (also out of failed). */
+const freshCounters = { restartCount: 0, backoffAttempt: 0, recentRestarts: [] as number[] }
+
+/**
+ * Decides what follows an unplanned end of the process: restart through the backoff, give up
+ * (failed), or stay stopped because the policy says so.
+ */
+function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, exit?: ExitInfo): Transition {
+  const { policy, now } = ctx
+  const patch: Partial<Snapshot> = { stableSince: undefined }
+  if (exit) patch.lastExit = exit
+  const cleanExit = exit !== undefined && exit.code === 0 && exit.signal === null
+  if (reason === 'crash' && (policy.policy === 'never' || (policy.policy === 'on-failure' && cleanExit))) {
+    return go(s, { name: 'stopped' }, cleanExit ? 'exited' : 'exited (restart policy ' + policy.policy + ')', [], patch)
+  }
+  let attempt = s.backoffAttempt
+  let recent = s.recentRestarts.filter((t) => now - t < policy.windowMs)
+  if (s.stableSince !== undefined && now - s.stableSince >= policy.resetAfterMs) {
+    attempt = 0
+    recent = []
+  }
+  if (recent.length >= policy.maxRestarts) {
+    return go(s, { name: 'failed', since: now, reason: `${recent.length} restarts within ${policy.windowMs} ms` }, `failed: ${reason}, restart limit reached`, [], { ...patch, backoffAttempt: attempt, recentRestarts: recent })
+  }
+  attempt += 1
+  const delay = restartDelay(attempt, policy, ctx.random)
+  const until = now + delay
+  return go(s, { name: 'backoff', since: now, until, reason }, reason, [{ type: 'schedule-restart', at: until }], {
+    ...patch, backoffAttempt: attempt, recentRestarts: [...recent, now]
+  })
+}
+
+export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transition {
+  const { now } = ctx
+  const st = s.state
+  switch (st.name) {
+    case 'stopped':
+    case 'failed':
+      switch (ev.type) {
+        case 'start':
+        case 'restart':
+          return go(s, { name: 'starting', since: now }, ev.reason ?? ev.type, [{ type: 'spawn' }], { ...freshCounters, desired: 'running' })
+        case 'stop':
+          if (st.name === 'stopped' && s.desired === 'stopped') return ignore(s)
+          return go(s, { name: 'stopped' }, ev.reason ?? 'stop', [], { desired: 'stopped' })
+        default:
+          return ignore(s)
+      }
+    case 'starting':
+      switch (ev.type) {
+        case 'start':
+          return ignore(s)
+        case 'stop':
+          return go(s, { name: 'stopping', since: now, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [{ type: 'kill', reason: 'stop' }], { desired: 'stopped' })
+        case 'restart':
+          return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, ev.reason ?? 'restart', [{ type: 'kill', reason: 'restart' }], { ...freshCounters, desired: 'running' })
+        case 'spawned':
+          return go(s, { name: 'running', since: now }, 'spawned', [], { stableSince: ctx.probed ? undefined : now })
+        case 'spawn-failed':
+          return afterCrash(s, ctx, 'spawn-error', { code: null, signal: null, at: now })
+        case 'exited':
+          return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
+        default:
+          return ignore(s)
+      }
+    case 'running':
+      switch (ev.type) {
+        case 'start':
+          return ignore(s)
+        case 'stop':
+          return go(s, { name: 'stopping', since: now, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [{ type: 'kill', reason: 'stop' }], { desired: 'stopped' })
+        case 'restart':
+          return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, ev.reason ?? 'restart', [{ type: 'kill', reason: 'restart' }], { ...freshCounters, desired: 'running' })
+        case 'exited':
+          return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
+        case 'unhealthy':
+        case 'memory-exceeded': {
+          const reason = ev.type === 'unhealthy' ? 'unhealthy' : 'memory'
+          // restart.policy never: leave it running, unhealthy, for the operator to look at.
+          if (ctx.policy.policy === 'never') return { ...ignore({ ...s, stableSince: undefined }), reason }
+          return go(s, { name: 'stopping', since: now, intent: { then: 'crash', reason } }, reason, [{ type: 'kill', reason }], { stableSince: undefined })
+        }
+        case 'healthy':
+          if (s.stableSince !== undefined) return ignore(s)
+          return { snapshot: { ...s, stableSince: now }, effects: [], reason: 'healthy', ignored: false }
+        default:
+          return ignore(s)
+      }
+    case 'stopping':
+      switch (ev.type) {
+        case 'start':
+        case 'restart':
+          if (st.intent.then === 'start') return ignore(s)
+          return go(s, { ...st, intent: { then: 'start' } }, ev.reason ?? ev.type, [], { ...freshCounters, desired: 'running' })
+        case 'stop':
+          if (st.intent.then === 'stopped') return ignore(s)
+          return go(s, { ...st, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [], { desired: 'stopped' })
+        case 'exited':
+        case 'spawn-failed': {
+          const exit = ev.type === 'exited' ? { code: ev.code, signal: ev.signal, at: now } : { code: null, signal: null, at: now }
+          switch (st.intent.then) {
+            case 'stopped':
+              return go(s, { name: 'stopped' }, 'stopped', [], { lastExit: exit, stableSince: undefined })
+            case 'start':
+              return go(s, { name: 'starting', since: now }, 'restart', [{ type: 'spawn' }], { lastExit: exit, stableSince: undefined })
+            case 'crash':
+              return afterCrash(s, ctx, st.intent.reason, exit)
+            default:
+              throw new Error(`unknown stop intent ${JSON.stringify(st.intent)}`)
+          }
+        }
+        default:
+          return ignore(s)
+      }
+    case 'backoff':
+      switch (ev.type) {
+        case 'start':
+        case 'restart':
+          return go(s, { name: 'starting', since: now }, ev.reason ?? ev.type, [{ type: 'cancel-restart' }, { type: 'spawn' }], { ...freshCounters, desired: 'running' })
+        case 'stop':
+          return go(s, { name: 'stopped' }, ev.reason ?? 'stop', [{ type: 'cancel-restart' }], { desired: 'stopped' })
+        case 'backoff-elapsed':
+          return go(s, { name: 'starting', since: now }, `restart after ${st.reason}`, [{ type: 'spawn' }], { restartCount: s.restartCount + 1 })
+        default:
+          return ignore(s)
+      }
+    default: {
+      const never: never = st
+      throw new Error(`unknown state ${JSON.stringify(never)}`)
+    }
+  }
+}
+
+export const Statuses = {
+  healthy: 'healthy',
+  degraded: 'degraded',
+  unhealthy: 'unhealthy',
+  unknown: 'unknown',
+  restarting: 'restarting',
+  failed: 'failed',
+  stopped: 'stopped'
+} as const
+export type Status = typeof Statuses[keyof typeof Statuses]
+export const STATUS_NAMES = Object.values(Statuses)
+
+export const Healths = { unknown: 'unknown', healthy: 'healthy', degraded: 'degraded', unhealthy: 'unhealthy' } as const
+export type Health = typeof Healths[keyof typeof Healths]
+export const HEALTH_NAMES = Object.values(Healths)
+
+/** The one-word summary of state and health that the health endpoints report. */
+export function statusOf (state: State, health: Health, restartCount: number): Status {
+  switch (state.name) {
+    case 'failed': return 'failed'
+    case 'stopped': return 'stopped'
+    case 'backoff': return 'restarting'
+    case 'stopping': return state.intent.then === 'stopped' ? 'stopped' : 'restarting'
+    case 'starting': return restartCount > 0 ? 'restarting' : 'unknown'
+    case 'running': return health
+    default: {
+      const never: never = state
+      throw new Error(`unknown state ${JSON.stringify(never)}`)
+    }
+  }
+}

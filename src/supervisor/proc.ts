@@ -1,0 +1,109 @@
+// What Linux's /proc tells about processes: identity (start time), process groups, resources.
+// Everything degrades to "unknown" where /proc is missing, so callers can fall back.
+import { readFileSync, readdirSync } from 'node:fs'
+
+export interface ProcStat {
+  pid: number
+  /** One-letter state: R, S, D, Z (zombie), T, X ... */
+  state: string
+  ppid: number
+  pgid: number
+  /** Start time in clock ticks after boot: with the boot id, the identity of a process. */
+  startTicks: number
+  utimeTicks: number
+  stimeTicks: number
+  rssPages: number
+}
+
+/** Parses /proc/<pid>/stat; undefined when the process does not exist (or /proc is missing). */
+export function readProcStat (pid: number, procRoot = '/proc'): ProcStat | undefined {
+  let text: string
+  try {
+    text = readFileSync(`${procRoot}/${pid}/stat`, 'latin1')
+  } catch {
+    return undefined
+  }
+  return parseProcStat(text)
+}
+
+/** The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'. */
+export function parseProcStat (text: string): ProcStat | undefined {
+  const close = text.lastIndexOf(')')
+  if (close < 0) return undefined
+  const pid = Number.parseInt(text, 10)
+  const f = text.slice(close + 2).split(' ')
+  // f[0] is field 3 (state); field n is f[n - 3].
+  return {
+    pid,
+    state: f[0],
+    ppid: Number(f[1]),
+    pgid: Number(f[2]),
+    utimeTicks: Number(f[11]),
+    stimeTicks: Number(f[12]),
+    startTicks: Number(f[19]),
+    rssPages: Number(f[21])
+  }
+}
+
+let cachedBootId: string | undefined
+/** Changes at every boot: start ticks from another boot mean nothing. */
+export function bootId (): string {
+  if (cachedBootId === undefined) {
+    try {
+      cachedBootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+    } catch {
+      cachedBootId = 'unknown'
+    }
+  }
+  return cachedBootId
+}
+
+/** Every live process whose process group is `pgid` (zombies included; callers filter). */
+export function groupMembers (pgid: number, procRoot = '/proc'): ProcStat[] {
+  let entries: string[]
+  try {
+    entries = readdirSync(procRoot)
+  } catch {
+    return []
+  }
+  const out: ProcStat[] = []
+  for (const e of entries) {
+    const c = e.charCodeAt(0)
+    if (c < 48 || c > 57) continue
+    const st = readProcStat(Number(e), procRoot)
+    if (st !== undefined && st.pgid === pgid) out.push(st)
+  }
+  return out
+}
+
+/**
+ * Whether any process of the group is still alive. Zombies count as gone: PID 1 of a container
+ * may never reap them. The cheap signal-0 probe answers the common case without reading /proc.
+ */
+export function groupAlive (pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0)
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  const members = groupMembers(pgid)
+  // No /proc (not Linux): trust the signal probe.
+  if (members.length === 0) return !procAvailable()
+  return members.some((m) => m.state !== 'Z' && m.state !== 'X')
+}
+
+let procOk: boolean | undefined
+function procAvailable (): boolean {
+  procOk ??= readProcStat(process.pid) !== undefined
+  return procOk
+}
+
+/** Sends a signal to a whole process group; false when no such group exists. */
+export function signalGroup (pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal)
+    return true
+  } catch {
+    return false
+  }
+}

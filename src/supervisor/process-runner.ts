@@ -1,0 +1,164 @@
+// The OS process behind a small interface (spawn, stop, output, exit), so the supervisor can be
+// driven by a fake in tests and by real child processes in production.
+import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
+import { bootId, groupAlive, readProcStat, signalGroup } from './proc.js'
+import { LineSplitter } from './line-splitter.js'
+
+export interface SpawnSpec {
+  command: string
+  args: string[]
+  cwd: string
+  env: Record<string, string>
+}
+
+export interface ProcessIdentity {
+  pid: number
+  /** Process group id: the plugin's process is its group's leader. */
+  pgid: number
+  startTicks: number | null
+  bootId: string
+}
+
+export interface ProcessCallbacks {
+  /** The program is executing. */
+  onSpawn: (identity: ProcessIdentity) => void
+  /** It could not be started (no such program, permission...). Terminal. */
+  onSpawnError: (err: Error) => void
+  /** The leader exited and every process of its group is gone. Terminal. */
+  onExit: (code: number | null, signal: string | null) => void
+  onLine: (stream: 'stdout' | 'stderr', line: string) => void
+}
+
+export interface ProcessHandle {
+  readonly pid: number | undefined
+  /**
+   * Stop signal to the whole group, SIGKILL to the group after timeoutMs. Resolves once every
+   * process of the group is gone (onExit has then been called).
+   */
+  stop: (signal: NodeJS.Signals, timeoutMs: number) => Promise<void>
+}
+
+export interface ProcessRunner {
+  spawn: (spec: SpawnSpec, cb: ProcessCallbacks) => ProcessHandle
+}
+
+export const MAX_LINE_BYTES = 8 * 1024
+
+/** Resolves when the group is gone, polling /proc with a growing interval; false at the deadline. */
+export function waitGroupGone (pgid: number, deadline: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let delay = 1
+    const check = (): void => {
+      if (!groupAlive(pgid)) return resolve(true)
+      const left = deadline - Date.now()
+      if (left <= 0) return resolve(false)
+      delay = Math.min(delay * 2, 50)
+      setTimeout(check, Math.min(delay, left)).unref()
+    }
+    check()
+  })
+}
+
+class ChildHandle implements ProcessHandle {
+  readonly #child: ChildProcess
+  readonly #cb: ProcessCallbacks
+  #exited = false
+  #stopping: Promise<void> | undefined
+  #done: Promise<void>
+  #resolveDone!: () => void
+  /** Set once the leader exited; the group may still be draining. */
+  #leaderExit: { code: number | null, signal: string | null } | undefined
+  #stopDeadline: number | undefined
+
+  constructor (spec: SpawnSpec, cb: ProcessCallbacks) {
+    this.#cb = cb
+    this.#done = new Promise((resolve) => { this.#resolveDone = resolve })
+    this.#child = spawnChild(spec.command, spec.args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      detached: true, // own session and process group: the group can be signalled as a whole
+      stdio: ['ignore', 'pipe', 'pipe'],
+      windowsHide: true
+    })
+    const child = this.#child
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const splitter = new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine(stream, line))
+      child[stream]!.on('data', (chunk: Buffer) => splitter.push(chunk))
+      child[stream]!.on('end', () => splitter.end())
+      child[stream]!.on('error', () => {})
+    }
+    child.once('spawn', () => {
+      const pid = child.pid!
+      cb.onSpawn({ pid, pgid: pid, startTicks: readProcStat(pid)?.startTicks ?? null, bootId: bootId() })
+    })
+    child.once('error', (err) => {
+      // 'error' without a pid is a failed spawn; with one it is a failed kill, which the group logic covers.
+      if (child.pid === undefined && !this.#exited) {
+        this.#exited = true
+        cb.onSpawnError(err)
+        this.#resolveDone()
+      }
+    })
+    child.once('exit', (code, signal) => { this.#onLeaderExit(code, signal) })
+  }
+
+  get pid (): number | undefined { return this.#child.pid }
+
+  #onLeaderExit (code: number | null, signal: string | null): void {
+    this.#leaderExit = { code, signal }
+    const pgid = this.#child.pid!
+    if (!groupAlive(pgid)) return this.#finish()
+    if (this.#stopDeadline === undefined) {
+      // The leader died on its own and left processes behind: they would hold its port and
+      // double its work after a restart, so they go at once.
+      signalGroup(pgid, 'SIGKILL')
+      this.#stopDeadline = Date.now() + 5000
+    }
+    void waitGroupGone(pgid, this.#stopDeadline).then((gone) => {
+      if (!gone) {
+        signalGroup(pgid, 'SIGKILL')
+        return waitGroupGone(pgid, Date.now() + 5000)
+      }
+      return true
+    }).then(() => this.#finish())
+  }
+
+  #finish (): void {
+    if (this.#exited) return
+    this.#exited = true
+    const e = this.#leaderExit!
+    this.#cb.onExit(e.code, e.signal)
+    this.#resolveDone()
+  }
+
+  stop (signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+    if (this.#exited) return Promise.resolve()
+    this.#stopping ??= this.#stop(signal, timeoutMs)
+    return this.#stopping
+  }
+
+  async #stop (signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+    const pid = this.#child.pid
+    if (pid === undefined) {
+      // Not spawned yet: the spawn either fails (terminal) or succeeds, after which we stop it.
+      await new Promise<void>((resolve) => {
+        this.#child.once('spawn', resolve)
+        void this.#done.then(resolve)
+      })
+      if (this.#exited) return
+      return this.#stop(signal, timeoutMs)
+    }
+    this.#stopDeadline = Date.now() + timeoutMs
+    signalGroup(pid, signal)
+    const timer = setTimeout(() => { if (!this.#exited) signalGroup(pid, 'SIGKILL') }, timeoutMs)
+    timer.unref()
+    // If the leader already exited, its group may be draining: make sure the drain uses our deadline.
+    if (this.#leaderExit !== undefined) void waitGroupGone(pid, this.#stopDeadline).then(() => this.#finish())
+    await this.#done
+    clearTimeout(timer)
+  }
+}
+
+export const childProcessRunner: ProcessRunner = {
+  spawn: (spec, cb) => new ChildHandle(spec, cb)
+}

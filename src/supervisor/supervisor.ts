@@ -1,0 +1,611 @@
+// The driver around the pure lifecycle table: it feeds events in, performs the effects (spawn,
+// kill, timers), persists transitions and desired state, and publishes every change as an event.
+import { EventEmitter } from 'node:events'
+import { createServer } from 'node:net'
+import type { Logger } from '../logger.js'
+import type { LoadedManifest } from '../config/load.js'
+import {
+  initialSnapshot, statusOf, transition,
+  type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
+} from './lifecycle.js'
+import { RestartBudget } from './backoff.js'
+import { LogRing, type LogLine } from './line-splitter.js'
+import type { ProcessHandle, ProcessIdentity, ProcessRunner } from './process-runner.js'
+import { groupMembers, readProcStat, signalGroup, bootId as currentBootId } from './proc.js'
+import { waitGroupGone } from './process-runner.js'
+import type { StateStore } from '../store/state-store.js'
+
+export interface Clock {
+  now: () => number
+}
+export const systemClock: Clock = { now: () => Date.now() }
+
+export const LOG_RING_LINES = 1000
+const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const
+
+export interface TransitionEvent {
+  plugin: string
+  from: StateName
+  to: StateName
+  reason: string
+  at: number
+  exitCode: number | null
+  signal: string | null
+  restartCount: number
+}
+export interface RestartEvent { plugin: string, reason: 'crash' | 'unhealthy' | 'memory' | 'manual', at: number }
+export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
+
+export interface SupervisorEvents {
+  transition: [TransitionEvent]
+  restart: [RestartEvent]
+  health: [HealthEvent]
+  /** A plugin was added to or removed from supervision. */
+  loaded: [string]
+  unloaded: [string]
+}
+
+export interface PluginSummary {
+  name: string
+  version: string | null
+  description: string | null
+  state: StateName
+  health: Health
+  status: Status
+  desired: 'running' | 'stopped'
+  critical: boolean
+  pid: number | null
+  port: number | null
+  startedAt: string | null
+  uptimeMs: number
+  restartCount: number
+  lastExit: { code: number | null, signal: string | null, at: string } | null
+  nextRestartAt: string | null
+  circuit: 'closed' | 'open' | 'half-open' | 'isolated' | null
+}
+
+export class PluginNotFoundError extends Error {
+  constructor (readonly plugin: string) {
+    super(`plugin '${plugin}' is not loaded`)
+    this.name = 'PluginNotFoundError'
+  }
+}
+
+type Op = 'start' | 'stop' | 'restart'
+
+class Plugin {
+  snapshot: Snapshot
+  health: Health = 'unknown'
+  handle: ProcessHandle | undefined
+  identity: ProcessIdentity | undefined
+  port: number | undefined
+  startedAt: number | undefined
+  restartTimer: NodeJS.Timeout | undefined
+  nextRestartAt: number | undefined
+  readonly logs = new LogRing(LOG_RING_LINES)
+  /** Serialized operator operations; the tail is joined by an identical request. */
+  queue: Promise<unknown> = Promise.resolve()
+  tail: { op: Op, promise: Promise<PluginSummary> } | undefined
+  readonly settleWaiters = new Set<() => void>()
+  /** Aborts a start that still waits for its dependencies (a stop came, or the daemon shuts down). */
+  dependencyWait: AbortController | undefined
+
+  constructor (public manifest: LoadedManifest, desired: 'running' | 'stopped') {
+    this.snapshot = initialSnapshot(desired)
+    if (typeof manifest.port === 'number') this.port = manifest.port
+  }
+
+  get name (): string { return this.manifest.name }
+}
+
+export interface SupervisorOptions {
+  runner: ProcessRunner
+  store: StateStore
+  logger: Logger
+  clock?: Clock
+  random?: () => number
+  restartBudget: { burst: number, perSecond: number }
+  /** Picks a free loopback port for `port: auto`. */
+  allocatePort?: () => Promise<number>
+}
+
+export function freeLoopbackPort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const SETTLED: ReadonlySet<StateName> = new Set(['running', 'stopped', 'backoff', 'failed'])
+
+export class Supervisor extends EventEmitter<SupervisorEvents> {
+  readonly #plugins = new Map<string, Plugin>()
+  readonly #runner: ProcessRunner
+  readonly #store: StateStore
+  readonly #log: Logger
+  readonly #clock: Clock
+  readonly #random: () => number
+  readonly #budget: RestartBudget
+  readonly #allocatePort: () => Promise<number>
+  #closing = false
+
+  constructor (opts: SupervisorOptions) {
+    super()
+    this.#runner = opts.runner
+    this.#store = opts.store
+    this.#log = opts.logger
+    this.#clock = opts.clock ?? systemClock
+    this.#random = opts.random ?? Math.random
+    this.#budget = new RestartBudget(opts.restartBudget, this.#clock.now())
+    this.#allocatePort = opts.allocatePort ?? freeLoopbackPort
+  }
+
+  // ---- registry -------------------------------------------------------------------------
+
+  /** Adds plugins to supervision (not started). Desired state comes from the store, else autostart. */
+  load (manifests: LoadedManifest[]): void {
+    const persisted = this.#store.desiredStates()
+    for (const m of manifests) {
+      if (this.#plugins.has(m.name)) throw new Error(`plugin '${m.name}' is already loaded`)
+      const desired = persisted.get(m.name) ?? (m.autostart ? 'running' : 'stopped')
+      this.#plugins.set(m.name, new Plugin(m, desired))
+      this.emit('loaded', m.name)
+    }
+  }
+
+  names (): string[] { return [...this.#plugins.keys()] }
+
+  has (name: string): boolean { return this.#plugins.has(name) }
+
+  manifest (name: string): LoadedManifest { return this.#get(name).manifest }
+
+  #get (name: string): Plugin {
+    const p = this.#plugins.get(name)
+    if (!p) throw new PluginNotFoundError(name)
+    return p
+  }
+
+  // ---- read side --------------------------------------------------------------------------
+
+  summary (name: string): PluginSummary {
+    return this.#summary(this.#get(name))
+  }
+
+  list (): PluginSummary[] {
+    return [...this.#plugins.values()].map((p) => this.#summary(p))
+  }
+
+  #summary (p: Plugin): PluginSummary {
+    const s = p.snapshot
+    const now = this.#clock.now()
+    const running = s.state.name === 'running'
+    return {
+      name: p.name,
+      version: p.manifest.version ?? null,
+      description: p.manifest.description ?? null,
+      state: s.state.name,
+      health: p.health,
+      status: statusOf(s.state, p.health, s.restartCount),
+      desired: s.desired,
+      critical: p.manifest.critical,
+      pid: p.handle?.pid ?? null,
+      port: p.port ?? null,
+      startedAt: running && p.startedAt !== undefined ? new Date(p.startedAt).toISOString() : null,
+      uptimeMs: running && p.startedAt !== undefined ? now - p.startedAt : 0,
+      restartCount: s.restartCount,
+      lastExit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal, at: new Date(s.lastExit.at).toISOString() } : null,
+      nextRestartAt: s.state.name === 'backoff' && p.nextRestartAt !== undefined ? new Date(p.nextRestartAt).toISOString() : null,
+      circuit: null
+    }
+  }
+
+  snapshot (name: string): Snapshot { return this.#get(name).snapshot }
+
+  health (name: string): Health { return this.#get(name).health }
+
+  status (name: string): Status {
+    const p = this.#get(name)
+    return statusOf(p.snapshot.state, p.health, p.snapshot.restartCount)
+  }
+
+  /** The identity of the running process (pid, group, start time), if any. */
+  processOf (name: string): ProcessIdentity | undefined { return this.#get(name).identity }
+
+  logs (name: string, tail: number): LogLine[] { return this.#get(name).logs.tail(tail) }
+
+  events (name: string, opts: { since?: number, limit?: number } = {}) {
+    this.#get(name)
+    return this.#store.events(name, opts)
+  }
+
+  // ---- operator operations ----------------------------------------------------------------
+
+  start (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start') }
+  stop (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'stop') }
+  restart (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'restart') }
+
+  /** Starts several plugins; each waits for its dependencies, so order is kept while the rest runs in parallel. */
+  async startMany (names: string[]): Promise<PluginSummary[]> {
+    names.forEach((n) => this.#get(n))
+    return Promise.all(names.map((n) => this.start(n)))
+  }
+
+  /** Stops several plugins, every one after the plugins of the set that depend on it. */
+  async stopMany (names: string[]): Promise<PluginSummary[]> {
+    names.forEach((n) => this.#get(n))
+    const set = new Set(names)
+    const done = new Map<string, Promise<PluginSummary>>()
+    const stopOne = (n: string): Promise<PluginSummary> => {
+      let pr = done.get(n)
+      if (!pr) {
+        const dependents = [...set].filter((d) => this.#get(d).manifest.dependsOn.includes(n))
+        pr = Promise.all(dependents.map(stopOne)).then(() => this.stop(n))
+        done.set(n, pr)
+      }
+      return pr
+    }
+    return Promise.all(names.map(stopOne))
+  }
+
+  /** Restarts several: stops them in reverse dependency order, then starts them in order. */
+  async restartMany (names: string[]): Promise<PluginSummary[]> {
+    if (names.length === 1) return [await this.restart(names[0])]
+    await this.stopMany(names)
+    return this.startMany(names)
+  }
+
+  /** Boot: starts every plugin whose desired state is running. */
+  async startDesired (): Promise<void> {
+    const names = [...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => p.name)
+    await this.startMany(names)
+  }
+
+  /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
+  async shutdown (): Promise<void> {
+    this.#closing = true
+    for (const p of this.#plugins.values()) p.dependencyWait?.abort()
+    const desired = new Map([...this.#plugins.values()].map((p) => [p.name, p.snapshot.desired]))
+    await this.stopMany(this.names())
+    for (const [name, d] of desired) {
+      const p = this.#plugins.get(name)
+      if (p) p.snapshot = { ...p.snapshot, desired: d }
+    }
+  }
+
+  /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs. */
+  waitFor (name: string, pred: (s: PluginSummary) => boolean, timeoutMs: number): Promise<PluginSummary> {
+    const p = this.#get(name)
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const s = this.#summary(p)
+        if (pred(s)) { done(); resolve(s); return true }
+        return false
+      }
+      const onChange = (e: { plugin: string }): void => { if (e.plugin === name) check() }
+      const timer = setTimeout(() => { done(); reject(new WaitTimeoutError(name, timeoutMs)) }, timeoutMs)
+      const done = (): void => {
+        clearTimeout(timer)
+        this.off('transition', onChange)
+        this.off('health', onChange)
+      }
+      this.on('transition', onChange)
+      this.on('health', onChange)
+      check()
+    })
+  }
+
+  #enqueue (p: Plugin, op: Op): Promise<PluginSummary> {
+    if (op === 'stop') p.dependencyWait?.abort()
+    // Two identical requests in a row are one: a second restart joins the first.
+    if (p.tail?.op === op) return p.tail.promise
+    const promise = p.queue.then(() => this.#perform(p, op))
+    const entry = { op, promise }
+    p.tail = entry
+    p.queue = promise.catch(() => {}).finally(() => { if (p.tail === entry) p.tail = undefined })
+    return promise
+  }
+
+  async #perform (p: Plugin, op: Op): Promise<PluginSummary> {
+    if (op !== 'stop') {
+      if (this.#closing) return this.#summary(p)
+      const ac = new AbortController()
+      p.dependencyWait = ac
+      try {
+        await this.#awaitDependencies(p, ac.signal)
+      } finally {
+        p.dependencyWait = undefined
+      }
+      // A stop (or shutdown) overtook this start while it waited.
+      if (ac.signal.aborted || this.#closing) return this.#summary(p)
+    }
+    this.#feed(p, { type: op, reason: op === 'restart' ? 'manual restart' : `operator ${op}` })
+    await this.#settled(p)
+    return this.#summary(p)
+  }
+
+  /** Starts missing dependencies and waits until each is healthy or degraded (or has given up). */
+  async #awaitDependencies (p: Plugin, signal: AbortSignal): Promise<void> {
+    await Promise.all(p.manifest.dependsOn.map(async (depName) => {
+      const dep = this.#plugins.get(depName)
+      if (!dep) return
+      if (dep.snapshot.state.name !== 'running') await this.start(depName)
+      if (signal.aborted) return
+      await new Promise<void>((resolve) => {
+        const ready = (): boolean => {
+          const st = statusOf(dep.snapshot.state, dep.health, dep.snapshot.restartCount)
+          // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
+          return st === 'healthy' || st === 'degraded' || st === 'failed' || st === 'stopped' || st === 'unhealthy'
+        }
+        if (ready()) return resolve()
+        const finish = (): void => {
+          this.off('transition', onChange)
+          this.off('health', onChange)
+          signal.removeEventListener('abort', finish)
+          resolve()
+        }
+        const onChange = (e: { plugin: string }): void => { if (e.plugin === depName && ready()) finish() }
+        this.on('transition', onChange)
+        this.on('health', onChange)
+        signal.addEventListener('abort', finish)
+      })
+    }))
+  }
+
+  #settled (p: Plugin): Promise<void> {
+    if (SETTLED.has(p.snapshot.state.name)) return Promise.resolve()
+    return new Promise((resolve) => p.settleWaiters.add(resolve))
+  }
+
+  // ---- inputs from probes and resource sampling ------------------------------------------
+
+  /** Sets the health verdict of a running plugin (from the health module). */
+  setHealth (name: string, health: Health, reason: string): void {
+    const p = this.#get(name)
+    if (p.snapshot.state.name !== 'running') return
+    this.#setHealth(p, health, reason)
+    if (health === 'healthy' || health === 'degraded') this.#feed(p, { type: 'healthy' })
+    if (health === 'unhealthy') this.#feed(p, { type: 'unhealthy' })
+  }
+
+  /** The memory limit was exceeded (from the resource sampler). */
+  memoryExceeded (name: string): void {
+    this.#feed(this.#get(name), { type: 'memory-exceeded' })
+  }
+
+  #setHealth (p: Plugin, health: Health, reason: string): void {
+    if (p.health === health) return
+    const from = p.health
+    p.health = health
+    this.emit('health', { plugin: p.name, from, to: health, reason, at: this.#clock.now() })
+  }
+
+  // ---- the driver -------------------------------------------------------------------------
+
+  #feed (p: Plugin, ev: LifecycleEvent): Transition {
+    const now = this.#clock.now()
+    const before = p.snapshot
+    const t = transition(before, ev, { policy: p.manifest.restart, probed: p.manifest.healthCheck !== undefined, now, random: this.#random })
+    if (t.ignored) {
+      p.snapshot = t.snapshot
+      return t
+    }
+    p.snapshot = t.snapshot
+    if (t.snapshot.desired !== before.desired && !this.#closing) this.#store.setDesired(p.name, t.snapshot.desired, now)
+    if (before.state.name !== t.snapshot.state.name) this.#onStateChange(p, before, ev, t, now)
+    if (ev.type === 'restart') this.emit('restart', { plugin: p.name, reason: 'manual', at: now })
+    if (ev.type === 'backoff-elapsed' && before.state.name === 'backoff') {
+      this.emit('restart', { plugin: p.name, reason: before.state.reason === 'spawn-error' ? 'crash' : before.state.reason, at: now })
+    }
+    for (const effect of t.effects) this.#performEffect(p, effect)
+    if (SETTLED.has(p.snapshot.state.name) && p.settleWaiters.size > 0) {
+      const waiters = [...p.settleWaiters]
+      p.settleWaiters.clear()
+      for (const w of waiters) w()
+    }
+    return t
+  }
+
+  #onStateChange (p: Plugin, before: Snapshot, ev: LifecycleEvent, t: Transition, now: number): void {
+    const from = before.state.name
+    const to = t.snapshot.state.name
+    const event: TransitionEvent = {
+      plugin: p.name,
+      from,
+      to,
+      reason: t.reason,
+      at: now,
+      exitCode: ev.type === 'exited' ? ev.code : null,
+      signal: ev.type === 'exited' ? ev.signal : null,
+      restartCount: t.snapshot.restartCount
+    }
+    if (to !== 'running') this.#setHealth(p, 'unknown', `state ${to}`)
+    else if (p.manifest.healthCheck === undefined) this.#setHealth(p, 'healthy', 'running, no health check')
+    if (to === 'running') p.startedAt = now
+    this.#store.addEvent(event)
+    const level = to === 'failed' || to === 'backoff' ? 'warn' : 'info'
+    this.#log[level]({ plugin: p.name, from, to, reason: t.reason, exitCode: event.exitCode, signal: event.signal, restartCount: event.restartCount }, `plugin ${p.name}: ${from} -> ${to} (${t.reason})`)
+    this.emit('transition', event)
+  }
+
+  #performEffect (p: Plugin, effect: Transition['effects'][number]): void {
+    switch (effect.type) {
+      case 'spawn':
+        void this.#spawn(p)
+        return
+      case 'kill':
+        void this.#kill(p)
+        return
+      case 'schedule-restart':
+        this.#scheduleRestart(p, effect.at)
+        return
+      case 'cancel-restart':
+        if (p.restartTimer) clearTimeout(p.restartTimer)
+        p.restartTimer = undefined
+        p.nextRestartAt = undefined
+        return
+      default: {
+        const never: never = effect
+        throw new Error(`unknown effect ${JSON.stringify(never)}`)
+      }
+    }
+  }
+
+  #scheduleRestart (p: Plugin, at: number): void {
+    if (p.restartTimer) clearTimeout(p.restartTimer)
+    p.nextRestartAt = at
+    const fire = (): void => {
+      p.restartTimer = undefined
+      if (p.snapshot.state.name !== 'backoff') return
+      // The daemon-wide budget may hold the restart back a little longer.
+      const wait = this.#budget.take(this.#clock.now())
+      if (wait > 0) {
+        p.nextRestartAt = this.#clock.now() + wait
+        p.restartTimer = setTimeout(fire, wait)
+        return
+      }
+      this.#feed(p, { type: 'backoff-elapsed' })
+    }
+    p.restartTimer = setTimeout(fire, Math.max(0, at - this.#clock.now()))
+  }
+
+  async #spawn (p: Plugin): Promise<void> {
+    const m = p.manifest
+    if (m.port === 'auto' && p.port === undefined) {
+      try {
+        p.port = await this.#allocatePort()
+      } catch (err) {
+        this.#feed(p, { type: 'spawn-failed', error: `no free port: ${(err as Error).message}` })
+        return
+      }
+    }
+    // The state may have moved on while a port was picked.
+    if (p.snapshot.state.name !== 'starting') return
+    const env: Record<string, string> = {}
+    for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
+    Object.assign(env, m.env)
+    env.PLUGVISOR_PLUGIN = m.name
+    env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
+    if (p.port !== undefined) env.PORT = String(p.port)
+    const outLog = this.#log.child({ plugin: m.name, stream: 'stdout' })
+    const errLog = this.#log.child({ plugin: m.name, stream: 'stderr' })
+    const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env }, {
+      onSpawn: (identity) => {
+        if (p.handle !== handle) return
+        p.identity = identity
+        this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() })
+        this.#feed(p, { type: 'spawned' })
+      },
+      onSpawnError: (err) => {
+        if (p.handle !== handle) return
+        p.handle = undefined
+        this.#log.error({ plugin: m.name, err: err.message }, `plugin ${m.name}: cannot start ${m.command}: ${err.message}`)
+        this.#feed(p, { type: 'spawn-failed', error: err.message })
+      },
+      onExit: (code, signal) => {
+        if (p.handle !== handle) return
+        p.handle = undefined
+        p.identity = undefined
+        this.#store.forgetProcess(m.name)
+        this.#feed(p, { type: 'exited', code, signal })
+      },
+      onLine: (stream, line) => {
+        p.logs.push({ at: this.#clock.now(), stream, line })
+        ;(stream === 'stdout' ? outLog : errLog).info(line)
+      }
+    })
+    p.handle = handle
+  }
+
+  async #kill (p: Plugin): Promise<void> {
+    const h = p.handle
+    if (!h) {
+      // Nothing runs (a spawn that is still picking a port): the stop is immediate.
+      this.#feed(p, { type: 'exited', code: null, signal: null })
+      return
+    }
+    await h.stop(p.manifest.stop.signal as NodeJS.Signals, p.manifest.stop.timeoutMs)
+  }
+
+  // ---- leftovers of a daemon that was killed hard ------------------------------------------
+
+  /**
+   * Terminates process groups recorded by a previous daemon that are still alive: stop signal,
+   * then SIGKILL after their stop timeout. A recorded pid whose start time differs is someone
+   * else's and is left alone. Returns what was found, for the log.
+   */
+  async reapOrphans (): Promise<{ plugin: string, pid: number, action: 'terminated' | 'gone' | 'reused' }[]> {
+    const report: { plugin: string, pid: number, action: 'terminated' | 'gone' | 'reused' }[] = []
+    const boot = currentBootId()
+    await Promise.all(this.#store.recordedProcesses().map(async (r) => {
+      try {
+        if (r.bootId !== boot || r.startTicks === null) {
+          report.push({ plugin: r.plugin, pid: r.pid, action: 'gone' })
+          return
+        }
+        const leader = readProcStat(r.pid)
+        let targets: number[]
+        if (leader && leader.startTicks === r.startTicks && leader.pgid === r.pgid) {
+          targets = [-r.pgid]
+        } else {
+          // The leader is gone (or its pid was reused): its group may still have members.
+          targets = groupMembers(r.pgid)
+            .filter((m) => m.startTicks >= r.startTicks! && m.state !== 'Z' && m.pid !== process.pid)
+            .map((m) => m.pid)
+          if (targets.length === 0) {
+            report.push({ plugin: r.plugin, pid: r.pid, action: leader ? 'reused' : 'gone' })
+            return
+          }
+        }
+        const sendAll = (sig: NodeJS.Signals): void => {
+          for (const t of targets) {
+            try { process.kill(t, sig) } catch {}
+          }
+        }
+        sendAll(r.stopSignal as NodeJS.Signals)
+        const deadline = Date.now() + r.stopTimeoutMs
+        const gone = await waitTargetsGone(r.pgid, targets, r.startTicks, deadline)
+        if (!gone) {
+          if (targets[0] < 0) signalGroup(r.pgid, 'SIGKILL')
+          else sendAll('SIGKILL')
+          await waitTargetsGone(r.pgid, targets, r.startTicks, Date.now() + 5000)
+        }
+        report.push({ plugin: r.plugin, pid: r.pid, action: 'terminated' })
+        this.#log.warn({ plugin: r.plugin, pid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
+      } finally {
+        this.#store.forgetProcess(r.plugin)
+      }
+    }))
+    return report
+  }
+}
+
+function waitTargetsGone (pgid: number, targets: number[], startTicks: number, deadline: number): Promise<boolean> {
+  if (targets[0] < 0) return waitGroupGone(pgid, deadline)
+  // Individual members: gone when none of them is alive with a start time from that group.
+  return new Promise((resolve) => {
+    let delay = 1
+    const check = (): void => {
+      const alive = targets.some((pid) => {
+        const st = readProcStat(pid)
+        return st !== undefined && st.state !== 'Z' && st.pgid === pgid && st.startTicks >= startTicks
+      })
+      if (!alive) return resolve(true)
+      if (Date.now() >= deadline) return resolve(false)
+      delay = Math.min(delay * 2, 50)
+      setTimeout(check, delay).unref()
+    }
+    check()
+  })
+}
+
+export class WaitTimeoutError extends Error {
+  constructor (readonly plugin: string, readonly timeoutMs: number) {
+    super(`plugin '${plugin}' did not reach the awaited state within ${timeoutMs} ms`)
+    this.name = 'WaitTimeoutError'
+  }
+}

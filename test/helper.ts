@@ -1,0 +1,62 @@
+// Test helpers: a real daemon (real SQLite file in a temp folder, real child processes) built
+// from a config written for the test, torn down (every child stopped) even when the test fails.
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { loadConfig, type LoadedConfig } from '../src/config/load.js'
+import { buildServer } from '../src/server.js'
+import type { AppOptions } from '../src/app.js'
+
+export const FIXTURE = fileURLToPath(new URL('./fixtures/plugin.mjs', import.meta.url))
+
+type Tap = { teardown: (fn: () => unknown) => void }
+
+export function tempDir (prefix = 'plugvisor-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix))
+}
+
+/** A manifest that runs the fixture program in `mode`, with fast stop and restart defaults for tests. */
+export function fixturePlugin (name: string, mode: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const { args, restart, stop, ...rest } = extra as { args?: string[], restart?: object, stop?: object }
+  return {
+    name,
+    command: process.execPath,
+    args: [FIXTURE, mode, ...(args ?? [])],
+    restart: { initialDelayMs: 0, jitter: 0, ...restart },
+    stop: { timeoutMs: 2000, ...stop },
+    ...rest
+  }
+}
+
+/** Writes a main config (JSON) with inline plugins into a temp folder and loads it. */
+export function writeConfig (plugins: unknown[], extra: Record<string, unknown> = {}, dir = tempDir()): LoadedConfig {
+  mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, 'plugvisor.json')
+  writeFileSync(file, JSON.stringify({ dataDir: './data', pluginsDir: './plugins.d', plugins, log: { level: 'silent' }, ...extra }))
+  return loadConfig(file)
+}
+
+/** Builds the app on a config and closes it (stopping every plugin) at teardown. */
+export async function build (t: Tap, loaded: LoadedConfig, opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
+  const app = await buildServer({ loaded, logger: false, ...opts })
+  t.teardown(() => app.close())
+  await app.ready()
+  return app
+}
+
+/** Whether a pid is alive (zombies count as gone). */
+export function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+  } catch {
+    return false
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    return !/^\d+ \(.*\) [ZX]/.test(stat)
+  } catch {
+    return false
+  }
+}
