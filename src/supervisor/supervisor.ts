@@ -36,10 +36,22 @@ export interface TransitionEvent {
 export interface RestartEvent { plugin: string, reason: 'crash' | 'unhealthy' | 'memory' | 'manual', at: number }
 export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
 
+/** One probe result, published by the health module (metrics and history subscribe). */
+export interface ProbeEvent {
+  plugin: string
+  probe: 'http' | 'tcp' | 'exec'
+  phase: 'startup' | 'regular'
+  result: 'success' | 'warn' | 'failure'
+  durationMs: number
+  at: number
+  error?: string
+}
+
 export interface SupervisorEvents {
   transition: [TransitionEvent]
   restart: [RestartEvent]
   health: [HealthEvent]
+  probe: [ProbeEvent]
   /** A plugin was added to or removed from supervision. */
   loaded: [string]
   unloaded: [string]
