@@ -52,6 +52,8 @@ export interface SupervisorEvents {
   restart: [RestartEvent]
   health: [HealthEvent]
   probe: [ProbeEvent]
+  /** One line a plugin printed (also in its ring buffer and the log). */
+  output: [{ plugin: string, stream: 'stdout' | 'stderr', line: string, at: number }]
   /** A plugin was added to or removed from supervision. */
   loaded: [string]
   unloaded: [string]
@@ -526,8 +528,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.#feed(p, { type: 'exited', code, signal })
       },
       onLine: (stream, line) => {
-        p.logs.push({ at: this.#clock.now(), stream, line })
+        const at = this.#clock.now()
+        p.logs.push({ at, stream, line })
         ;(stream === 'stdout' ? outLog : errLog).info(line)
+        if (this.listenerCount('output') > 0) this.emit('output', { plugin: m.name, stream, line, at })
       }
     })
     p.handle = handle
