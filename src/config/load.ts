@@ -42,7 +42,8 @@ export interface LoadedConfig {
   problems: ConfigProblem[]
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true })
+// coerceTypes: a ${VAR} always expands to a string; "8080" must still fill an integer field.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: true, allowUnionTypes: true })
 ajv.addKeyword({ keyword: 'sensitive', schemaType: 'boolean' })
 const validateMain = ajv.compile(MainConfig)
 const validateManifest = ajv.compile(Manifest)

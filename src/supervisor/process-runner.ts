@@ -53,7 +53,7 @@ export function waitGroupGone (pgid: number, deadline: number): Promise<boolean>
       const left = deadline - Date.now()
       if (left <= 0) return resolve(false)
       delay = Math.min(delay * 2, 50)
-      setTimeout(check, Math.min(delay, left)).unref()
+      setTimeout(check, Math.min(delay, left))
     }
     check()
   })
@@ -151,7 +151,6 @@ class ChildHandle implements ProcessHandle {
     this.#stopDeadline = Date.now() + timeoutMs
     signalGroup(pid, signal)
     const timer = setTimeout(() => { if (!this.#exited) signalGroup(pid, 'SIGKILL') }, timeoutMs)
-    timer.unref()
     // If the leader already exited, its group may be draining: make sure the drain uses our deadline.
     if (this.#leaderExit !== undefined) void waitGroupGone(pid, this.#stopDeadline).then(() => this.#finish())
     await this.#done

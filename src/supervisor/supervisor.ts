@@ -565,15 +565,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         }
         const leader = readProcStat(r.pid)
         let targets: number[]
-        if (leader && leader.startTicks === r.startTicks && leader.pgid === r.pgid) {
+        if (leader && leader.startTicks === r.startTicks) {
           targets = [-r.pgid]
+        } else if (leader) {
+          // The pid now belongs to another process. Linux does not hand out a pid that is still
+          // a process group id, so the old group is empty too: nothing of ours is left.
+          report.push({ plugin: r.plugin, pid: r.pid, action: 'reused' })
+          return
         } else {
-          // The leader is gone (or its pid was reused): its group may still have members.
+          // The leader is gone: members of its group started no earlier than it are ours.
           targets = groupMembers(r.pgid)
             .filter((m) => m.startTicks >= r.startTicks! && m.state !== 'Z' && m.pid !== process.pid)
             .map((m) => m.pid)
           if (targets.length === 0) {
-            report.push({ plugin: r.plugin, pid: r.pid, action: leader ? 'reused' : 'gone' })
+            report.push({ plugin: r.plugin, pid: r.pid, action: 'gone' })
             return
           }
         }
@@ -613,7 +618,7 @@ function waitTargetsGone (pgid: number, targets: number[], startTicks: number, d
       if (!alive) return resolve(true)
       if (Date.now() >= deadline) return resolve(false)
       delay = Math.min(delay * 2, 50)
-      setTimeout(check, delay).unref()
+      setTimeout(check, delay)
     }
     check()
   })

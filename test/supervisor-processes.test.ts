@@ -1,0 +1,196 @@
+// The driver with real child processes from the fixture program.
+import t from 'tap'
+import { alive, build, fixturePlugin, writeConfig } from './helper.js'
+import type { Supervisor, TransitionEvent } from '../src/supervisor/supervisor.js'
+
+/** Resolves with the first output line of `plugin` that matches. */
+function outputLine (sup: Supervisor, plugin: string, re: RegExp): Promise<RegExpMatchArray> {
+  return new Promise((resolve) => {
+    const on = (e: { plugin: string, line: string }): void => {
+      const m = e.plugin === plugin ? re.exec(e.line) : null
+      if (m) { sup.off('output', on); resolve(m) }
+    }
+    sup.on('output', on)
+  })
+}
+
+/** Records every transition of the supervisor. */
+function recordTransitions (sup: Supervisor): TransitionEvent[] {
+  const seen: TransitionEvent[] = []
+  sup.on('transition', (e) => seen.push(e))
+  return seen
+}
+
+t.test('a SIGKILLed plugin is restarted', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('victim', 'sleep')]), { boot: false })
+  const sup = app.daemon.supervisor
+  await app.daemon.boot()
+  const pid = sup.summary('victim').pid!
+  t.ok(alive(pid))
+  process.kill(pid, 'SIGKILL')
+  const after = await sup.waitFor('victim', (s) => s.state === 'running' && s.pid !== pid, 10000)
+  t.not(after.pid, pid, 'a new process runs')
+  t.equal(after.restartCount, 1)
+  t.match(after.lastExit, { code: null, signal: 'SIGKILL' })
+  const events = sup.events('victim')
+  t.match(events.find((e) => e.to === 'backoff'), { from: 'running', reason: 'crash', signal: 'SIGKILL' }, 'the crash is an event with its signal')
+})
+
+t.test('a crash loop walks the configured delays and ends failed; start from failed works', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('loop', 'exit', {
+    args: ['3'],
+    restart: { initialDelayMs: 20, multiplier: 2, maxDelayMs: 1000, maxRestarts: 3, windowMs: 60000 }
+  })]), { boot: false })
+  const sup = app.daemon.supervisor
+  const delays: number[] = []
+  sup.on('transition', (e) => {
+    const st = sup.snapshot('loop').state
+    if (e.to === 'backoff' && st.name === 'backoff') delays.push(st.until - st.since)
+  })
+  const failed = sup.waitFor('loop', (s) => s.state === 'failed', 20000)
+  await app.daemon.boot()
+  const s = await failed
+  t.same(delays, [20, 40, 80], 'delays double from initialDelayMs')
+  t.equal(s.restartCount, 3, 'three automatic restarts, then failed')
+  t.equal(s.status, 'failed')
+  t.match(s.lastExit, { code: 3, signal: null })
+
+  const res = await app.inject({ method: 'POST', url: '/plugins/loop/start' })
+  t.equal(res.statusCode, 200)
+  const events = sup.events('loop', { limit: 5 })
+  t.ok(events.some((e) => e.from === 'failed' && e.to === 'starting'), 'failed -> starting on an operator start')
+  t.ok(res.json().restartCount <= 1, 'counters were reset by the operator start')
+})
+
+t.test('stop kills grandchildren in the process group', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('parent', 'grandchild')]), { boot: false })
+  const sup = app.daemon.supervisor
+  const line = outputLine(sup, 'parent', /^grandchild (\d+)$/)
+  await app.daemon.boot()
+  const grandchild = Number((await line)[1])
+  t.teardown(() => { try { process.kill(grandchild, 'SIGKILL') } catch {} })
+  t.ok(alive(grandchild), 'the grandchild runs')
+  const res = await app.inject({ method: 'POST', url: '/plugins/parent/stop' })
+  t.equal(res.json().state, 'stopped')
+  t.notOk(alive(grandchild), 'the grandchild (which ignores SIGTERM) is gone when stop answers')
+})
+
+t.test('a plugin that ignores SIGTERM is SIGKILLed after stop.timeoutMs', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('stubborn', 'ignore-sigterm', { stop: { timeoutMs: 300 } })]), { boot: false })
+  const sup = app.daemon.supervisor
+  const ready = outputLine(sup, 'stubborn', /^ready$/)
+  await app.daemon.boot()
+  await ready
+  const pid = sup.summary('stubborn').pid!
+  const res = await app.inject({ method: 'POST', url: '/plugins/stubborn/stop' })
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { state: 'stopped', desired: 'stopped', lastExit: { signal: 'SIGKILL' } })
+  t.notOk(alive(pid))
+  t.ok(sup.logs('stubborn', 10).some((l) => l.line === 'ignoring SIGTERM'), 'it was asked nicely first')
+})
+
+t.test('a crashed leader\'s leftover group is killed before the restart', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('leaky', 'grandchild')]), { boot: false })
+  const sup = app.daemon.supervisor
+  const line = outputLine(sup, 'leaky', /^grandchild (\d+)$/)
+  await app.daemon.boot()
+  const grandchild = Number((await line)[1])
+  t.teardown(() => { try { process.kill(grandchild, 'SIGKILL') } catch {} })
+  const pid = sup.summary('leaky').pid!
+  process.kill(pid, 'SIGKILL')
+  await sup.waitFor('leaky', (s) => s.state === 'backoff' || (s.state === 'running' && s.pid !== pid), 10000)
+  t.notOk(alive(grandchild), 'the orphaned grandchild went with its leader')
+})
+
+t.test('the environment is explicit: manifest env, PATH/HOME/LANG/TZ, PLUGVISOR_*, PORT', async (t) => {
+  process.env.PLUGVISOR_TEST_SECRET = 'must-not-leak'
+  t.teardown(() => { delete process.env.PLUGVISOR_TEST_SECRET })
+  const app = await build(t, writeConfig([fixturePlugin('env', 'print-env', { port: 'auto', env: { GREETING: 'hi' }, config: { a: 1 } })]), { boot: false })
+  const sup = app.daemon.supervisor
+  const line = outputLine(sup, 'env', /^\{.*\}$/)
+  await app.daemon.boot()
+  const env = JSON.parse((await line)[0]) as Record<string, string>
+  t.equal(env.GREETING, 'hi')
+  t.equal(env.PLUGVISOR_PLUGIN, 'env')
+  t.same(JSON.parse(env.PLUGVISOR_CONFIG), { a: 1 })
+  t.equal(Number(env.PORT), sup.summary('env').port, 'PORT is the auto-assigned port')
+  t.ok(Number(env.PORT) > 0)
+  t.equal(env.PATH, process.env.PATH)
+  t.notOk('PLUGVISOR_TEST_SECRET' in env, 'the daemon environment is not inherited')
+  const allowed = new Set(['GREETING', 'PLUGVISOR_PLUGIN', 'PLUGVISOR_CONFIG', 'PORT', 'PATH', 'HOME', 'LANG', 'TZ'])
+  // tap's process-info hook patches child_process to add its own coverage variables to every child.
+  const tapAdded = (k: string): boolean => k.startsWith('_TAPJS_') || (k === 'NODE_OPTIONS' && process.env.TAP === '1')
+  t.same(Object.keys(env).filter((k) => !allowed.has(k) && !tapAdded(k)), [], 'nothing else')
+})
+
+t.test('two concurrent restarts give one restart', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('once', 'sleep')]), { boot: false })
+  const sup = app.daemon.supervisor
+  await app.daemon.boot()
+  const seen = recordTransitions(sup)
+  const [a, b] = await Promise.all([
+    app.inject({ method: 'POST', url: '/plugins/once/restart' }),
+    app.inject({ method: 'POST', url: '/plugins/once/restart' })
+  ])
+  t.equal(a.statusCode, 200)
+  t.equal(a.json().pid, b.json().pid, 'both answers describe the same new process')
+  t.equal(seen.filter((e) => e.to === 'stopping').length, 1, 'one stop')
+  t.equal(seen.filter((e) => e.to === 'running').length, 1, 'one start')
+})
+
+t.test('dependsOn: started after the dependency is up, stopped before it', async (t) => {
+  const app = await build(t, writeConfig([
+    fixturePlugin('app', 'sleep', { dependsOn: ['db'] }),
+    fixturePlugin('db', 'sleep')
+  ]), { boot: false })
+  const sup = app.daemon.supervisor
+  const seen = recordTransitions(sup)
+  await app.daemon.boot()
+  const order = seen.map((e) => `${e.plugin}:${e.to}`)
+  t.ok(order.indexOf('db:running') < order.indexOf('app:starting'), `db runs before app starts (${order.join(' ')})`)
+  seen.length = 0
+  const res = await app.inject({ method: 'POST', url: '/plugins/stop?all=true' })
+  t.equal(res.statusCode, 200)
+  const stops = seen.map((e) => `${e.plugin}:${e.to}`)
+  t.ok(stops.indexOf('app:stopped') < stops.indexOf('db:stopping'), `app is down before db stops (${stops.join(' ')})`)
+  t.same(res.json().plugins.map((p: { state: string }) => p.state), ['stopped', 'stopped'])
+})
+
+t.test('starting a plugin starts its stopped dependency first', async (t) => {
+  const app = await build(t, writeConfig([
+    fixturePlugin('web', 'sleep', { dependsOn: ['cache'], autostart: false }),
+    fixturePlugin('cache', 'sleep', { autostart: false })
+  ]), { boot: false })
+  await app.daemon.boot()
+  t.equal(app.daemon.supervisor.summary('cache').state, 'stopped')
+  const res = await app.inject({ method: 'POST', url: '/plugins/web/start' })
+  t.equal(res.json().state, 'running')
+  t.equal(app.daemon.supervisor.summary('cache').state, 'running')
+})
+
+t.test('logs: the ring buffer keeps the last lines of both streams', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('talker', 'chatty', { args: ['5'] })]), { boot: false })
+  const sup = app.daemon.supervisor
+  const done = Promise.all([outputLine(sup, 'talker', /^err$/), outputLine(sup, 'talker', /^line 4$/)])
+  await app.daemon.boot()
+  await done
+  const res = await app.inject({ method: 'GET', url: '/plugins/talker/logs?tail=3' })
+  t.equal(res.statusCode, 200)
+  const lines = res.json().lines as { stream: string, line: string }[]
+  t.equal(lines.length, 3)
+  t.ok(lines.some((l) => l.stream === 'stderr' && l.line === 'err'), 'stderr is kept')
+  t.ok(lines.some((l) => l.stream === 'stdout' && l.line === 'line 4'), 'the last stdout line is kept')
+  const bad = await app.inject({ method: 'GET', url: '/plugins/talker/logs?tail=0' })
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().code, 'PLUGVISOR_VALIDATION')
+})
+
+t.test('a missing program is a spawn error that backs off like a crash', async (t) => {
+  const app = await build(t, writeConfig([{ name: 'ghost', command: '/nonexistent/program', restart: { initialDelayMs: 10, jitter: 0, maxRestarts: 1 } }]), { boot: false })
+  const sup = app.daemon.supervisor
+  const failed = sup.waitFor('ghost', (s) => s.state === 'failed', 10000)
+  await app.daemon.boot()
+  const s = await failed
+  t.equal(s.restartCount, 1)
+  t.ok(sup.events('ghost').some((e) => e.reason === 'spawn-error'))
+})
