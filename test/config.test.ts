@@ -1,6 +1,6 @@
 // Config and manifests: every kind of mistake is reported with file, JSON path and reason,
-/* eslint-disable no-template-curly-in-string -- ${VAR} is the config syntax under test */
 // and a bad manifest never takes the good ones down with it.
+/* eslint-disable no-template-curly-in-string -- ${VAR} is the config syntax under test */
 import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
