@@ -12,9 +12,7 @@ RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: no compiler, non-root, only what runs.
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production \
-    PLUGVISOR_HOST=0.0.0.0 \
-    PLUGVISOR_DATA_DIR=/var/lib/plugvisor
+ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
@@ -32,4 +30,4 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # Graceful stop of plugins takes up to their stop.timeoutMs: give docker stop at least that long.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "dist/src/bin.js"]
-CMD ["serve", "--config", "config/plugvisor.yaml"]
+CMD ["serve", "--config", "config/container.yaml"]

@@ -20,8 +20,23 @@ export async function buildServer (opts: AppOptions & { logger?: boolean | objec
   return fastify
 }
 
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
+
+/** Why the daemon must not listen as configured, if it must not (DESIGN §9). */
+export function listenRefusal (loaded: LoadedConfig): string | undefined {
+  const { host } = loaded.config.server
+  const { mode } = loaded.config.auth
+  if (mode === 'tokens') return 'auth.mode tokens is not supported by this version yet; use a loopback listen address with auth.mode none'
+  if (!LOOPBACK.test(host) && !loaded.authModeExplicit) {
+    return `refusing to listen on ${host} with an open API: set auth.mode: none explicitly to accept that, or listen on 127.0.0.1`
+  }
+  return undefined
+}
+
 /** Runs the daemon until SIGTERM/SIGINT: stop taking requests, stop plugins, flush, close. */
 export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
+  const refusal = listenRefusal(loaded)
+  if (refusal) throw new Error(refusal)
   const fastify = await buildServer({ loaded })
   const { host, port } = loaded.config.server
   closeWithGrace({ delay: 60000, logger: fastify.log }, async ({ signal, err }) => {

@@ -134,3 +134,13 @@ t.test('plugvisor validate exits 0 on the shipped config and non-zero with the e
   t.equal(broken.status, 1)
   t.match(broken.stderr, /missing\.yaml: \/: cannot read/)
 })
+
+t.test('listening off loopback with an open API needs auth.mode none written out', async (t) => {
+  const { listenRefusal } = await import('../src/server.js')
+  const load = (yaml: string) => loadConfig(path.join(setup({ 'plugvisor.yaml': yaml }), 'plugvisor.yaml'))
+  t.equal(listenRefusal(load('server: { host: 127.0.0.1 }\n')), undefined)
+  t.equal(listenRefusal(load('server: { host: "::1" }\n')), undefined)
+  t.match(listenRefusal(load('server: { host: 0.0.0.0 }\n')), /refusing to listen on 0\.0\.0\.0/)
+  t.equal(listenRefusal(load('server: { host: 0.0.0.0 }\nauth: { mode: none }\n')), undefined)
+  t.match(listenRefusal(load('auth: { mode: tokens }\n')), /not supported/)
+})

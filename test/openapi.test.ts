@@ -4,7 +4,7 @@ import path from 'node:path'
 import { generatedArtifacts } from '../src/scripts/openapi.js'
 import { packageRoot } from '../src/paths.js'
 
-t.test('openapi.yaml and schemas/*.json equal what the route and config schemas generate', async (t) => {
+t.test('openapi.yaml, schemas/*.json and the README reference tables equal what the schemas generate', async (t) => {
   const artifacts = await generatedArtifacts()
   t.ok(artifacts['openapi.yaml'].includes('/plugins/{name}/restart'), 'the document holds the routes')
   for (const [rel, text] of Object.entries(artifacts)) {

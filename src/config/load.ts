@@ -40,6 +40,8 @@ export interface LoadedConfig {
   manifests: LoadedManifest[]
   /** Manifests that were skipped, with why. The daemon runs the valid ones. */
   problems: ConfigProblem[]
+  /** auth.mode was written in the file (not a default): required to listen off loopback without tokens. */
+  authModeExplicit: boolean
 }
 
 // coerceTypes: a ${VAR} always expands to a string; "8080" must still fill an integer field.
@@ -229,7 +231,8 @@ export function loadConfig (file: string, opts: LoadOptions = {}): LoadedConfig 
   const config = main as unknown as MainConfig
   const pluginsDir = path.resolve(dir, config.pluginsDir)
   const { manifests, problems } = loadManifests(config, abs, pluginsDir, env)
-  return { file: abs, config, dataDir: path.resolve(dir, config.dataDir), pluginsDir, manifests, problems }
+  const authModeExplicit = typeof rest.auth === 'object' && rest.auth !== null && (rest.auth as { mode?: unknown }).mode !== undefined
+  return { file: abs, config, dataDir: path.resolve(dir, config.dataDir), pluginsDir, manifests, problems, authModeExplicit }
 }
 
 function applyEnvOverrides (main: Record<string, unknown>, env: NodeJS.ProcessEnv, file: string, problems: ConfigProblem[]): void {

@@ -94,15 +94,15 @@ export const Resilience = Type.Object({
   fallback: Type.Optional(Type.Union([
     Type.Object({ plugin: PluginName }, { additionalProperties: false }),
     Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), body: Type.Optional(Type.Unknown()) }, { additionalProperties: false })
-  ]))
+  ], { description: 'When a call fails: { plugin: other } forwards to another plugin, or { status, body } answers' }))
 }, { additionalProperties: false, default: {} })
 
 export const Manifest = Type.Object({
   name: PluginName,
-  version: Type.Optional(Type.String({ maxLength: 64 })),
-  description: Type.Optional(Type.String({ maxLength: 1024 })),
+  version: Type.Optional(Type.String({ maxLength: 64, description: 'Shown in the API' })),
+  description: Type.Optional(Type.String({ maxLength: 1024, description: 'Shown in the API' })),
   command: Type.String({ minLength: 1, description: 'Program to run, without a shell (looked up on PATH)' }),
-  args: Type.Array(Type.String(), { default: [] }),
+  args: Type.Array(Type.String(), { default: [], description: 'Arguments, passed as they are (no shell expansion)' }),
   cwd: Type.String({ default: '.', description: "Working directory, relative to the manifest's folder (inline manifests: the main config's folder)" }),
   env: Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String(), { default: {}, description: 'Environment of the plugin; the daemon passes on only PATH, HOME, LANG and TZ besides' }),
   autostart: Type.Boolean({ default: true, description: 'Start when the daemon starts, unless an operator stopped it (default true)' }),
@@ -123,7 +123,7 @@ export type HealthCheck = Static<typeof HealthCheck>
 export type RestartPolicy = Static<typeof RestartPolicy>
 export type StopPolicy = Static<typeof StopPolicy>
 
-export const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' })
+export const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level of the daemon and of plugin output lines (env PLUGVISOR_LOG_LEVEL)' })
 
 export const MainConfig = Type.Object({
   server: Type.Object({
@@ -143,13 +143,13 @@ export const MainConfig = Type.Object({
     flushIntervalMs: ms('Probe results are written in one transaction this often', 1000, 10)
   }, { additionalProperties: false, default: {} }),
   auth: Type.Object({
-    mode: Type.Union([Type.Literal('none'), Type.Literal('tokens')], { default: 'none' }),
+    mode: Type.Union([Type.Literal('none'), Type.Literal('tokens')], { default: 'none', description: 'none: the API is open (loopback only); tokens: bearer tokens with roles (not enforced yet)' }),
     tokens: Type.Array(Type.Object({
       name: Type.String({ minLength: 1 }),
       role: Type.Union([Type.Literal('viewer'), Type.Literal('admin')]),
       tokenEnv: Type.Optional(Type.String()),
       tokenFile: Type.Optional(Type.String())
-    }, { additionalProperties: false }), { default: [] })
+    }, { additionalProperties: false }), { default: [], description: '{ name, role: viewer|admin, tokenEnv | tokenFile }' })
   }, { additionalProperties: false, default: {} }),
   log: Type.Object({
     level: LogLevel

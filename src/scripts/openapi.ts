@@ -1,10 +1,11 @@
 // Regenerates the committed artifacts that come from schemas: openapi.yaml (from the route
-// schemas) and schemas/*.json (from the config schemas). `--check` fails on any difference.
+// schemas), schemas/*.json and the README reference tables (from the config schemas). `--check` fails on any difference.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { packageRoot } from '../paths.js'
 import { publishedSchemas } from '../config/schema.js'
+import { fillReadme } from '../config/reference.js'
 
 export async function generateOpenapi (): Promise<string> {
   const { buildServer } = await import('../server.js')
@@ -30,7 +31,8 @@ export function generateSchemas (): Record<string, string> {
 }
 
 export async function generatedArtifacts (): Promise<Record<string, string>> {
-  return { 'openapi.yaml': await generateOpenapi(), ...generateSchemas() }
+  const readme = fillReadme(readFileSync(path.join(packageRoot, 'README.md'), 'utf8'))
+  return { 'openapi.yaml': await generateOpenapi(), ...generateSchemas(), 'README.md': readme }
 }
 
 async function run (): Promise<void> {
