@@ -43,6 +43,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
       tags: [
         { name: 'plugins', description: 'Plugin lifecycle' },
         { name: 'health', description: 'Daemon and plugin health, for people and for probes' },
+        { name: 'config', description: 'Loaded configuration and its problems' },
         { name: 'compatibility', description: 'Routes shaped like existing plugin hosts\' management APIs' }
       ]
     },

@@ -72,3 +72,12 @@ t.test('Swagger UI at /docs and the document at /docs/json', async (t) => {
   const live = await app.inject({ method: 'GET', url: '/health/liveness' })
   t.equal(live.json().status, 'pass')
 })
+
+t.test('GET /config/status lists loaded plugins and skipped manifests with file, path, reason', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('fine', 'sleep'), { name: 'broken', command: 'x', restart: { policy: 'sometimes' } }]), { boot: false })
+  const res = await app.inject({ method: 'GET', url: '/config/status' })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.same(body.plugins.map((p: { name: string }) => p.name), ['fine'])
+  t.match(body.problems, [{ file: app.daemon.loaded.file, path: '/plugins/1/restart/policy', reason: /.+/ }])
+})

@@ -1,0 +1,68 @@
+// The daemon as a process: `plugvisor serve` start-up errors and graceful shutdown.
+import t from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { alive, fixturePlugin, tempDir, writeConfig } from './helper.js'
+import { packageRoot } from '../src/paths.js'
+
+const bin = path.join(packageRoot, 'dist/src/bin.js')
+
+t.test('SIGTERM stops every plugin (grandchildren too) and the daemon exits 0', async (t) => {
+  const loaded = writeConfig([
+    fixturePlugin('front', 'grandchild', { dependsOn: ['back'] }),
+    fixturePlugin('back', 'sleep')
+  ], { log: { level: 'info' } })
+  const daemon = spawn(process.execPath, [bin, 'serve', '--config', loaded.file], {
+    env: { ...process.env, PLUGVISOR_PORT: '0' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const pids: number[] = []
+  t.teardown(() => {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL')
+    for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} }
+  })
+  // Every log line, parsed; `until` resolves once a line satisfies a predicate.
+  const entries: { msg: string, plugin?: string, to?: string }[] = []
+  const waiters: (() => void)[] = []
+  createInterface({ input: daemon.stdout! }).on('line', (line) => {
+    entries.push(JSON.parse(line))
+    for (const w of waiters.splice(0)) w()
+  })
+  const until = (pred: () => boolean): Promise<void> => new Promise((resolve) => {
+    const check = (): void => { if (pred()) resolve(); else waiters.push(check) }
+    check()
+  })
+  await until(() => entries.some((e) => e.msg === 'initial start pass done') && entries.some((e) => /grandchild \d+/.test(e.msg)))
+  for (const e of entries) {
+    const m = /grandchild (\d+)/.exec(e.msg)
+    if (m) pids.push(Number(m[1]))
+  }
+  const exited = once(daemon, 'exit')
+  daemon.kill('SIGTERM')
+  const [code] = await exited
+  const stopOrder = entries.filter((e) => e.to === 'stopped').map((e) => e.plugin)
+  t.equal(code, 0, 'clean exit')
+  t.same(stopOrder, ['front', 'back'], 'reverse dependency order')
+  t.notOk(alive(pids[0]), 'no grandchild left behind')
+})
+
+t.test('an invalid main config stops serve with exit 1 and every error', async (t) => {
+  const dir = tempDir()
+  const file = path.join(dir, 'plugvisor.yaml')
+  writeFileSync(file, 'server: { port: -1 }\nextra: true\n')
+  const r = spawnSync(process.execPath, [bin, 'serve', '--config', file], { encoding: 'utf8', timeout: 20000 })
+  t.equal(r.status, 1)
+  t.match(r.stderr, /invalid config/)
+  t.match(r.stderr, /\/server\/port: must be >= 0/)
+  t.match(r.stderr, /unknown property 'extra'/)
+})
+
+t.test('serve refuses an open API on a non-loopback address', async (t) => {
+  const loaded = writeConfig([], { server: { host: '0.0.0.0', port: 0 } })
+  const r = spawnSync(process.execPath, [bin, 'serve', '--config', loaded.file], { encoding: 'utf8', timeout: 20000 })
+  t.equal(r.status, 1)
+  t.match(r.stderr, /refusing to listen on 0\.0\.0\.0/)
+})
