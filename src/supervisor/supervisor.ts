@@ -95,6 +95,8 @@ class Plugin {
   port: number | undefined
   startedAt: number | undefined
   restartTimer: NodeJS.Timeout | undefined
+  /** Bumped at every spawn: a spawn that awaited a port and was overtaken gives up. */
+  spawnSeq = 0
   nextRestartAt: number | undefined
   readonly logs = new LogRing(LOG_RING_LINES)
   /** Serialized operator operations; the tail is joined by an identical request. */
@@ -157,6 +159,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#random = opts.random ?? Math.random
     this.#budget = new RestartBudget(opts.restartBudget, this.#clock.now())
     this.#allocatePort = opts.allocatePort ?? freeLoopbackPort
+    // Waiters (dependencies, ?wait=healthy, SSE, metrics) subscribe per request: no fixed cap.
+    this.setMaxListeners(0)
   }
 
   // ---- registry -------------------------------------------------------------------------
@@ -489,16 +493,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   async #spawn (p: Plugin): Promise<void> {
     const m = p.manifest
+    const seq = ++p.spawnSeq
     if (m.port === 'auto' && p.port === undefined) {
       try {
         p.port = await this.#allocatePort()
       } catch (err) {
-        this.#feed(p, { type: 'spawn-failed', error: `no free port: ${(err as Error).message}` })
+        if (seq === p.spawnSeq) this.#feed(p, { type: 'spawn-failed', error: `no free port: ${(err as Error).message}` })
         return
       }
     }
-    // The state may have moved on while a port was picked.
-    if (p.snapshot.state.name !== 'starting') return
+    // The state may have moved on (even to a newer start) while a port was picked.
+    if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
     const env: Record<string, string> = {}
     for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
     Object.assign(env, m.env)
