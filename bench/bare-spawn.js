@@ -12,6 +12,7 @@ const children = []
 const killAll = () => { for (const c of children) { if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL') } }
 process.on('disconnect', () => { killAll(); process.exit(0) })
 
+const cpu0 = process.cpuUsage()
 const t0 = process.hrtime.bigint()
 let pending = n
 await new Promise((resolve, reject) => {
@@ -24,7 +25,8 @@ await new Promise((resolve, reject) => {
   }
 })
 const ms = Number(process.hrtime.bigint() - t0) / 1e6
-process.send({ type: 'started', ms, pids: children.map((c) => c.pid) })
+const cpu = process.cpuUsage(cpu0)
+process.send({ type: 'started', ms, cpuMs: (cpu.user + cpu.system) / 1000, pids: children.map((c) => c.pid) })
 process.on('message', async (m) => {
   if (m !== 'stop') return
   const gone = children.map((c) => c.exitCode === null && c.signalCode === null ? new Promise((resolve) => c.once('exit', resolve)) : null)

@@ -79,6 +79,11 @@ export function exited (child) {
   return new Promise((resolve) => child.once('exit', () => resolve()))
 }
 
+/** Resolves true when the process exited within ms, else false. */
+export function exitedWithin (child, ms) {
+  return Promise.race([exited(child).then(() => true), sleep(ms).then(() => false)])
+}
+
 /** SIGTERM, then SIGKILL after graceMs; resolves when the process exited. */
 export async function stopProcess (child, graceMs = 15000) {
   if (child.exitCode !== null || child.signalCode !== null) return
@@ -89,8 +94,11 @@ export async function stopProcess (child, graceMs = 15000) {
 }
 
 const strays = new Map() // pid -> pgid of `sleep` processes we caused: killed at cleanup if left
-/** Records a `sleep` we caused (pgid: its own pid when it leads its group). */
-export function trackStray (pid, pgid = pid) { strays.set(pid, pgid) }
+/** Records a `sleep` we caused, with the process group it is in now (its identity at cleanup). */
+export function trackStray (pid) {
+  const st = procStat(pid)
+  if (st) strays.set(pid, st.pgid)
+}
 
 /** Kills every helper still alive and every recorded plugin pid that is still our `sleep`. */
 export function cleanup () {

@@ -6,13 +6,13 @@
 //      checked again in /proc)
 //   4. GET /plugins (sequential, keep-alive) and `plugvisor status` (wall time of the CLI)
 //   5. peak RSS (VmHWM) of the daemon; its CPU over an idle window with 500 running, no probes
-//   6. /health/liveness throughput vs a bare Fastify route (autocannon, one after the other)
+//   6. /health/liveness throughput vs a bare Fastify route (autocannon, alternating 2 s slices)
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { Pool } from 'undici'
 import autocannon from 'autocannon'
 import {
-  BIN, ROOT, alive, cpuSeconds, freePort, nowMs, procStatusKb, round, sleep, sleepPlugin, startProcess,
+  BIN, ROOT, alive, cpuSeconds, exitedWithin, freePort, nowMs, procStatusKb, round, sleep, sleepPlugin, startProcess,
   stats, stopProcess, trackStray, until, writeConfig
 } from './lib.js'
 
@@ -27,10 +27,10 @@ async function bareSpawnLoop (n, variant) {
       child.once('message', (m) => { clearTimeout(timer); resolve(m) })
       child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`bare spawn loop exited with ${code}`)) })
     })
-    for (const pid of msg.pids) trackStray(pid, variant === 'grouped' ? pid : child.pid)
+    for (const pid of msg.pids) trackStray(pid)
     child.send('stop')
     await until(() => child.exitCode !== null || child.signalCode !== null, 30000, 'bare spawn loop to stop its children')
-    return msg.ms
+    return msg
   } finally {
     await stopProcess(child, 5000)
   }
@@ -42,7 +42,7 @@ function autocannonRun (url, duration) {
   })
 }
 
-export async function lifecycle ({ plugins = 500, rounds = 3, statusRequests = 200, cliRuns = 10, idleSeconds = 20, cannonSeconds = 5 } = {}) {
+export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 200, cliRuns = 10, idleSeconds = 20, cannonSeconds = 2, cannonSlices = 5 } = {}) {
   const names = Array.from({ length: plugins }, (_, i) => `p${String(i).padStart(3, '0')}`)
   const config = writeConfig(names.map((n) => sleepPlugin(n)))
   const port = await freePort()
@@ -60,7 +60,7 @@ export async function lifecycle ({ plugins = 500, rounds = 3, statusRequests = 2
     if (res.statusCode !== 200) throw new Error(`${method} ${url}: ${res.statusCode} ${JSON.stringify(body)}`)
     return body
   }
-  const out = { plugins, startMs: [], bareSpawnMs: [], bareSpawnGroupedMs: [], stopMs: [] }
+  const out = { plugins, startCpuMs: [], bareSpawnCpuMs: [], startMs: [], bareSpawnMs: [], bareSpawnGroupedMs: [], stopMs: [] }
   try {
     await until(async () => {
       if (daemon.exitCode !== null) throw new Error(`daemon exited with ${daemon.exitCode}: ${stderr}`)
@@ -69,8 +69,10 @@ export async function lifecycle ({ plugins = 500, rounds = 3, statusRequests = 2
 
     const startAll = async () => {
       const t0 = nowMs()
+      const cpu0 = cpuSeconds(daemon.pid)
       const { plugins: list } = await api('POST', '/plugins/start?all=true')
       const ms = nowMs() - t0
+      out.startCpuMs.push((cpuSeconds(daemon.pid) - cpu0) * 1000)
       const notRunning = list.filter((p) => p.state !== 'running')
       if (list.length !== plugins || notRunning.length > 0) throw new Error(`start: ${notRunning.length} of ${list.length} not running`)
       for (const p of list) trackStray(p.pid)
@@ -87,8 +89,10 @@ export async function lifecycle ({ plugins = 500, rounds = 3, statusRequests = 2
 
     let pids
     for (let r = 0; r < rounds; r++) {
-      out.bareSpawnMs.push(await bareSpawnLoop(plugins, 'plain'))
-      out.bareSpawnGroupedMs.push(await bareSpawnLoop(plugins, 'grouped'))
+      const plain = await bareSpawnLoop(plugins, 'plain')
+      out.bareSpawnMs.push(plain.ms)
+      out.bareSpawnCpuMs.push(plain.cpuMs)
+      out.bareSpawnGroupedMs.push((await bareSpawnLoop(plugins, 'grouped')).ms)
       const s = await startAll()
       out.startMs.push(s.ms)
       pids = s.pids
@@ -130,27 +134,45 @@ export async function lifecycle ({ plugins = 500, rounds = 3, statusRequests = 2
     }
     out.statusCliMs = stats(cliMs)
 
-    // Liveness vs a bare Fastify route, each warmed up 1 s, then measured cannonSeconds.
-    await autocannonRun(`${base}/health/liveness`, 1)
-    const live = await autocannonRun(`${base}/health/liveness`, cannonSeconds)
+    // Liveness vs a bare Fastify route: both warmed up 1 s, then alternating slices (the machine
+    // may be shared; alternating spreads any outside load over both sides).
     const barePort = await freePort()
     const bare = startProcess(process.execPath, [BARE_FASTIFY], { env: { ...process.env, PORT: String(barePort) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }, 'bare fastify')
-    let bareRes
+    const targets = { plugvisor: `${base}/health/liveness`, bareFastify: `http://127.0.0.1:${barePort}/health/liveness` }
+    const pidOf = { plugvisor: daemon.pid, bareFastify: bare.pid }
+    const slices = { plugvisor: [], bareFastify: [] }
     try {
       await new Promise((resolve, reject) => {
         bare.once('message', resolve)
         bare.once('exit', (code) => reject(new Error(`bare fastify exited ${code}`)))
       })
-      await autocannonRun(`http://127.0.0.1:${barePort}/health/liveness`, 1)
-      bareRes = await autocannonRun(`http://127.0.0.1:${barePort}/health/liveness`, cannonSeconds)
+      for (const url of Object.values(targets)) await autocannonRun(url, 1)
+      for (let i = 0; i < cannonSlices; i++) {
+        for (const [k, url] of Object.entries(targets)) {
+          const cpu0 = cpuSeconds(pidOf[k])
+          const r = await autocannonRun(url, cannonSeconds)
+          r.serverCpuSeconds = cpuSeconds(pidOf[k]) - cpu0
+          if (r.errors || r.non2xx) throw new Error(`autocannon saw errors against ${url}`)
+          slices[k].push(r)
+        }
+      }
     } finally {
-      bare.disconnect()
-      await stopProcess(bare, 5000)
+      if (bare.connected) bare.disconnect()
+      if (!await exitedWithin(bare, 5000)) await stopProcess(bare, 5000)
     }
-    const summarize = (r) => ({ reqPerSec: r.requests.average, latencyP50Ms: r.latency.p50, latencyP99Ms: r.latency.p99, errors: r.errors, non2xx: r.non2xx })
-    out.liveness = summarize(live)
-    out.bareFastify = summarize(bareRes)
-    if (live.errors || live.non2xx || bareRes.errors || bareRes.non2xx) throw new Error('autocannon saw errors')
+    const summarize = (rs) => ({
+      reqPerSec: stats(rs.map((r) => r.requests.average)).median,
+      slices: rs.map((r) => r.requests.average),
+      latencyP50Ms: stats(rs.map((r) => r.latency.p50)).median,
+      latencyP99Ms: stats(rs.map((r) => r.latency.p99)).median
+    })
+    out.liveness = summarize(slices.plugvisor)
+    out.bareFastify = summarize(slices.bareFastify)
+    // Neighbouring slices share the machine's outside load: the ratio is taken per pair.
+    out.livenessRatio = stats(slices.plugvisor.map((r, i) => r.requests.average / slices.bareFastify[i].requests.average)).median
+    // Requests per CPU-second of the server: insensitive to CPU taken by other processes.
+    const perCpu = (rs) => rs.reduce((a, r) => a + r.requests.total, 0) / rs.reduce((a, r) => a + r.serverCpuSeconds, 0)
+    out.livenessCpuRatio = perCpu(slices.plugvisor) / perCpu(slices.bareFastify)
 
     out.peakRssMb = procStatusKb(daemon.pid, 'VmHWM') / 1024
     out.rssMb = procStatusKb(daemon.pid, 'VmRSS') / 1024
@@ -161,14 +183,14 @@ export async function lifecycle ({ plugins = 500, rounds = 3, statusRequests = 2
     return {
       plugins,
       rounds,
-      start: { plugvisorMs: stats(out.startMs), bareLoopMs: stats(out.bareSpawnMs), bareLoopGroupedMs: stats(out.bareSpawnGroupedMs), ratio: stats(out.startMs).median / stats(out.bareSpawnMs).median, raw: { plugvisor: out.startMs.map((x) => round(x)), bare: out.bareSpawnMs.map((x) => round(x)), bareGrouped: out.bareSpawnGroupedMs.map((x) => round(x)) } },
+      start: { plugvisorMs: stats(out.startMs), bareLoopMs: stats(out.bareSpawnMs), bareLoopGroupedMs: stats(out.bareSpawnGroupedMs), ratio: stats(out.startMs).median / stats(out.bareSpawnMs).median, cpuMs: { plugvisor: stats(out.startCpuMs), bareLoop: stats(out.bareSpawnCpuMs) }, raw: { plugvisor: out.startMs.map((x) => round(x)), bare: out.bareSpawnMs.map((x) => round(x)), bareGrouped: out.bareSpawnGroupedMs.map((x) => round(x)) } },
       stop: { plugvisorMs: stats(out.stopMs), raw: out.stopMs.map((x) => round(x)) },
       statusApiMs: out.statusApiMs,
       statusCliMs: out.statusCliMs,
       peakRssMb: out.peakRssMb,
       rssMb: out.rssMb,
       idleCpu: { percentOfOneCore: out.idleCpuPercent, seconds: out.idleSeconds },
-      liveness: { plugvisor: out.liveness, bareFastify: out.bareFastify, ratio: out.liveness.reqPerSec / out.bareFastify.reqPerSec }
+      liveness: { plugvisor: out.liveness, bareFastify: out.bareFastify, ratio: out.livenessRatio, perCpuSecondRatio: out.livenessCpuRatio }
     }
   } finally {
     await pool.close().catch(() => {})

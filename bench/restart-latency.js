@@ -4,7 +4,7 @@
 //   - until a new child of the supervising process shows in /proc (polled every 50 us), and
 //   - until the supervisor reports it running (plugvisor: its `transition` to running).
 import path from 'node:path'
-import { childrenOf, nowMs, sleep, sleepPlugin, sleepSyncUs, startProcess, stats, stopProcess, trackStray, writeConfig, ROOT } from './lib.js'
+import { childrenOf, exitedWithin, nowMs, sleep, sleepPlugin, sleepSyncUs, startProcess, stats, stopProcess, trackStray, writeConfig, ROOT } from './lib.js'
 
 const WORKER = path.join(ROOT, 'bench/restart-worker.js')
 
@@ -14,7 +14,7 @@ function startWorker (mode, config) {
   child.on('message', (m) => {
     if (m.type !== 'running') return
     w.pid = m.pid
-    trackStray(m.pid, mode === 'bare' ? child.pid : m.pid)
+    trackStray(m.pid)
     const msg = { pid: m.pid, t: Number(BigInt(m.t)) / 1e6 }
     w.waiters = w.waiters.filter((fn) => !fn(msg))
   })
@@ -79,9 +79,10 @@ export async function restartLatency ({ runs = 200, warmup = 10 } = {}) {
       bare: { running: stats(out.bare.runningMs), inProc: stats(out.bare.procMs) }
     }
   } finally {
-    await Promise.all([pv, bare].map((w) => {
-      w.child.disconnect?.()
-      return stopProcess(w.child, 5000)
+    // Disconnecting asks a worker to stop its child and exit; SIGTERM only if it does not.
+    await Promise.all([pv, bare].map(async (w) => {
+      if (w.child.connected) w.child.disconnect()
+      if (!await exitedWithin(w.child, 5000)) await stopProcess(w.child, 5000)
     }))
   }
 }
