@@ -1,7 +1,10 @@
 // plugvisor command line: `serve` runs the daemon, `validate` checks config offline, the rest
 // talk to a running daemon's API at PLUGVISOR_URL (default http://127.0.0.1:7070).
 import { parseArgs } from 'node:util'
-import { ConfigInvalidError, formatProblem, loadConfig } from './config/load.js'
+// config/load.js compiles every JSON Schema with ajv when imported (~200 ms): only `serve` and
+// `validate` need it, so it is imported there and `status` & co. start as fast as Node does.
+type ConfigModule = typeof import('./config/load.js')
+const configModule = (): Promise<ConfigModule> => import('./config/load.js')
 
 const USAGE = `usage: plugvisor <command> [options]
 
@@ -43,11 +46,12 @@ export async function main (argv: string[]): Promise<number> {
 async function serveCommand (args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } })
   const file = values.config ?? process.env.PLUGVISOR_CONFIG ?? DEFAULT_CONFIG
+  const config = await configModule()
   let loaded
   try {
-    loaded = loadConfig(file)
+    loaded = config.loadConfig(file)
   } catch (err) {
-    return reportConfigError(err)
+    return reportConfigError(config, err)
   }
   const { serve } = await import('./server.js')
   try {
@@ -59,7 +63,7 @@ async function serveCommand (args: string[]): Promise<number> {
   return -1 // keep running
 }
 
-function reportConfigError (err: unknown): number {
+function reportConfigError ({ ConfigInvalidError, formatProblem }: ConfigModule, err: unknown): number {
   if (err instanceof ConfigInvalidError) {
     process.stderr.write(`plugvisor: invalid config\n${err.problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
     return 1
@@ -67,14 +71,16 @@ function reportConfigError (err: unknown): number {
   throw err
 }
 
-function validateCommand (args: string[]): number {
+async function validateCommand (args: string[]): Promise<number> {
   const { positionals } = parseArgs({ args, allowPositionals: true })
   const file = positionals[0] ?? process.env.PLUGVISOR_CONFIG ?? DEFAULT_CONFIG
+  const config = await configModule()
+  const { formatProblem } = config
   let loaded
   try {
-    loaded = loadConfig(file)
+    loaded = config.loadConfig(file)
   } catch (err) {
-    return reportConfigError(err)
+    return reportConfigError(config, err)
   }
   if (loaded.problems.length > 0) {
     process.stderr.write(`${loaded.file}: ${loaded.problems.length} problem(s)\n${loaded.problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)

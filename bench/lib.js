@@ -1,0 +1,172 @@
+// Shared bench helpers: statistics, temp configs, free loopback ports, child processes that are
+// always stopped (by pid) when the bench ends or fails, and what /proc says about a process.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export { sleep }
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const BIN = path.join(ROOT, 'dist/src/bin.js')
+export const SLEEP = 'sleep'
+export const CLK_TCK = 100 // getconf CLK_TCK on Linux x86-64/arm64
+
+export const nowMs = () => Number(process.hrtime.bigint()) / 1e6
+
+export function quantile (sorted, q) {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
+  return sorted[i]
+}
+
+/** Median, p95, min, max and n of a list of numbers. */
+export function stats (values) {
+  const s = [...values].sort((a, b) => a - b)
+  const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+  return { n: s.length, median, p95: quantile(s, 0.95), min: s[0], max: s[s.length - 1] }
+}
+
+export const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d
+
+export function freePort () {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+const tempDirs = new Set()
+export function tempDir (prefix = 'plugvisor-bench-') {
+  const d = mkdtempSync(path.join(tmpdir(), prefix))
+  tempDirs.add(d)
+  return d
+}
+
+/** A plugin whose process is coreutils `sleep 3600`: the cheapest real child there is. */
+export function sleepPlugin (name, extra = {}) {
+  return { name, command: SLEEP, args: ['3600'], autostart: false, ...extra }
+}
+
+/** Writes a main config (JSON) into a fresh temp folder; returns its path. */
+export function writeConfig (plugins, extra = {}) {
+  const dir = tempDir()
+  const file = path.join(dir, 'plugvisor.json')
+  writeFileSync(file, JSON.stringify({ dataDir: './data', pluginsDir: './plugins.d', plugins, log: { level: 'warn' }, ...extra }))
+  return file
+}
+
+// ---- processes we started, stopped by pid whatever happens -----------------------------
+
+const started = new Map() // pid -> { child, name }
+
+/** Spawns a helper process that is killed (by its pid) at cleanup if still alive. */
+export function startProcess (command, args, opts = {}, name = command) {
+  const child = spawn(command, args, opts)
+  if (child.pid !== undefined) started.set(child.pid, { child, name })
+  child.once('exit', () => started.delete(child.pid))
+  return child
+}
+
+export function exited (child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+/** Resolves true when the process exited within ms, else false. */
+export function exitedWithin (child, ms) {
+  return Promise.race([exited(child).then(() => true), sleep(ms).then(() => false)])
+}
+
+/** SIGTERM, then SIGKILL after graceMs; resolves when the process exited. */
+export async function stopProcess (child, graceMs = 15000) {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  try { process.kill(child.pid, 'SIGTERM') } catch {}
+  const timer = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL') } catch {} }, graceMs)
+  await exited(child)
+  clearTimeout(timer)
+}
+
+const strays = new Map() // pid -> pgid of `sleep` processes we caused: killed at cleanup if left
+/** Records a `sleep` we caused, with the process group it is in now (its identity at cleanup). */
+export function trackStray (pid) {
+  const st = procStat(pid)
+  if (st) strays.set(pid, st.pgid)
+}
+
+/** Kills every helper still alive and every recorded plugin pid that is still our `sleep`. */
+export function cleanup () {
+  for (const [pid] of started) {
+    try { process.kill(pid, 'SIGKILL') } catch {}
+  }
+  for (const [pid, pgid] of strays) {
+    const st = procStat(pid)
+    // Only a `sleep` in the group we saw it in is ours: a reused pid is someone else's.
+    if (st && st.comm === 'sleep' && st.pgid === pgid && st.state !== 'Z') {
+      try { process.kill(pid, 'SIGKILL') } catch {}
+    }
+  }
+  strays.clear()
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true })
+  tempDirs.clear()
+}
+
+// ---- /proc ----------------------------------------------------------------------------
+
+export function procStat (pid) {
+  let text
+  try { text = readFileSync(`/proc/${pid}/stat`, 'latin1') } catch { return undefined }
+  const open = text.indexOf('(')
+  const close = text.lastIndexOf(')')
+  const f = text.slice(close + 2).split(' ')
+  return { pid, comm: text.slice(open + 1, close), state: f[0], ppid: Number(f[1]), pgid: Number(f[2]), utime: Number(f[11]), stime: Number(f[12]) }
+}
+
+/** Alive and not a zombie. */
+export function alive (pid) {
+  const st = procStat(pid)
+  return st !== undefined && st.state !== 'Z' && st.state !== 'X'
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSeconds (pid) {
+  const st = procStat(pid)
+  return st ? (st.utime + st.stime) / CLK_TCK : NaN
+}
+
+/** Field of /proc/<pid>/status in kB (VmHWM = peak RSS, VmRSS = current). */
+export function procStatusKb (pid, field) {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)
+  return m ? Number(m[1]) : NaN
+}
+
+/** Direct children of a process's main thread (Node forks from its main thread). */
+export function childrenOf (pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+const waitCell = new Int32Array(new SharedArrayBuffer(4))
+/** Blocks this thread for `us` microseconds without spinning. */
+export function sleepSyncUs (us) { Atomics.wait(waitCell, 0, 0, us / 1000) }
+
+/** Polls `fn` until it returns something other than undefined, or rejects after timeoutMs. */
+export async function until (fn, timeoutMs, what, intervalMs = 20) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
