@@ -99,6 +99,8 @@ class Plugin {
   spawnSeq = 0
   nextRestartAt: number | undefined
   readonly logs = new LogRing(LOG_RING_LINES)
+  /** pino children with plugin and stream bound, made at the first spawn. */
+  outputLogs: { stdout: Logger, stderr: Logger } | undefined
   /** Serialized operator operations; the tail is joined by an identical request. */
   queue: Promise<unknown> = Promise.resolve()
   tail: { op: Op, promise: Promise<PluginSummary> } | undefined
@@ -510,8 +512,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     env.PLUGVISOR_PLUGIN = m.name
     env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
     if (p.port !== undefined) env.PORT = String(p.port)
-    const outLog = this.#log.child({ plugin: m.name, stream: 'stdout' })
-    const errLog = this.#log.child({ plugin: m.name, stream: 'stderr' })
+    p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
+    const logs = p.outputLogs
     const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env }, {
       onSpawn: (identity) => {
         if (p.handle !== handle) return
@@ -535,7 +537,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       onLine: (stream, line) => {
         const at = this.#clock.now()
         p.logs.push({ at, stream, line })
-        ;(stream === 'stdout' ? outLog : errLog).info(line)
+        logs[stream].info(line)
         if (this.listenerCount('output') > 0) this.emit('output', { plugin: m.name, stream, line, at })
       }
     })
