@@ -94,7 +94,8 @@ class Plugin {
   identity: ProcessIdentity | undefined
   port: number | undefined
   startedAt: number | undefined
-  restartTimer: NodeJS.Timeout | undefined
+  /** Cancels the pending automatic restart. */
+  restartTimer: (() => void) | undefined
   /** Bumped at every spawn: a spawn that awaited a port and was overtaken gives up. */
   spawnSeq = 0
   nextRestartAt: number | undefined
@@ -464,7 +465,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.#scheduleRestart(p, effect.at)
         return
       case 'cancel-restart':
-        if (p.restartTimer) clearTimeout(p.restartTimer)
+        p.restartTimer?.()
         p.restartTimer = undefined
         p.nextRestartAt = undefined
         return
@@ -476,7 +477,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   #scheduleRestart (p: Plugin, at: number): void {
-    if (p.restartTimer) clearTimeout(p.restartTimer)
+    p.restartTimer?.()
     p.nextRestartAt = at
     const fire = (): void => {
       p.restartTimer = undefined
@@ -485,12 +486,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const wait = this.#budget.take(this.#clock.now())
       if (wait > 0) {
         p.nextRestartAt = this.#clock.now() + wait
-        p.restartTimer = setTimeout(fire, wait)
+        p.restartTimer = after(wait, fire)
         return
       }
       this.#feed(p, { type: 'backoff-elapsed' })
     }
-    p.restartTimer = setTimeout(fire, Math.max(0, at - this.#clock.now()))
+    p.restartTimer = after(at - this.#clock.now(), fire)
   }
 
   async #spawn (p: Plugin): Promise<void> {
@@ -610,6 +611,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }))
     return report
   }
+}
+
+/** Runs fn after ms; a delay of 0 runs at the next turn of the loop, not after a 1 ms timer. */
+function after (ms: number, fn: () => void): () => void {
+  if (ms <= 0) {
+    const im = setImmediate(fn)
+    return () => clearImmediate(im)
+  }
+  const t = setTimeout(fn, ms)
+  return () => clearTimeout(t)
 }
 
 function waitTargetsGone (pgid: number, targets: number[], startTicks: number, deadline: number): Promise<boolean> {
