@@ -92,18 +92,29 @@ async function validateCommand (args: string[]): Promise<number> {
 
 interface ApiError { code?: string, message?: string }
 
+/**
+ * One API call with node:http (global fetch would first load the whole undici bundle, tens of
+ * milliseconds of every command's run time).
+ */
 async function api (method: string, path: string): Promise<unknown> {
   const base = (process.env.PLUGVISOR_URL ?? 'http://127.0.0.1:7070').replace(/\/$/, '')
-  const headers: Record<string, string> = {}
+  const url = new URL(base + path)
+  const headers: Record<string, string> = { accept: 'application/json' }
   if (process.env.PLUGVISOR_TOKEN) headers.authorization = `Bearer ${process.env.PLUGVISOR_TOKEN}`
-  let res: Response
-  try {
-    res = await fetch(base + path, { method, headers })
-  } catch (err) {
-    throw new CliError(`cannot reach plugvisor at ${base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`)
-  }
-  const body = await res.json().catch(() => ({})) as ApiError
-  if (!res.ok) throw new CliError(`${res.status} ${body.code ?? ''}: ${body.message ?? res.statusText}`)
+  const request: typeof import('node:http').request = url.protocol === 'https:' ? (await import('node:https')).request : (await import('node:http')).request
+  const { status, text } = await new Promise<{ status: number, text: string }>((resolve, reject) => {
+    const req = request(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    req.on('error', (err: Error) => reject(new CliError(`cannot reach plugvisor at ${base}: ${err.message}`)))
+    req.end()
+  })
+  let body: ApiError & Record<string, unknown> = {}
+  try { body = JSON.parse(text) } catch {}
+  if (status < 200 || status >= 300) throw new CliError(`${status} ${body.code ?? ''}: ${body.message ?? text.slice(0, 200)}`)
   return body
 }
 
