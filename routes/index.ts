@@ -3,8 +3,12 @@
 import type { FastifyInstance } from 'fastify'
 import plugins from './plugins.js'
 import health from './health.js'
+import metrics from './metrics.js'
+import events from './events.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(plugins)
   await app.register(health)
+  await app.register(metrics)
+  await app.register(events)
 }

@@ -1,0 +1,215 @@
+// The Prometheus metrics of DESIGN.md section 8 (prefix plugvisor_), in one Registry per daemon.
+// Plugin gauges are computed at scrape time from supervisor.list(), so a scrape costs one pass
+// over the plugins and nothing is kept in step on every change; counters and histograms are fed
+// by supervisor events. Every series of an unloaded plugin is removed.
+// The invoke-proxy families (circuit_state, invocations_total, invocation_duration_seconds) are
+// registered by the proxy when it exists: a family nothing feeds is not exported.
+import type { EventEmitter } from 'node:events'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
+import type { PluginSummary, ProbeEvent, RestartEvent, SupervisorEvents } from '../supervisor/supervisor.js'
+import type { PluginResources } from '../resources/resource-sampler.js'
+
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const satisfies readonly RestartEvent['reason'][]
+export const PROBE_TYPES = ['http', 'tcp', 'exec'] as const satisfies readonly ProbeEvent['probe'][]
+export const PROBE_RESULTS = ['success', 'warn', 'failure'] as const satisfies readonly ProbeEvent['result'][]
+/** The route label of requests that matched no route: raw URLs would make unbounded series. */
+export const UNMATCHED_ROUTE = 'unmatched'
+
+/** The part of the supervisor metrics read (the real one, or a fake). */
+export interface MeteredSupervisor extends Pick<EventEmitter<SupervisorEvents>, 'on' | 'off'> {
+  list: () => PluginSummary[]
+  names: () => string[]
+  manifest: (name: string) => { healthCheck?: { http?: unknown, tcp?: unknown, exec?: unknown } }
+}
+
+export interface PluginMetricsOptions {
+  supervisor: MeteredSupervisor
+  /** Latest resource sample of a plugin. */
+  resources: (name: string) => PluginResources | undefined
+  /** prom-client's default process and Node.js metrics (default true). */
+  defaultMetrics?: boolean
+}
+
+export interface PluginMetrics {
+  readonly registry: Registry
+  /** One served HTTP request; `route` is the route pattern, or undefined when none matched. */
+  observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
+  /** The exposition text and its content type. */
+  render: () => Promise<{ contentType: string, body: string }>
+  close: () => void
+}
+
+const PROBE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics {
+  const { supervisor, resources } = opts
+  const registry = new Registry()
+  const registers = [registry]
+  // One list() per scrape, shared by the collect-time families: registry.metrics() calls every
+  // collect() in one synchronous pass, so the list lives until the next microtask.
+  let scrape: PluginSummary[] | undefined
+  const plugins = (): PluginSummary[] => {
+    if (scrape === undefined) {
+      scrape = supervisor.list()
+      queueMicrotask(() => { scrape = undefined })
+    }
+    return scrape
+  }
+
+  // Computed at scrape time from the supervisor's list and the latest resource samples.
+  const atScrape = [
+    new Gauge({
+      name: 'plugvisor_plugin_up',
+      help: 'Whether the plugin process is running (1) or not (0)',
+      labelNames: ['plugin'],
+      registers: [],
+      collect () {
+        this.reset()
+        for (const p of plugins()) this.set({ plugin: p.name }, p.state === 'running' ? 1 : 0)
+      }
+    }),
+    new Gauge({
+      name: 'plugvisor_plugin_state',
+      help: `Process lifecycle state as a state set: 1 for the current state, 0 for the others (${STATE_NAMES.join(', ')})`,
+      labelNames: ['plugin', 'state'],
+      registers: [],
+      collect () {
+        this.reset()
+        for (const p of plugins()) for (const state of STATE_NAMES) this.set({ plugin: p.name, state }, p.state === state ? 1 : 0)
+      }
+    }),
+    new Gauge({
+      name: 'plugvisor_plugin_health',
+      help: `Health verdict as a state set: 1 for the current verdict, 0 for the others (${HEALTH_NAMES.join(', ')})`,
+      labelNames: ['plugin', 'status'],
+      registers: [],
+      collect () {
+        this.reset()
+        for (const p of plugins()) for (const status of HEALTH_NAMES) this.set({ plugin: p.name, status }, p.health === status ? 1 : 0)
+      }
+    }),
+    new Gauge({
+      name: 'plugvisor_plugin_uptime_seconds',
+      help: 'Time since the plugin process started running; 0 when not running',
+      labelNames: ['plugin'],
+      registers: [],
+      collect () {
+        this.reset()
+        for (const p of plugins()) this.set({ plugin: p.name }, p.uptimeMs / 1000)
+      }
+    }),
+    new Gauge({
+      name: 'plugvisor_plugin_resident_memory_bytes',
+      help: 'Resident memory of the plugin\'s whole process group at the last sample; 0 when not running',
+      labelNames: ['plugin'],
+      registers: [],
+      collect () {
+        this.reset()
+        for (const p of plugins()) this.set({ plugin: p.name }, resources(p.name)?.residentMemoryBytes ?? 0)
+      }
+    }),
+    new Counter({
+      name: 'plugvisor_plugin_cpu_seconds_total',
+      help: 'User and system CPU time of every process the plugin has run since the daemon started, at the last sample',
+      labelNames: ['plugin'],
+      registers: [],
+      collect () {
+        this.reset()
+        for (const p of plugins()) this.inc({ plugin: p.name }, resources(p.name)?.cpuSeconds ?? 0)
+      }
+    })
+  ]
+  for (const m of atScrape) registry.registerMetric(m)
+
+  const restarts = new Counter({
+    name: 'plugvisor_plugin_restarts_total',
+    help: 'Restarts by reason: crash (unexpected exit), unhealthy (failed probes), memory (limits.maxMemoryMb), manual (operator)',
+    labelNames: ['plugin', 'reason'],
+    registers
+  })
+  const checks = new Counter({
+    name: 'plugvisor_plugin_health_checks_total',
+    help: 'Health probe results by probe type and result',
+    labelNames: ['plugin', 'probe', 'result'],
+    registers
+  })
+  const checkDuration = new Histogram({
+    name: 'plugvisor_plugin_health_check_duration_seconds',
+    help: 'Duration of health probes',
+    labelNames: ['plugin', 'probe'],
+    buckets: PROBE_BUCKETS,
+    registers
+  })
+  const http = new Histogram({
+    name: 'plugvisor_http_request_duration_seconds',
+    help: `Duration of HTTP API requests by method, route pattern (${UNMATCHED_ROUTE} when no route matched) and status code`,
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: HTTP_BUCKETS,
+    registers
+  })
+
+  let loopDelay: IntervalHistogram | undefined = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
+  const loopLag = new Gauge({
+    name: 'plugvisor_event_loop_lag_seconds',
+    help: 'p99 of the event-loop delay since the previous scrape',
+    registers: [],
+    collect () {
+      if (!loopDelay) return
+      // Before the first full resolution interval the histogram is empty (percentile 0, min huge).
+      this.set(loopDelay.count > 0 ? loopDelay.percentile(99) / 1e9 : 0)
+      loopDelay.reset()
+    }
+  })
+  registry.registerMetric(loopLag)
+
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+
+  // Counters start at 0 for every reason and result, so rate() and increase() see the first event.
+  const initPlugin = (name: string): void => {
+    for (const reason of RESTART_REASONS) restarts.inc({ plugin: name, reason }, 0)
+    const hc = supervisor.manifest(name).healthCheck
+    const probe = hc === undefined ? undefined : PROBE_TYPES.find((t) => hc[t] !== undefined)
+    if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
+  }
+  const onLoaded = (name: string): void => initPlugin(name)
+  const onUnloaded = (name: string): void => {
+    for (const reason of RESTART_REASONS) restarts.remove({ plugin: name, reason })
+    for (const probe of PROBE_TYPES) {
+      checkDuration.remove({ plugin: name, probe })
+      for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
+    }
+  }
+  const onRestart = (e: RestartEvent): void => { restarts.inc({ plugin: e.plugin, reason: e.reason }) }
+  const onProbe = (e: ProbeEvent): void => {
+    checks.inc({ plugin: e.plugin, probe: e.probe, result: e.result })
+    checkDuration.observe({ plugin: e.plugin, probe: e.probe }, e.durationMs / 1000)
+  }
+  for (const name of supervisor.names()) initPlugin(name)
+  supervisor.on('loaded', onLoaded)
+  supervisor.on('unloaded', onUnloaded)
+  supervisor.on('restart', onRestart)
+  supervisor.on('probe', onProbe)
+
+  return {
+    registry,
+    observeHttpRequest ({ method, route, statusCode }, seconds) {
+      http.observe({ method, route: route ?? UNMATCHED_ROUTE, status_code: String(statusCode) }, seconds)
+    },
+    async render () {
+      return { contentType: registry.contentType, body: await registry.metrics() }
+    },
+    close () {
+      supervisor.off('loaded', onLoaded)
+      supervisor.off('unloaded', onUnloaded)
+      supervisor.off('restart', onRestart)
+      supervisor.off('probe', onProbe)
+      loopDelay?.disable()
+      loopDelay = undefined
+      registry.clear()
+    }
+  }
+}
