@@ -41,6 +41,7 @@ export interface PluginMetrics {
   close: () => void
 }
 
+const NON_COUNTER_TOTALS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 const PROBE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
@@ -166,7 +167,12 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   })
   registry.registerMetric(loopLag)
 
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+  if (opts.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry })
+    // Gauges named *_total fail `promtool check metrics`; the per-type gauges without the
+    // suffix (nodejs_active_handles{type} ...) carry the same numbers, sum() gives the total.
+    for (const name of NON_COUNTER_TOTALS) registry.removeSingleMetric(name)
+  }
 
   // Counters start at 0 for every reason and result, so rate() and increase() see the first event.
   const initPlugin = (name: string): void => {
