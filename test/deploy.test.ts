@@ -8,7 +8,6 @@ import { tempDir } from './helper.js'
 
 const DIR = path.join(packageRoot, 'deploy', 'kubernetes')
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects, walked by path */
 function objects (): { file: string, doc: any }[] {
   const out: { file: string, doc: any }[] = []
   for (const file of readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort()) {

@@ -1,7 +1,8 @@
 // The Prometheus metrics of DESIGN.md section 8 (prefix plugvisor_), in one Registry per daemon.
 // Plugin gauges are computed at scrape time from supervisor.list(), so a scrape costs one pass
 // over the plugins and nothing is kept in step on every change; counters and histograms are fed
-// by supervisor events. Every series of an unloaded plugin is removed.
+// by supervisor events. Every series of an unloaded plugin is removed (the scrape-time ones
+// vanish with the plugin from the list).
 // The invoke-proxy families (circuit_state, invocations_total, invocation_duration_seconds) are
 // registered by the proxy when it exists: a family nothing feeds is not exported.
 import type { EventEmitter } from 'node:events'
@@ -33,10 +34,11 @@ export interface PluginMetricsOptions {
 }
 
 export interface PluginMetrics {
+  /** Event-fed and process families; render() adds the plugin gauges computed at scrape time. */
   readonly registry: Registry
   /** One served HTTP request; `route` is the route pattern, or undefined when none matched. */
   observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
-  /** The exposition text and its content type. */
+  /** The whole exposition text (every family) and its content type. */
   render: () => Promise<{ contentType: string, body: string }>
   close: () => void
 }
@@ -49,81 +51,37 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   const { supervisor, resources } = opts
   const registry = new Registry()
   const registers = [registry]
-  // One list() per scrape, shared by the collect-time families: registry.metrics() calls every
-  // collect() in one synchronous pass, so the list lives until the next microtask.
-  let scrape: PluginSummary[] | undefined
-  const plugins = (): PluginSummary[] => {
-    if (scrape === undefined) {
-      scrape = supervisor.list()
-      queueMicrotask(() => { scrape = undefined })
+  // The families computed from supervisor.list() at scrape time are written as text here rather
+  // than through prom-client Gauges: with 500 plugins the state sets alone are 5,000 series, and
+  // prom-client's per-series label hashing and formatting made a scrape ~4x slower than this
+  // (see bench/metrics.js). The format is checked by promtool in the tests.
+  const renderPluginFamilies = (): string => {
+    const list = supervisor.list()
+    const up: string[] = []
+    const state: string[] = []
+    const health: string[] = []
+    const uptime: string[] = []
+    const memory: string[] = []
+    const cpu: string[] = []
+    for (const p of list) {
+      const l = `plugin="${escapeLabelValue(p.name)}"`
+      const usage = resources(p.name)
+      up.push(`plugvisor_plugin_up{${l}} ${p.state === 'running' ? 1 : 0}`)
+      for (const s of STATE_NAMES) state.push(`plugvisor_plugin_state{${l},state="${s}"} ${p.state === s ? 1 : 0}`)
+      for (const h of HEALTH_NAMES) health.push(`plugvisor_plugin_health{${l},status="${h}"} ${p.health === h ? 1 : 0}`)
+      uptime.push(`plugvisor_plugin_uptime_seconds{${l}} ${p.uptimeMs / 1000}`)
+      memory.push(`plugvisor_plugin_resident_memory_bytes{${l}} ${usage?.residentMemoryBytes ?? 0}`)
+      cpu.push(`plugvisor_plugin_cpu_seconds_total{${l}} ${usage?.cpuSeconds ?? 0}`)
     }
-    return scrape
+    const family = (name: string, type: string, help: string, lines: string[]): string =>
+      `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${lines.length > 0 ? lines.join('\n') + '\n' : ''}`
+    return family('plugvisor_plugin_up', 'gauge', 'Whether the plugin process is running (1) or not (0)', up) +
+      family('plugvisor_plugin_state', 'gauge', `Process lifecycle state as a state set: 1 for the current state, 0 for the others (${STATE_NAMES.join(', ')})`, state) +
+      family('plugvisor_plugin_health', 'gauge', `Health verdict as a state set: 1 for the current verdict, 0 for the others (${HEALTH_NAMES.join(', ')})`, health) +
+      family('plugvisor_plugin_uptime_seconds', 'gauge', 'Time since the plugin process started running; 0 when not running', uptime) +
+      family('plugvisor_plugin_resident_memory_bytes', 'gauge', 'Resident memory of the plugin\'s whole process group at the last sample; 0 when not running', memory) +
+      family('plugvisor_plugin_cpu_seconds_total', 'counter', 'User and system CPU time of every process the plugin has run since the daemon started, at the last sample', cpu)
   }
-
-  // Computed at scrape time from the supervisor's list and the latest resource samples.
-  const atScrape = [
-    new Gauge({
-      name: 'plugvisor_plugin_up',
-      help: 'Whether the plugin process is running (1) or not (0)',
-      labelNames: ['plugin'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const p of plugins()) this.set({ plugin: p.name }, p.state === 'running' ? 1 : 0)
-      }
-    }),
-    new Gauge({
-      name: 'plugvisor_plugin_state',
-      help: `Process lifecycle state as a state set: 1 for the current state, 0 for the others (${STATE_NAMES.join(', ')})`,
-      labelNames: ['plugin', 'state'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const p of plugins()) for (const state of STATE_NAMES) this.set({ plugin: p.name, state }, p.state === state ? 1 : 0)
-      }
-    }),
-    new Gauge({
-      name: 'plugvisor_plugin_health',
-      help: `Health verdict as a state set: 1 for the current verdict, 0 for the others (${HEALTH_NAMES.join(', ')})`,
-      labelNames: ['plugin', 'status'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const p of plugins()) for (const status of HEALTH_NAMES) this.set({ plugin: p.name, status }, p.health === status ? 1 : 0)
-      }
-    }),
-    new Gauge({
-      name: 'plugvisor_plugin_uptime_seconds',
-      help: 'Time since the plugin process started running; 0 when not running',
-      labelNames: ['plugin'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const p of plugins()) this.set({ plugin: p.name }, p.uptimeMs / 1000)
-      }
-    }),
-    new Gauge({
-      name: 'plugvisor_plugin_resident_memory_bytes',
-      help: 'Resident memory of the plugin\'s whole process group at the last sample; 0 when not running',
-      labelNames: ['plugin'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const p of plugins()) this.set({ plugin: p.name }, resources(p.name)?.residentMemoryBytes ?? 0)
-      }
-    }),
-    new Counter({
-      name: 'plugvisor_plugin_cpu_seconds_total',
-      help: 'User and system CPU time of every process the plugin has run since the daemon started, at the last sample',
-      labelNames: ['plugin'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const p of plugins()) this.inc({ plugin: p.name }, resources(p.name)?.cpuSeconds ?? 0)
-      }
-    })
-  ]
-  for (const m of atScrape) registry.registerMetric(m)
 
   const restarts = new Counter({
     name: 'plugvisor_plugin_restarts_total',
@@ -206,7 +164,8 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       http.observe({ method, route: route ?? UNMATCHED_ROUTE, status_code: String(statusCode) }, seconds)
     },
     async render () {
-      return { contentType: registry.contentType, body: await registry.metrics() }
+      const rest = await registry.metrics()
+      return { contentType: registry.contentType, body: renderPluginFamilies() + rest }
     },
     close () {
       supervisor.off('loaded', onLoaded)
@@ -218,4 +177,9 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       registry.clear()
     }
   }
+}
+
+/** Label values in the text format: backslash, double quote and line feed escaped. */
+function escapeLabelValue (v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v
 }
