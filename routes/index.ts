@@ -4,9 +4,13 @@ import type { FastifyInstance } from 'fastify'
 import plugins from './plugins.js'
 import health from './health.js'
 import config from './config.js'
+import metrics from './metrics.js'
+import events from './events.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(plugins)
   await app.register(health)
   await app.register(config)
+  await app.register(metrics)
+  await app.register(events)
 }

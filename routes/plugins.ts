@@ -87,7 +87,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/:name', {
     schema: {
       tags: ['plugins'],
-      summary: 'One plugin: summary and manifest (sensitive config redacted)',
+      summary: 'One plugin: summary, resource usage and manifest (sensitive config redacted)',
       params: PluginParams,
       response: {
         200: PluginDetail,
@@ -96,7 +96,9 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req) => {
     const name = known(req.params.name)
-    return { ...supervisor.summary(name), manifest: redactManifest(supervisor.manifest(name)) }
+    const usage = app.daemon.resources.usage(name)
+    const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+    return { ...supervisor.summary(name), resources, manifest: redactManifest(supervisor.manifest(name)) }
   })
 
   app.get('/plugins/:name/events', {

@@ -42,8 +42,15 @@ export type PluginSummaryT = Static<typeof PluginSummary>
 
 export const PluginList = Type.Object({ plugins: Type.Array(Type.Ref(PluginSummary)) })
 
+export const PluginResources = Type.Union([Type.Object({
+  residentMemoryBytes: Type.Integer({ description: 'Resident memory of the whole process group (bytes; 0 when not running)' }),
+  cpuSeconds: Type.Number({ description: 'CPU time (user + system) of every process the plugin has run since the daemon started (seconds)' }),
+  sampledAt: Timestamp
+}), Type.Null()], { description: 'Latest resource sample (every resources.sampleIntervalMs); null before the first' })
+
 export const PluginDetail = Type.Object({
   ...pluginSummaryProperties,
+  resources: PluginResources,
   manifest: Type.Record(Type.String(), Type.Unknown(), { description: 'The manifest with defaults filled in; sensitive config values redacted' })
 })
 

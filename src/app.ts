@@ -27,6 +27,13 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   const daemon = createDaemon({ ...opts, logger: fastify.log })
   fastify.decorate('daemon', daemon)
   fastify.addHook('onClose', async () => { await daemon.close() })
+  // Open GET /events streams would hold the server open: end them before it stops listening.
+  fastify.addHook('preClose', async () => { daemon.events.close() })
+  fastify.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
+  // Labelled by route pattern, never the raw URL (unbounded series). GET /events is hijacked and not counted.
+  fastify.addHook('onResponse', async (req, reply) => {
+    daemon.metrics.observeHttpRequest({ method: req.method, route: req.routeOptions.url, statusCode: reply.statusCode }, reply.elapsedTime / 1000)
+  })
   if (opts.boot !== false) {
     fastify.addHook('onReady', async () => {
       // Boot runs in the background: the API (and liveness) answer while plugins start.
@@ -44,7 +51,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
         { name: 'plugins', description: 'Plugin lifecycle' },
         { name: 'health', description: 'Daemon and plugin health, for people and for probes' },
         { name: 'config', description: 'Loaded configuration and its problems' },
-        { name: 'compatibility', description: 'Routes shaped like existing plugin hosts\' management APIs' }
+        { name: 'compatibility', description: 'Routes shaped like existing plugin hosts\' management APIs' },
+        { name: 'observability', description: 'Prometheus metrics and the event stream' }
       ]
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }

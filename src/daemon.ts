@@ -6,6 +6,9 @@ import { openDatabase, type Db } from './store/database.js'
 import { createStateStore, type StateStore } from './store/state-store.js'
 import { Supervisor, type Clock } from './supervisor/supervisor.js'
 import { childProcessRunner, type ProcessRunner } from './supervisor/process-runner.js'
+import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
+import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metrics.js'
+import { createEventStream, type EventStream } from './events/event-stream.js'
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -13,6 +16,8 @@ export interface DaemonOptions {
   runner?: ProcessRunner
   clock?: Clock
   random?: () => number
+  /** Where the resource sampler reads processes (default: a /proc scan). */
+  processSource?: ProcessSource
 }
 
 /** What readiness is made of, besides critical plugins. */
@@ -28,6 +33,12 @@ export interface Daemon {
   readonly store: StateStore
   readonly supervisor: Supervisor
   readonly progress: StartupProgress
+  /** Memory and CPU of every plugin's process group, and the memory limit. */
+  readonly resources: ResourceSampler
+  /** The Prometheus registry of this daemon. */
+  readonly metrics: PluginMetrics
+  /** GET /events clients. */
+  readonly events: EventStream
   /** Reaps what a hard-killed daemon left, then starts every plugin meant to run. */
   boot: () => Promise<void>
   /** Stops plugins in reverse dependency order, then closes the store. */
@@ -48,7 +59,23 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     restartBudget: loaded.config.restartBudget
   })
   for (const p of loaded.problems) logger.error({ file: p.file, path: p.path, reason: p.reason }, `plugin manifest skipped: ${formatProblem(p)}`)
+  // Created before load() so they see every plugin's `loaded` event.
+  const resources = createResourceSampler({
+    supervisor,
+    intervalMs: loaded.config.resources.sampleIntervalMs,
+    source: opts.processSource,
+    clock: opts.clock,
+    onError: (err) => logger.error({ err }, 'resource sampling failed')
+  })
+  const metrics = createPluginMetrics({ supervisor, resources: (name) => resources.usage(name) })
+  const events = createEventStream({
+    supervisor,
+    keepAliveMs: loaded.config.events.keepAliveMs,
+    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
+    onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
+  })
   supervisor.load(loaded.manifests)
+  resources.start()
 
   let booting: Promise<void> | undefined
   let closing: Promise<void> | undefined
@@ -58,6 +85,9 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     store,
     supervisor,
     progress,
+    resources,
+    metrics,
+    events,
     boot () {
       booting ??= (async () => {
         await supervisor.reapOrphans()
@@ -70,8 +100,11 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     },
     close () {
       closing ??= (async () => {
+        events.close()
+        resources.stop()
         // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
         await supervisor.shutdown()
+        metrics.close()
         await booting?.catch(() => {})
         db.close()
       })()

@@ -2,15 +2,17 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
+import type { DestinationStream } from 'pino'
 import app, { type AppOptions } from './app.js'
 import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
 
-export async function buildServer (opts: AppOptions & { logger?: boolean | object }): Promise<FastifyInstance> {
+export async function buildServer (opts: AppOptions & { logger?: boolean | object, logStream?: DestinationStream }): Promise<FastifyInstance> {
   const level = opts.loaded.config.log.level
   const fastify = Fastify({
-    logger: opts.logger ?? { level },
+    // logStream: the configured level, written somewhere else than stdout (tests capture it).
+    logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : { level }),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },

@@ -153,6 +153,13 @@ export const MainConfig = Type.Object({
   }, { additionalProperties: false, default: {} }),
   log: Type.Object({
     level: LogLevel
+  }, { additionalProperties: false, default: {} }),
+  resources: Type.Object({
+    sampleIntervalMs: ms('Resident memory and CPU time of every plugin process group are read from /proc this often; limits.maxMemoryMb needs two samples in a row over it', 5000, 10)
+  }, { additionalProperties: false, default: {} }),
+  events: Type.Object({
+    keepAliveMs: ms('GET /events sends a keep-alive comment this often', 15000, 10),
+    maxBufferedBytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'A GET /events client with more than this many bytes not yet taken by its socket is disconnected (bytes, default 1048576)' })
   }, { additionalProperties: false, default: {} })
 }, { additionalProperties: false, $id: 'https://plugvisor.dev/schemas/config.schema.json', title: 'plugvisor main config' })
 

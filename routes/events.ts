@@ -1,0 +1,36 @@
+// GET /events: server-sent events (transition, health, restart). The stream is the raw socket,
+// so the reply is hijacked; the event stream service owns formatting, keep-alive and slow clients.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+
+const events: FastifyPluginAsyncTypebox = async (app) => {
+  const stream = app.daemon.events
+
+  app.get('/events', {
+    schema: {
+      tags: ['observability'],
+      summary: 'Server-sent events: `event:` transition | health | restart, `data:` JSON { plugin, from, to, reason, at }; keep-alive comments every events.keepAliveMs',
+      response: {
+        200: {
+          description: 'An endless text/event-stream',
+          content: { 'text/event-stream': { schema: Type.String() } }
+        }
+      }
+    }
+  }, (req, reply) => {
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': req.id
+    })
+    const unsubscribe = stream.subscribe(res)
+    res.on('close', unsubscribe)
+    req.log.info({ clients: stream.clientCount() }, 'event stream client connected')
+  })
+}
+
+export default events

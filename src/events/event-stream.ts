@@ -1,0 +1,114 @@
+// Server-sent events: every transition, health verdict change and restart of the supervisor,
+// fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
+// sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
+//
+// Slow clients: a client whose socket has not taken more than maxBufferedBytes is disconnected
+// rather than having events dropped. A dropped event would leave it with a wrong picture and no
+// way to know; a disconnect is visible, and EventSource reconnects on its own (then re-reads
+// GET /plugins for the current state).
+import type { EventEmitter } from 'node:events'
+import type { HealthEvent, RestartEvent, SupervisorEvents, TransitionEvent } from '../supervisor/supervisor.js'
+
+export type StreamEventName = 'transition' | 'health' | 'restart'
+
+/** The `data:` of every event. `from`/`to` are states (transition), verdicts (health), or null (restart). */
+export interface StreamEventData {
+  plugin: string
+  from: string | null
+  to: string | null
+  reason: string
+  /** ISO 8601 time of the change. */
+  at: string
+}
+
+/** What a client connection must offer (http.ServerResponse does). */
+export interface EventSink {
+  write: (chunk: string) => boolean
+  readonly writableLength: number
+  end: () => void
+  destroy: () => void
+}
+
+/** The supervisor's events the stream relays. */
+export type StreamedSupervisor = Pick<EventEmitter<SupervisorEvents>, 'on' | 'off'>
+
+export interface EventStreamOptions {
+  supervisor: StreamedSupervisor
+  /** Keep-alive comment interval, milliseconds (config `events.keepAliveMs`). */
+  keepAliveMs: number
+  /** Unsent bytes allowed per client before it is disconnected (config `events.maxBufferedBytes`). */
+  maxBufferedBytes: number
+  /** A client was disconnected for being too slow. */
+  onSlowClient?: (bufferedBytes: number) => void
+}
+
+export interface EventStream {
+  /** Adds a client: writes the opening comment, then every event. Returns the unsubscribe. */
+  subscribe: (sink: EventSink) => () => void
+  clientCount: () => number
+  /** Ends every client stream and stops listening (app close). */
+  close: () => void
+}
+
+/** One event in the text/event-stream format. */
+export function formatEvent (event: StreamEventName, data: StreamEventData): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
+}
+
+export const KEEP_ALIVE = ': keep-alive\n\n'
+
+export function createEventStream (opts: EventStreamOptions): EventStream {
+  const { supervisor, maxBufferedBytes } = opts
+  const clients = new Set<EventSink>()
+  let closed = false
+
+  const drop = (sink: EventSink): void => {
+    clients.delete(sink)
+  }
+  const send = (chunk: string): void => {
+    for (const sink of clients) {
+      // Over the cap before this write: the socket has not kept up, disconnect instead of buffering more.
+      if (sink.writableLength > maxBufferedBytes) {
+        const buffered = sink.writableLength
+        drop(sink)
+        sink.destroy()
+        opts.onSlowClient?.(buffered)
+        continue
+      }
+      sink.write(chunk)
+    }
+  }
+
+  const onTransition = (e: TransitionEvent): void => send(formatEvent('transition', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() }))
+  const onHealth = (e: HealthEvent): void => send(formatEvent('health', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() }))
+  const onRestart = (e: RestartEvent): void => send(formatEvent('restart', { plugin: e.plugin, from: null, to: null, reason: e.reason, at: new Date(e.at).toISOString() }))
+  supervisor.on('transition', onTransition)
+  supervisor.on('health', onHealth)
+  supervisor.on('restart', onRestart)
+
+  const keepAlive = setInterval(() => send(KEEP_ALIVE), opts.keepAliveMs)
+  keepAlive.unref()
+
+  return {
+    subscribe (sink) {
+      if (closed) {
+        sink.end()
+        return () => {}
+      }
+      clients.add(sink)
+      sink.write(': connected\n\n')
+      return () => drop(sink)
+    },
+    clientCount: () => clients.size,
+    close () {
+      if (closed) return
+      closed = true
+      clearInterval(keepAlive)
+      supervisor.off('transition', onTransition)
+      supervisor.off('health', onHealth)
+      supervisor.off('restart', onRestart)
+      for (const sink of clients) sink.end()
+      clients.clear()
+    }
+  }
+}

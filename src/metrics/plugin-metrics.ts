@@ -1,0 +1,185 @@
+// The Prometheus metrics of DESIGN.md section 8 (prefix plugvisor_), in one Registry per daemon.
+// Plugin gauges are computed at scrape time from supervisor.list(), so a scrape costs one pass
+// over the plugins and nothing is kept in step on every change; counters and histograms are fed
+// by supervisor events. Every series of an unloaded plugin is removed (the scrape-time ones
+// vanish with the plugin from the list).
+// The invoke-proxy families (circuit_state, invocations_total, invocation_duration_seconds) are
+// registered by the proxy when it exists: a family nothing feeds is not exported.
+import type { EventEmitter } from 'node:events'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
+import type { PluginSummary, ProbeEvent, RestartEvent, SupervisorEvents } from '../supervisor/supervisor.js'
+import type { PluginResources } from '../resources/resource-sampler.js'
+
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const satisfies readonly RestartEvent['reason'][]
+export const PROBE_TYPES = ['http', 'tcp', 'exec'] as const satisfies readonly ProbeEvent['probe'][]
+export const PROBE_RESULTS = ['success', 'warn', 'failure'] as const satisfies readonly ProbeEvent['result'][]
+/** The route label of requests that matched no route: raw URLs would make unbounded series. */
+export const UNMATCHED_ROUTE = 'unmatched'
+
+/** The part of the supervisor metrics read (the real one, or a fake). */
+export interface MeteredSupervisor extends Pick<EventEmitter<SupervisorEvents>, 'on' | 'off'> {
+  list: () => PluginSummary[]
+  names: () => string[]
+  manifest: (name: string) => { healthCheck?: { http?: unknown, tcp?: unknown, exec?: unknown } }
+}
+
+export interface PluginMetricsOptions {
+  supervisor: MeteredSupervisor
+  /** Latest resource sample of a plugin. */
+  resources: (name: string) => PluginResources | undefined
+  /** prom-client's default process and Node.js metrics (default true). */
+  defaultMetrics?: boolean
+}
+
+export interface PluginMetrics {
+  /** Event-fed and process families; render() adds the plugin gauges computed at scrape time. */
+  readonly registry: Registry
+  /** One served HTTP request; `route` is the route pattern, or undefined when none matched. */
+  observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
+  /** The whole exposition text (every family) and its content type. */
+  render: () => Promise<{ contentType: string, body: string }>
+  close: () => void
+}
+
+const NON_COUNTER_TOTALS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+const PROBE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics {
+  const { supervisor, resources } = opts
+  const registry = new Registry()
+  const registers = [registry]
+  // The families computed from supervisor.list() at scrape time are written as text here rather
+  // than through prom-client Gauges: with 500 plugins the state sets alone are 5,000 series, and
+  // prom-client's per-series label hashing and formatting made a scrape ~4x slower than this
+  // (see bench/metrics.js). The format is checked by promtool in the tests.
+  const renderPluginFamilies = (): string => {
+    const list = supervisor.list()
+    const up: string[] = []
+    const state: string[] = []
+    const health: string[] = []
+    const uptime: string[] = []
+    const memory: string[] = []
+    const cpu: string[] = []
+    for (const p of list) {
+      const l = `plugin="${escapeLabelValue(p.name)}"`
+      const usage = resources(p.name)
+      up.push(`plugvisor_plugin_up{${l}} ${p.state === 'running' ? 1 : 0}`)
+      for (const s of STATE_NAMES) state.push(`plugvisor_plugin_state{${l},state="${s}"} ${p.state === s ? 1 : 0}`)
+      for (const h of HEALTH_NAMES) health.push(`plugvisor_plugin_health{${l},status="${h}"} ${p.health === h ? 1 : 0}`)
+      uptime.push(`plugvisor_plugin_uptime_seconds{${l}} ${p.uptimeMs / 1000}`)
+      memory.push(`plugvisor_plugin_resident_memory_bytes{${l}} ${usage?.residentMemoryBytes ?? 0}`)
+      cpu.push(`plugvisor_plugin_cpu_seconds_total{${l}} ${usage?.cpuSeconds ?? 0}`)
+    }
+    const family = (name: string, type: string, help: string, lines: string[]): string =>
+      `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${lines.length > 0 ? lines.join('\n') + '\n' : ''}`
+    return family('plugvisor_plugin_up', 'gauge', 'Whether the plugin process is running (1) or not (0)', up) +
+      family('plugvisor_plugin_state', 'gauge', `Process lifecycle state as a state set: 1 for the current state, 0 for the others (${STATE_NAMES.join(', ')})`, state) +
+      family('plugvisor_plugin_health', 'gauge', `Health verdict as a state set: 1 for the current verdict, 0 for the others (${HEALTH_NAMES.join(', ')})`, health) +
+      family('plugvisor_plugin_uptime_seconds', 'gauge', 'Time since the plugin process started running; 0 when not running', uptime) +
+      family('plugvisor_plugin_resident_memory_bytes', 'gauge', 'Resident memory of the plugin\'s whole process group at the last sample; 0 when not running', memory) +
+      family('plugvisor_plugin_cpu_seconds_total', 'counter', 'User and system CPU time of every process the plugin has run since the daemon started, at the last sample', cpu)
+  }
+
+  const restarts = new Counter({
+    name: 'plugvisor_plugin_restarts_total',
+    help: 'Restarts by reason: crash (unexpected exit), unhealthy (failed probes), memory (limits.maxMemoryMb), manual (operator)',
+    labelNames: ['plugin', 'reason'],
+    registers
+  })
+  const checks = new Counter({
+    name: 'plugvisor_plugin_health_checks_total',
+    help: 'Health probe results by probe type and result',
+    labelNames: ['plugin', 'probe', 'result'],
+    registers
+  })
+  const checkDuration = new Histogram({
+    name: 'plugvisor_plugin_health_check_duration_seconds',
+    help: 'Duration of health probes',
+    labelNames: ['plugin', 'probe'],
+    buckets: PROBE_BUCKETS,
+    registers
+  })
+  const http = new Histogram({
+    name: 'plugvisor_http_request_duration_seconds',
+    help: `Duration of HTTP API requests by method, route pattern (${UNMATCHED_ROUTE} when no route matched) and status code`,
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: HTTP_BUCKETS,
+    registers
+  })
+
+  let loopDelay: IntervalHistogram | undefined = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
+  const loopLag = new Gauge({
+    name: 'plugvisor_event_loop_lag_seconds',
+    help: 'p99 of the event-loop delay since the previous scrape',
+    registers: [],
+    collect () {
+      if (!loopDelay) return
+      // Before the first full resolution interval the histogram is empty (percentile 0, min huge).
+      this.set(loopDelay.count > 0 ? loopDelay.percentile(99) / 1e9 : 0)
+      loopDelay.reset()
+    }
+  })
+  registry.registerMetric(loopLag)
+
+  if (opts.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry })
+    // Gauges named *_total fail `promtool check metrics`; the per-type gauges without the
+    // suffix (nodejs_active_handles{type} ...) carry the same numbers, sum() gives the total.
+    for (const name of NON_COUNTER_TOTALS) registry.removeSingleMetric(name)
+  }
+
+  // Counters start at 0 for every reason and result, so rate() and increase() see the first event.
+  const initPlugin = (name: string): void => {
+    for (const reason of RESTART_REASONS) restarts.inc({ plugin: name, reason }, 0)
+    const hc = supervisor.manifest(name).healthCheck
+    const probe = hc === undefined ? undefined : PROBE_TYPES.find((t) => hc[t] !== undefined)
+    if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
+  }
+  const onLoaded = (name: string): void => initPlugin(name)
+  const onUnloaded = (name: string): void => {
+    for (const reason of RESTART_REASONS) restarts.remove({ plugin: name, reason })
+    for (const probe of PROBE_TYPES) {
+      checkDuration.remove({ plugin: name, probe })
+      for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
+    }
+  }
+  const onRestart = (e: RestartEvent): void => { restarts.inc({ plugin: e.plugin, reason: e.reason }) }
+  const onProbe = (e: ProbeEvent): void => {
+    checks.inc({ plugin: e.plugin, probe: e.probe, result: e.result })
+    checkDuration.observe({ plugin: e.plugin, probe: e.probe }, e.durationMs / 1000)
+  }
+  for (const name of supervisor.names()) initPlugin(name)
+  supervisor.on('loaded', onLoaded)
+  supervisor.on('unloaded', onUnloaded)
+  supervisor.on('restart', onRestart)
+  supervisor.on('probe', onProbe)
+
+  return {
+    registry,
+    observeHttpRequest ({ method, route, statusCode }, seconds) {
+      http.observe({ method, route: route ?? UNMATCHED_ROUTE, status_code: String(statusCode) }, seconds)
+    },
+    async render () {
+      const rest = await registry.metrics()
+      return { contentType: registry.contentType, body: renderPluginFamilies() + rest }
+    },
+    close () {
+      supervisor.off('loaded', onLoaded)
+      supervisor.off('unloaded', onUnloaded)
+      supervisor.off('restart', onRestart)
+      supervisor.off('probe', onProbe)
+      loopDelay?.disable()
+      loopDelay = undefined
+      registry.clear()
+    }
+  }
+}
+
+/** Label values in the text format: backslash, double quote and line feed escaped. */
+function escapeLabelValue (v: string): string {
+  return /[\\"\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v
+}

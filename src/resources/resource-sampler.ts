@@ -1,0 +1,154 @@
+// Resident memory and CPU time of every plugin's whole process group, sampled from /proc on an
+// interval, and the memory limit: over `limits.maxMemoryMb` on two samples in a row restarts the
+// plugin (reason memory) through the supervisor's backoff. One /proc scan per tick, grouped by
+// process group id, whatever the number of plugins.
+import type { EventEmitter } from 'node:events'
+import type { Clock, SupervisorEvents } from '../supervisor/supervisor.js'
+import type { ProcessIdentity } from '../supervisor/process-runner.js'
+import { scanProcesses, sysconf, type ProcStat } from '../supervisor/proc.js'
+
+/** What one tick reads: every process with its group, state, rss and CPU ticks. */
+export type ProcessSource = () => Pick<ProcStat, 'pid' | 'pgid' | 'state' | 'startTicks' | 'rssPages' | 'utimeTicks' | 'stimeTicks'>[]
+
+/** The part of the supervisor the sampler needs (a fake in unit tests). */
+export interface SampledSupervisor extends Pick<EventEmitter<SupervisorEvents>, 'on' | 'off'> {
+  names: () => string[]
+  processOf: (name: string) => ProcessIdentity | undefined
+  manifest: (name: string) => { limits: { maxMemoryMb?: number } }
+  memoryExceeded: (name: string) => void
+}
+
+export interface PluginResources {
+  /** Resident memory of the live processes of the group, bytes (0 when not running). */
+  residentMemoryBytes: number
+  /**
+   * CPU time (user + system) of every process the plugin has run since the daemon started,
+   * seconds: monotonic, so it can be a Prometheus counter across plugin restarts.
+   */
+  cpuSeconds: number
+  /** When it was read (epoch ms). */
+  sampledAt: number
+}
+
+export interface ResourceSamplerOptions {
+  supervisor: SampledSupervisor
+  /** Tick interval, milliseconds (config `resources.sampleIntervalMs`). */
+  intervalMs: number
+  source?: ProcessSource
+  clock?: Clock
+  /** Bytes per rss page and CPU ticks per second; from getconf by default. */
+  pageSize?: number
+  ticksPerSecond?: number
+  /** A tick that threw (the interval keeps going). */
+  onError?: (err: unknown) => void
+}
+
+export interface ResourceSampler {
+  /** The latest sample of a plugin; undefined before its first one. */
+  usage: (name: string) => PluginResources | undefined
+  /** One tick now (the interval calls this; tests call it directly). */
+  sample: () => void
+  start: () => void
+  stop: () => void
+}
+
+interface Tracked {
+  /** The process instance the per-pid figures belong to: `${pid}:${startTicks}`. */
+  instance: string | undefined
+  /** Last CPU ticks seen per member pid of the current instance: members that exit keep theirs. */
+  memberTicks: Map<number, number>
+  /** CPU ticks of earlier instances of the plugin. */
+  previousTicks: number
+  /** Consecutive samples over the memory limit. */
+  overLimit: number
+  usage: PluginResources | undefined
+}
+
+export function createResourceSampler (opts: ResourceSamplerOptions): ResourceSampler {
+  const { supervisor, intervalMs } = opts
+  const source = opts.source ?? (() => scanProcesses())
+  const clock = opts.clock ?? { now: () => Date.now() }
+  const pageSize = opts.pageSize ?? sysconf().pageSize
+  const ticksPerSecond = opts.ticksPerSecond ?? sysconf().ticksPerSecond
+  const tracked = new Map<string, Tracked>()
+  let timer: NodeJS.Timeout | undefined
+
+  const onUnloaded = (name: string): void => { tracked.delete(name) }
+  supervisor.on('unloaded', onUnloaded)
+
+  const sumTicks = (t: Tracked): number => {
+    let s = t.previousTicks
+    for (const v of t.memberTicks.values()) s += v
+    return s
+  }
+
+  function sample (): void {
+    const now = clock.now()
+    // pgid -> plugin, for the plugins that have a process now.
+    const byGroup = new Map<number, { name: string, t: Tracked, rssPages: number }>()
+    for (const name of supervisor.names()) {
+      let t = tracked.get(name)
+      if (!t) {
+        t = { instance: undefined, memberTicks: new Map(), previousTicks: 0, overLimit: 0, usage: undefined }
+        tracked.set(name, t)
+      }
+      const id = supervisor.processOf(name)
+      const instance = id ? `${id.pid}:${id.startTicks ?? ''}` : undefined
+      if (instance !== t.instance) {
+        // A new process (or none): the old one's CPU time is kept, its memory count starts over.
+        t.previousTicks = sumTicks(t)
+        t.memberTicks = new Map()
+        t.instance = instance
+        t.overLimit = 0
+      }
+      if (id) byGroup.set(id.pgid, { name, t, rssPages: 0 })
+      else t.usage = { residentMemoryBytes: 0, cpuSeconds: sumTicks(t) / ticksPerSecond, sampledAt: now }
+    }
+    if (byGroup.size > 0) {
+      for (const p of source()) {
+        const g = byGroup.get(p.pgid)
+        if (g === undefined) continue
+        // Zombies hold no memory and their CPU time was counted while they ran.
+        if (p.state === 'Z' || p.state === 'X') continue
+        g.rssPages += p.rssPages
+        g.t.memberTicks.set(p.pid, p.utimeTicks + p.stimeTicks)
+      }
+    }
+    for (const { name, t, rssPages } of byGroup.values()) {
+      const residentMemoryBytes = rssPages * pageSize
+      t.usage = { residentMemoryBytes, cpuSeconds: sumTicks(t) / ticksPerSecond, sampledAt: now }
+      const limitMb = supervisor.manifest(name).limits.maxMemoryMb
+      if (limitMb === undefined || residentMemoryBytes <= limitMb * 1024 * 1024) {
+        t.overLimit = 0
+        continue
+      }
+      t.overLimit++
+      if (t.overLimit >= 2) {
+        // Counted again from zero for the next process (the instance changes on restart).
+        t.overLimit = 0
+        supervisor.memoryExceeded(name)
+      }
+    }
+  }
+
+  return {
+    usage: (name) => tracked.get(name)?.usage,
+    sample,
+    start () {
+      if (timer) return
+      timer = setInterval(() => {
+        try {
+          sample()
+        } catch (err) {
+          opts.onError?.(err)
+        }
+      }, intervalMs)
+      timer.unref()
+    },
+    stop () {
+      if (timer) clearInterval(timer)
+      timer = undefined
+      supervisor.off('unloaded', onUnloaded)
+    }
+  }
+}

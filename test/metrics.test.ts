@@ -1,0 +1,150 @@
+import t from 'tap'
+import { EventEmitter } from 'node:events'
+import { build, fixturePlugin, writeConfig } from './helper.js'
+import { parseMetrics, valueOf } from './metrics-text.js'
+import { createPluginMetrics, type MeteredSupervisor } from '../src/metrics/plugin-metrics.js'
+import type { PluginSummary, RestartEvent, SupervisorEvents } from '../src/supervisor/supervisor.js'
+import type { Supervisor } from '../src/supervisor/supervisor.js'
+
+const PLUGIN_FAMILIES: Record<string, string> = {
+  plugvisor_plugin_up: 'gauge',
+  plugvisor_plugin_state: 'gauge',
+  plugvisor_plugin_health: 'gauge',
+  plugvisor_plugin_restarts_total: 'counter',
+  plugvisor_plugin_health_checks_total: 'counter',
+  plugvisor_plugin_health_check_duration_seconds: 'histogram',
+  plugvisor_plugin_uptime_seconds: 'gauge',
+  plugvisor_plugin_resident_memory_bytes: 'gauge',
+  plugvisor_plugin_cpu_seconds_total: 'counter'
+}
+
+/** Resolves at the first `restart` of `plugin` with `reason`. */
+function restartOf (supervisor: Supervisor, plugin: string, reason: RestartEvent['reason']): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (e: RestartEvent): void => {
+      if (e.plugin === plugin && e.reason === reason) { supervisor.off('restart', on); resolve() }
+    }
+    supervisor.on('restart', on)
+  })
+}
+
+t.test('after start, crash, unhealthy, memory and manual restarts every family has its series and labels', async (t) => {
+  const noProbe = { healthCheck: { exec: { command: process.execPath, args: ['-e', ''] }, initialDelayMs: 600000, intervalMs: 600000 } }
+  const loaded = writeConfig([
+    fixturePlugin('steady', 'sleep'),
+    // Crashes twice: one automatic restart is allowed, the second crash leaves it failed.
+    fixturePlugin('crashy', 'crash-after', { args: ['20'], restart: { maxRestarts: 1 } }),
+    fixturePlugin('probed', 'sleep', noProbe),
+    fixturePlugin('hungry', 'grow-memory', { args: ['128'], limits: { maxMemoryMb: 96 } })
+  ], { resources: { sampleIntervalMs: 20 } })
+  const app = await build(t, loaded, { boot: false })
+  const { supervisor } = app.daemon
+  const crashed = restartOf(supervisor, 'crashy', 'crash')
+  const memory = restartOf(supervisor, 'hungry', 'memory')
+  const failed = supervisor.waitFor('crashy', (s) => s.state === 'failed', 20000)
+  await app.daemon.boot()
+  await Promise.all([crashed, memory, failed])
+
+  const unhealthy = restartOf(supervisor, 'probed', 'unhealthy')
+  supervisor.setHealth('probed', 'unhealthy', 'test')
+  await unhealthy
+  await app.inject({ method: 'POST', url: '/plugins/steady/restart' })
+  supervisor.emit('probe', { plugin: 'probed', probe: 'exec', phase: 'regular', result: 'failure', durationMs: 12, at: Date.now() })
+  await app.inject({ method: 'GET', url: '/plugins/steady' })
+  await app.inject({ method: 'GET', url: '/no/such/route?secret=1' })
+
+  // steady's new process may not have met the interval yet: take a sample now.
+  app.daemon.resources.sample()
+  const res = await app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  const { series, types } = parseMetrics(res.body)
+
+  for (const [family, type] of Object.entries(PLUGIN_FAMILIES)) {
+    t.equal(types.get(family), type, `${family} is a ${type}`)
+    const own = series.filter((s) => s.name === family || s.name.startsWith(`${family}_`))
+    t.ok(own.length > 0, `${family} has series`)
+    t.ok(own.every((s) => typeof s.labels.plugin === 'string'), `every ${family} series has a plugin label`)
+  }
+  for (const plugin of ['steady', 'crashy', 'probed', 'hungry']) {
+    t.equal(series.filter((s) => s.name === 'plugvisor_plugin_state' && s.labels.plugin === plugin).length, 6, `${plugin}: one state series per state`)
+    t.equal(series.filter((s) => s.name === 'plugvisor_plugin_state' && s.labels.plugin === plugin && s.value === 1).length, 1, `${plugin}: exactly one current state`)
+    t.equal(series.filter((s) => s.name === 'plugvisor_plugin_health' && s.labels.plugin === plugin).length, 4, `${plugin}: one health series per verdict`)
+    for (const reason of ['crash', 'unhealthy', 'memory', 'manual']) {
+      t.type(valueOf(series, 'plugvisor_plugin_restarts_total', { plugin, reason }), 'number', `${plugin} has restarts{reason=${reason}}`)
+    }
+  }
+  t.equal(valueOf(series, 'plugvisor_plugin_state', { plugin: 'crashy', state: 'failed' }), 1, 'crashy is failed')
+  t.equal(valueOf(series, 'plugvisor_plugin_up', { plugin: 'crashy' }), 0)
+  t.equal(valueOf(series, 'plugvisor_plugin_up', { plugin: 'steady' }), 1)
+  t.equal(valueOf(series, 'plugvisor_plugin_health', { plugin: 'steady', status: 'healthy' }), 1)
+  t.equal(valueOf(series, 'plugvisor_plugin_restarts_total', { plugin: 'crashy', reason: 'crash' }), 1)
+  t.equal(valueOf(series, 'plugvisor_plugin_restarts_total', { plugin: 'probed', reason: 'unhealthy' }), 1)
+  t.ok(valueOf(series, 'plugvisor_plugin_restarts_total', { plugin: 'hungry', reason: 'memory' })! >= 1, 'hungry restarted for memory')
+  t.equal(valueOf(series, 'plugvisor_plugin_restarts_total', { plugin: 'steady', reason: 'manual' }), 1)
+  t.equal(valueOf(series, 'plugvisor_plugin_restarts_total', { plugin: 'steady', reason: 'crash' }), 0)
+  t.equal(valueOf(series, 'plugvisor_plugin_health_checks_total', { plugin: 'probed', probe: 'exec', result: 'failure' }), 1)
+  t.equal(valueOf(series, 'plugvisor_plugin_health_checks_total', { plugin: 'probed', probe: 'exec', result: 'success' }), 0)
+  t.equal(valueOf(series, 'plugvisor_plugin_health_check_duration_seconds_count', { plugin: 'probed', probe: 'exec' }), 1)
+  t.equal(valueOf(series, 'plugvisor_plugin_health_check_duration_seconds_sum', { plugin: 'probed', probe: 'exec' }), 0.012)
+  t.ok(valueOf(series, 'plugvisor_plugin_resident_memory_bytes', { plugin: 'steady' })! > 0, 'resident memory sampled')
+  t.type(valueOf(series, 'plugvisor_plugin_cpu_seconds_total', { plugin: 'steady' }), 'number')
+  t.type(valueOf(series, 'plugvisor_plugin_uptime_seconds', { plugin: 'steady' }), 'number')
+
+  t.equal(types.get('plugvisor_http_request_duration_seconds'), 'histogram')
+  t.equal(valueOf(series, 'plugvisor_http_request_duration_seconds_count', { method: 'GET', route: '/plugins/:name', status_code: '200' }), 1, 'labelled by route pattern')
+  t.equal(valueOf(series, 'plugvisor_http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status_code: '404' }), 1, 'unknown routes share one label')
+  t.notOk(series.some((s) => s.labels.route?.includes('/no/such')), 'never the raw URL')
+  t.equal(types.get('plugvisor_event_loop_lag_seconds'), 'gauge')
+  t.equal(types.get('process_cpu_seconds_total'), 'counter', "prom-client's default process metrics")
+  for (const absent of ['plugvisor_circuit_state', 'plugvisor_invocations_total', 'plugvisor_invocation_duration_seconds']) {
+    t.notOk(types.has(absent), `${absent} waits for the invoke proxy`)
+  }
+})
+
+t.test('each app has its own registry', async (t) => {
+  const a = await build(t, writeConfig([fixturePlugin('only-a', 'sleep', { autostart: false })]), { boot: false })
+  const b = await build(t, writeConfig([fixturePlugin('only-b', 'sleep', { autostart: false })]), { boot: false })
+  t.not(a.daemon.metrics.registry, b.daemon.metrics.registry)
+  const text = (await a.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(text, /plugin="only-a"/)
+  t.notMatch(text, /plugin="only-b"/)
+})
+
+t.test('series of an unloaded plugin are removed', async (t) => {
+  // No unload API yet: a supervisor stand-in that loads and unloads like the real one.
+  const summaries = new Map<string, PluginSummary>()
+  const bus = new EventEmitter<SupervisorEvents>()
+  const fake: MeteredSupervisor = Object.assign(bus, {
+    list: () => [...summaries.values()],
+    names: () => [...summaries.keys()],
+    manifest: () => ({ healthCheck: { http: {} } })
+  })
+  const metrics = createPluginMetrics({ supervisor: fake, resources: () => ({ residentMemoryBytes: 1024, cpuSeconds: 1.5, sampledAt: 0 }), defaultMetrics: false })
+  t.teardown(() => metrics.close())
+  const summary = (name: string): PluginSummary => ({ name, version: null, description: null, state: 'running', health: 'healthy', status: 'healthy', desired: 'running', critical: false, pid: 1, port: null, startedAt: null, uptimeMs: 1000, restartCount: 0, lastExit: null, nextRestartAt: null, circuit: null })
+  for (const name of ['gone', 'kept']) {
+    summaries.set(name, summary(name))
+    bus.emit('loaded', name)
+    bus.emit('restart', { plugin: name, reason: 'crash', at: 0 })
+    bus.emit('probe', { plugin: name, probe: 'http', phase: 'regular', result: 'success', durationMs: 1, at: 0 })
+  }
+  const before = parseMetrics((await metrics.render()).body).series
+  t.ok(before.filter((s) => s.labels.plugin === 'gone').length >= 9 + 4 + 3 + 15, 'the plugin had series in every family')
+
+  summaries.delete('gone')
+  bus.emit('unloaded', 'gone')
+  const after = parseMetrics((await metrics.render()).body).series
+  t.same(after.filter((s) => s.labels.plugin === 'gone'), [], 'no series left for it')
+  t.equal(valueOf(after, 'plugvisor_plugin_restarts_total', { plugin: 'kept', reason: 'crash' }), 1, 'the others keep theirs')
+  t.equal(valueOf(after, 'plugvisor_plugin_cpu_seconds_total', { plugin: 'kept' }), 1.5)
+})
+
+t.test('closing the metrics stops listening to the supervisor', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => [], manifest: () => ({}) })
+  const metrics = createPluginMetrics({ supervisor: fake, resources: () => undefined, defaultMetrics: false })
+  t.equal(bus.listenerCount('restart'), 1)
+  metrics.close()
+  for (const e of ['loaded', 'unloaded', 'restart', 'probe'] as const) t.equal(bus.listenerCount(e), 0, e)
+})
