@@ -3,8 +3,10 @@
 import type { FastifyInstance } from 'fastify'
 import plugins from './plugins.js'
 import health from './health.js'
+import pluginHealth from './plugin-health.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(plugins)
   await app.register(health)
+  await app.register(pluginHealth)
 }

@@ -87,7 +87,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/:name', {
     schema: {
       tags: ['plugins'],
-      summary: 'One plugin: summary and manifest (sensitive config redacted)',
+      summary: 'One plugin: summary, manifest (sensitive config redacted), probe stats and health trend',
       params: PluginParams,
       response: {
         200: PluginDetail,
@@ -96,7 +96,9 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req) => {
     const name = known(req.params.name)
-    return { ...supervisor.summary(name), manifest: redactManifest(supervisor.manifest(name)) }
+    const summary = supervisor.summary(name)
+    const { trend, ...stats } = app.daemon.healthHistory.stats(name)
+    return { ...summary, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
   })
 
   app.get('/plugins/:name/events', {

@@ -6,6 +6,8 @@ import { openDatabase, type Db } from './store/database.js'
 import { createStateStore, type StateStore } from './store/state-store.js'
 import { Supervisor, type Clock } from './supervisor/supervisor.js'
 import { childProcessRunner, type ProcessRunner } from './supervisor/process-runner.js'
+import { HealthMonitor } from './health/health-monitor.js'
+import { createHealthHistory, type HealthHistory } from './health/health-history.js'
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -27,10 +29,14 @@ export interface Daemon {
   readonly db: Db
   readonly store: StateStore
   readonly supervisor: Supervisor
+  /** Runs the probes of running plugins; keeps the last check of each in memory. */
+  readonly healthMonitor: HealthMonitor
+  /** Probe results in SQLite (batched), rollups, retention, stats. */
+  readonly healthHistory: HealthHistory
   readonly progress: StartupProgress
   /** Reaps what a hard-killed daemon left, then starts every plugin meant to run. */
   boot: () => Promise<void>
-  /** Stops plugins in reverse dependency order, then closes the store. */
+  /** Stops plugins in reverse dependency order, stops probing, flushes history, then closes the store. */
   close: () => Promise<void>
 }
 
@@ -47,6 +53,16 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     random: opts.random,
     restartBudget: loaded.config.restartBudget
   })
+  const healthHistory = createHealthHistory(db, {
+    ...loaded.config.history,
+    clock: opts.clock,
+    onError: (err) => logger.error({ err }, 'writing health history failed')
+  })
+  supervisor.on('probe', (ev) => healthHistory.record(ev))
+  healthHistory.start()
+  const healthMonitor = new HealthMonitor({ supervisor, logger, clock: opts.clock, random: opts.random })
+  // Probes follow transitions from the first start on (boot, or an operator start before boot).
+  healthMonitor.start()
   for (const p of loaded.problems) logger.error({ file: p.file, path: p.path, reason: p.reason }, `plugin manifest skipped: ${formatProblem(p)}`)
   supervisor.load(loaded.manifests)
 
@@ -57,6 +73,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     db,
     store,
     supervisor,
+    healthMonitor,
+    healthHistory,
     progress,
     boot () {
       booting ??= (async () => {
@@ -73,6 +91,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
         await supervisor.shutdown()
         await booting?.catch(() => {})
+        await healthMonitor.stop()
+        healthHistory.stop()
         db.close()
       })()
       return closing
