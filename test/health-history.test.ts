@@ -4,13 +4,13 @@ import t from 'tap'
 import { openDatabase } from '../src/store/database.js'
 import { createHealthHistory } from '../src/health/health-history.js'
 import type { ProbeEvent } from '../src/supervisor/supervisor.js'
-import { build, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { type Tap, build, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 const MIN = 60_000
 const HOUR = 60 * MIN
 const T0 = Date.UTC(2025, 0, 1, 10, 0, 0)
 
-function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], pruneChunk = 1000) {
+function setup (t: Tap, pruneChunk = 1000) {
   const db = openDatabase(tempDir())
   t.teardown(() => db.close())
   const clock = { ms: T0, now () { return this.ms } }

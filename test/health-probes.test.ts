@@ -3,7 +3,7 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { FIXTURE, build, collectEvents, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { FIXTURE, type Tap, build, collectEvents, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 const fast = { intervalMs: 50, timeoutMs: 1000, failureThreshold: 2 }
 // The fixture takes a moment to listen: a startup probe covers that, as it would in production.
@@ -21,7 +21,6 @@ async function booted (t: Tap, plugins: unknown[], dir?: string) {
   const app = await build(t, writeConfig(plugins, {}, dir), { boot: false })
   return { app, sup: app.daemon.supervisor }
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 t.test('http probe: a 2xx answer makes the plugin healthy', async (t) => {
   const { app, sup } = await booted(t, [served('web', { HEALTH: 'pass' })])

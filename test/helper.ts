@@ -13,7 +13,7 @@ import type { Supervisor, SupervisorEvents } from '../src/supervisor/supervisor.
 
 export const FIXTURE = fileURLToPath(new URL('./fixtures/plugin.mjs', import.meta.url))
 
-type Tap = { teardown: (fn: () => unknown) => void }
+export type Tap = { teardown: (fn: () => unknown) => void }
 
 export function tempDir (prefix = 'plugvisor-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix))
