@@ -129,7 +129,7 @@ export const PluginHealth = Type.Object({
 }, { $id: 'PluginHealth' })
 
 export const HealthReport = Type.Object({
-  status: literals(['pass', 'warn', 'fail'], 'fail when the daemon fails or a critical plugin is failed or unhealthy; warn when a plugin meant to run is not healthy'),
+  status: literals(['pass', 'warn', 'fail'], 'fail when the daemon fails or a critical plugin is failed or unhealthy; warn when a plugin meant to run is degraded, unhealthy, restarting, failed or stopped'),
   timestamp: Timestamp,
   plugins: Type.Record(Type.String(), Type.Ref(PluginHealth)),
   summary: Type.Ref(StatusSummary)

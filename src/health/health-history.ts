@@ -76,7 +76,7 @@ export function createHealthHistory (db: Db, opts: HistoryOptions) {
     (SELECT plugin, resolution, bucket FROM health_rollups WHERE resolution = ? AND bucket < ? LIMIT ?)`)
   const rawQuery = db.prepare(`SELECT at, probe, phase, result, duration_ms AS durationMs, error FROM health_checks
     WHERE plugin = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?`)
-  const rollupQuery = db.prepare(`SELECT bucket AS at, count, failures, warnings, min_ms AS minMs, sum_ms / count AS avgMs, max_ms AS maxMs
+  const rollupQuery = db.prepare(`SELECT bucket AS at, count, failures, warnings, min_ms AS minMs, round(sum_ms / count, 3) AS avgMs, max_ms AS maxMs
     FROM health_rollups WHERE plugin = ? AND resolution = ? AND bucket >= ? AND bucket < ? ORDER BY bucket DESC LIMIT ?`)
   const totals = db.prepare(`SELECT coalesce(sum(count), 0) AS count, coalesce(sum(failures), 0) AS failures, coalesce(sum(sum_ms), 0) AS sum
     FROM health_rollups WHERE plugin = ? AND resolution = 'hour'`)
@@ -188,7 +188,7 @@ export function createHealthHistory (db: Db, opts: HistoryOptions) {
         totalChecks: count,
         successRate: count === 0 ? 0 : (count - failures) / count,
         errorRate: count === 0 ? 0 : failures / count,
-        avgResponseTimeMs: count === 0 ? 0 : sum / count,
+        avgResponseTimeMs: count === 0 ? 0 : Math.round((sum / count) * 1000) / 1000,
         trend: trendOf(previous, recent)
       }
     }

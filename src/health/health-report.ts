@@ -54,7 +54,8 @@ export function pluginHealthEntry (s: PluginSummary, last: LastCheck): PluginHea
 
 /**
  * The daemon and every plugin. fail (503) when the daemon itself fails or a critical plugin is
- * failed or unhealthy; warn when any plugin meant to run is not healthy; pass otherwise.
+ * failed or unhealthy; warn when any plugin meant to run is degraded, unhealthy, restarting, failed or
+ * stopped (unknown, a verdict still pending, does not warn); pass otherwise.
  */
 export function healthReport (list: PluginSummary[], lastCheck: (name: string) => LastCheck, daemonOk: boolean, now: number): HealthReport {
   const plugins: Record<string, PluginHealthEntry> = {}
@@ -62,7 +63,7 @@ export function healthReport (list: PluginSummary[], lastCheck: (name: string) =
   for (const s of list) {
     plugins[s.name] = pluginHealthEntry(s, lastCheck(s.name))
     if (s.critical && (s.status === 'failed' || s.status === 'unhealthy')) status = 'fail'
-    else if (status === 'pass' && s.desired === 'running' && !isUp(s) && s.status !== 'unknown') status = 'warn'
+    else if (status === 'pass' && s.desired === 'running' && s.status !== 'healthy' && s.status !== 'unknown') status = 'warn'
   }
   return { status, timestamp: new Date(now).toISOString(), plugins, summary: summarize(list) }
 }
