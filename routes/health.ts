@@ -1,8 +1,15 @@
 // Probe endpoints. Cheap by rule: no database read, warn-level logging only.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { errors } from '../src/errors.js'
+import { healthReport, isUp, pluginHealthEntry, readiness } from '../src/health/health-report.js'
+import { ErrorResponse, HealthReport, PluginHealthResponse, PluginParams, ReadinessQuery, ReadinessResponse } from './schemas.js'
+
+const HEALTH_JSON = 'application/health+json'
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
+  const { supervisor, healthMonitor, progress } = app.daemon
+
   app.get('/health/liveness', {
     logLevel: 'warn',
     schema: {
@@ -13,6 +20,51 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
   }, async (_req, reply) => {
     reply.header('cache-control', 'no-store')
     return { status: 'pass' as const, uptimeMs: Math.round(process.uptime() * 1000) }
+  })
+
+  app.get('/health', {
+    logLevel: 'warn',
+    schema: {
+      tags: ['health'],
+      summary: 'The daemon and every plugin (application/health+json); 503 when the daemon fails or a critical plugin is failed or unhealthy',
+      response: { 200: Type.Ref(HealthReport), 503: Type.Ref(HealthReport) }
+    }
+  }, async (_req, reply) => {
+    const report = healthReport(supervisor.list(), (n) => healthMonitor.lastCheck(n), progress.storeMigrated, Date.now())
+    reply.header('cache-control', 'no-store').type(HEALTH_JSON).code(report.status === 'fail' ? 503 : 200)
+    return report
+  })
+
+  app.get('/health/readiness', {
+    logLevel: 'warn',
+    schema: {
+      tags: ['health'],
+      summary: 'Ready: start-up done, store migrated, initial start pass done, every critical plugin healthy or degraded; else 503',
+      querystring: ReadinessQuery,
+      response: { 200: ReadinessResponse, 503: ReadinessResponse }
+    }
+  }, async (req, reply) => {
+    const verbose = req.query.verbose !== undefined && req.query.verbose !== 'false' && req.query.verbose !== '0'
+    const { ready, checks } = readiness({ progress, plugins: supervisor.list(), exclude: req.query.exclude ?? [] })
+    reply.header('cache-control', 'no-store').code(ready ? 200 : 503)
+    const status = ready ? 'pass' as const : 'fail' as const
+    return verbose ? { status, checks } : { status }
+  })
+
+  app.get('/health/:name', {
+    logLevel: 'warn',
+    schema: {
+      tags: ['health'],
+      summary: 'One plugin (application/health+json): 200 when healthy or degraded, 503 otherwise; usable as a probe target',
+      params: PluginParams,
+      response: { 200: PluginHealthResponse, 503: PluginHealthResponse, 404: Type.Ref(ErrorResponse) }
+    }
+  }, async (req, reply) => {
+    const { name } = req.params
+    if (!supervisor.has(name)) throw new errors.PluginNotFound(name)
+    const summary = supervisor.summary(name)
+    reply.header('cache-control', 'no-store').type(HEALTH_JSON).code(isUp(summary) ? 200 : 503)
+    return { name, ...pluginHealthEntry(summary, healthMonitor.lastCheck(name)) }
   })
 }
 

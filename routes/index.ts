@@ -6,6 +6,7 @@ import health from './health.js'
 import config from './config.js'
 import metrics from './metrics.js'
 import events from './events.js'
+import pluginHealth from './plugin-health.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(plugins)
@@ -13,4 +14,5 @@ export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(config)
   await app.register(metrics)
   await app.register(events)
+  await app.register(pluginHealth)
 }

@@ -87,7 +87,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/:name', {
     schema: {
       tags: ['plugins'],
-      summary: 'One plugin: summary, resource usage and manifest (sensitive config redacted)',
+      summary: 'One plugin: summary, resource usage, manifest (sensitive config redacted), probe stats and health trend',
       params: PluginParams,
       response: {
         200: PluginDetail,
@@ -96,9 +96,11 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req) => {
     const name = known(req.params.name)
+    const summary = supervisor.summary(name)
     const usage = app.daemon.resources.usage(name)
     const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
-    return { ...supervisor.summary(name), resources, manifest: redactManifest(supervisor.manifest(name)) }
+    const { trend, ...stats } = app.daemon.healthHistory.stats(name)
+    return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
   })
 
   app.get('/plugins/:name/events', {

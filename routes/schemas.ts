@@ -2,6 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { HEALTH_NAMES, STATE_NAMES, STATUS_NAMES } from '../src/supervisor/lifecycle.js'
 import { PluginName as PluginNameSchema } from '../src/config/schema.js'
+import { TREND_NAMES } from '../src/health/trend.js'
 
 const literals = (values: readonly string[], description?: string) => Type.Union(values.map((v) => Type.Literal(v)), { description })
 
@@ -48,10 +49,20 @@ export const PluginResources = Type.Union([Type.Object({
   sampledAt: Timestamp
 }), Type.Null()], { description: 'Latest resource sample (every resources.sampleIntervalMs); null before the first' })
 
+export const HealthStats = Type.Object({
+  totalChecks: Type.Integer({ description: 'Probe results retained (rollups of history.rollupRetentionDays, plus results not flushed yet)' }),
+  successRate: Type.Number({ description: 'Share of those results that passed (success or warn); 0 without results' }),
+  errorRate: Type.Number({ description: 'Share of those results that failed; 0 without results' }),
+  avgResponseTimeMs: Type.Number({ description: 'Mean probe duration (milliseconds)' }),
+  uptimeMs: Type.Integer({ description: 'Time the current process has been running (milliseconds)' })
+}, { $id: 'HealthStats' })
+
 export const PluginDetail = Type.Object({
   ...pluginSummaryProperties,
   resources: PluginResources,
-  manifest: Type.Record(Type.String(), Type.Unknown(), { description: 'The manifest with defaults filled in; sensitive config values redacted' })
+  manifest: Type.Record(Type.String(), Type.Unknown(), { description: 'The manifest with defaults filled in; sensitive config values redacted' }),
+  stats: Type.Ref(HealthStats),
+  trend: literals(TREND_NAMES, 'Failure rate of the last 5 minutes against the 5 before: more than 10 points higher is degrading, lower improving; stable otherwise or with fewer than 3 results in either window')
 })
 
 export const PluginParams = Type.Object({ name: Type.String({ description: 'Plugin name' }) })
@@ -104,6 +115,77 @@ export const StatusSummary = Type.Object({
   failedPlugins: Type.Integer(),
   stoppedPlugins: Type.Integer()
 }, { $id: 'StatusSummary' })
+
+const NullableNumber = Type.Union([Type.Number(), Type.Null()])
+const ProbeResultName = literals(['success', 'warn', 'failure'])
+
+export const PluginHealth = Type.Object({
+  status: literals(STATUS_NAMES, 'One-word summary of state and health'),
+  state: literals(STATE_NAMES),
+  health: literals(HEALTH_NAMES),
+  healthy: Type.Boolean({ description: 'status is healthy or degraded' }),
+  critical: Type.Boolean(),
+  probe: Type.Union([literals(['http', 'tcp', 'exec']), Type.Null()], { description: 'Kind of health check; null without one' }),
+  lastCheckTime: Nullable(Timestamp),
+  lastHealthyTime: Nullable(Timestamp),
+  lastResult: Type.Union([ProbeResultName, Type.Null()]),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  failureCount: Type.Integer({ description: 'Consecutive probe failures of the current process' }),
+  restartCount: Type.Integer(),
+  responseTimeMs: Type.Union([Type.Number(), Type.Null()], { description: 'Duration of the last probe (milliseconds)' })
+}, { $id: 'PluginHealth' })
+
+export const HealthReport = Type.Object({
+  status: literals(['pass', 'warn', 'fail'], 'fail when the daemon fails or a critical plugin is failed or unhealthy; warn when a plugin meant to run is degraded, unhealthy, restarting, failed or stopped'),
+  timestamp: Timestamp,
+  plugins: Type.Record(Type.String(), Type.Ref(PluginHealth)),
+  summary: Type.Ref(StatusSummary)
+}, { $id: 'HealthReport' })
+
+export const PluginHealthResponse = Type.Object({ name: Type.String(), ...PluginHealth.properties })
+
+export const ReadinessQuery = Type.Object({
+  verbose: Type.Optional(Type.String({ description: 'Present (any value but false or 0): list every check' })),
+  exclude: Type.Optional(Type.Array(Type.String(), { description: 'Skip this check (a plugin name, or daemon:*); repeatable' }))
+})
+
+export const ReadinessResponse = Type.Object({
+  status: literals(['pass', 'fail']),
+  checks: Type.Optional(Type.Array(Type.Object({
+    name: Type.String({ description: 'daemon:store-migrated, daemon:startup, daemon:initial-start, or a critical plugin' }),
+    status: literals(['pass', 'fail']),
+    detail: Type.String()
+  })))
+})
+
+export const HistoryQuery = Type.Object({
+  since: Type.Optional(Type.String({ format: 'date-time', description: 'From this time (default: 24 hours before until)' })),
+  until: Type.Optional(Type.String({ format: 'date-time', description: 'Before this time (default: now)' })),
+  limit: Type.Integer({ minimum: 1, maximum: 10000, default: 1000, description: 'At most this many items, newest first (default 1000)' }),
+  resolution: Type.Union([Type.Literal('raw'), Type.Literal('minute'), Type.Literal('hour')], { default: 'raw', description: 'raw probe results, or minute/hour rollups (default raw)' })
+})
+
+export const HistoryResponse = Type.Object({
+  plugin: Type.String(),
+  resolution: literals(['raw', 'minute', 'hour']),
+  checks: Type.Optional(Type.Array(Type.Object({
+    at: Timestamp,
+    probe: literals(['http', 'tcp', 'exec']),
+    phase: literals(['startup', 'regular']),
+    result: ProbeResultName,
+    durationMs: Type.Number(),
+    error: Type.Union([Type.String(), Type.Null()])
+  }), { description: 'resolution raw: probe results, newest first' })),
+  buckets: Type.Optional(Type.Array(Type.Object({
+    at: Timestamp,
+    count: Type.Integer(),
+    failures: Type.Integer(),
+    warnings: Type.Integer(),
+    minMs: NullableNumber,
+    avgMs: NullableNumber,
+    maxMs: NullableNumber
+  }), { description: 'resolution minute or hour: rollups, newest first; at is the start of the bucket' }))
+})
 
 export const errorResponses = {
   400: Type.Ref(ErrorResponse),

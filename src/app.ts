@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 import { errors } from './errors.js'
 import { PluginNotFoundError } from './supervisor/supervisor.js'
-import { ErrorResponse, PluginSummary, StatusSummary } from '../routes/schemas.js'
+import { ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
 import { registerRoutes } from '../routes/index.js'
 
 declare module 'fastify' {
@@ -41,7 +41,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     })
   }
 
-  for (const s of [ErrorResponse, PluginSummary, StatusSummary]) fastify.addSchema(s)
+  for (const s of [ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats]) fastify.addSchema(s)
 
   await fastify.register(swagger, {
     openapi: {

@@ -9,6 +9,8 @@ import { childProcessRunner, type ProcessRunner } from './supervisor/process-run
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
 import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metrics.js'
 import { createEventStream, type EventStream } from './events/event-stream.js'
+import { HealthMonitor } from './health/health-monitor.js'
+import { createHealthHistory, type HealthHistory } from './health/health-history.js'
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -32,6 +34,10 @@ export interface Daemon {
   readonly db: Db
   readonly store: StateStore
   readonly supervisor: Supervisor
+  /** Runs the probes of running plugins; keeps the last check of each in memory. */
+  readonly healthMonitor: HealthMonitor
+  /** Probe results in SQLite (batched), rollups, retention, stats. */
+  readonly healthHistory: HealthHistory
   readonly progress: StartupProgress
   /** Memory and CPU of every plugin's process group, and the memory limit. */
   readonly resources: ResourceSampler
@@ -41,7 +47,7 @@ export interface Daemon {
   readonly events: EventStream
   /** Reaps what a hard-killed daemon left, then starts every plugin meant to run. */
   boot: () => Promise<void>
-  /** Stops plugins in reverse dependency order, then closes the store. */
+  /** Stops plugins in reverse dependency order, stops probing, flushes history, then closes the store. */
   close: () => Promise<void>
 }
 
@@ -58,6 +64,16 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     random: opts.random,
     restartBudget: loaded.config.restartBudget
   })
+  const healthHistory = createHealthHistory(db, {
+    ...loaded.config.history,
+    clock: opts.clock,
+    onError: (err) => logger.error({ err }, 'writing health history failed')
+  })
+  supervisor.on('probe', (ev) => healthHistory.record(ev))
+  healthHistory.start()
+  const healthMonitor = new HealthMonitor({ supervisor, logger, clock: opts.clock, random: opts.random })
+  // Probes follow transitions from the first start on (boot, or an operator start before boot).
+  healthMonitor.start()
   for (const p of loaded.problems) logger.error({ file: p.file, path: p.path, reason: p.reason }, `plugin manifest skipped: ${formatProblem(p)}`)
   // Created before load() so they see every plugin's `loaded` event.
   const resources = createResourceSampler({
@@ -84,6 +100,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     db,
     store,
     supervisor,
+    healthMonitor,
+    healthHistory,
     progress,
     resources,
     metrics,
@@ -106,6 +124,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         await supervisor.shutdown()
         metrics.close()
         await booting?.catch(() => {})
+        await healthMonitor.stop()
+        healthHistory.stop()
         db.close()
       })()
       return closing

@@ -8,10 +8,12 @@ import type { FastifyInstance } from 'fastify'
 import { loadConfig, type LoadedConfig } from '../src/config/load.js'
 import { buildServer } from '../src/server.js'
 import type { AppOptions } from '../src/app.js'
+import type { EventEmitter } from 'node:events'
+import type { Supervisor, SupervisorEvents } from '../src/supervisor/supervisor.js'
 
 export const FIXTURE = fileURLToPath(new URL('./fixtures/plugin.mjs', import.meta.url))
 
-type Tap = { teardown: (fn: () => unknown) => void }
+export type Tap = { teardown: (fn: () => unknown) => void }
 
 export function tempDir (prefix = 'plugvisor-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix))
@@ -59,4 +61,35 @@ export function alive (pid: number): boolean {
   } catch {
     return false
   }
+}
+
+type Events = SupervisorEvents
+type Payload<K extends keyof Events> = Events[K][0]
+
+/**
+ * Resolves with the first supervisor `event` whose payload satisfies `pred`; rejects after
+ * timeoutMs (a bound against hangs, not a timing assertion).
+ */
+export function waitForEvent<K extends keyof Events> (sup: Supervisor, event: K, pred: (v: Payload<K>) => boolean, timeoutMs = 10000): Promise<Payload<K>> {
+  const em = sup as unknown as EventEmitter
+  return new Promise((resolve, reject) => {
+    const on = (v: Payload<K>): void => {
+      if (!pred(v)) return
+      clearTimeout(timer)
+      em.off(event, on)
+      resolve(v)
+    }
+    const timer = setTimeout(() => { em.off(event, on); reject(new Error(`no matching '${event}' event within ${timeoutMs} ms`)) }, timeoutMs)
+    em.on(event, on)
+  })
+}
+
+/** Collects every supervisor `event` payload until the test ends. */
+export function collectEvents<K extends keyof Events> (t: Tap, sup: Supervisor, event: K): Payload<K>[] {
+  const em = sup as unknown as EventEmitter
+  const seen: Payload<K>[] = []
+  const on = (v: Payload<K>): void => { seen.push(v) }
+  em.on(event, on)
+  t.teardown(() => { em.off(event, on) })
+  return seen
 }

@@ -128,6 +128,20 @@ export interface SupervisorOptions {
   allocatePort?: () => Promise<number>
 }
 
+/**
+ * The environment a plugin runs with: its manifest's env, PATH/HOME/LANG/TZ from the daemon,
+ * PLUGVISOR_* and PORT. Exec health probes run with the same environment.
+ */
+export function pluginEnv (m: LoadedManifest, port: number | undefined): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
+  Object.assign(env, m.env)
+  env.PLUGVISOR_PLUGIN = m.name
+  env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
+  if (port !== undefined) env.PORT = String(port)
+  return env
+}
+
 export function freeLoopbackPort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
@@ -507,12 +521,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     // The state may have moved on (even to a newer start) while a port was picked.
     if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
-    const env: Record<string, string> = {}
-    for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
-    Object.assign(env, m.env)
-    env.PLUGVISOR_PLUGIN = m.name
-    env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
-    if (p.port !== undefined) env.PORT = String(p.port)
+    const env = pluginEnv(m, p.port)
     p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
     const logs = p.outputLogs
     const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env }, {

@@ -1,0 +1,209 @@
+// Schedules the probes of every running plugin, turns their results into verdicts for the
+// supervisor, publishes each result as a `probe` event, and keeps the last check of every
+// plugin in memory so the probe endpoints never read the database.
+import { performance } from 'node:perf_hooks'
+import type { Agent } from 'undici'
+import type { Logger } from '../logger.js'
+import type { HealthCheck } from '../config/schema.js'
+import { pluginEnv, systemClock, type Clock, type Supervisor, type TransitionEvent } from '../supervisor/supervisor.js'
+import { createProbeAgent, probeKind, runProbe, type ProbeKind, type ProbeResult, type ProbeTarget } from './probes.js'
+import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
+
+/** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
+export const MAX_FIRST_PROBE_JITTER_MS = 1000
+
+/** What the health endpoints show about the probes of one plugin. */
+export interface LastCheck {
+  probe: ProbeKind | null
+  phase: 'startup' | 'regular' | null
+  lastCheckTime: number | null
+  lastResult: ProbeResult | null
+  lastError: string | null
+  responseTimeMs: number | null
+  lastHealthyTime: number | null
+  /** Consecutive failures of the current probe cycle. */
+  failureCount: number
+}
+
+interface Cycle {
+  generation: number
+  timer: NodeJS.Timeout | undefined
+  counters: ProbeCounters
+  target: ProbeTarget | undefined
+}
+
+interface Entry {
+  cycle: Cycle
+  last: LastCheck
+}
+
+export interface HealthMonitorOptions {
+  supervisor: Supervisor
+  logger: Logger
+  clock?: Clock
+  /** In [0, 1); spreads the probes of plugins started together. */
+  random?: () => number
+  agent?: Agent
+}
+
+export class HealthMonitor {
+  readonly #supervisor: Supervisor
+  readonly #log: Logger
+  readonly #clock: Clock
+  readonly #random: () => number
+  readonly #agent: Agent
+  readonly #ownAgent: boolean
+  readonly #entries = new Map<string, Entry>()
+  #started = false
+
+  constructor (opts: HealthMonitorOptions) {
+    this.#supervisor = opts.supervisor
+    this.#log = opts.logger
+    this.#clock = opts.clock ?? systemClock
+    this.#random = opts.random ?? Math.random
+    this.#ownAgent = opts.agent === undefined
+    this.#agent = opts.agent ?? createProbeAgent()
+  }
+
+  /** Follows state changes from now on and starts probing every plugin already running. */
+  start (): void {
+    if (this.#started) return
+    this.#started = true
+    this.#supervisor.on('transition', this.#onTransition)
+    this.#supervisor.on('health', this.#onHealth)
+    this.#supervisor.on('unloaded', this.#onUnloaded)
+    for (const name of this.#supervisor.names()) {
+      if (this.#supervisor.snapshot(name).state.name === 'running') this.#beginCycle(name)
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    this.#supervisor.off('transition', this.#onTransition)
+    this.#supervisor.off('health', this.#onHealth)
+    this.#supervisor.off('unloaded', this.#onUnloaded)
+    for (const e of this.#entries.values()) this.#endCycle(e)
+    if (this.#ownAgent) await this.#agent.close()
+  }
+
+  /** The last probe of a plugin (in memory). */
+  lastCheck (name: string): LastCheck {
+    return this.#entries.get(name)?.last ?? emptyLastCheck(this.#healthCheck(name))
+  }
+
+  #healthCheck (name: string): HealthCheck | undefined {
+    return this.#supervisor.has(name) ? this.#supervisor.manifest(name).healthCheck : undefined
+  }
+
+  #entry (name: string): Entry {
+    let e = this.#entries.get(name)
+    if (!e) {
+      const hc = this.#healthCheck(name)
+      e = { cycle: { generation: 0, timer: undefined, counters: initialCounters(hc), target: undefined }, last: emptyLastCheck(hc) }
+      this.#entries.set(name, e)
+    }
+    return e
+  }
+
+  readonly #onTransition = (ev: TransitionEvent): void => {
+    if (ev.to === 'running') this.#beginCycle(ev.plugin)
+    else if (ev.from === 'running') {
+      const e = this.#entries.get(ev.plugin)
+      if (e) this.#endCycle(e)
+    }
+  }
+
+  readonly #onHealth = (ev: { plugin: string, to: string, at: number }): void => {
+    if (ev.to === 'healthy' || ev.to === 'degraded') this.#entry(ev.plugin).last.lastHealthyTime = ev.at
+  }
+
+  readonly #onUnloaded = (name: string): void => {
+    const e = this.#entries.get(name)
+    if (e) this.#endCycle(e)
+    this.#entries.delete(name)
+  }
+
+  /** A new process: fresh counters, first probe after initialDelayMs and a per-plugin jitter. */
+  #beginCycle (name: string): void {
+    const hc = this.#healthCheck(name)
+    if (!hc) return
+    const e = this.#entry(name)
+    this.#endCycle(e)
+    const m = this.#supervisor.manifest(name)
+    const port = this.#supervisor.summary(name).port ?? undefined
+    e.cycle.counters = initialCounters(hc)
+    e.cycle.target = { port, cwd: m.cwd, env: hc.exec ? pluginEnv(m, port) : {} }
+    e.last.failureCount = 0
+    e.last.phase = e.cycle.counters.phase
+    const interval = this.#intervalOf(hc, e.cycle.counters)
+    const delay = hc.initialDelayMs + Math.floor(this.#random() * Math.min(interval, MAX_FIRST_PROBE_JITTER_MS))
+    this.#schedule(name, e, e.cycle.generation, delay)
+  }
+
+  #endCycle (e: Entry): void {
+    e.cycle.generation++
+    if (e.cycle.timer) clearTimeout(e.cycle.timer)
+    e.cycle.timer = undefined
+  }
+
+  #intervalOf (hc: HealthCheck, c: ProbeCounters): number {
+    return c.phase === 'startup' && hc.startup ? hc.startup.intervalMs : hc.intervalMs
+  }
+
+  #schedule (name: string, e: Entry, generation: number, delay: number): void {
+    const timer = setTimeout(() => { void this.#probe(name, e, generation) }, Math.max(0, delay))
+    timer.unref()
+    e.cycle.timer = timer
+  }
+
+  async #probe (name: string, e: Entry, generation: number): Promise<void> {
+    e.cycle.timer = undefined
+    const hc = this.#healthCheck(name)
+    if (!hc || generation !== e.cycle.generation || !this.#supervisor.has(name)) return
+    if (this.#supervisor.snapshot(name).state.name !== 'running') return
+    const phase = e.cycle.counters.phase
+    const started = performance.now()
+    const outcome = await runProbe(hc, e.cycle.target!, this.#agent)
+    const durationMs = Math.round((performance.now() - started) * 1000) / 1000
+    // The process may have gone (or been replaced) while the probe ran: its result is stale.
+    if (generation !== e.cycle.generation) return
+    const at = this.#clock.now()
+    const kind = probeKind(hc)
+    e.last = {
+      ...e.last,
+      probe: kind,
+      lastCheckTime: at,
+      lastResult: outcome.result,
+      lastError: outcome.error ?? null,
+      responseTimeMs: durationMs,
+      lastHealthyTime: outcome.result === 'failure' ? e.last.lastHealthyTime : at
+    }
+    this.#supervisor.emit('probe', { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at, ...(outcome.error ? { error: outcome.error } : {}) })
+    const verdict = nextVerdict(e.cycle.counters, outcome.result, hc)
+    e.cycle.counters = verdict.counters
+    e.last.failureCount = verdict.counters.phase === 'startup' ? verdict.counters.startupFailures : verdict.counters.failures
+    e.last.phase = verdict.counters.phase
+    if (outcome.result === 'failure') this.#log.debug({ plugin: name, probe: kind, phase, error: outcome.error }, `probe of ${name} failed: ${outcome.error}`)
+    if (verdict.health !== undefined && verdict.health !== this.#supervisor.health(name)) {
+      this.#supervisor.setHealth(name, verdict.health, verdict.reason)
+    }
+    // setHealth(unhealthy) may have stopped the process, which ended this cycle.
+    if (generation !== e.cycle.generation || !this.#started) return
+    const interval = this.#intervalOf(hc, e.cycle.counters)
+    this.#schedule(name, e, generation, interval - (performance.now() - started))
+  }
+}
+
+function emptyLastCheck (hc: HealthCheck | undefined): LastCheck {
+  return {
+    probe: hc ? probeKind(hc) : null,
+    phase: null,
+    lastCheckTime: null,
+    lastResult: null,
+    lastError: null,
+    responseTimeMs: null,
+    lastHealthyTime: null,
+    failureCount: 0
+  }
+}
