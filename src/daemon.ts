@@ -92,6 +92,13 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   })
   supervisor.load(loaded.manifests)
   resources.start()
+  // State events are kept as long as the health rollups, pruned a chunk a minute.
+  const eventRetentionMs = loaded.config.history.rollupRetentionDays * 86_400_000
+  const clock = opts.clock ?? { now: () => Date.now() }
+  const pruneEvents = setInterval(() => {
+    try { store.pruneEvents(clock.now() - eventRetentionMs) } catch (err) { logger.error({ err }, 'pruning state events failed') }
+  }, 60_000)
+  pruneEvents.unref()
 
   let booting: Promise<void> | undefined
   let closing: Promise<void> | undefined
@@ -120,6 +127,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
       closing ??= (async () => {
         events.close()
         resources.stop()
+        clearInterval(pruneEvents)
         // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
         await supervisor.shutdown()
         metrics.close()

@@ -25,6 +25,7 @@ const manifestMistakes: [string, string, string, RegExp][] = [
   ['missing command', 'name: a\n', '', /must have required property 'command'/],
   ['bad name', 'name: Bad Name\ncommand: x\n', '/name', /must match pattern/],
   ['reserved name', 'name: status\ncommand: x\n', '/name', /reserved name/],
+  ['reserved probe route name', 'name: readiness\ncommand: x\n', '/name', /reserved name/],
   ['unknown field', 'name: a\ncommand: x\ncomand: y\n', '', /unknown property 'comand'/],
   ['wrong type', 'name: a\ncommand: x\nargs: notalist\n', '/args', /must be array/],
   ['bad restart policy', 'name: a\ncommand: x\nrestart: { policy: sometimes }\n', '/restart/policy', /must be one of|must be equal to constant|must match/],

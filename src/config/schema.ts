@@ -5,7 +5,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 const ms = (description: string, def: number, minimum = 0) =>
   Type.Integer({ minimum, default: def, description: `${description} (milliseconds, default ${def})` })
 
-export const RESERVED_NAMES = ['status', 'health', 'start', 'stop', 'restart'] as const
+// status, health, start, stop, restart: static routes under /plugins; liveness, readiness: under /health.
+export const RESERVED_NAMES = ['status', 'health', 'start', 'stop', 'restart', 'liveness', 'readiness'] as const
 
 export const PluginName = Type.String({
   pattern: '^[a-z0-9][a-z0-9_-]{0,62}$',
