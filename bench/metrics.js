@@ -18,7 +18,6 @@ const { loadConfig } = await import(path.join(root, 'dist/src/config/load.js'))
 const { values } = parseArgs({ options: { plugins: { type: 'string', default: '500' }, requests: { type: 'string', default: '200' }, 'time-limit-ms': { type: 'string', default: '180000' } } })
 const N = Number(values.plugins)
 const REQUESTS = Number(values.requests)
-const fixture = path.join(root, 'test/fixtures/plugin.mjs')
 /** Process groups of the plugins this bench started: killed by id if anything is left. */
 const started = new Set()
 const killStarted = () => {
@@ -30,8 +29,8 @@ export async function benchMetrics ({ plugins = N, requests = REQUESTS } = {}) {
   const file = path.join(dir, 'plugvisor.json')
   const manifests = Array.from({ length: plugins }, (_, i) => ({
     name: `p${String(i).padStart(3, '0')}`,
-    command: process.execPath,
-    args: [fixture, 'sleep'],
+    command: 'sleep', // coreutils: cheap children, as in the lifecycle bench
+    args: ['3600'],
     stop: { timeoutMs: 5000 }
   }))
   writeFileSync(file, JSON.stringify({ dataDir: './data', pluginsDir: './none', plugins: manifests, log: { level: 'warn' }, server: { host: '127.0.0.1', port: 0 } }))

@@ -1,6 +1,7 @@
 // `npm run bench`: every lifecycle figure of DESIGN.md §11 against its budget. Results go to
 // bench/results/latest.json and a table on stdout; the exit code is 1 when a budget is missed.
 // Bounded: a watchdog ends the run after 5 minutes; every process it started is stopped by pid.
+import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -35,6 +36,10 @@ async function main () {
   const restart = await restartLatency()
   process.stdout.write('bench: 500 plugins: start, stop, status, memory, CPU, liveness ...\n')
   const life = await lifecycle()
+  process.stdout.write('bench: GET /metrics with 500 plugins ...\n')
+  const metrics = await jsonChild(['bench/metrics.js'])
+  process.stdout.write('bench: 500 plugins probed every second over HTTP, history on ...\n')
+  const probes = await jsonChild(['bench/health-probes.js', '500', '20'])
 
   const rows = [
     {
@@ -68,8 +73,8 @@ async function main () {
       pass: life.statusCliMs.median <= 150
     },
     {
-      figure: `daemon peak RSS, ${life.plugins} running`,
-      measured: `${fmt(life.peakRssMb, 'MB', 1)} (now ${fmt(life.rssMb, 'MB', 1)})`,
+      figure: `daemon peak RSS, ${life.plugins} running (start/stop/status)`,
+      measured: `${fmt(life.peakRssMb, 'MB', 1)} (after the liveness throughput test: peak ${fmt(life.peakRssAfterLoadMb, 'MB', 1)}, now ${fmt(life.rssMb, 'MB', 1)})`,
       budget: '<= 80 MB',
       pass: life.peakRssMb <= 80
     },
@@ -84,12 +89,24 @@ async function main () {
       measured: `${fmt(life.liveness.ratio * 100, '%', 1)} (median of ${life.liveness.plugvisor.slices.length} pairs; ${Math.round(life.liveness.plugvisor.reqPerSec)} vs ${Math.round(life.liveness.bareFastify.reqPerSec)} req/s; per server CPU-second ${fmt(life.liveness.perCpuSecondRatio * 100, '%', 1)})`,
       budget: '>= 80 %',
       pass: life.liveness.ratio >= 0.8
+    },
+    {
+      figure: `GET /metrics with ${metrics.plugins} plugins (median)`,
+      measured: `${fmt(metrics.medianMs, 'ms')} (p95 ${fmt(metrics.p95Ms, 'ms')}, ${Math.round(metrics.bodyBytes / 1024)} KiB, n=${metrics.requests})`,
+      budget: '<= 25 ms',
+      pass: metrics.medianMs <= 25
+    },
+    {
+      figure: `${probes.plugins} plugins probed every second over HTTP, history on`,
+      measured: `CPU ${fmt(probes.cpuPercentOfOneCore, '%', 1)} of one core; event-loop lag p99 ${fmt(probes.eventLoopLagP99Ms, 'ms')} (${probes.probesPerSecond} probes/s, ${probes.probeFailures} failures, ${probes.windowSeconds} s)`,
+      budget: '<= 15 % of a core; lag p99 <= 20 ms',
+      pass: probes.cpuPercentOfOneCore <= 15 && probes.eventLoopLagP99Ms <= 20
     }
   ]
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life }, null, 2) + '\n')
+  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes }, null, 2) + '\n')
 
   const head = ['figure', 'measured', 'budget', 'result']
   const cells = rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL'])
@@ -97,6 +114,22 @@ async function main () {
   const line = (c) => c.map((x, i) => x.padEnd(widths[i])).join('  ')
   process.stdout.write(`\n${line(head)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n${cells.map(line).join('\n')}\n\nresults: bench/results/latest.json\n`)
   return rows.every((r) => r.pass) ? 0 : 1
+}
+
+/** Runs a bench script in its own Node process and returns the JSON object it prints last. */
+function jsonChild (args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (c) => { out += c })
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      const start = out.search(/^\{/m)
+      const end = out.lastIndexOf('}')
+      if (code !== 0 || start < 0) return reject(new Error(`${args.join(' ')} exited ${code}: ${out.slice(-500)}`))
+      try { resolve(JSON.parse(out.slice(start, end + 1).split(/\n(?=[^\s}])/)[0])) } catch (err) { reject(err) }
+    })
+  })
 }
 
 main().then((code) => {
