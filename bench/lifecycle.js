@@ -42,7 +42,7 @@ function autocannonRun (url, duration) {
   })
 }
 
-export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 200, cliRuns = 10, idleSeconds = 20, cannonSeconds = 2, cannonSlices = 5 } = {}) {
+export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 200, cliRuns = 10, idleSeconds = 20, idleSettleSeconds = 20, cannonSeconds = 2, cannonSlices = 5 } = {}) {
   const names = Array.from({ length: plugins }, (_, i) => `p${String(i).padStart(3, '0')}`)
   const config = writeConfig(names.map((n) => sleepPlugin(n)))
   const port = await freePort()
@@ -103,8 +103,9 @@ export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 2
       }
     }
 
-    // 500 running, nothing else happening: CPU of the daemon over the idle window.
-    await sleep(2000)
+    // 500 running, nothing else happening: CPU of the daemon over the idle window, once V8's
+    // memory reducer has finished the GCs it runs in the first ~20 s after a burst of work.
+    await sleep(idleSettleSeconds * 1000)
     const cpu0 = cpuSeconds(daemon.pid)
     const w0 = nowMs()
     await sleep(idleSeconds * 1000)
