@@ -14,6 +14,8 @@ const USAGE = `usage: plugvisor <command> [options]
   start|stop|restart NAME...|--all act on plugins, answer once done
   logs NAME [--tail N]             last lines of a plugin's output
   events NAME [--limit N]          a plugin's state transitions
+  history NAME [--resolution raw|minute|hour] [--limit N]
+                                   a plugin's probe results or their rollups
 
 environment: PLUGVISOR_URL (API address), PLUGVISOR_TOKEN (bearer token),
              PLUGVISOR_HOST, PLUGVISOR_PORT, PLUGVISOR_DATA_DIR (override the config file)`
@@ -31,6 +33,7 @@ export async function main (argv: string[]): Promise<number> {
     case 'restart': return actionCommand(command, rest)
     case 'logs': return logsCommand(rest)
     case 'events': return eventsCommand(rest)
+    case 'history': return historyCommand(rest)
     case undefined:
     case 'help':
     case '--help':
@@ -128,6 +131,10 @@ function table (plugins: Summary[]): string {
     const exit = p.lastExit ? (p.lastExit.signal ?? `code ${p.lastExit.code}`) : '-'
     rows.push([p.name, p.status, p.state, p.health, String(p.pid ?? '-'), String(p.port ?? '-'), duration(p.uptimeMs), String(p.restartCount), exit])
   }
+  return columns(rows)
+}
+
+function columns (rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n')
 }
@@ -195,5 +202,21 @@ function eventsCommand (args: string[]): Promise<number> {
       const exit = e.signal ?? (e.exitCode !== null ? `code ${e.exitCode}` : '')
       process.stdout.write(`${e.at} ${e.from} -> ${e.to} ${e.reason}${exit ? ` (${exit})` : ''}\n`)
     }
+  })
+}
+
+function historyCommand (args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { resolution: { type: 'string', default: 'raw' }, limit: { type: 'string', default: '20' } } })
+  if (positionals.length !== 1) { process.stderr.write('plugvisor: history needs one plugin name\n'); return Promise.resolve(2) }
+  const q = new URLSearchParams({ resolution: values.resolution, limit: values.limit })
+  return withApi(async () => {
+    const body = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/health/history?${q}`) as {
+      checks?: { at: string, probe: string, phase: string, result: string, durationMs: number, error: string | null }[]
+      buckets?: { at: string, count: number, failures: number, warnings: number, minMs: number, avgMs: number, maxMs: number }[]
+    }
+    const rows: string[][] = body.checks
+      ? [['AT', 'PROBE', 'PHASE', 'RESULT', 'MS', 'ERROR'], ...body.checks.reverse().map((c) => [c.at, c.probe, c.phase, c.result, c.durationMs.toFixed(1), c.error ?? ''])]
+      : [['BUCKET', 'CHECKS', 'FAILURES', 'WARNINGS', 'MIN MS', 'AVG MS', 'MAX MS'], ...(body.buckets ?? []).reverse().map((b) => [b.at, String(b.count), String(b.failures), String(b.warnings), b.minMs.toFixed(1), b.avgMs.toFixed(1), b.maxMs.toFixed(1)])]
+    process.stdout.write(columns(rows) + '\n')
   })
 }
