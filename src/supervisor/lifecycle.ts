@@ -96,6 +96,13 @@ function go (s: Snapshot, state: State, reason: string, effects: Effect[] = [], 
 /** An operator start or restart clears every counter (also out of failed). */
 const freshCounters = { restartCount: 0, backoffAttempt: 0, recentRestarts: [] as number[] }
 
+/** Operator stop or restart of a process that exists (starting or running): signal it, then act on its exit. */
+function takeDown (s: Snapshot, ev: { type: 'stop' | 'restart', reason?: string }, now: number): Transition {
+  return ev.type === 'stop'
+    ? go(s, { name: 'stopping', since: now, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [{ type: 'kill', reason: 'stop' }], { desired: 'stopped' })
+    : go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, ev.reason ?? 'restart', [{ type: 'kill', reason: 'restart' }], { ...freshCounters, desired: 'running' })
+}
+
 /**
  * Decides what follows an unplanned end of the process: restart through the backoff, give up
  * (failed), or stay stopped because the policy says so.
@@ -146,9 +153,8 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
         case 'start':
           return ignore(s)
         case 'stop':
-          return go(s, { name: 'stopping', since: now, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [{ type: 'kill', reason: 'stop' }], { desired: 'stopped' })
         case 'restart':
-          return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, ev.reason ?? 'restart', [{ type: 'kill', reason: 'restart' }], { ...freshCounters, desired: 'running' })
+          return takeDown(s, ev, now)
         case 'spawned':
           return go(s, { name: 'running', since: now }, 'spawned', [], { stableSince: ctx.probed ? undefined : now })
         case 'spawn-failed':
@@ -163,9 +169,8 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
         case 'start':
           return ignore(s)
         case 'stop':
-          return go(s, { name: 'stopping', since: now, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [{ type: 'kill', reason: 'stop' }], { desired: 'stopped' })
         case 'restart':
-          return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, ev.reason ?? 'restart', [{ type: 'kill', reason: 'restart' }], { ...freshCounters, desired: 'running' })
+          return takeDown(s, ev, now)
         case 'exited':
           return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
         case 'unhealthy':

@@ -61,20 +61,7 @@ export function bootId (): string {
 
 /** Every live process whose process group is `pgid` (zombies included; callers filter). */
 export function groupMembers (pgid: number, procRoot = '/proc'): ProcStat[] {
-  let entries: string[]
-  try {
-    entries = readdirSync(procRoot)
-  } catch {
-    return []
-  }
-  const out: ProcStat[] = []
-  for (const e of entries) {
-    const c = e.charCodeAt(0)
-    if (c < 48 || c > 57) continue
-    const st = readProcStat(Number(e), procRoot)
-    if (st !== undefined && st.pgid === pgid) out.push(st)
-  }
-  return out
+  return scanProcesses(procRoot).filter((st) => st.pgid === pgid)
 }
 
 /**
