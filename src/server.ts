@@ -1,5 +1,5 @@
 // The only place that creates Fastify, listens, and handles signals.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
 import type { DestinationStream } from 'pino'
@@ -16,7 +16,13 @@ export async function buildServer (opts: AppOptions & { logger?: boolean | objec
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
-    forceCloseConnections: true
+    forceCloseConnections: true,
+    // Errors the router raises before any route runs (malformed %-encoding, over-long
+    // parameters) get the same { statusCode, code, error, message } shape as every other error.
+    frameworkErrors: (err, _req, reply) => {
+      const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
+      void (reply as FastifyReply).code(status).send({ statusCode: status, code: 'PLUGVISOR_VALIDATION', error: status === 414 ? 'URI Too Long' : 'Bad Request', message: err.message })
+    }
   }).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, opts)
   return fastify

@@ -81,3 +81,13 @@ t.test('GET /config/status lists loaded plugins and skipped manifests with file,
   t.same(body.plugins.map((p: { name: string }) => p.name), ['fine'])
   t.match(body.problems, [{ file: app.daemon.loaded.file, path: '/plugins/1/restart/policy', reason: /.+/ }])
 })
+
+t.test('router-level mistakes (bad %-encoding, over-long parameter) use the error shape too', async (t) => {
+  const app = await build(t, writeConfig([]), { boot: false })
+  const bad = await app.inject({ method: 'GET', url: '/plugins/%ZZ' })
+  t.equal(bad.statusCode, 400)
+  t.match(bad.json(), { statusCode: 400, code: 'PLUGVISOR_VALIDATION', error: 'Bad Request' })
+  const long = await app.inject({ method: 'GET', url: `/plugins/${'a'.repeat(5000)}` })
+  t.equal(long.statusCode, 414)
+  t.match(long.json(), { statusCode: 414, code: 'PLUGVISOR_VALIDATION', error: 'URI Too Long' })
+})
