@@ -29,5 +29,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:7070/health/liveness').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # Graceful stop of plugins takes up to their stop.timeoutMs: give docker stop at least that long.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=1", "dist/src/bin.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "--no-allocation-site-pretenuring", "dist/src/bin.js"]
 CMD ["serve", "--config", "config/container.yaml"]

@@ -12,7 +12,7 @@ export { sleep }
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BIN = path.join(ROOT, 'dist/src/bin.js')
 // The daemon runs with the flags npm start and the Dockerfile give it.
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1']
+export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--no-allocation-site-pretenuring']
 export const SLEEP = 'sleep'
 export const CLK_TCK = 100 // getconf CLK_TCK on Linux x86-64/arm64
 

@@ -29,10 +29,16 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.addHook('onClose', async () => { await daemon.close() })
   // Open GET /events streams would hold the server open: end them before it stops listening.
   fastify.addHook('preClose', async () => { daemon.events.close() })
-  fastify.addHook('onRequest', async (req, reply) => { reply.header('x-request-id', req.id) })
+  // Both hooks run on every request (probes included): callback style, as an async hook costs a
+  // promise and a microtask turn each.
+  fastify.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id)
+    done()
+  })
   // Labelled by route pattern, never the raw URL (unbounded series). GET /events is hijacked and not counted.
-  fastify.addHook('onResponse', async (req, reply) => {
+  fastify.addHook('onResponse', (req, reply, done) => {
     daemon.metrics.observeHttpRequest({ method: req.method, route: req.routeOptions.url, statusCode: reply.statusCode }, reply.elapsedTime / 1000)
+    done()
   })
   if (opts.boot !== false) {
     fastify.addHook('onReady', async () => {

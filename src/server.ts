@@ -1,5 +1,5 @@
 // The only place that creates Fastify, listens, and handles signals.
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
 import type { DestinationStream } from 'pino'
@@ -22,10 +22,66 @@ export async function buildServer (opts: AppOptions & { logger?: boolean | objec
     frameworkErrors: (err, _req, reply) => {
       const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
       void (reply as FastifyReply).code(status).send({ statusCode: status, code: 'PLUGVISOR_VALIDATION', error: status === 414 ? 'URI Too Long' : 'Bad Request', message: err.message })
-    }
+    },
+    ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
   }).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, opts)
   return fastify
+}
+
+// pino's numeric levels.
+const LEVEL = { fatal: 60, error: 50, warn: 40, info: 30, debug: 20, trace: 10 } as const
+type Level = keyof typeof LEVEL
+type Bindings = Parameters<FastifyBaseLogger['child']>[0]
+type ChildOptions = Parameters<FastifyBaseLogger['child']>[1]
+
+/**
+ * Fastify makes a pino child logger (bound to the request id) for every request: ~0.4 µs and a
+ * few objects each, while most requests, every probe route at warn, never write a line. This
+ * one makes the pino child only when a line passes its level, so every line still carries the
+ * request id. Measured: part of the /health/liveness gain of the commit that added it.
+ */
+class LazyRequestLogger {
+  readonly #parent: FastifyBaseLogger
+  readonly #bindings: Bindings
+  readonly #opts: ChildOptions
+  readonly #min: number
+  #real: FastifyBaseLogger | undefined
+
+  constructor (parent: FastifyBaseLogger, bindings: Bindings, opts: ChildOptions) {
+    this.#parent = parent
+    this.#bindings = bindings
+    this.#opts = opts
+    const level = opts?.level ?? parent.level
+    // Unknown (custom) or silent levels: let pino decide on every call.
+    this.#min = level === 'silent' ? Infinity : LEVEL[level as Level] ?? 0
+  }
+
+  #get (): FastifyBaseLogger {
+    this.#real ??= this.#parent.child(this.#bindings, this.#opts)
+    return this.#real
+  }
+
+  #log (level: Level, args: unknown[]): void {
+    if (LEVEL[level] < this.#min) return
+    const real = this.#get()
+    ;(real[level] as (...a: unknown[]) => void).apply(real, args)
+  }
+
+  get level (): string { return this.#real?.level ?? this.#opts?.level ?? this.#parent.level }
+  set level (level: string) { this.#get().level = level }
+  fatal (...args: unknown[]): void { this.#log('fatal', args) }
+  error (...args: unknown[]): void { this.#log('error', args) }
+  warn (...args: unknown[]): void { this.#log('warn', args) }
+  info (...args: unknown[]): void { this.#log('info', args) }
+  debug (...args: unknown[]): void { this.#log('debug', args) }
+  trace (...args: unknown[]): void { this.#log('trace', args) }
+  silent (): void {}
+  child (bindings: Bindings, opts?: ChildOptions): FastifyBaseLogger { return this.#get().child(bindings, opts) }
+}
+
+function lazyRequestLogger (logger: FastifyBaseLogger, bindings: Bindings, opts: ChildOptions): FastifyBaseLogger {
+  return new LazyRequestLogger(logger, bindings, opts) as unknown as FastifyBaseLogger
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/

@@ -7,7 +7,7 @@
 // registered by the proxy when it exists: a family nothing feeds is not exported.
 import type { EventEmitter } from 'node:events'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 
 // Event-loop delay is sampled by a timer this often (ms). Each sample still measures the whole
 // delay of its timer, so a long block is caught at any rate; 10 ms (the libraries' default)
@@ -107,13 +107,12 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     buckets: PROBE_BUCKETS,
     registers
   })
-  const http = new Histogram({
-    name: 'plugvisor_http_request_duration_seconds',
-    help: `Duration of HTTP API requests by method, route pattern (${UNMATCHED_ROUTE} when no route matched) and status code`,
-    labelNames: ['method', 'route', 'status_code'],
-    buckets: HTTP_BUCKETS,
-    registers
-  })
+  const http = new RequestHistogram(
+    'plugvisor_http_request_duration_seconds',
+    `Duration of HTTP API requests by method, route pattern (${UNMATCHED_ROUTE} when no route matched) and status code`,
+    HTTP_BUCKETS
+  )
+  registry.registerMetric(http as unknown as Metric)
 
   let loopDelay: IntervalHistogram | undefined = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS })
   loopDelay.enable()
@@ -166,7 +165,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   return {
     registry,
     observeHttpRequest ({ method, route, statusCode }, seconds) {
-      http.observe({ method, route: route ?? UNMATCHED_ROUTE, status_code: String(statusCode) }, seconds)
+      http.observe(method, route ?? UNMATCHED_ROUTE, statusCode, seconds)
     },
     async render () {
       const rest = await registry.metrics()
@@ -182,6 +181,74 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       registry.clear()
     }
   }
+}
+
+interface RequestSeries {
+  labels: { method: string, route: string, status_code: string }
+  /** Observations per bucket (not cumulative); the last slot is above every bound. */
+  counts: number[]
+  sum: number
+  count: number
+}
+
+/**
+ * The HTTP request duration histogram, observed on every request. prom-client's
+ * Histogram.observe validates and hashes a label object each time (~0.45 µs and several objects
+ * per request, measured; its labels() children do the same per call). This keeps one record
+ * per method + route + status, found by a string key, and hands the registry the exposition
+ * prom-client's Histogram gives (same series, label order and values) through get().
+ */
+class RequestHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  /** route -> method -> status code -> series: the route and method strings are the same
+   * instances request after request, so each lookup hashes nothing new (a joined key did). */
+  readonly #series = new Map<string, Map<string, Map<number, RequestSeries>>>()
+
+  constructor (readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
+
+  observe (method: string, route: string, statusCode: number, seconds: number): void {
+    let byMethod = this.#series.get(route)
+    if (byMethod === undefined) this.#series.set(route, byMethod = new Map())
+    let byStatus = byMethod.get(method)
+    if (byStatus === undefined) byMethod.set(method, byStatus = new Map())
+    let s = byStatus.get(statusCode)
+    if (s === undefined) {
+      s = { labels: { method, route, status_code: String(statusCode) }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }
+      byStatus.set(statusCode, s)
+    }
+    let i = 0
+    while (i < this.buckets.length && seconds > this.buckets[i]) i++
+    s.counts[i]++
+    s.sum += seconds
+    s.count++
+  }
+
+  get (): { name: string, help: string, type: string, aggregator: string, values: { labels: object, sharedLabels: object, value: number, metricName: string }[] } {
+    const values = []
+    const bucket = `${this.name}_bucket`
+    for (const s of this.#all()) {
+      let acc = 0
+      for (let i = 0; i < this.buckets.length; i++) {
+        acc += s.counts[i]
+        values.push({ labels: { le: this.buckets[i] }, sharedLabels: s.labels, value: acc, metricName: bucket })
+      }
+      values.push(
+        { labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucket },
+        { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${this.name}_sum` },
+        { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_count` }
+      )
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  * #all (): Generator<RequestSeries> {
+    for (const byMethod of this.#series.values()) {
+      for (const byStatus of byMethod.values()) yield * byStatus.values()
+    }
+  }
+
+  reset (): void { this.#series.clear() }
 }
 
 /** Label values in the text format: backslash, double quote and line feed escaped. */
