@@ -73,7 +73,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof PluginNotFoundError) return reply.code(404).send(new errors.PluginNotFound(err.plugin))
     if (err.validation) {
-      return reply.code(400).send({ statusCode: 400, code: 'PLUGVISOR_VALIDATION', error: 'Bad Request', message: `${err.validationContext ?? 'request'}${err.message.startsWith(err.validationContext ?? '') ? err.message.slice((err.validationContext ?? '').length) : ' ' + err.message}` })
+      // Fastify's message already names the part: "querystring/limit must be >= 1".
+      return reply.code(400).send({ statusCode: 400, code: 'PLUGVISOR_VALIDATION', error: 'Bad Request', message: err.message })
     }
     const status = err.statusCode ?? 500
     if (status < 500) {
