@@ -225,3 +225,21 @@ t.test('?wait=healthy that runs out of time is a 504 with its code', async (t) =
   t.equal(res.statusCode, 504)
   t.match(res.json(), { code: 'PLUGVISOR_WAIT_TIMEOUT', message: /did not become healthy within 300 ms/ })
 })
+
+t.test('a store that cannot be written does not stop supervision', async (t) => {
+  const lines: string[] = []
+  const app = await build(t, writeConfig([fixturePlugin('sturdy', 'sleep')], { log: { level: 'error' } }), {
+    boot: false,
+    logger: undefined, // log through logStream at the configured level
+    logStream: { write: (l: string) => { lines.push(l) } }
+  })
+  const sup = app.daemon.supervisor
+  await app.daemon.boot()
+  // The real database, closed under the supervisor's feet: every write now throws.
+  app.daemon.db.close()
+  const pid = sup.summary('sturdy').pid!
+  process.kill(pid, 'SIGKILL')
+  const after = await sup.waitFor('sturdy', (s) => s.state === 'running' && s.pid !== pid, 10000)
+  t.equal(after.restartCount, 1, 'the crash was still handled and the plugin restarted')
+  t.ok(lines.some((l) => l.includes('could not persist the state event of plugin sturdy')), 'the failed write is logged')
+})

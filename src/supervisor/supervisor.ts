@@ -430,7 +430,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return t
     }
     p.snapshot = t.snapshot
-    if (t.snapshot.desired !== before.desired && !this.#closing) this.#store.setDesired(p.name, t.snapshot.desired, now)
+    if (t.snapshot.desired !== before.desired && !this.#closing) this.#persist(p.name, 'desired state', () => this.#store.setDesired(p.name, t.snapshot.desired, now))
     if (before.state.name !== t.snapshot.state.name) this.#onStateChange(p, before, ev, t, now)
     if (ev.type === 'restart') this.emit('restart', { plugin: p.name, reason: 'manual', at: now })
     if (ev.type === 'backoff-elapsed' && before.state.name === 'backoff') {
@@ -461,7 +461,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (to !== 'running') this.#setHealth(p, 'unknown', `state ${to}`)
     else if (p.manifest.healthCheck === undefined) this.#setHealth(p, 'healthy', 'running, no health check')
     if (to === 'running') p.startedAt = now
-    this.#store.addEvent(event)
+    this.#persist(p.name, 'state event', () => this.#store.addEvent(event))
     const level = to === 'failed' || to === 'backoff' ? 'warn' : 'info'
     this.#log[level]({ plugin: p.name, from, to, reason: t.reason, exitCode: event.exitCode, signal: event.signal, restartCount: event.restartCount }, `plugin ${p.name}: ${from} -> ${to} (${t.reason})`)
     this.emit('transition', event)
@@ -487,6 +487,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const never: never = effect
         throw new Error(`unknown effect ${JSON.stringify(never)}`)
       }
+    }
+  }
+
+  /**
+   * Store writes on the lifecycle path: a full disk or a locked file must not take the
+   * supervisor down with it (the processes still need watching). The error is logged and the
+   * in-memory state goes on; what was not written is lost.
+   */
+  #persist (plugin: string, what: string, write: () => void): void {
+    try {
+      write()
+    } catch (err) {
+      this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${(err as Error).message}`)
     }
   }
 
@@ -528,7 +541,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       onSpawn: (identity) => {
         if (p.handle !== handle) return
         p.identity = identity
-        this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() })
+        this.#persist(m.name, 'process identity', () => this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() }))
         this.#feed(p, { type: 'spawned' })
       },
       onSpawnError: (err) => {
@@ -541,7 +554,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         if (p.handle !== handle) return
         p.handle = undefined
         p.identity = undefined
-        this.#store.forgetProcess(m.name)
+        this.#persist(m.name, 'process identity', () => this.#store.forgetProcess(m.name))
         this.#feed(p, { type: 'exited', code, signal })
       },
       onLine: (stream, line) => {
