@@ -7,6 +7,8 @@ import swaggerUi from '@fastify/swagger-ui'
 import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 import { errors } from './errors.js'
 import { PluginNotFoundError } from './supervisor/supervisor.js'
+import { requiredRole, resolveTokens } from './auth/tokens.js'
+import { ConfigInvalidError } from './config/load.js'
 import { ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
 import { registerRoutes } from '../routes/index.js'
 
@@ -19,11 +21,17 @@ declare module 'fastify' {
 export interface AppOptions extends Omit<DaemonOptions, 'logger'> {
   /** Start plugins when the app is ready (tests may boot by hand). Default true. */
   boot?: boolean
+  /** Where auth.tokens[].tokenEnv is looked up; default process.env. */
+  env?: NodeJS.ProcessEnv
 }
 
 export const API_VERSION = '0.1.0'
 
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  // Tokens first: a config that names a missing token must not start anything.
+  const authConfig = opts.loaded.config.auth
+  const { auth: tokens, problems } = resolveTokens(authConfig, { configFile: opts.loaded.file, env: opts.env ?? process.env })
+  if (problems.length > 0) throw new ConfigInvalidError(problems)
   const daemon = createDaemon({ ...opts, logger: fastify.log })
   fastify.decorate('daemon', daemon)
   fastify.addHook('onClose', async () => { await daemon.close() })
@@ -33,6 +41,17 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // promise and a microtask turn each.
   fastify.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
+    if (tokens !== undefined) {
+      const need = requiredRole(req.method, req.routeOptions.url, authConfig)
+      if (need !== 'open') {
+        const who = tokens.authenticate(req.headers.authorization)
+        if (who === undefined) {
+          reply.header('www-authenticate', 'Bearer realm="plugvisor"')
+          return done(new errors.Unauthorized())
+        }
+        if (need === 'admin' && who.role !== 'admin') return done(new errors.Forbidden(who.role))
+      }
+    }
     done()
   })
   // Labelled by route pattern, never the raw URL (unbounded series). GET /events is hijacked and not counted.

@@ -8,7 +8,14 @@ import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
 
-export async function buildServer (opts: AppOptions & { logger?: boolean | object, logStream?: DestinationStream }): Promise<FastifyInstance> {
+export type ServerOptions = AppOptions & {
+  /** Fastify's logger option; default: pino at the configured level. */
+  logger?: boolean | object
+  /** Write the log (at the configured level) here instead of stdout. */
+  logStream?: DestinationStream
+}
+
+export async function buildServer (opts: ServerOptions): Promise<FastifyInstance> {
   const level = opts.loaded.config.log.level
   const fastify = Fastify({
     // logStream: the configured level, written somewhere else than stdout (tests capture it).
@@ -89,10 +96,8 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
 /** Why the daemon must not listen as configured, if it must not (DESIGN §9). */
 export function listenRefusal (loaded: LoadedConfig): string | undefined {
   const { host } = loaded.config.server
-  const { mode } = loaded.config.auth
-  if (mode === 'tokens') return 'auth.mode tokens is not supported by this version yet; use a loopback listen address with auth.mode none'
-  if (!LOOPBACK.test(host) && !loaded.authModeExplicit) {
-    return `refusing to listen on ${host} with an open API: set auth.mode: none explicitly to accept that, or listen on 127.0.0.1`
+  if (!LOOPBACK.test(host) && loaded.config.auth.mode === 'none' && !loaded.authModeExplicit) {
+    return `refusing to listen on ${host} with an open API: configure auth.mode: tokens, or write auth.mode: none to accept an open API, or listen on 127.0.0.1`
   }
   return undefined
 }

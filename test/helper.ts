@@ -6,8 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, type LoadedConfig } from '../src/config/load.js'
-import { buildServer } from '../src/server.js'
-import type { AppOptions } from '../src/app.js'
+import { buildServer, type ServerOptions } from '../src/server.js'
 import type { EventEmitter } from 'node:events'
 import type { Supervisor, SupervisorEvents } from '../src/supervisor/supervisor.js'
 
@@ -41,7 +40,7 @@ export function writeConfig (plugins: unknown[], extra: Record<string, unknown> 
 }
 
 /** Builds the app on a config and closes it (stopping every plugin) at teardown. */
-export async function build (t: Tap, loaded: LoadedConfig, opts: Partial<AppOptions> = {}): Promise<FastifyInstance> {
+export async function build (t: Tap, loaded: LoadedConfig, opts: Partial<ServerOptions> = {}): Promise<FastifyInstance> {
   const app = await buildServer({ loaded, logger: false, ...opts })
   t.teardown(() => app.close())
   await app.ready()

@@ -144,13 +144,15 @@ export const MainConfig = Type.Object({
     flushIntervalMs: ms('Probe results are written in one transaction this often', 1000, 10)
   }, { additionalProperties: false, default: {} }),
   auth: Type.Object({
-    mode: Type.Union([Type.Literal('none'), Type.Literal('tokens')], { default: 'none', description: 'none: the API is open (loopback only); tokens: bearer tokens with roles (not enforced yet)' }),
+    mode: Type.Union([Type.Literal('none'), Type.Literal('tokens')], { default: 'none', description: 'none: the API is open (refused off loopback unless written out); tokens: bearer tokens with roles' }),
     tokens: Type.Array(Type.Object({
-      name: Type.String({ minLength: 1 }),
-      role: Type.Union([Type.Literal('viewer'), Type.Literal('admin')]),
-      tokenEnv: Type.Optional(Type.String()),
-      tokenFile: Type.Optional(Type.String())
-    }, { additionalProperties: false }), { default: [], description: '{ name, role: viewer|admin, tokenEnv | tokenFile }' })
+      name: Type.String({ minLength: 1, description: 'Who holds the token (for logs)' }),
+      role: Type.Union([Type.Literal('viewer'), Type.Literal('admin')], { description: 'viewer: GET only; admin: everything' }),
+      tokenEnv: Type.Optional(Type.String({ minLength: 1, description: 'Environment variable holding the token' })),
+      tokenFile: Type.Optional(Type.String({ minLength: 1, description: "File holding the token, relative to the config file's folder" }))
+    }, { additionalProperties: false }), { default: [], description: '{ name, role: viewer|admin, tokenEnv or tokenFile }; at least 16 characters each' }),
+    openProbes: Type.Boolean({ default: true, description: 'GET /health, /health/liveness, /health/readiness, /health/:plugin need no token' }),
+    openMetrics: Type.Boolean({ default: true, description: 'GET /metrics needs no token' })
   }, { additionalProperties: false, default: {} }),
   log: Type.Object({
     level: LogLevel
