@@ -12,6 +12,9 @@ RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: no compiler, non-root, only what runs.
 FROM node:20-bookworm-slim
+# tini as PID 1 reaps the zombies of orphaned plugin grandchildren (Node does not) and passes
+# signals on, so docker stop reaches the daemon's graceful shutdown.
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
@@ -27,7 +30,8 @@ EXPOSE 7070
 VOLUME ["/var/lib/plugvisor"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:7070/health/liveness').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-# Graceful stop of plugins takes up to their stop.timeoutMs: give docker stop at least that long.
+# Graceful stop of plugins takes up to their stop.timeoutMs: give docker stop at least that long
+# (docker stop -t 30). The API needs a token: docker run -e PLUGVISOR_ADMIN_TOKEN=... (>= 16 chars).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--max-semi-space-size=1", "--no-allocation-site-pretenuring", "dist/src/bin.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=1", "--no-allocation-site-pretenuring", "dist/src/bin.js"]
 CMD ["serve", "--config", "config/container.yaml"]

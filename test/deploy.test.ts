@@ -75,3 +75,13 @@ t.test('the ConfigMap, laid out as the Deployment mounts it, is a valid config w
   t.equal(loaded.config.server.port, 7070)
   t.equal(listenRefusal(loaded), undefined, 'serve accepts it on 0.0.0.0 (auth.mode none is explicit)')
 })
+
+t.test('the container image config listens everywhere and needs an admin token', async (t) => {
+  const { resolveTokens } = await import('../src/auth/tokens.js')
+  const loaded = loadConfig(path.join(packageRoot, 'config/container.yaml'), { env: {} })
+  t.same(loaded.problems, [])
+  t.equal(loaded.config.server.host, '0.0.0.0')
+  t.equal(listenRefusal(loaded), undefined)
+  t.match(resolveTokens(loaded.config.auth, { configFile: loaded.file, env: {} }).problems, [{ path: '/auth/tokens/0/tokenEnv', reason: /PLUGVISOR_ADMIN_TOKEN is not set/ }])
+  t.ok(resolveTokens(loaded.config.auth, { configFile: loaded.file, env: { PLUGVISOR_ADMIN_TOKEN: 'x'.repeat(32) } }).auth, 'starts with a token')
+})
