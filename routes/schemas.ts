@@ -36,7 +36,7 @@ export const pluginSummaryProperties = {
     at: Timestamp
   }), Type.Null()]),
   nextRestartAt: Nullable(Timestamp),
-  circuit: Type.Union([literals(['closed', 'open', 'half-open', 'isolated']), Type.Null()], { description: 'Circuit breaker of calls into the plugin; null until the plugin has been invoked through the proxy' })
+  circuit: Type.Union([literals(['closed', 'open', 'half-open', 'isolated']), Type.Null()], { description: 'Circuit breaker of calls into the plugin (invoke proxy); every loaded plugin has one, null only before its policies are built' })
 }
 export const PluginSummary = Type.Object(pluginSummaryProperties, { $id: 'PluginSummary' })
 export type PluginSummaryT = Static<typeof PluginSummary>
