@@ -42,6 +42,8 @@ async function main () {
   const probes = await jsonChild(['bench/health-probes.js', '500', '20'])
   process.stdout.write('bench: history query, 24 h of one plugin probed every second ...\n')
   const history = await jsonChild(['bench/history-query.js'])
+  process.stdout.write('bench: invoke through the proxy vs straight to the plugin ...\n')
+  const invoke = await jsonChild(['bench/invoke.js'])
 
   const rows = [
     {
@@ -109,12 +111,18 @@ async function main () {
       measured: `${fmt(history.minute.medianMs, 'ms')} (p95 ${fmt(history.minute.p95Ms, 'ms')}; raw, 1,000 results: ${fmt(history.raw.medianMs, 'ms')}; n=${history.minute.n})`,
       budget: '<= 20 ms',
       pass: history.minute.medianMs <= 20
+    },
+    {
+      figure: 'invoke through the policies vs straight to the plugin',
+      measured: `${fmt(invoke.throughput.ratio * 100, '%', 1)} of the throughput (${invoke.throughput.proxyReqPerSec} vs ${invoke.throughput.directReqPerSec} req/s, median of ${invoke.slices} alternating slices); p50 added ${fmt(invoke.latency.addedP50Ms, 'ms', 3)} (${fmt(invoke.latency.proxyP50Ms, 'ms', 3)} vs ${fmt(invoke.latency.directP50Ms, 'ms', 3)}, n=${invoke.latency.requests})`,
+      budget: '>= 70 %; <= 0.5 ms added at p50',
+      pass: invoke.throughput.ratio >= 0.7 && invoke.latency.addedP50Ms <= 0.5
     }
   ]
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history }, null, 2) + '\n')
+  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke }, null, 2) + '\n')
 
   const head = ['figure', 'measured', 'budget', 'result']
   const cells = rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL'])

@@ -7,6 +7,7 @@ import config from './config.js'
 import metrics from './metrics.js'
 import events from './events.js'
 import pluginHealth from './plugin-health.js'
+import invoke from './invoke.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(plugins)
@@ -15,4 +16,5 @@ export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(metrics)
   await app.register(events)
   await app.register(pluginHealth)
+  await app.register(invoke)
 }

@@ -36,7 +36,7 @@ export const pluginSummaryProperties = {
     at: Timestamp
   }), Type.Null()]),
   nextRestartAt: Nullable(Timestamp),
-  circuit: Type.Union([literals(['closed', 'open', 'half-open', 'isolated']), Type.Null()], { description: 'Circuit breaker of calls into the plugin; null until the plugin has been invoked through the proxy' })
+  circuit: Type.Union([literals(['closed', 'open', 'half-open', 'isolated']), Type.Null()], { description: 'Circuit breaker of calls into the plugin (invoke proxy); every loaded plugin has one, null only before its policies are built' })
 }
 export const PluginSummary = Type.Object(pluginSummaryProperties, { $id: 'PluginSummary' })
 export type PluginSummaryT = Static<typeof PluginSummary>
@@ -192,3 +192,27 @@ export const errorResponses = {
   404: Type.Ref(ErrorResponse),
   500: Type.Ref(ErrorResponse)
 }
+
+export const CircuitStateName = literals(['closed', 'open', 'half-open', 'isolated'], 'closed: calls pass; open: refused until halfOpenAfterMs elapsed; half-open: the next call is a trial; isolated: held open by an operator until reset')
+
+export const CircuitResponse = Type.Object({
+  plugin: Type.String(),
+  state: CircuitStateName,
+  breaker: literals(['consecutive', 'sampling'], 'consecutive: consecutiveFailures in a row open it; sampling: failureRate within windowMs'),
+  failures: Type.Integer({ description: 'consecutive: failed calls in a row; sampling: failed calls in the window' }),
+  consecutiveFailures: Type.Union([Type.Integer(), Type.Null()]),
+  failureRate: Type.Union([Type.Number(), Type.Null()]),
+  windowMs: Type.Union([Type.Integer(), Type.Null()]),
+  minimumRps: Type.Union([Type.Number(), Type.Null()]),
+  halfOpenAfterMs: Type.Integer(),
+  openedAt: Nullable(Timestamp),
+  halfOpenAt: Type.Union([Timestamp, Type.Null()], { description: 'When an open circuit lets a trial call through' }),
+  lastFailure: Type.Union([Type.String(), Type.Null()], { description: 'Why the last failed call failed' }),
+  inFlight: Type.Integer({ description: 'Calls holding a bulkhead slot' }),
+  queued: Type.Integer({ description: 'Calls waiting for a bulkhead slot' })
+}, { $id: 'CircuitResponse' })
+
+export const InvokeParams = Type.Object({
+  name: Type.String({ description: 'Plugin name' }),
+  '*': Type.Optional(Type.String({ description: 'Path forwarded to the plugin' }))
+})

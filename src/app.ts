@@ -9,7 +9,7 @@ import { errors } from './errors.js'
 import { PluginNotFoundError } from './supervisor/supervisor.js'
 import { requiredRole, resolveTokens } from './auth/tokens.js'
 import { ConfigInvalidError } from './config/load.js'
-import { ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
+import { CircuitResponse, ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
 import { registerRoutes } from '../routes/index.js'
 
 declare module 'fastify' {
@@ -32,7 +32,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   const authConfig = opts.loaded.config.auth
   const { auth: tokens, problems } = resolveTokens(authConfig, { configFile: opts.loaded.file, env: opts.env ?? process.env })
   if (problems.length > 0) throw new ConfigInvalidError(problems)
-  const daemon = createDaemon({ ...opts, logger: fastify.log })
+  const daemon = createDaemon({ ...opts, logger: fastify.log, maxReplayBodyBytes: fastify.initialConfig.bodyLimit })
   fastify.decorate('daemon', daemon)
   fastify.addHook('onClose', async () => { await daemon.close() })
   // Open GET /events streams would hold the server open: end them before it stops listening.
@@ -66,7 +66,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     })
   }
 
-  for (const s of [ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats]) fastify.addSchema(s)
+  for (const s of [ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitResponse]) fastify.addSchema(s)
 
   await fastify.register(swagger, {
     openapi: {
@@ -76,6 +76,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
         { name: 'plugins', description: 'Plugin lifecycle' },
         { name: 'health', description: 'Daemon and plugin health, for people and for probes' },
         { name: 'config', description: 'Loaded configuration and its problems' },
+        { name: 'invoke', description: 'Calls into plugins through their resilience policies, and their circuit breakers' },
         { name: 'compatibility', description: 'Routes shaped like existing plugin hosts\' management APIs' },
         { name: 'observability', description: 'Prometheus metrics and the event stream' }
       ]

@@ -11,6 +11,10 @@ import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metric
 import { createEventStream, type EventStream } from './events/event-stream.js'
 import { HealthMonitor } from './health/health-monitor.js'
 import { createHealthHistory, type HealthHistory } from './health/health-history.js'
+import { createInvoker, type Invoker } from './invoke/invoker.js'
+
+/** Bodies the invoke proxy may send twice (retries, fallback plugin) are buffered up to this (bytes). */
+export const DEFAULT_MAX_REPLAY_BODY_BYTES = 1024 * 1024
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -20,6 +24,8 @@ export interface DaemonOptions {
   random?: () => number
   /** Where the resource sampler reads processes (default: a /proc scan). */
   processSource?: ProcessSource
+  /** Largest request body the invoke proxy buffers for a replay (default 1 MiB; the app passes its body limit). */
+  maxReplayBodyBytes?: number
 }
 
 /** What readiness is made of, besides critical plugins. */
@@ -45,6 +51,8 @@ export interface Daemon {
   readonly metrics: PluginMetrics
   /** GET /events clients. */
   readonly events: EventStream
+  /** Calls into plugins through their resilience policies; owns the circuit breakers. */
+  readonly invoker: Invoker
   /** Reaps what a hard-killed daemon left, then starts every plugin meant to run. */
   boot: () => Promise<void>
   /** Stops plugins in reverse dependency order, stops probing, flushes history, then closes the store. */
@@ -90,6 +98,14 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     maxBufferedBytes: loaded.config.events.maxBufferedBytes,
     onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
+  // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
+  const invoker = createInvoker({
+    supervisor,
+    observe: (plugin, outcome, seconds) => metrics.observeInvocation(plugin, outcome, seconds),
+    maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_MAX_REPLAY_BODY_BYTES,
+    // With tokens on, the caller's Authorization header is the daemon's token, not the plugin's.
+    dropAuthorization: loaded.config.auth.mode === 'tokens'
+  })
   supervisor.load(loaded.manifests)
   resources.start()
   // State events are kept as long as the health rollups, pruned a chunk a minute.
@@ -113,6 +129,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     resources,
     metrics,
     events,
+    invoker,
     boot () {
       booting ??= (async () => {
         await supervisor.reapOrphans()
@@ -133,6 +150,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         metrics.close()
         await booting?.catch(() => {})
         await healthMonitor.stop()
+        await invoker.close()
         healthHistory.stop()
         db.close()
       })()

@@ -21,9 +21,13 @@ t.test('GET /metrics passes promtool check metrics', { skip: !hasPromtool && pro
   app.daemon.supervisor.emit('probe', { plugin: 'two', probe: 'http', phase: 'regular', result: 'warn', durationMs: 3, at: Date.now() })
   await app.inject({ method: 'GET', url: '/plugins' })
   await app.inject({ method: 'GET', url: '/nope' })
+  // A call through the invoke proxy (answered or refused, it is counted and timed).
+  await app.inject({ method: 'GET', url: '/plugins/two/invoke/x' })
   const res = await app.inject({ method: 'GET', url: '/metrics' })
   t.equal(res.statusCode, 200)
   t.match(res.body, /plugvisor_plugin_health_check_duration_seconds_bucket/, 'the output holds every kind of family')
+  t.match(res.body, /plugvisor_invocation_duration_seconds_bucket\{/, 'the invoke families too')
+  t.match(res.body, /plugvisor_circuit_state\{/)
   const check = spawnSync('promtool', ['check', 'metrics'], { input: res.body, encoding: 'utf8' })
   t.equal(check.status, 0, `promtool exit status\n${check.stdout}${check.stderr}`)
   t.equal(`${check.stdout}${check.stderr}`.trim(), '', 'no lint findings')

@@ -97,9 +97,13 @@ t.test('after start, crash, unhealthy, memory and manual restarts every family h
   t.notOk(series.some((s) => s.labels.route?.includes('/no/such')), 'never the raw URL')
   t.equal(types.get('plugvisor_event_loop_lag_seconds'), 'gauge')
   t.equal(types.get('process_cpu_seconds_total'), 'counter', "prom-client's default process metrics")
-  for (const absent of ['plugvisor_circuit_state', 'plugvisor_invocations_total', 'plugvisor_invocation_duration_seconds']) {
-    t.notOk(types.has(absent), `${absent} waits for the invoke proxy`)
-  }
+  // The invoke families exist before any call: the circuit state set and zeroed outcome counters.
+  t.equal(types.get('plugvisor_circuit_state'), 'gauge')
+  t.equal(valueOf(series, 'plugvisor_circuit_state', { plugin: 'steady', state: 'closed' }), 1)
+  t.equal(valueOf(series, 'plugvisor_circuit_state', { plugin: 'steady', state: 'open' }), 0)
+  t.equal(types.get('plugvisor_invocations_total'), 'counter')
+  t.equal(valueOf(series, 'plugvisor_invocations_total', { plugin: 'steady', outcome: 'success' }), 0)
+  t.equal(types.get('plugvisor_invocation_duration_seconds'), 'histogram')
 })
 
 t.test('each app has its own registry', async (t) => {

@@ -1,4 +1,4 @@
-// Server-sent events: every transition, health verdict change and restart of the supervisor,
+// Server-sent events: every transition, health verdict change, restart and circuit change of the supervisor,
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
@@ -7,11 +7,11 @@
 // way to know; a disconnect is visible, and EventSource reconnects on its own (then re-reads
 // GET /plugins for the current state).
 import type { EventEmitter } from 'node:events'
-import type { HealthEvent, RestartEvent, SupervisorEvents, TransitionEvent } from '../supervisor/supervisor.js'
+import type { CircuitEvent, HealthEvent, RestartEvent, SupervisorEvents, TransitionEvent } from '../supervisor/supervisor.js'
 
-export type StreamEventName = 'transition' | 'health' | 'restart'
+export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit'
 
-/** The `data:` of every event. `from`/`to` are states (transition), verdicts (health), or null (restart). */
+/** The `data:` of every event. `from`/`to` are states (transition), verdicts (health), circuit states (circuit), or null (restart). */
 export interface StreamEventData {
   plugin: string
   from: string | null
@@ -83,9 +83,11 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
   const onTransition = (e: TransitionEvent): void => { if (clients.size > 0) send(formatEvent('transition', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onHealth = (e: HealthEvent): void => { if (clients.size > 0) send(formatEvent('health', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onRestart = (e: RestartEvent): void => { if (clients.size > 0) send(formatEvent('restart', { plugin: e.plugin, from: null, to: null, reason: e.reason, at: new Date(e.at).toISOString() })) }
+  const onCircuit = (e: CircuitEvent): void => { if (clients.size > 0) send(formatEvent('circuit', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
   supervisor.on('transition', onTransition)
   supervisor.on('health', onHealth)
   supervisor.on('restart', onRestart)
+  supervisor.on('circuit', onCircuit)
 
   const keepAlive = setInterval(() => send(KEEP_ALIVE), opts.keepAliveMs)
   keepAlive.unref()
@@ -108,6 +110,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       supervisor.off('transition', onTransition)
       supervisor.off('health', onHealth)
       supervisor.off('restart', onRestart)
+      supervisor.off('circuit', onCircuit)
       for (const sink of clients) sink.end()
       clients.clear()
     }

@@ -185,7 +185,9 @@ export class HealthMonitor {
     e.last.failureCount = verdict.counters.phase === 'startup' ? verdict.counters.startupFailures : verdict.counters.failures
     e.last.phase = verdict.counters.phase
     if (outcome.result === 'failure') this.#log.debug({ plugin: name, probe: kind, phase, error: outcome.error }, `probe of ${name} failed: ${outcome.error}`)
-    if (verdict.health !== undefined && verdict.health !== this.#supervisor.health(name)) {
+    // Compared with the verdict, not the shown health: an open circuit shows a healthy plugin as
+    // degraded, and the probes must neither fight that nor be lost when the circuit closes.
+    if (verdict.health !== undefined && verdict.health !== this.#supervisor.verdict(name)) {
       this.#supervisor.setHealth(name, verdict.health, verdict.reason)
     }
     // setHealth(unhealthy) may have stopped the process, which ended this cycle.

@@ -3,8 +3,8 @@
 // over the plugins and nothing is kept in step on every change; counters and histograms are fed
 // by supervisor events. Every series of an unloaded plugin is removed (the scrape-time ones
 // vanish with the plugin from the list).
-// The invoke-proxy families (circuit_state, invocations_total, invocation_duration_seconds) are
-// registered by the proxy when it exists: a family nothing feeds is not exported.
+// The invoke proxy feeds invocations_total and invocation_duration_seconds through
+// observeInvocation(); circuit_state is a state set computed at scrape time like plugin_state.
 import type { EventEmitter } from 'node:events'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
@@ -14,7 +14,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 // woke an idle daemon 200 times a second for two monitors, most of its idle CPU.
 const LOOP_SAMPLE_MS = 100
 import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
-import type { PluginSummary, ProbeEvent, RestartEvent, SupervisorEvents } from '../supervisor/supervisor.js'
+import { CIRCUIT_STATE_NAMES, type PluginSummary, type ProbeEvent, type RestartEvent, type SupervisorEvents } from '../supervisor/supervisor.js'
+import { INVOCATION_OUTCOMES, type InvocationOutcome } from '../invoke/invoker.js'
 import type { PluginResources } from '../resources/resource-sampler.js'
 
 export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const satisfies readonly RestartEvent['reason'][]
@@ -43,6 +44,8 @@ export interface PluginMetrics {
   readonly registry: Registry
   /** One served HTTP request; `route` is the route pattern, or undefined when none matched. */
   observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
+  /** One call into a plugin through the invoke proxy: its outcome and the time to its answer's headers. */
+  observeInvocation: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
   /** The whole exposition text (every family) and its content type. */
   render: () => Promise<{ contentType: string, body: string }>
   close: () => void
@@ -50,6 +53,7 @@ export interface PluginMetrics {
 
 const NON_COUNTER_TOTALS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 const PROBE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const INVOKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics {
@@ -68,6 +72,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     const uptime: string[] = []
     const memory: string[] = []
     const cpu: string[] = []
+    const circuit: string[] = []
     for (const p of list) {
       const l = `plugin="${escapeLabelValue(p.name)}"`
       const usage = resources(p.name)
@@ -77,6 +82,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       uptime.push(`plugvisor_plugin_uptime_seconds{${l}} ${p.uptimeMs / 1000}`)
       memory.push(`plugvisor_plugin_resident_memory_bytes{${l}} ${usage?.residentMemoryBytes ?? 0}`)
       cpu.push(`plugvisor_plugin_cpu_seconds_total{${l}} ${usage?.cpuSeconds ?? 0}`)
+      if (p.circuit !== null) for (const c of CIRCUIT_STATE_NAMES) circuit.push(`plugvisor_circuit_state{${l},state="${c}"} ${p.circuit === c ? 1 : 0}`)
     }
     const family = (name: string, type: string, help: string, lines: string[]): string =>
       `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${lines.length > 0 ? lines.join('\n') + '\n' : ''}`
@@ -85,7 +91,8 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       family('plugvisor_plugin_health', 'gauge', `Health verdict as a state set: 1 for the current verdict, 0 for the others (${HEALTH_NAMES.join(', ')})`, health) +
       family('plugvisor_plugin_uptime_seconds', 'gauge', 'Time since the plugin process started running; 0 when not running', uptime) +
       family('plugvisor_plugin_resident_memory_bytes', 'gauge', 'Resident memory of the plugin\'s whole process group at the last sample; 0 when not running', memory) +
-      family('plugvisor_plugin_cpu_seconds_total', 'counter', 'User and system CPU time of every process the plugin has run since the daemon started, at the last sample', cpu)
+      family('plugvisor_plugin_cpu_seconds_total', 'counter', 'User and system CPU time of every process the plugin has run since the daemon started, at the last sample', cpu) +
+      family('plugvisor_circuit_state', 'gauge', `Circuit breaker of calls into the plugin as a state set: 1 for the current state, 0 for the others (${CIRCUIT_STATE_NAMES.join(', ')})`, circuit)
   }
 
   const restarts = new Counter({
@@ -105,6 +112,19 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     help: 'Duration of health probes',
     labelNames: ['plugin', 'probe'],
     buckets: PROBE_BUCKETS,
+    registers
+  })
+  const invocations = new Counter({
+    name: 'plugvisor_invocations_total',
+    help: `Calls into plugins through /plugins/:name/invoke/* by outcome (${INVOCATION_OUTCOMES.join(', ')}), counted for the plugin called (a fallback plugin's call counts for it)`,
+    labelNames: ['plugin', 'outcome'],
+    registers
+  })
+  const invocationDuration = new Histogram({
+    name: 'plugvisor_invocation_duration_seconds',
+    help: 'Time from the call into a plugin to its answer\'s headers (or the failure), retries included',
+    labelNames: ['plugin'],
+    buckets: INVOKE_BUCKETS,
     registers
   })
   const http = new RequestHistogram(
@@ -142,6 +162,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     const hc = supervisor.manifest(name).healthCheck
     const probe = hc === undefined ? undefined : PROBE_TYPES.find((t) => hc[t] !== undefined)
     if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
+    for (const outcome of INVOCATION_OUTCOMES) invocations.inc({ plugin: name, outcome }, 0)
   }
   const onLoaded = (name: string): void => initPlugin(name)
   const onUnloaded = (name: string): void => {
@@ -150,6 +171,8 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       checkDuration.remove({ plugin: name, probe })
       for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
     }
+    for (const outcome of INVOCATION_OUTCOMES) invocations.remove({ plugin: name, outcome })
+    invocationDuration.remove({ plugin: name })
   }
   const onRestart = (e: RestartEvent): void => { restarts.inc({ plugin: e.plugin, reason: e.reason }) }
   const onProbe = (e: ProbeEvent): void => {
@@ -166,6 +189,10 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     registry,
     observeHttpRequest ({ method, route, statusCode }, seconds) {
       http.observe(method, route ?? UNMATCHED_ROUTE, statusCode, seconds)
+    },
+    observeInvocation (plugin, outcome, seconds) {
+      invocations.inc({ plugin, outcome })
+      invocationDuration.observe({ plugin }, seconds)
     },
     async render () {
       const rest = await registry.metrics()

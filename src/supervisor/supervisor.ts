@@ -36,6 +36,11 @@ export interface TransitionEvent {
 export interface RestartEvent { plugin: string, reason: 'crash' | 'unhealthy' | 'memory' | 'manual', at: number }
 export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
 
+/** State of the circuit breaker around calls into a plugin (the invoke proxy owns the breaker). */
+export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated'
+export const CIRCUIT_STATE_NAMES: readonly CircuitStateName[] = ['closed', 'open', 'half-open', 'isolated']
+export interface CircuitEvent { plugin: string, from: CircuitStateName, to: CircuitStateName, reason: string, at: number }
+
 /** One probe result, published by the health module (metrics and history subscribe). */
 export interface ProbeEvent {
   plugin: string
@@ -51,6 +56,8 @@ export interface SupervisorEvents {
   transition: [TransitionEvent]
   restart: [RestartEvent]
   health: [HealthEvent]
+  /** The circuit breaker of calls into a plugin changed state (from the invoke proxy). */
+  circuit: [CircuitEvent]
   probe: [ProbeEvent]
   /** One line a plugin printed (also in its ring buffer and the log). */
   output: [{ plugin: string, stream: 'stdout' | 'stderr', line: string, at: number }]
@@ -75,7 +82,7 @@ export interface PluginSummary {
   restartCount: number
   lastExit: { code: number | null, signal: string | null, at: string } | null
   nextRestartAt: string | null
-  circuit: 'closed' | 'open' | 'half-open' | 'isolated' | null
+  circuit: CircuitStateName | null
 }
 
 export class PluginNotFoundError extends Error {
@@ -89,7 +96,12 @@ type Op = 'start' | 'stop' | 'restart'
 
 class Plugin {
   snapshot: Snapshot
+  /** What the operator sees: the verdict, made degraded while the circuit is not closed. */
   health: Health = 'unknown'
+  /** The lifecycle's and the probes' verdict, kept apart so a closing circuit brings it back. */
+  verdict: Health = 'unknown'
+  /** null until the invoke proxy reports a breaker for this plugin. */
+  circuit: CircuitStateName | null = null
   handle: ProcessHandle | undefined
   identity: ProcessIdentity | undefined
   port: number | undefined
@@ -235,13 +247,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       restartCount: s.restartCount,
       lastExit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal, at: new Date(s.lastExit.at).toISOString() } : null,
       nextRestartAt: s.state.name === 'backoff' && p.nextRestartAt !== undefined ? new Date(p.nextRestartAt).toISOString() : null,
-      circuit: null
+      circuit: p.circuit
     }
   }
 
   snapshot (name: string): Snapshot { return this.#get(name).snapshot }
 
   health (name: string): Health { return this.#get(name).health }
+
+  /** The probes' (or the lifecycle's) verdict, before an open circuit makes it degraded. */
+  verdict (name: string): Health { return this.#get(name).verdict }
+
+  circuit (name: string): CircuitStateName | null { return this.#get(name).circuit }
 
   status (name: string): Status {
     const p = this.#get(name)
@@ -412,7 +429,33 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#feed(this.#get(name), { type: 'memory-exceeded' })
   }
 
+  /**
+   * The circuit breaker of calls into the plugin changed state (from the invoke proxy). While it
+   * is not closed, a healthy plugin shows as degraded; the process is left alone (no restart).
+   * When it closes, health is the verdict again.
+   */
+  setCircuit (name: string, circuit: CircuitStateName, reason: string): void {
+    const p = this.#get(name)
+    const from = p.circuit
+    if (from === circuit) return
+    p.circuit = circuit
+    const at = this.#clock.now()
+    if (from !== null) {
+      this.#log[circuit === 'closed' ? 'info' : 'warn']({ plugin: p.name, from, to: circuit, reason }, `plugin ${p.name}: circuit ${from} -> ${circuit} (${reason})`)
+      this.emit('circuit', { plugin: p.name, from, to: circuit, reason, at })
+    }
+    this.#applyHealth(p, `circuit ${circuit}: ${reason}`)
+  }
+
   #setHealth (p: Plugin, health: Health, reason: string): void {
+    p.verdict = health
+    this.#applyHealth(p, reason)
+  }
+
+  #applyHealth (p: Plugin, reason: string): void {
+    const circuitHolds = p.circuit !== null && p.circuit !== 'closed'
+    // Only a passing verdict is lowered: unhealthy and unknown say more than the circuit does.
+    const health: Health = circuitHolds && p.verdict === 'healthy' ? 'degraded' : p.verdict
     if (p.health === health) return
     const from = p.health
     p.health = health

@@ -1,0 +1,129 @@
+// /plugins/:name/invoke/*: the request goes to the plugin through its policies, the answer
+// (status, headers, body) streams back. /plugins/:name/circuit: the breaker, and manual control.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Readable } from 'node:stream'
+import type { FastifyReply } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { errors } from '../src/errors.js'
+import { BodyTooLargeError, type InvokeResult } from '../src/invoke/invoker.js'
+import type { CircuitInfo } from '../src/invoke/policies.js'
+import { CircuitResponse, ErrorResponse, InvokeParams, PluginParams, errorResponses } from './schemas.js'
+
+const INVOKE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+// The plugin's path: everything after /plugins/<name>/invoke in the raw URL, query included.
+const PREFIX = /^\/plugins\/[^/?]+\/invoke/
+
+const invoke: FastifyPluginAsyncTypebox = async (app) => {
+  const { supervisor, invoker } = app.daemon
+
+  const known = (name: string): string => {
+    if (!supervisor.has(name)) throw new errors.PluginNotFound(name)
+    return name
+  }
+
+  // Bodies pass through as they are, of any content type: no parsing, no 415.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, payload, done) => { done(null, payload) })
+
+  const failure = (r: Extract<InvokeResult, { type: 'failure' }>): Error => {
+    switch (r.reason) {
+      case 'circuit-open': return new errors.CircuitOpen(r.plugin)
+      case 'timeout': return new errors.PluginTimeout(r.plugin, r.timeoutMs)
+      case 'unavailable':
+      case 'rejected':
+      case 'connection':
+        return new errors.PluginUnavailable(r.plugin, r.message)
+      default: {
+        const never: never = r.reason
+        throw new Error(`unknown failure ${String(never)}`)
+      }
+    }
+  }
+
+  for (const url of ['/plugins/:name/invoke', '/plugins/:name/invoke/*']) {
+    app.route({
+      method: INVOKE_METHODS,
+      url,
+      schema: {
+        tags: ['invoke'],
+        summary: 'Forward the request (method, path after /invoke, query, headers, body) to the plugin through its resilience policies; the plugin\'s answer comes back as it is',
+        params: InvokeParams,
+        response: {
+          404: Type.Ref(ErrorResponse),
+          413: Type.Ref(ErrorResponse),
+          503: Type.Ref(ErrorResponse),
+          504: Type.Ref(ErrorResponse)
+        }
+      },
+      handler: async (req, reply) => {
+        const name = known(req.params.name)
+        const raw = req.raw.url ?? req.url
+        const path = raw.replace(PREFIX, '')
+        let result: InvokeResult
+        try {
+          result = await invoker.invoke({
+            plugin: name,
+            method: req.method,
+            path: path.startsWith('/') ? path : `/${path}`,
+            headers: req.headers,
+            body: req.body as Readable | undefined,
+            clientIp: req.ip,
+            requestId: req.id
+          })
+        } catch (err) {
+          if (err instanceof BodyTooLargeError) throw new errors.PayloadTooLarge()
+          throw err
+        }
+        if (result.type === 'failure') throw failure(result)
+        // The plugin's status and body pass as they are, outside the error schemas above.
+        const passThrough = reply as unknown as FastifyReply
+        return passThrough.code(result.statusCode).headers(result.headers).send(result.body)
+      }
+    })
+  }
+
+  const circuitJson = (name: string, c: CircuitInfo) => ({
+    plugin: name,
+    ...c,
+    openedAt: c.openedAt === null ? null : new Date(c.openedAt).toISOString(),
+    halfOpenAt: c.halfOpenAt === null ? null : new Date(c.halfOpenAt).toISOString()
+  })
+
+  app.get('/plugins/:name/circuit', {
+    schema: {
+      tags: ['invoke'],
+      summary: 'The circuit breaker of calls into the plugin: state, failures counted, when it opened and lets a trial through, bulkhead use',
+      params: PluginParams,
+      response: { 200: Type.Ref(CircuitResponse), ...errorResponses }
+    }
+  }, async (req) => {
+    const name = known(req.params.name)
+    return circuitJson(name, invoker.circuit(name))
+  })
+
+  app.post('/plugins/:name/circuit/reset', {
+    schema: {
+      tags: ['invoke'],
+      summary: 'Close the circuit (also an isolated one) and forget the failures counted',
+      params: PluginParams,
+      response: { 200: Type.Ref(CircuitResponse), ...errorResponses }
+    }
+  }, async (req) => {
+    const name = known(req.params.name)
+    return circuitJson(name, invoker.reset(name))
+  })
+
+  app.post('/plugins/:name/circuit/isolate', {
+    schema: {
+      tags: ['invoke'],
+      summary: 'Hold the circuit open (calls refused with 503 PLUGVISOR_CIRCUIT_OPEN, or the fallback) until a reset',
+      params: PluginParams,
+      response: { 200: Type.Ref(CircuitResponse), ...errorResponses }
+    }
+  }, async (req) => {
+    const name = known(req.params.name)
+    return circuitJson(name, invoker.isolate(name))
+  })
+}
+
+export default invoke

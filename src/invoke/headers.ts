@@ -1,0 +1,56 @@
+// Which headers cross the proxy. Hop-by-hop headers (RFC 9110 section 7.6.1) describe one
+// connection and are never forwarded, nor is any header the Connection header names.
+import type { IncomingHttpHeaders } from 'node:http'
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',
+  'te', 'trailer', 'transfer-encoding', 'upgrade'
+])
+
+export type HeaderMap = Record<string, string | string[]>
+
+function connectionListed (value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined
+  const v = Array.isArray(value) ? value.join(',') : value
+  return new Set(v.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
+}
+
+export interface ForwardOptions {
+  clientIp: string
+  requestId: string
+  /** The Authorization header was the daemon's bearer token: it stays here. */
+  dropAuthorization: boolean
+}
+
+/**
+ * Request headers for the plugin: the client's, minus hop-by-hop ones, `host` (the plugin's own
+ * address is sent), `expect` (undici does not send it), and the daemon's bearer token when auth is
+ * on; plus `x-forwarded-for` (appended to) and `x-request-id` (the daemon's request id).
+ */
+export function requestHeaders (incoming: IncomingHttpHeaders, opts: ForwardOptions): HeaderMap {
+  const listed = connectionListed(incoming.connection)
+  const out: HeaderMap = {}
+  for (const name in incoming) {
+    const value = incoming[name]
+    if (value === undefined || HOP_BY_HOP.has(name) || name === 'host' || name === 'expect') continue
+    if (listed?.has(name)) continue
+    if (opts.dropAuthorization && name === 'authorization') continue
+    out[name] = value
+  }
+  const xff = incoming['x-forwarded-for']
+  out['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${opts.clientIp}` : opts.clientIp
+  out['x-request-id'] = opts.requestId
+  return out
+}
+
+/** Response headers for the client: the plugin's, minus hop-by-hop ones. */
+export function responseHeaders (incoming: Record<string, string | string[] | undefined>): HeaderMap {
+  const listed = connectionListed(incoming.connection)
+  const out: HeaderMap = {}
+  for (const name in incoming) {
+    const value = incoming[name]
+    if (value === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue
+    out[name] = value
+  }
+  return out
+}

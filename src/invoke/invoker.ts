@@ -1,0 +1,259 @@
+// Calls into plugins: forwards one request to a plugin's loopback port through its policies
+// (fast refusals first: not running, no port, circuit open; then bulkhead, breaker, retry,
+// timeout), and answers through the fallback when the call fails. Knows nothing of HTTP
+// frameworks: it takes a request description and returns an answer or a failure.
+import { performance } from 'node:perf_hooks'
+import type { Readable } from 'node:stream'
+import { finished } from 'node:stream/promises'
+import type { IncomingHttpHeaders } from 'node:http'
+import { Agent, type Dispatcher } from 'undici'
+import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel'
+import type { Supervisor } from '../supervisor/supervisor.js'
+import { buildPolicies, IDEMPOTENT_METHODS, InvokeTimeoutError, isConnectionError, type CircuitInfo, type PluginPolicies, type Upstream } from './policies.js'
+import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
+
+/** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
+export const INVOCATION_OUTCOMES = ['success', 'error', 'timeout', 'connection_error', 'unavailable', 'circuit_open', 'rejected'] as const
+export type InvocationOutcome = typeof INVOCATION_OUTCOMES[number]
+
+export type FailureReason = 'unavailable' | 'circuit-open' | 'timeout' | 'rejected' | 'connection'
+
+export interface InvokeRequest {
+  plugin: string
+  method: string
+  /** Path and query for the plugin, starting with '/'. */
+  path: string
+  headers: IncomingHttpHeaders
+  /** The request body as it arrives, or undefined when there is none. */
+  body: Readable | undefined
+  clientIp: string
+  requestId: string
+}
+
+export type InvokeResult =
+  | {
+    type: 'answer'
+    statusCode: number
+    headers: HeaderMap
+    /** A stream from the plugin, a fallback body, or nothing. */
+    body: Readable | Buffer | undefined
+    /** The plugin that answered. */
+    plugin: string
+    /** Set when the fallback answered: 'status' or the fallback plugin's name. */
+    fallback: string | null
+  }
+  | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number }
+
+/** A body longer than this cannot be buffered for a replay. */
+export class BodyTooLargeError extends Error {
+  constructor (readonly limit: number) {
+    super(`request body over ${limit} bytes`)
+    this.name = 'BodyTooLargeError'
+  }
+}
+
+export interface InvokerOptions {
+  supervisor: Supervisor
+  /** Every call: plugin, outcome, seconds until the answer's headers (or the failure). */
+  observe?: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
+  /** Bodies that may be replayed (retries, fallback plugin) are buffered up to this many bytes. */
+  maxReplayBodyBytes: number
+  /** When the daemon authenticates callers, their Authorization header is not passed on. */
+  dropAuthorization: boolean
+  agent?: Agent
+}
+
+export interface Invoker {
+  invoke: (req: InvokeRequest) => Promise<InvokeResult>
+  circuit: (plugin: string) => CircuitInfo
+  isolate: (plugin: string) => CircuitInfo
+  reset: (plugin: string) => CircuitInfo
+  close: () => Promise<void>
+}
+
+type Body = Readable | Buffer | undefined
+
+export function createInvoker (opts: InvokerOptions): Invoker {
+  const { supervisor } = opts
+  // One pooled agent for every plugin: keep-alive connections per loopback origin.
+  const agent = opts.agent ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5_000 } })
+  const policies = new Map<string, PluginPolicies>()
+  const observe = opts.observe ?? (() => {})
+
+  const build = (name: string): void => {
+    policies.get(name)?.dispose()
+    const p = buildPolicies(supervisor.manifest(name).resilience, {
+      onCircuitChange: ({ to, reason }) => { if (supervisor.has(name)) supervisor.setCircuit(name, to, reason) }
+    })
+    policies.set(name, p)
+    supervisor.setCircuit(name, 'closed', 'policies built')
+  }
+  // A changed manifest is unloaded and loaded again: its policies are rebuilt from scratch.
+  const onLoaded = (name: string): void => build(name)
+  const onUnloaded = (name: string): void => {
+    policies.get(name)?.dispose()
+    policies.delete(name)
+  }
+  for (const name of supervisor.names()) build(name)
+  supervisor.on('loaded', onLoaded)
+  supervisor.on('unloaded', onUnloaded)
+
+  const policiesOf = (name: string): PluginPolicies => {
+    let p = policies.get(name)
+    if (!p) { build(name); p = policies.get(name)! }
+    return p
+  }
+
+  /** One attempt: the request to the plugin, resolved when its answer's headers came. */
+  const attempt = (port: number, req: InvokeRequest, headers: HeaderMap, body: Body, timeoutMs: number, signal: AbortSignal): Promise<Upstream> => {
+    const options: Dispatcher.RequestOptions = {
+      origin: `http://127.0.0.1:${port}`,
+      path: req.path,
+      method: req.method as Dispatcher.HttpMethod,
+      headers,
+      body: body ?? null,
+      signal,
+      // Between chunks of the answer's body; the timeout policy covers the wait for its headers.
+      bodyTimeout: timeoutMs,
+      headersTimeout: 0
+    }
+    return agent.request(options).then(
+      (res) => res as unknown as Upstream,
+      (err: unknown) => { throw signal.aborted ? new InvokeTimeoutError(timeoutMs) : err }
+    )
+  }
+
+  /** The call into one plugin through its policies, without the fallback. */
+  const call = async (name: string, req: InvokeRequest, body: Body): Promise<InvokeResult> => {
+    const started = performance.now()
+    const done = (outcome: InvocationOutcome, result: InvokeResult): InvokeResult => {
+      observe(name, outcome, (performance.now() - started) / 1000)
+      return result
+    }
+    const fail = (outcome: InvocationOutcome, reason: FailureReason, message: string, extra: { timeoutMs?: number } = {}): InvokeResult =>
+      done(outcome, { type: 'failure', reason, plugin: name, message, ...extra })
+
+    const summary = supervisor.summary(name)
+    if (summary.state !== 'running') return fail('unavailable', 'unavailable', `it is ${summary.state}`)
+    if (summary.port === null) return fail('unavailable', 'unavailable', 'it has no port (set port in its manifest to call into it)')
+    const p = policiesOf(name)
+    if (p.refusesCalls()) return fail('circuit_open', 'circuit-open', `circuit ${p.state()}`)
+    const { timeoutMs, bulkhead } = p.resilience
+    const headers = requestHeaders(req.headers, { clientIp: req.clientIp, requestId: req.requestId, dropAuthorization: opts.dropAuthorization })
+    const chain = p.chainFor(req.method)
+    const port = summary.port
+
+    let upstream: Upstream
+    try {
+      upstream = await new Promise<Upstream>((resolve, reject) => {
+        // The bulkhead slot is held until the answer's body is done, not only until its headers.
+        p.bulkhead.execute(async () => {
+          let previous: Upstream | undefined
+          let res: Upstream
+          try {
+            res = await chain.execute(({ signal }) => {
+              // A retry after a 5xx: the failed answer's body is not wanted.
+              if (previous) void previous.body.dump().catch(() => {})
+              return attempt(port, req, headers, body, timeoutMs, signal).then((r) => { previous = r; return r })
+            })
+          } catch (err) {
+            reject(err)
+            return
+          }
+          resolve(res)
+          await finished(res.body).catch(() => {})
+        }).catch(reject)
+      })
+    } catch (err) {
+      if (err instanceof BulkheadRejectedError) return fail('rejected', 'rejected', `${bulkhead.maxConcurrent} calls in flight and ${bulkhead.maxQueued} queued (bulkhead full)`)
+      if (err instanceof BrokenCircuitError) return fail('circuit_open', 'circuit-open', `circuit ${p.state()}`)
+      if (err instanceof InvokeTimeoutError) return fail('timeout', 'timeout', err.message, { timeoutMs })
+      const message = (err as Error).message || String(err)
+      if (isConnectionError(err)) return fail('connection_error', 'connection', message)
+      return fail('connection_error', 'connection', message)
+    }
+    let answerBody: Body = upstream.body as unknown as Readable
+    // No body may follow (HEAD, 204, 304): read the (empty) stream to its end here, which also
+    // frees the bulkhead slot.
+    if (req.method === 'HEAD' || upstream.statusCode === 204 || upstream.statusCode === 304) {
+      await upstream.body.dump().catch(() => {})
+      answerBody = undefined
+    }
+    const result: InvokeResult = { type: 'answer', statusCode: upstream.statusCode, headers: responseHeaders(upstream.headers), body: answerBody, plugin: name, fallback: null }
+    return done(upstream.statusCode >= 500 ? 'error' : 'success', result)
+  }
+
+  const fallbackFor = async (name: string, req: InvokeRequest, body: Body, first: InvokeResult): Promise<InvokeResult> => {
+    const fb = supervisor.manifest(name).resilience.fallback
+    if (fb === undefined) return first
+    const failed = first.type === 'failure' || first.statusCode >= 500
+    if (!failed) return first
+    const discard = (): void => {
+      if (first.type === 'answer' && first.body !== undefined && !Buffer.isBuffer(first.body)) first.body.destroy()
+    }
+    if ('status' in fb) {
+      discard()
+      const json = fb.body === undefined ? undefined : Buffer.from(JSON.stringify(fb.body))
+      return {
+        type: 'answer',
+        statusCode: fb.status,
+        headers: { 'x-plugvisor-fallback': 'status', ...(json ? { 'content-type': 'application/json; charset=utf-8' } : {}) },
+        body: json,
+        plugin: name,
+        fallback: 'status'
+      }
+    }
+    // The other plugin through its own policies but never its fallback: one hop, no loops.
+    if (fb.plugin === name || !supervisor.has(fb.plugin)) return first
+    // A streamed body was spent on the first call (bodies are buffered when a fallback plugin is set).
+    if (body !== undefined && !Buffer.isBuffer(body)) return first
+    const second = await call(fb.plugin, req, body)
+    if (second.type === 'failure') return first
+    discard()
+    return { ...second, headers: { ...second.headers, 'x-plugvisor-fallback': fb.plugin }, fallback: fb.plugin }
+  }
+
+  return {
+    async invoke (req) {
+      const r = supervisor.manifest(req.plugin).resilience
+      // A body that may be sent twice (retries, a fallback plugin) is read first; others stream.
+      const replay = IDEMPOTENT_METHODS.has(req.method) || (r.fallback !== undefined && 'plugin' in r.fallback)
+      const body: Body = req.body !== undefined && replay ? await readBounded(req.body, opts.maxReplayBodyBytes) : req.body
+      const first = await call(req.plugin, req, body)
+      return fallbackFor(req.plugin, req, body, first)
+    },
+    circuit: (name) => policiesOf(name).circuit(),
+    isolate (name) {
+      const p = policiesOf(name)
+      p.isolate()
+      return p.circuit()
+    },
+    reset (name) {
+      const p = policiesOf(name)
+      p.reset()
+      return p.circuit()
+    },
+    async close () {
+      supervisor.off('loaded', onLoaded)
+      supervisor.off('unloaded', onUnloaded)
+      for (const p of policies.values()) p.dispose()
+      policies.clear()
+      if (opts.agent === undefined) await agent.close()
+    }
+  }
+}
+
+async function readBounded (stream: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of stream) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string)
+    size += b.length
+    if (size > limit) {
+      stream.destroy()
+      throw new BodyTooLargeError(limit)
+    }
+    chunks.push(b)
+  }
+  return Buffer.concat(chunks)
+}
