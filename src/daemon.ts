@@ -11,6 +11,7 @@ import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metric
 import { createEventStream, type EventStream } from './events/event-stream.js'
 import { HealthMonitor } from './health/health-monitor.js'
 import { createHealthHistory, type HealthHistory } from './health/health-history.js'
+import { createPluginChanges, type PluginChanges } from './plugin-changes.js'
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -30,6 +31,7 @@ export interface StartupProgress {
 }
 
 export interface Daemon {
+  /** The config as it runs: replaced by run-time changes and reloads (GET /config/status). */
   readonly loaded: LoadedConfig
   readonly db: Db
   readonly store: StateStore
@@ -45,6 +47,8 @@ export interface Daemon {
   readonly metrics: PluginMetrics
   /** GET /events clients. */
   readonly events: EventStream
+  /** Register, unload, change config, reload: what runs and the plugins folder kept in step. */
+  readonly changes: PluginChanges
   /** Reaps what a hard-killed daemon left, then starts every plugin meant to run. */
   boot: () => Promise<void>
   /** Stops plugins in reverse dependency order, stops probing, flushes history, then closes the store. */
@@ -52,7 +56,8 @@ export interface Daemon {
 }
 
 export function createDaemon (opts: DaemonOptions): Daemon {
-  const { loaded, logger } = opts
+  const { logger } = opts
+  let loaded = opts.loaded
   const db = openDatabase(loaded.dataDir)
   const store = createStateStore(db)
   const progress: StartupProgress = { storeMigrated: true, orphansReaped: false, initialStartDone: false }
@@ -92,6 +97,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   })
   supervisor.load(loaded.manifests)
   resources.start()
+  const changes = createPluginChanges({ supervisor, logger, getLoaded: () => loaded, setLoaded: (l) => { loaded = l } })
   // State events are kept as long as the health rollups, pruned a chunk a minute.
   const eventRetentionMs = loaded.config.history.rollupRetentionDays * 86_400_000
   const clock = opts.clock ?? { now: () => Date.now() }
@@ -103,7 +109,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   let booting: Promise<void> | undefined
   let closing: Promise<void> | undefined
   return {
-    loaded,
+    get loaded () { return loaded },
     db,
     store,
     supervisor,
@@ -113,6 +119,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     resources,
     metrics,
     events,
+    changes,
     boot () {
       booting ??= (async () => {
         await supervisor.reapOrphans()
