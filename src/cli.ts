@@ -237,17 +237,17 @@ async function reloadCommand (args: string[]): Promise<number> {
   if (values.json) {
     process.stdout.write(JSON.stringify(r, null, 2) + '\n')
   } else {
-    const verb = r.dryRun ? 'would be ' : ''
     const list = (names: string[]): string => names.length > 0 ? names.join(', ') : '-'
-    process.stdout.write([
-      r.dryRun ? 'dry run: nothing changed' : 'reloaded',
-      `  added ${verb}${list(r.added)}`,
-      `  removed ${verb}${list(r.removed)}`,
-      `  changed ${verb}(restarted) ${list(r.changed)}`,
-      `  unchanged ${list(r.unchanged)}`,
-      ...(r.kept.length > 0 ? [`  kept at the running version (invalid manifest) ${list(r.kept)}`] : []),
-      ...(r.restartRequired.length > 0 ? [`  needs a daemon restart: ${r.restartRequired.join(', ')}`] : [])
-    ].join('\n') + '\n')
+    const rows = r.dryRun
+      ? [['would add', r.added], ['would remove', r.removed], ['would restart (changed)', r.changed]] as const
+      : [['added', r.added], ['removed', r.removed], ['restarted (changed)', r.changed]] as const
+    process.stdout.write(columns([
+      [r.dryRun ? 'dry run, nothing changed:' : 'reloaded:', ''],
+      ...rows.map(([label, names]) => [`  ${label}`, list(names)]),
+      ['  unchanged', list(r.unchanged)],
+      ...(r.kept.length > 0 ? [['  kept as running (manifest invalid)', list(r.kept)]] : []),
+      ...(r.restartRequired.length > 0 ? [['  needs a daemon restart', r.restartRequired.join(', ')]] : [])
+    ]) + '\n')
     for (const p of r.problems) process.stderr.write(`  ${p.file}: ${p.path || '/'}: ${p.reason}\n`)
   }
   return r.problems.length > 0 ? 1 : 0

@@ -153,7 +153,7 @@ t.test('plugvisor reload [--dry-run] against a real daemon', async (t) => {
   writeManifest(path.dirname(loaded.file), 'b.json', fixturePlugin('b', 'sleep'))
   const run = (...args: string[]) => promisify(execFile)(process.execPath, [bin, ...args], { env: { ...process.env, PLUGVISOR_URL: url }, timeout: 20000 })
   const dry = await run('reload', '--dry-run')
-  t.match(dry.stdout, /dry run: nothing changed\n\s+added would be b\n/)
+  t.match(dry.stdout, /^dry run, nothing changed:\n\s+would add\s+b\n/)
   t.notOk(app.daemon.supervisor.has('b'))
   const real = await run('reload', '--json')
   t.match(JSON.parse(real.stdout), { dryRun: false, added: ['b'], unchanged: ['a'] })
