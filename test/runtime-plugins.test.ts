@@ -224,3 +224,34 @@ t.test('every change needs an admin token', async (t) => {
   }
   t.equal((await app.inject({ method: 'POST', url: '/config/reload?dryRun=true', headers: { authorization: 'Bearer admin-token-0123456789' } })).statusCode, 200)
 })
+
+t.test('replace is serialized with restarts: restart, replace, restart run one after the other, none joined across it', async (t) => {
+  const app = await build(t, writeConfig([]))
+  const { supervisor } = app.daemon
+  const first = json(await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('serial', 'print-env', { config: { v: 1 } }) }))
+  const transitions = collectEvents(t, supervisor, 'transition')
+  const next = { ...supervisor.manifest('serial'), config: { v: 2 } }
+  const [, , last] = await Promise.all([supervisor.restart('serial'), supervisor.replace(next), supervisor.restart('serial')])
+  const starts = transitions.filter((e) => e.plugin === 'serial' && e.to === 'running')
+  t.equal(starts.length, 3, 'three starts: the second restart did not join the first')
+  t.same(transitions.filter((e) => e.plugin === 'serial').map((e) => e.to), ['stopping', 'starting', 'running', 'stopping', 'stopped', 'starting', 'running', 'stopping', 'starting', 'running'])
+  t.notOk(alive(first.pid))
+  t.equal(last.pid, supervisor.summary('serial').pid)
+  // A process stopped right after its start may not have printed: look for the new config, then check nothing older follows.
+  const configs = () => supervisor.logs('serial', 1000).filter((l) => l.line.startsWith('{')).map((l) => JSON.parse(JSON.parse(l.line).PLUGVISOR_CONFIG).v as number)
+  if (!configs().includes(2)) await waitForEvent(supervisor, 'output', (e) => e.plugin === 'serial' && e.line.includes('{\\"v\\":2}'))
+  const seen = configs()
+  t.same(seen.slice(seen.indexOf(2)), seen.slice(seen.indexOf(2)).map(() => 2), 'after the replace only the new config runs')
+  t.equal(supervisor.summary('serial').state, 'running')
+})
+
+t.test('while a plugin is being unloaded, start and restart are refused with a conflict', async (t) => {
+  const app = await build(t, writeConfig([]))
+  const { supervisor } = app.daemon
+  await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('leaving', 'ignore-sigterm', { stop: { timeoutMs: 300 } }) })
+  const unloading = supervisor.unload('leaving')
+  await t.rejects(supervisor.start('leaving'), { name: 'PluginConflictError', message: /being unloaded/ })
+  await unloading
+  t.notOk(supervisor.has('leaving'))
+  t.throws(() => supervisor.restart('leaving'), { name: 'PluginNotFoundError' })
+})
