@@ -1,12 +1,7 @@
-// /config: what the daemon loaded, and what it skipped with why.
+// /config: what the daemon loaded, what it skipped with why, and reloading it.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-
-const ConfigProblem = Type.Object({
-  file: Type.String(),
-  path: Type.String({ description: 'JSON path inside the file' }),
-  reason: Type.String()
-})
+import { ConfigProblem, ErrorResponse, ReloadQuery, ReloadResult } from './schemas.js'
 
 const config: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/config/status', {
@@ -19,7 +14,7 @@ const config: FastifyPluginAsyncTypebox = async (app) => {
           pluginsDir: Type.String(),
           dataDir: Type.String(),
           plugins: Type.Array(Type.Object({ name: Type.String(), source: Type.String() })),
-          problems: Type.Array(ConfigProblem)
+          problems: Type.Array(Type.Ref(ConfigProblem))
         })
       }
     }
@@ -33,6 +28,15 @@ const config: FastifyPluginAsyncTypebox = async (app) => {
       problems: loaded.problems
     }
   })
+
+  app.post('/config/reload', {
+    schema: {
+      tags: ['config'],
+      summary: 'Re-read the main config and the plugins folder and apply only what changed (SIGHUP does the same); ?dryRun=true reports without changing anything. An invalid manifest keeps the running version of its plugin',
+      querystring: ReloadQuery,
+      response: { 200: ReloadResult, 400: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
+    }
+  }, async (req) => app.daemon.changes.reload({ dryRun: req.query.dryRun }))
 }
 
 export default config

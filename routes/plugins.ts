@@ -4,16 +4,17 @@ import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import type { PluginSummary as Summary } from '../src/supervisor/supervisor.js'
 import {
-  BulkQuery, ErrorResponse, EventsQuery, LogLine, LogsQuery, PluginDetail, PluginList, PluginParams, PluginSummary,
-  StateEvent, StatusSummary, WaitQuery, errorResponses
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams, PluginSummary,
+  RegisterQuery, StateEvent, StatusSummary, UnloadResult, WaitQuery, errorResponses, pluginSummaryProperties
 } from './schemas.js'
 import { summarize } from '../src/status-summary.js'
 import { redactManifest } from '../src/config/redact.js'
+import { redactedConfig } from '../src/plugin-changes.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 
 const plugins: FastifyPluginAsyncTypebox = async (app) => {
-  const { supervisor } = app.daemon
+  const { supervisor, changes } = app.daemon
 
   const known = (name: string): string => {
     if (!supervisor.has(name)) throw new errors.PluginNotFound(name)
@@ -101,6 +102,49 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
     const { trend, ...stats } = app.daemon.healthHistory.stats(name)
     return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
+  })
+
+  // ---- changing the set of plugins at run time ----
+
+  const changeErrors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
+
+  app.post('/plugins', {
+    schema: {
+      tags: ['plugins'],
+      summary: 'Register a plugin: the manifest is validated like a file, written to <pluginsDir>/<name>.json, loaded and started (?start, default its autostart)',
+      querystring: RegisterQuery,
+      body: ManifestBody,
+      response: { 201: Type.Ref(PluginSummary), ...changeErrors }
+    }
+  }, async (req, reply) => {
+    const summary = await changes.register(req.body, { start: req.query.start })
+    return reply.code(201).header('location', `/plugins/${summary.name}`).send(summary)
+  })
+
+  app.delete('/plugins/:name', {
+    schema: {
+      tags: ['plugins'],
+      summary: 'Unload a plugin: stop it, remove it, rename its manifest file to <file>.deleted (409 while another plugin depends on it, or for an inline manifest)',
+      params: PluginParams,
+      response: { 200: UnloadResult, ...changeErrors }
+    }
+  }, async (req) => changes.unregister(known(req.params.name)))
+
+  app.put('/plugins/:name/config', {
+    schema: {
+      tags: ['plugins'],
+      summary: "Replace a plugin's config: validated by its configSchema, written to its manifest file, applied by restarting the plugin (sensitive values redacted in the answer)",
+      params: PluginParams,
+      body: ConfigBody,
+      response: {
+        200: Type.Object({ ...pluginSummaryProperties, config: Type.Unknown({ description: 'The config now in effect, sensitive values redacted' }) }),
+        ...changeErrors
+      }
+    }
+  }, async (req) => {
+    const name = known(req.params.name)
+    const summary = await changes.setConfig(name, req.body)
+    return { ...summary, config: redactedConfig(supervisor.manifest(name)) }
   })
 
   app.get('/plugins/:name/events', {

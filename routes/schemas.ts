@@ -6,11 +6,18 @@ import { TREND_NAMES } from '../src/health/trend.js'
 
 const literals = (values: readonly string[], description?: string) => Type.Union(values.map((v) => Type.Literal(v)), { description })
 
+export const ConfigProblem = Type.Object({
+  file: Type.String({ description: "The file, or 'request body'" }),
+  path: Type.String({ description: 'JSON path inside the file' }),
+  reason: Type.String()
+}, { $id: 'ConfigProblem' })
+
 export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
   code: Type.String({ description: 'Stable PLUGVISOR_* code' }),
   error: Type.String(),
-  message: Type.String()
+  message: Type.String(),
+  problems: Type.Optional(Type.Array(Type.Ref(ConfigProblem), { description: 'A refused manifest or config: every problem found' }))
 }, { $id: 'ErrorResponse', description: 'Every error' })
 
 export const Timestamp = Type.String({ format: 'date-time' })
@@ -185,6 +192,40 @@ export const HistoryResponse = Type.Object({
     avgMs: NullableNumber,
     maxMs: NullableNumber
   }), { description: 'resolution minute or hour: rollups, newest first; at is the start of the bucket' }))
+})
+
+export const ReloadQuery = Type.Object({
+  dryRun: Type.Boolean({ default: false, description: 'Only report what would change (default false)' })
+})
+
+export const ReloadResult = Type.Object({
+  dryRun: Type.Boolean(),
+  added: Type.Array(Type.String(), { description: 'New plugins: loaded, and started when autostart (or their stored desired state) says so' }),
+  removed: Type.Array(Type.String(), { description: 'Plugins whose manifest is gone: stopped and unloaded' }),
+  changed: Type.Array(Type.String(), { description: 'Plugins whose manifest differs: stopped, swapped, started again when they were meant to run' }),
+  unchanged: Type.Array(Type.String()),
+  kept: Type.Array(Type.String(), { description: 'Plugins whose manifest is invalid now (see problems): the running version stays' }),
+  problems: Type.Array(Type.Ref(ConfigProblem), { description: 'Every manifest not applied, with file, JSON path and reason' }),
+  restartRequired: Type.Array(Type.String(), { description: 'Main config keys that changed but take effect only at a daemon restart (everything but plugins and pluginsDir)' })
+})
+
+export const RegisterQuery = Type.Object({
+  start: Type.Optional(Type.Boolean({ description: "Start the plugin now (default: the manifest's autostart)" }))
+})
+
+export const ManifestBody = Type.Object({}, {
+  additionalProperties: true,
+  description: 'A plugin manifest (schemas/manifest.schema.json), validated like a manifest file: problems answer 400 PLUGVISOR_INVALID_MANIFEST with file, JSON path and reason each'
+})
+
+export const ConfigBody = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'The whole new config of the plugin, validated by its configSchema; a sensitive value sent as "[redacted]" keeps the current one'
+})
+
+export const UnloadResult = Type.Object({
+  name: Type.String(),
+  source: Type.String({ description: 'The manifest file the plugin came from' }),
+  retiredTo: Type.Union([Type.String(), Type.Null()], { description: 'Where that file was renamed to (ignored by the loader); null when it was gone already' })
 })
 
 export const errorResponses = {

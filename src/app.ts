@@ -6,10 +6,11 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 import { errors } from './errors.js'
-import { PluginNotFoundError } from './supervisor/supervisor.js'
+import { DependencyProblemsError, PluginConflictError, PluginNotFoundError } from './supervisor/supervisor.js'
+import { ChangeRejectedError } from './plugin-changes.js'
 import { requiredRole, resolveTokens } from './auth/tokens.js'
-import { ConfigInvalidError } from './config/load.js'
-import { CircuitResponse, ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
+import { ConfigInvalidError, formatProblem, type ConfigProblem as Problem } from './config/load.js'
+import { CircuitResponse, ConfigProblem, ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
 import { registerRoutes } from '../routes/index.js'
 
 declare module 'fastify' {
@@ -66,7 +67,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     })
   }
 
-  for (const s of [ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitResponse]) fastify.addSchema(s)
+  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitResponse]) fastify.addSchema(s)
 
   await fastify.register(swagger, {
     openapi: {
@@ -92,6 +93,13 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 
   fastify.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof PluginNotFoundError) return reply.code(404).send(new errors.PluginNotFound(err.plugin))
+    if (err instanceof PluginConflictError) return reply.code(409).send(new errors.Conflict(err.message))
+    // Refused changes list every problem (file, JSON path, reason) besides the message.
+    const refused = (status: number, code: string, message: string, problems: Problem[]) =>
+      reply.code(status).send({ statusCode: status, code, error: httpReason(status), message, problems })
+    if (err instanceof ChangeRejectedError) return refused(400, err.kind === 'invalid-config' ? 'PLUGVISOR_VALIDATION' : 'PLUGVISOR_INVALID_MANIFEST', err.message, err.problems)
+    if (err instanceof DependencyProblemsError) return refused(400, 'PLUGVISOR_INVALID_MANIFEST', `invalid manifest: ${err.message}`, err.problems)
+    if (err instanceof ConfigInvalidError) return refused(400, 'PLUGVISOR_INVALID_CONFIG', `invalid config, nothing applied: ${err.problems.map(formatProblem).join('; ')}`, err.problems)
     if (err.validation) {
       // Fastify's message already names the part: "querystring/limit must be >= 1".
       return reply.code(400).send({ statusCode: 400, code: 'PLUGVISOR_VALIDATION', error: 'Bad Request', message: err.message })

@@ -16,6 +16,8 @@ const USAGE = `usage: plugvisor <command> [options]
   events NAME [--limit N]          a plugin's state transitions
   history NAME [--resolution raw|minute|hour] [--limit N]
                                    a plugin's probe results or their rollups
+  reload [--dry-run] [--json]      re-read the config and plugins folder, apply what changed
+                                   (--dry-run: only show it); exit 1 when a manifest was not applied
 
 environment: PLUGVISOR_URL (API address), PLUGVISOR_TOKEN (bearer token),
              PLUGVISOR_HOST, PLUGVISOR_PORT, PLUGVISOR_DATA_DIR (override the config file)`
@@ -34,6 +36,7 @@ export async function main (argv: string[]): Promise<number> {
     case 'logs': return logsCommand(rest)
     case 'events': return eventsCommand(rest)
     case 'history': return historyCommand(rest)
+    case 'reload': return reloadCommand(rest)
     case undefined:
     case 'help':
     case '--help':
@@ -219,4 +222,33 @@ function historyCommand (args: string[]): Promise<number> {
       : [['BUCKET', 'CHECKS', 'FAILURES', 'WARNINGS', 'MIN MS', 'AVG MS', 'MAX MS'], ...(body.buckets ?? []).reverse().map((b) => [b.at, String(b.count), String(b.failures), String(b.warnings), b.minMs.toFixed(1), b.avgMs.toFixed(1), b.maxMs.toFixed(1)])]
     process.stdout.write(columns(rows) + '\n')
   })
+}
+
+interface ReloadAnswer { dryRun: boolean, added: string[], removed: string[], changed: string[], unchanged: string[], kept: string[], problems: { file: string, path: string, reason: string }[], restartRequired: string[] }
+
+async function reloadCommand (args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } } })
+  let answer: ReloadAnswer | undefined
+  const code = await withApi(async () => {
+    answer = await api('POST', `/config/reload${values['dry-run'] ? '?dryRun=true' : ''}`) as ReloadAnswer
+  })
+  if (answer === undefined) return code
+  const r = answer
+  if (values.json) {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n')
+  } else {
+    const list = (names: string[]): string => names.length > 0 ? names.join(', ') : '-'
+    const rows = r.dryRun
+      ? [['would add', r.added], ['would remove', r.removed], ['would restart (changed)', r.changed]] as const
+      : [['added', r.added], ['removed', r.removed], ['restarted (changed)', r.changed]] as const
+    process.stdout.write(columns([
+      [r.dryRun ? 'dry run, nothing changed:' : 'reloaded:', ''],
+      ...rows.map(([label, names]) => [`  ${label}`, list(names)]),
+      ['  unchanged', list(r.unchanged)],
+      ...(r.kept.length > 0 ? [['  kept as running (manifest invalid)', list(r.kept)]] : []),
+      ...(r.restartRequired.length > 0 ? [['  needs a daemon restart', r.restartRequired.join(', ')]] : [])
+    ]) + '\n')
+    for (const p of r.problems) process.stderr.write(`  ${p.file}: ${p.path || '/'}: ${p.reason}\n`)
+  }
+  return r.problems.length > 0 ? 1 : 0
 }

@@ -15,6 +15,7 @@ import { createInvoker, type Invoker } from './invoke/invoker.js'
 
 /** Bodies the invoke proxy may send twice (retries, fallback plugin) are buffered up to this (bytes). */
 export const DEFAULT_MAX_REPLAY_BODY_BYTES = 1024 * 1024
+import { createPluginChanges, type PluginChanges } from './plugin-changes.js'
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -36,6 +37,7 @@ export interface StartupProgress {
 }
 
 export interface Daemon {
+  /** The config as it runs: replaced by run-time changes and reloads (GET /config/status). */
   readonly loaded: LoadedConfig
   readonly db: Db
   readonly store: StateStore
@@ -53,6 +55,8 @@ export interface Daemon {
   readonly events: EventStream
   /** Calls into plugins through their resilience policies; owns the circuit breakers. */
   readonly invoker: Invoker
+  /** Register, unload, change config, reload: what runs and the plugins folder kept in step. */
+  readonly changes: PluginChanges
   /** Reaps what a hard-killed daemon left, then starts every plugin meant to run. */
   boot: () => Promise<void>
   /** Stops plugins in reverse dependency order, stops probing, flushes history, then closes the store. */
@@ -60,7 +64,8 @@ export interface Daemon {
 }
 
 export function createDaemon (opts: DaemonOptions): Daemon {
-  const { loaded, logger } = opts
+  const { logger } = opts
+  let loaded = opts.loaded
   const db = openDatabase(loaded.dataDir)
   const store = createStateStore(db)
   const progress: StartupProgress = { storeMigrated: true, orphansReaped: false, initialStartDone: false }
@@ -108,6 +113,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   })
   supervisor.load(loaded.manifests)
   resources.start()
+  const changes = createPluginChanges({ supervisor, logger, getLoaded: () => loaded, setLoaded: (l) => { loaded = l } })
   // State events are kept as long as the health rollups, pruned a chunk a minute.
   const eventRetentionMs = loaded.config.history.rollupRetentionDays * 86_400_000
   const clock = opts.clock ?? { now: () => Date.now() }
@@ -119,7 +125,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   let booting: Promise<void> | undefined
   let closing: Promise<void> | undefined
   return {
-    loaded,
+    get loaded () { return loaded },
     db,
     store,
     supervisor,
@@ -130,6 +136,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     metrics,
     events,
     invoker,
+    changes,
     boot () {
       booting ??= (async () => {
         await supervisor.reapOrphans()

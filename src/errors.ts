@@ -6,6 +6,7 @@ export const errors = {
   PluginNotFound: createError('PLUGVISOR_PLUGIN_NOT_FOUND', "plugin '%s' is not loaded", 404),
   Validation: createError('PLUGVISOR_VALIDATION', '%s', 400),
   InvalidManifest: createError('PLUGVISOR_INVALID_MANIFEST', 'invalid manifest: %s', 400),
+  InvalidConfig: createError('PLUGVISOR_INVALID_CONFIG', 'invalid config: %s', 400),
   Conflict: createError('PLUGVISOR_CONFLICT', '%s', 409),
   Unauthorized: createError('PLUGVISOR_UNAUTHORIZED', 'a bearer token is required', 401),
   Forbidden: createError('PLUGVISOR_FORBIDDEN', "role '%s' may not do this", 403),

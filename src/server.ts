@@ -102,13 +102,26 @@ export function listenRefusal (loaded: LoadedConfig): string | undefined {
   return undefined
 }
 
-/** Runs the daemon until SIGTERM/SIGINT: stop taking requests, stop plugins, flush, close. */
+/**
+ * Runs the daemon until SIGTERM/SIGINT: stop taking requests, stop plugins, flush, close.
+ * SIGHUP reloads the config (as POST /config/reload) instead of shutting down.
+ */
 export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
   const refusal = listenRefusal(loaded)
   if (refusal) throw new Error(refusal)
   const fastify = await buildServer({ loaded })
   const { host, port } = loaded.config.server
-  closeWithGrace({ delay: 60000, logger: fastify.log }, async ({ signal, err }) => {
+  const onHangup = (): void => {
+    fastify.log.info({ signal: 'SIGHUP' }, 'reloading the config (SIGHUP)')
+    // The reload logs what it applied; a refused one (invalid main config) changes nothing.
+    fastify.daemon.changes.reload().catch((err: Error & { problems?: unknown }) => {
+      fastify.log.error({ err, problems: err.problems }, `reload (SIGHUP) failed, nothing applied: ${err.message}`)
+    })
+  }
+  process.on('SIGHUP', onHangup)
+  fastify.addHook('onClose', async () => { process.off('SIGHUP', onHangup) })
+  // close-with-grace would treat SIGHUP as a shutdown signal.
+  closeWithGrace({ delay: 60000, logger: fastify.log, skip: ['SIGHUP'] }, async ({ signal, err }) => {
     if (err) fastify.log.error({ err }, 'shutting down after an error')
     else fastify.log.info({ signal }, 'shutting down: stopping plugins')
     await fastify.close()

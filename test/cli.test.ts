@@ -21,7 +21,7 @@ async function cli (url: string, ...args: string[]): Promise<{ code: number, std
 
 t.test('status, start/stop/restart, logs, events and history through the API', async (t) => {
   const app = await build(t, writeConfig([
-    fixturePlugin('web', 'serve', { port: 'auto', healthCheck: { http: { path: '/health' }, intervalMs: 50 } }),
+    fixturePlugin('web', 'serve', { port: 'auto', healthCheck: { http: { path: '/health' }, intervalMs: 50, startup: { failureThreshold: 200, intervalMs: 50 } } }),
     fixturePlugin('worker', 'chatty', { args: ['3'] })
   ], { history: { flushIntervalMs: 50 } }), { boot: false })
   await app.daemon.boot()

@@ -27,6 +27,7 @@ export type NewStateEvent = Omit<StateEventRow, 'id'>
 
 export function createStateStore (db: Db) {
   const setDesired = db.prepare('INSERT INTO plugin_desired (plugin, desired, updated_at) VALUES (?, ?, ?) ON CONFLICT (plugin) DO UPDATE SET desired = excluded.desired, updated_at = excluded.updated_at')
+  const delDesired = db.prepare('DELETE FROM plugin_desired WHERE plugin = ?')
   const allDesired = db.prepare('SELECT plugin, desired FROM plugin_desired')
   const putProcess = db.prepare('INSERT OR REPLACE INTO plugin_process (plugin, pid, pgid, start_ticks, boot_id, stop_signal, stop_timeout_ms, started_at) VALUES (@plugin, @pid, @pgid, @startTicks, @bootId, @stopSignal, @stopTimeoutMs, @startedAt)')
   const delProcess = db.prepare('DELETE FROM plugin_process WHERE plugin = ?')
@@ -38,6 +39,9 @@ export function createStateStore (db: Db) {
   return {
     setDesired (plugin: string, desired: 'running' | 'stopped', at: number): void {
       setDesired.run(plugin, desired, at)
+    },
+    forgetDesired (plugin: string): void {
+      delDesired.run(plugin)
     },
     desiredStates (): Map<string, 'running' | 'stopped'> {
       const rows = allDesired.all() as { plugin: string, desired: 'running' | 'stopped' }[]

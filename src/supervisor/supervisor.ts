@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events'
 import { createServer } from 'node:net'
 import type { Logger } from '../logger.js'
-import type { LoadedManifest } from '../config/load.js'
+import { checkDependencies, type ConfigProblem, type LoadedManifest } from '../config/load.js'
 import {
   initialSnapshot, statusOf, transition,
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
@@ -92,7 +92,34 @@ export class PluginNotFoundError extends Error {
   }
 }
 
+/** The plugin cannot be changed that way now (it is depended on, being unloaded, already loaded). */
+export class PluginConflictError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'PluginConflictError'
+  }
+}
+
+/** A change would leave dependencies unknown or in a cycle; nothing was changed. */
+export class DependencyProblemsError extends Error {
+  constructor (readonly problems: ConfigProblem[]) {
+    super(problems.map((p) => `${p.file}: ${p.path || '/'}: ${p.reason}`).join('\n'))
+    this.name = 'DependencyProblemsError'
+  }
+}
+
+/** Plugins to add, remove and replace in one operation, checked as a whole before anything changes. */
+export interface ChangeSet {
+  add?: LoadedManifest[]
+  remove?: string[]
+  replace?: LoadedManifest[]
+  /** Desired state of added plugins (persisted); default: the stored one, else autostart. */
+  desired?: Map<string, 'running' | 'stopped'>
+}
+
 type Op = 'start' | 'stop' | 'restart'
+/** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
+type TailOp = Op | 'unload' | 'replace'
 
 class Plugin {
   snapshot: Snapshot
@@ -116,7 +143,9 @@ class Plugin {
   outputLogs: { stdout: Logger, stderr: Logger } | undefined
   /** Serialized operator operations; the tail is joined by an identical request. */
   queue: Promise<unknown> = Promise.resolve()
-  tail: { op: Op, promise: Promise<PluginSummary> } | undefined
+  tail: { op: TailOp, promise: Promise<unknown> } | undefined
+  /** Set once an unload began: start and restart are refused from then on. */
+  unloading = false
   readonly settleWaiters = new Set<() => void>()
   /** Aborts a start that still waits for its dependencies (a stop came, or the daemon shuts down). */
   dependencyWait: AbortController | undefined
@@ -195,14 +224,129 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   // ---- registry -------------------------------------------------------------------------
 
   /** Adds plugins to supervision (not started). Desired state comes from the store, else autostart. */
-  load (manifests: LoadedManifest[]): void {
+  load (manifests: LoadedManifest[], desiredOverride: Map<string, 'running' | 'stopped'> = new Map()): void {
     const persisted = this.#store.desiredStates()
     for (const m of manifests) {
-      if (this.#plugins.has(m.name)) throw new Error(`plugin '${m.name}' is already loaded`)
-      const desired = persisted.get(m.name) ?? (m.autostart ? 'running' : 'stopped')
+      if (this.#plugins.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' is already loaded`)
+      const override = desiredOverride.get(m.name)
+      if (override !== undefined) this.#persist(m.name, 'desired state', () => this.#store.setDesired(m.name, override, this.#clock.now()))
+      const desired = override ?? persisted.get(m.name) ?? (m.autostart ? 'running' : 'stopped')
       this.#plugins.set(m.name, new Plugin(m, desired))
       this.emit('loaded', m.name)
     }
+  }
+
+  /**
+   * Throws when the change set cannot be applied as a whole: a plugin to add is loaded already,
+   * one to remove or replace is not, a remaining plugin would depend on a removed one
+   * (PluginConflictError), or the resulting set has unknown dependencies or a cycle
+   * (DependencyProblemsError). Changes nothing.
+   */
+  checkChanges (cs: ChangeSet): void {
+    const remove = new Set(cs.remove ?? [])
+    for (const n of remove) this.#get(n)
+    const next = new Map([...this.#plugins.values()].map((p) => [p.name, p.manifest]))
+    for (const n of remove) next.delete(n)
+    for (const m of cs.replace ?? []) {
+      this.#get(m.name)
+      if (remove.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' cannot be removed and replaced at once`)
+      next.set(m.name, m)
+    }
+    for (const m of cs.add ?? []) {
+      if (next.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' is already loaded`)
+      next.set(m.name, m)
+    }
+    for (const m of next.values()) {
+      const gone = m.dependsOn.filter((d) => remove.has(d) && !next.has(d))
+      if (gone.length > 0) throw new PluginConflictError(`cannot unload ${gone.map((d) => `'${d}'`).join(', ')}: plugin '${m.name}' depends on it (unload or change '${m.name}' first, or in the same operation)`)
+    }
+    const { problems } = checkDependencies([...next.values()])
+    if (problems.length > 0) throw new DependencyProblemsError(problems)
+  }
+
+  /**
+   * Applies a change set: removed plugins are stopped (dependents first) and unloaded, added
+   * ones loaded and started when desired, replaced ones stopped with their old manifest, swapped
+   * and started again when they were meant to run. Checked as a whole first (checkChanges):
+   * on a problem nothing changes.
+   */
+  async applyChanges (cs: ChangeSet): Promise<void> {
+    this.checkChanges(cs)
+    const removing = (cs.remove ?? []).map((n) => this.#get(n))
+    if (removing.length > 0) {
+      for (const p of removing) p.unloading = true
+      await this.#stopPlugins(removing)
+      for (const p of removing) this.#unloadStopped(p)
+    }
+    const added = cs.add ?? []
+    this.load(added, cs.desired)
+    await Promise.all([
+      ...(cs.replace ?? []).map((m) => this.#replace(this.#get(m.name), m)),
+      ...added.filter((m) => this.#get(m.name).snapshot.desired === 'running').map((m) => this.start(m.name))
+    ])
+  }
+
+  /** Stops and unloads one plugin (409 while another loaded plugin depends on it). */
+  unload (name: string): Promise<void> { return this.applyChanges({ remove: [name] }) }
+
+  /** Swaps a plugin's manifest: stop with the old one, start with the new one if it was meant to run. */
+  replace (manifest: LoadedManifest): Promise<void> { return this.applyChanges({ replace: [manifest] }) }
+
+  /** Stops plugins about to be unloaded, each after the ones of the set that depend on it, each in its queue. */
+  #stopPlugins (plugins: Plugin[]): Promise<unknown> {
+    const set = new Set(plugins)
+    const done = new Map<Plugin, Promise<unknown>>()
+    const stopOne = (p: Plugin): Promise<unknown> => {
+      let pr = done.get(p)
+      if (!pr) {
+        const dependents = [...set].filter((d) => d.manifest.dependsOn.includes(p.name))
+        p.dependencyWait?.abort()
+        pr = Promise.all(dependents.map(stopOne)).then(() => this.#enqueueTask(p, 'unload', () => this.#perform(p, 'stop')))
+        done.set(p, pr)
+      }
+      return pr
+    }
+    return Promise.all(plugins.map(stopOne))
+  }
+
+  #unloadStopped (p: Plugin): void {
+    p.restartTimer?.()
+    p.restartTimer = undefined
+    p.dependencyWait?.abort()
+    this.#plugins.delete(p.name)
+    // A plugin of that name registered later starts from its own autostart, not this one's history.
+    this.#persist(p.name, 'desired state', () => this.#store.forgetDesired(p.name))
+    this.#log.info({ plugin: p.name }, `plugin ${p.name}: unloaded`)
+    this.emit('unloaded', p.name)
+  }
+
+  #replace (p: Plugin, next: LoadedManifest): Promise<void> {
+    return this.#enqueueTask(p, 'replace', async () => {
+      const wanted = p.snapshot.desired === 'running'
+      if (p.snapshot.state.name !== 'stopped') {
+        this.#feed(p, { type: 'stop', reason: 'manifest changed' })
+        await this.#settled(p)
+      }
+      const before = p.manifest
+      p.manifest = next
+      // A fixed port follows the manifest; an auto port already picked is kept while it stays auto.
+      if (typeof next.port === 'number') p.port = next.port
+      else if (next.port !== 'auto' || before.port !== 'auto') p.port = undefined
+      // Listeners (metrics, probes, resource sampling) set themselves up again from the new manifest.
+      this.emit('unloaded', p.name)
+      this.emit('loaded', p.name)
+      this.#log.info({ plugin: p.name }, `plugin ${p.name}: manifest replaced`)
+      if (wanted && !this.#closing) await this.#perform(p, 'start')
+    })
+  }
+
+  /** Runs a registry change in the plugin's queue; later operations never join one queued before it. */
+  #enqueueTask<T> (p: Plugin, op: TailOp, fn: () => Promise<T>): Promise<T> {
+    const promise = p.queue.then(fn)
+    const entry = { op, promise }
+    p.tail = entry
+    p.queue = promise.catch(() => {}).finally(() => { if (p.tail === entry) p.tail = undefined })
+    return promise
   }
 
   names (): string[] { return [...this.#plugins.keys()] }
@@ -352,9 +496,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   #enqueue (p: Plugin, op: Op): Promise<PluginSummary> {
+    if (p.unloading && op !== 'stop') return Promise.reject(new PluginConflictError(`plugin '${p.name}' is being unloaded`))
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
-    if (p.tail?.op === op) return p.tail.promise
+    if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
     const promise = p.queue.then(() => this.#perform(p, op))
     const entry = { op, promise }
     p.tail = entry
