@@ -133,15 +133,16 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     const fail = (outcome: InvocationOutcome, reason: FailureReason, message: string, extra: { timeoutMs?: number } = {}): InvokeResult =>
       done(outcome, { type: 'failure', reason, plugin: name, message, ...extra })
 
-    const summary = supervisor.summary(name)
-    if (summary.state !== 'running') return fail('unavailable', 'unavailable', `it is ${summary.state}`)
-    if (summary.port === null) return fail('unavailable', 'unavailable', 'it has no port (set port in its manifest to call into it)')
+    // Not summary(): that builds the whole API object on every call.
+    const state = supervisor.snapshot(name).state.name
+    if (state !== 'running') return fail('unavailable', 'unavailable', `it is ${state}`)
+    const port = supervisor.portOf(name)
+    if (port === undefined) return fail('unavailable', 'unavailable', 'it has no port (set port in its manifest to call into it)')
     const p = policiesOf(name)
     if (p.refusesCalls()) return fail('circuit_open', 'circuit-open', `circuit ${p.state()}`)
     const { timeoutMs, bulkhead } = p.resilience
     const headers = requestHeaders(req.headers, { clientIp: req.clientIp, requestId: req.requestId, dropAuthorization: opts.dropAuthorization })
     const chain = p.chainFor(req.method)
-    const port = summary.port
 
     let upstream: Upstream
     try {

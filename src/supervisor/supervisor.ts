@@ -412,6 +412,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** The identity of the running process (pid, group, start time), if any. */
   processOf (name: string): ProcessIdentity | undefined { return this.#get(name).identity }
 
+  /** The plugin's port, if it has one (cheap: the invoke proxy asks on every call). */
+  portOf (name: string): number | undefined { return this.#get(name).port }
+
   logs (name: string, tail: number): LogLine[] { return this.#get(name).logs.tail(tail) }
 
   events (name: string, opts: { since?: number, limit?: number } = {}) {
