@@ -3,6 +3,7 @@
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig, type LoadedConfig } from '../src/config/load.js'
@@ -91,4 +92,24 @@ export function collectEvents<K extends keyof Events> (t: Tap, sup: Supervisor, 
   em.on(event, on)
   t.teardown(() => { em.off(event, on) })
   return seen
+}
+
+export interface LogEntry { msg: string, plugin?: string, to?: string, [k: string]: unknown }
+
+/**
+ * Follows the JSON log lines of a daemon's stdout: `entries` grows as lines come, `until`
+ * resolves once a predicate over them holds (no polling, no sleeps).
+ */
+export function followLog (stdout: NodeJS.ReadableStream): { entries: LogEntry[], until: (pred: () => boolean) => Promise<void> } {
+  const entries: LogEntry[] = []
+  const waiters: (() => void)[] = []
+  createInterface({ input: stdout }).on('line', (line) => {
+    entries.push(JSON.parse(line))
+    for (const w of waiters.splice(0)) w()
+  })
+  const until = (pred: () => boolean): Promise<void> => new Promise((resolve) => {
+    const check = (): void => { if (pred()) resolve(); else waiters.push(check) }
+    check()
+  })
+  return { entries, until }
 }

@@ -4,9 +4,8 @@ import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { promisify } from 'node:util'
-import { alive, build, fixturePlugin, tempDir, writeConfig } from './helper.js'
+import { alive, build, fixturePlugin, followLog, tempDir, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 import type { LoadedConfig } from '../src/config/load.js'
 
@@ -172,16 +171,7 @@ t.test('SIGHUP makes a running `plugvisor serve` reload; it keeps serving', asyn
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL') })
-  const entries: { msg: string, plugin?: string, to?: string, added?: string[], removed?: string[] }[] = []
-  const waiters: (() => void)[] = []
-  createInterface({ input: daemon.stdout! }).on('line', (line) => {
-    entries.push(JSON.parse(line))
-    for (const w of waiters.splice(0)) w()
-  })
-  const until = (pred: () => boolean): Promise<void> => new Promise((resolve) => {
-    const check = (): void => { if (pred()) resolve(); else waiters.push(check) }
-    check()
-  })
+  const { entries, until } = followLog(daemon.stdout!)
   await until(() => entries.some((e) => e.msg === 'initial start pass done'))
   rmSync(path.join(dir, 'plugins.d', 'a.json'))
   writeManifest(dir, 'b.json', fixturePlugin('b', 'sleep'))

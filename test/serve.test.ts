@@ -4,8 +4,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
-import { alive, fixturePlugin, tempDir, writeConfig } from './helper.js'
+import { alive, fixturePlugin, followLog, tempDir, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 
 const bin = path.join(packageRoot, 'dist/src/bin.js')
@@ -25,16 +24,7 @@ t.test('SIGTERM stops every plugin (grandchildren too) and the daemon exits 0', 
     for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} }
   })
   // Every log line, parsed; `until` resolves once a line satisfies a predicate.
-  const entries: { msg: string, plugin?: string, to?: string }[] = []
-  const waiters: (() => void)[] = []
-  createInterface({ input: daemon.stdout! }).on('line', (line) => {
-    entries.push(JSON.parse(line))
-    for (const w of waiters.splice(0)) w()
-  })
-  const until = (pred: () => boolean): Promise<void> => new Promise((resolve) => {
-    const check = (): void => { if (pred()) resolve(); else waiters.push(check) }
-    check()
-  })
+  const { entries, until } = followLog(daemon.stdout!)
   await until(() => entries.some((e) => e.msg === 'initial start pass done') && entries.some((e) => /grandchild \d+/.test(e.msg)))
   for (const e of entries) {
     const m = /grandchild (\d+)/.exec(e.msg)
