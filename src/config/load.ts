@@ -56,15 +56,28 @@ userAjv.addKeyword({ keyword: 'sensitive', schemaType: 'boolean' })
 function ajvProblems (file: string, errors: ErrorObject[] | null | undefined, prefix = ''): ConfigProblem[] {
   const seen = new Set<string>()
   const out: ConfigProblem[] = []
+  // A union of literals (restart.policy, stop.signal) fails once per literal: gather them into one "must be one of".
+  const allowed = new Map<string, { problem: ConfigProblem, values: unknown[] }>()
   for (const e of errors ?? []) {
+    const path = prefix + e.instancePath
+    if (e.keyword === 'enum' || e.keyword === 'const') {
+      const values = (e.params as { allowedValues?: unknown[] }).allowedValues ?? [(e.params as { allowedValue?: unknown }).allowedValue]
+      let entry = allowed.get(path)
+      if (!entry) {
+        entry = { problem: { file, path, reason: '' }, values: [] }
+        allowed.set(path, entry)
+        out.push(entry.problem)
+      }
+      for (const v of values) if (!entry.values.includes(v)) entry.values.push(v)
+      entry.problem.reason = `must be one of ${entry.values.map((v) => JSON.stringify(v)).join(', ')}`
+      continue
+    }
     // Union members each report their own failure; keep the message an operator can act on.
     let reason = e.message ?? 'is invalid'
     if (e.keyword === 'additionalProperties') reason = `unknown property '${(e.params as { additionalProperty: string }).additionalProperty}'`
-    else if (e.keyword === 'enum' || e.keyword === 'const') reason = `must be one of ${JSON.stringify((e.params as { allowedValues?: unknown[] }).allowedValues ?? (e.params as { allowedValue?: unknown }).allowedValue)}`
     else if (e.keyword === 'not' && e.instancePath.endsWith('/name')) reason = 'is a reserved name'
-    const p = { file, path: prefix + e.instancePath, reason }
-    const key = `${p.path}|${p.reason}`
-    if (!seen.has(key)) { seen.add(key); out.push(p) }
+    const key = `${path}|${reason}`
+    if (!seen.has(key)) { seen.add(key); out.push({ file, path, reason }) }
   }
   // anyOf failures say only "must match a schema in anyOf": keep them only when nothing better is known for that path.
   return out.filter((p) => p.reason !== 'must match a schema in anyOf' || !out.some((q) => q !== p && q.path.startsWith(p.path)))
