@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import plugins from './plugins.js'
 import health from './health.js'
 import config from './config.js'
+import audit from './audit.js'
 import metrics from './metrics.js'
 import events from './events.js'
 import pluginHealth from './plugin-health.js'
@@ -13,6 +14,7 @@ export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(plugins)
   await app.register(health)
   await app.register(config)
+  await app.register(audit)
   await app.register(metrics)
   await app.register(events)
   await app.register(pluginHealth)

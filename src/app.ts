@@ -8,7 +8,7 @@ import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 import { errors } from './errors.js'
 import { DependencyProblemsError, PluginConflictError, PluginNotFoundError } from './supervisor/supervisor.js'
 import { ChangeRejectedError } from './plugin-changes.js'
-import { requiredRole, resolveTokens } from './auth/tokens.js'
+import { requiredRole, resolveTokens, type Principal } from './auth/tokens.js'
 import { ConfigInvalidError, formatProblem, type ConfigProblem as Problem } from './config/load.js'
 import { CircuitResponse, ConfigProblem, ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
 import { registerRoutes } from '../routes/index.js'
@@ -17,6 +17,15 @@ declare module 'fastify' {
   interface FastifyInstance {
     daemon: Daemon
   }
+  interface FastifyRequest {
+    /** The holder of the request's valid bearer token, if any (auth.mode tokens). */
+    principal: Principal | undefined
+  }
+}
+
+/** Calls that change something, audited whatever their outcome; the invoke proxy is data, not management. */
+function audited (method: string, route: string | undefined): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && !(route ?? '').startsWith('/plugins/:name/invoke')
 }
 
 export interface AppOptions extends Omit<DaemonOptions, 'logger'> {
@@ -27,6 +36,7 @@ export interface AppOptions extends Omit<DaemonOptions, 'logger'> {
 }
 
 export const API_VERSION = '0.1.0'
+const UNMATCHED = '(no route)'
 
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // Tokens first: a config that names a missing token must not start anything.
@@ -46,6 +56,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
       const need = requiredRole(req.method, req.routeOptions.url, authConfig)
       if (need !== 'open') {
         const who = tokens.authenticate(req.headers.authorization)
+        req.principal = who
         if (who === undefined) {
           reply.header('www-authenticate', 'Bearer realm="plugvisor"')
           return done(new errors.Unauthorized())
@@ -56,7 +67,28 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     done()
   })
   // Labelled by route pattern, never the raw URL (unbounded series). GET /events is hijacked and not counted.
+  fastify.decorateRequest('principal', undefined)
   fastify.addHook('onResponse', (req, reply, done) => {
+    if (audited(req.method, req.routeOptions.url)) {
+      const params = req.params as { name?: unknown } | undefined
+      try {
+        daemon.audit.append({
+          at: Date.now(),
+          actor: req.principal?.name ?? 'anonymous',
+          role: req.principal?.role ?? null,
+          remote: req.ip ?? null,
+          method: req.method,
+          route: req.routeOptions.url ?? UNMATCHED,
+          url: req.url,
+          plugin: typeof params?.name === 'string' ? params.name : null,
+          status: reply.statusCode,
+          requestId: String(req.id),
+          durationMs: Math.round(reply.elapsedTime * 1000) / 1000
+        })
+      } catch (err) {
+        req.log.error({ err }, 'writing the audit log failed')
+      }
+    }
     daemon.metrics.observeHttpRequest({ method: req.method, route: req.routeOptions.url, statusCode: reply.statusCode }, reply.elapsedTime / 1000)
     done()
   })

@@ -4,6 +4,7 @@ import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
 import { openDatabase, type Db } from './store/database.js'
 import { createStateStore, type StateStore } from './store/state-store.js'
+import { createAuditStore, type AuditStore } from './store/audit-store.js'
 import { Supervisor, type Clock } from './supervisor/supervisor.js'
 import { childProcessRunner, type ProcessRunner } from './supervisor/process-runner.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
@@ -41,6 +42,8 @@ export interface Daemon {
   readonly loaded: LoadedConfig
   readonly db: Db
   readonly store: StateStore
+  /** Who changed what: every mutating management call and every reload by signal. */
+  readonly audit: AuditStore
   readonly supervisor: Supervisor
   /** Runs the probes of running plugins; keeps the last check of each in memory. */
   readonly healthMonitor: HealthMonitor
@@ -114,11 +117,15 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   supervisor.load(loaded.manifests)
   resources.start()
   const changes = createPluginChanges({ supervisor, logger, getLoaded: () => loaded, setLoaded: (l) => { loaded = l } })
-  // State events are kept as long as the health rollups, pruned a chunk a minute.
+  const audit = createAuditStore(db)
+  // State events and the audit log are kept as long as the health rollups, pruned a chunk a minute.
   const eventRetentionMs = loaded.config.history.rollupRetentionDays * 86_400_000
   const clock = opts.clock ?? { now: () => Date.now() }
   const pruneEvents = setInterval(() => {
-    try { store.pruneEvents(clock.now() - eventRetentionMs) } catch (err) { logger.error({ err }, 'pruning state events failed') }
+    try {
+      store.pruneEvents(clock.now() - eventRetentionMs)
+      audit.prune(clock.now() - eventRetentionMs)
+    } catch (err) { logger.error({ err }, 'pruning state events failed') }
   }, 60_000)
   pruneEvents.unref()
 
@@ -128,6 +135,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     get loaded () { return loaded },
     db,
     store,
+    audit,
     supervisor,
     healthMonitor,
     healthHistory,

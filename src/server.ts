@@ -113,8 +113,15 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
   const { host, port } = loaded.config.server
   const onHangup = (): void => {
     fastify.log.info({ signal: 'SIGHUP' }, 'reloading the config (SIGHUP)')
+    const started = Date.now()
+    const audit = (status: number): void => {
+      try {
+        fastify.daemon.audit.append({ at: started, actor: 'signal', role: null, remote: null, method: 'SIGHUP', route: '/config/reload', url: '/config/reload', plugin: null, status, requestId: 'SIGHUP', durationMs: Date.now() - started })
+      } catch (err) { fastify.log.error({ err }, 'writing the audit log failed') }
+    }
     // The reload logs what it applied; a refused one (invalid main config) changes nothing.
-    fastify.daemon.changes.reload().catch((err: Error & { problems?: unknown }) => {
+    fastify.daemon.changes.reload().then(() => audit(200), (err: Error & { problems?: unknown }) => {
+      audit(400)
       fastify.log.error({ err, problems: err.problems }, `reload (SIGHUP) failed, nothing applied: ${err.message}`)
     })
   }

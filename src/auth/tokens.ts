@@ -79,6 +79,8 @@ export function requiredRole (method: string, route: string | undefined, auth: P
     if (auth.openMetrics && route === '/metrics') return 'open'
     // The API description holds no secrets, and a browser cannot send a bearer token to it.
     if (route === '/docs' || route.startsWith('/docs/')) return 'open'
+    // Who did what, from where: for admins only.
+    if (route === '/audit') return 'admin'
   }
   return method === 'GET' || method === 'HEAD' ? 'viewer' : 'admin'
 }
