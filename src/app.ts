@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import rateLimit from '@fastify/rate-limit'
 import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 import { errors } from './errors.js'
 import { DependencyProblemsError, PluginConflictError, PluginNotFoundError } from './supervisor/supervisor.js'
@@ -22,6 +23,14 @@ declare module 'fastify' {
     principal: Principal | undefined
   }
 }
+
+/** Management routes are rate limited; probes, metrics, the API description and the invoke proxy are not. */
+function rateLimited (route: string | undefined): boolean {
+  if (route === undefined) return true
+  return !(route === '/health' || route.startsWith('/health/') || route === '/metrics' || route.startsWith('/docs') || route.startsWith('/plugins/:name/invoke'))
+}
+
+const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.')
 
 /** Calls that change something, audited whatever their outcome; the invoke proxy is data, not management. */
 function audited (method: string, route: string | undefined): boolean {
@@ -50,6 +59,14 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.addHook('preClose', async () => { daemon.events.close() })
   // Both hooks run on every request (probes included): callback style, as an async hook costs a
   // promise and a microtask turn each.
+  // Before the token check, so guessing tokens is slowed down too.
+  const limits = opts.loaded.config.rateLimit
+  await fastify.register(rateLimit, {
+    max: limits.max,
+    timeWindow: limits.windowMs,
+    allowList: (req) => !rateLimited(req.routeOptions.url) || (limits.exemptLoopback && isLoopback(req.ip)),
+    errorResponseBuilder: (_req, context) => new errors.RateLimited(`${Math.ceil(context.ttl / 1000)} s`)
+  })
   fastify.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
     if (tokens !== undefined) {

@@ -154,6 +154,11 @@ export const MainConfig = Type.Object({
     openProbes: Type.Boolean({ default: true, description: 'GET /health, /health/liveness, /health/readiness, /health/:plugin need no token' }),
     openMetrics: Type.Boolean({ default: true, description: 'GET /metrics needs no token' })
   }, { additionalProperties: false, default: {} }),
+  rateLimit: Type.Object({
+    max: Type.Integer({ minimum: 1, default: 300, description: 'Management calls one client address may make per window (default 300); probes, /metrics, /docs and the invoke proxy are not limited' }),
+    windowMs: ms('The rate-limit window', 60000, 1000),
+    exemptLoopback: Type.Boolean({ default: true, description: 'Clients on 127.0.0.0/8 and ::1 (the CLI, a local agent) are not limited (default true)' })
+  }, { additionalProperties: false, default: {} }),
   log: Type.Object({
     level: LogLevel
   }, { additionalProperties: false, default: {} }),
