@@ -7,6 +7,8 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { alive, build, fixturePlugin, followLog, tempDir, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
+import { openDatabase } from '../src/store/database.js'
+import { createAuditStore } from '../src/store/audit-store.js'
 import type { LoadedConfig } from '../src/config/load.js'
 
 const json = (res: { body: string }) => JSON.parse(res.body)
@@ -185,4 +187,9 @@ t.test('SIGHUP makes a running `plugvisor serve` reload; it keeps serving', asyn
   const exited = new Promise((resolve) => daemon.once('exit', resolve))
   daemon.kill('SIGTERM')
   t.equal(await exited, 0, 'SIGTERM still shuts down cleanly')
+  // The reload by signal is in the audit log of the daemon's database.
+  const db = openDatabase(loaded.dataDir)
+  const [entry] = createAuditStore(db).list({ limit: 1 })
+  db.close()
+  t.match(entry, { actor: 'signal', method: 'SIGHUP', route: '/config/reload', status: 200 })
 })
