@@ -46,6 +46,8 @@ export interface AppOptions extends Omit<DaemonOptions, 'logger'> {
 
 export const API_VERSION = '0.1.0'
 const UNMATCHED = '(no route)'
+const VALIDATION = new errors.Validation('').code
+type CatalogueError = typeof errors[keyof typeof errors]
 
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // Tokens first: a config that names a missing token must not start anything.
@@ -143,25 +145,29 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof PluginNotFoundError) return reply.code(404).send(new errors.PluginNotFound(err.plugin))
     if (err instanceof PluginConflictError) return reply.code(409).send(new errors.Conflict(err.message))
-    // Refused changes list every problem (file, JSON path, reason) besides the message.
-    const refused = (status: number, code: string, message: string, problems: Problem[]) =>
-      reply.code(status).send({ statusCode: status, code, error: httpReason(status), message, problems })
-    if (err instanceof ChangeRejectedError) return refused(400, err.kind === 'invalid-config' ? 'PLUGVISOR_VALIDATION' : 'PLUGVISOR_INVALID_MANIFEST', err.message, err.problems)
-    if (err instanceof DependencyProblemsError) return refused(400, 'PLUGVISOR_INVALID_MANIFEST', `invalid manifest: ${err.message}`, err.problems)
-    if (err instanceof ConfigInvalidError) return refused(400, 'PLUGVISOR_INVALID_CONFIG', `invalid config, nothing applied: ${err.problems.map(formatProblem).join('; ')}`, err.problems)
+    // Refused changes list every problem (file, JSON path, reason) besides the message; the
+    // status and code come from the catalogue, the message from the refusal.
+    const refused = (E: CatalogueError, message: string, problems: Problem[]) => {
+      const { statusCode = 400, code } = new E()
+      return reply.code(statusCode).send({ statusCode, code, error: httpReason(statusCode), message, problems })
+    }
+    if (err instanceof ChangeRejectedError) return refused(err.kind === 'invalid-config' ? errors.Validation : errors.InvalidManifest, err.message, err.problems)
+    if (err instanceof DependencyProblemsError) return refused(errors.InvalidManifest, `invalid manifest: ${err.message}`, err.problems)
+    if (err instanceof ConfigInvalidError) return refused(errors.InvalidConfig, `invalid config, nothing applied: ${err.problems.map(formatProblem).join('; ')}`, err.problems)
     if (err.validation) {
       // Fastify's message already names the part: "querystring/limit must be >= 1".
-      return reply.code(400).send({ statusCode: 400, code: 'PLUGVISOR_VALIDATION', error: 'Bad Request', message: err.message })
+      return reply.code(400).send({ statusCode: 400, code: VALIDATION, error: 'Bad Request', message: err.message })
     }
     const status = err.statusCode ?? 500
     if (status < 500) {
       // Fastify's own client errors (bad JSON, body too large, ...) keep their status under our code scheme.
-      const code = err.code?.startsWith('PLUGVISOR_') ? err.code : status === 413 ? 'PLUGVISOR_PAYLOAD_TOO_LARGE' : 'PLUGVISOR_VALIDATION'
+      const code = err.code?.startsWith('PLUGVISOR_') ? err.code : status === 413 ? new errors.PayloadTooLarge().code : VALIDATION
       return reply.code(status).send({ statusCode: status, code, error: httpReason(status), message: err.message })
     }
     if (err.code?.startsWith('PLUGVISOR_') && status !== 500) return reply.code(status).send(err)
     req.log.error({ err }, 'request failed')
-    return reply.code(500).send({ statusCode: 500, code: 'PLUGVISOR_INTERNAL', error: 'Internal Server Error', message: 'internal error' })
+    const internal = new errors.Internal()
+    return reply.code(500).send({ statusCode: 500, code: internal.code, error: 'Internal Server Error', message: internal.message })
   })
 
   await registerRoutes(fastify)

@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
 import type { DestinationStream } from 'pino'
 import app, { type AppOptions } from './app.js'
+import { errors } from './errors.js'
 import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -28,7 +29,7 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // parameters) get the same { statusCode, code, error, message } shape as every other error.
     frameworkErrors: (err, _req, reply) => {
       const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
-      void (reply as FastifyReply).code(status).send({ statusCode: status, code: 'PLUGVISOR_VALIDATION', error: status === 414 ? 'URI Too Long' : 'Bad Request', message: err.message })
+      void (reply as FastifyReply).code(status).send({ statusCode: status, code: new errors.Validation('').code, error: status === 414 ? 'URI Too Long' : 'Bad Request', message: err.message })
     },
     ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
   }).withTypeProvider<TypeBoxTypeProvider>()
