@@ -1,5 +1,6 @@
 // The application as one Fastify plugin: services published on the instance, schemas, the
 // error catalogue's handler, the OpenAPI document, and the routes.
+import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
@@ -173,18 +174,9 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await registerRoutes(fastify)
 }
 
+/** The reason phrase of a status ("Not Found"), as Node knows it. */
 function httpReason (status: number): string {
-  switch (status) {
-    case 400: return 'Bad Request'
-    case 401: return 'Unauthorized'
-    case 403: return 'Forbidden'
-    case 404: return 'Not Found'
-    case 409: return 'Conflict'
-    case 413: return 'Payload Too Large'
-    case 415: return 'Unsupported Media Type'
-    case 429: return 'Too Many Requests'
-    default: return 'Client Error'
-  }
+  return STATUS_CODES[status] ?? 'Error'
 }
 
 export default fp(app, { name: 'plugvisor', fastify: '5.x' })
