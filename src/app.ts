@@ -6,6 +6,7 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import rateLimit from '@fastify/rate-limit'
+import { isLoopback } from './loopback.js'
 import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 import { errors } from './errors.js'
 import { DependencyProblemsError, PluginConflictError, PluginNotFoundError } from './supervisor/supervisor.js'
@@ -30,8 +31,6 @@ function rateLimited (route: string | undefined): boolean {
   if (route === undefined) return true
   return !(route === '/health' || route.startsWith('/health/') || route === '/metrics' || route.startsWith('/docs') || route.startsWith('/plugins/:name/invoke'))
 }
-
-const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.')
 
 /** Calls that change something, audited whatever their outcome; the invoke proxy is data, not management. */
 function audited (method: string, route: string | undefined): boolean {

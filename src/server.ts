@@ -6,6 +6,7 @@ import closeWithGrace from 'close-with-grace'
 import type { DestinationStream } from 'pino'
 import app, { type AppOptions } from './app.js'
 import { errors } from './errors.js'
+import { isLoopback } from './loopback.js'
 import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -93,12 +94,10 @@ function lazyRequestLogger (logger: FastifyBaseLogger, bindings: Bindings, opts:
   return new LazyRequestLogger(logger, bindings, opts) as unknown as FastifyBaseLogger
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/
-
 /** Why the daemon must not listen as configured, if it must not (DESIGN §9). */
 export function listenRefusal (loaded: LoadedConfig): string | undefined {
   const { host } = loaded.config.server
-  if (!LOOPBACK.test(host) && loaded.config.auth.mode === 'none' && !loaded.authModeExplicit) {
+  if (!isLoopback(host) && loaded.config.auth.mode === 'none' && !loaded.authModeExplicit) {
     return `refusing to listen on ${host} with an open API: configure auth.mode: tokens, or write auth.mode: none to accept an open API, or listen on 127.0.0.1`
   }
   return undefined
