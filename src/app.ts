@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import rateLimit from '@fastify/rate-limit'
 import { isLoopback } from './loopback.js'
+import { routeKind } from './route-kind.js'
 import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
 import { errors } from './errors.js'
 import { DependencyProblemsError, PluginConflictError, PluginNotFoundError } from './supervisor/supervisor.js'
@@ -27,14 +28,14 @@ declare module 'fastify' {
 }
 
 /** Management routes are rate limited; probes, metrics, the API description and the invoke proxy are not. */
-function rateLimited (route: string | undefined): boolean {
-  if (route === undefined) return true
-  return !(route === '/health' || route.startsWith('/health/') || route === '/metrics' || route.startsWith('/docs') || route.startsWith('/plugins/:name/invoke'))
+const rateLimited = (route: string | undefined): boolean => {
+  const kind = routeKind(route)
+  return kind === 'management' || kind === 'audit'
 }
 
 /** Calls that change something, audited whatever their outcome; the invoke proxy is data, not management. */
 function audited (method: string, route: string | undefined): boolean {
-  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && !(route ?? '').startsWith('/plugins/:name/invoke')
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && routeKind(route) !== 'invoke'
 }
 
 export interface AppOptions extends Omit<DaemonOptions, 'logger'> {

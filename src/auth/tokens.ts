@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { MainConfig } from '../config/schema.js'
 import type { ConfigProblem } from '../config/load.js'
+import { routeKind } from '../route-kind.js'
 
 export type Role = 'viewer' | 'admin'
 export interface Principal { name: string, role: Role }
@@ -74,13 +75,14 @@ export function resolveTokens (auth: MainConfig['auth'], opts: { configFile: str
 
 /** What a request needs: nothing (open), any valid token (read), or an admin token (change). */
 export function requiredRole (method: string, route: string | undefined, auth: Pick<MainConfig['auth'], 'openProbes' | 'openMetrics'>): Role | 'open' {
-  if (route !== undefined) {
-    if (auth.openProbes && (route === '/health' || route.startsWith('/health/'))) return 'open'
-    if (auth.openMetrics && route === '/metrics') return 'open'
+  switch (routeKind(route)) {
+    case 'probe': if (auth.openProbes) return 'open'; break
+    case 'metrics': if (auth.openMetrics) return 'open'; break
     // The API description holds no secrets, and a browser cannot send a bearer token to it.
-    if (route === '/docs' || route.startsWith('/docs/')) return 'open'
+    case 'docs': return 'open'
     // Who did what, from where: for admins only.
-    if (route === '/audit') return 'admin'
+    case 'audit': return 'admin'
+    default: break
   }
   return method === 'GET' || method === 'HEAD' ? 'viewer' : 'admin'
 }
