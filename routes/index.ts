@@ -9,8 +9,11 @@ import metrics from './metrics.js'
 import events from './events.js'
 import pluginHealth from './plugin-health.js'
 import invoke from './invoke.js'
+import { CircuitResponse, ConfigProblem, ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from './schemas.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
+  // The shapes routes refer to by $ref, published once under their $id.
+  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitResponse]) app.addSchema(s)
   await app.register(plugins)
   await app.register(health)
   await app.register(config)

@@ -94,7 +94,10 @@ function lazyRequestLogger (logger: FastifyBaseLogger, bindings: Bindings, opts:
   return new LazyRequestLogger(logger, bindings, opts) as unknown as FastifyBaseLogger
 }
 
-/** Why the daemon must not listen as configured, if it must not (DESIGN §9). */
+/**
+ * Why the daemon must not listen as configured, if it must not: beyond loopback, an open API
+ * (auth.mode none) needs saying so in the config.
+ */
 export function listenRefusal (loaded: LoadedConfig): string | undefined {
   const { host } = loaded.config.server
   if (!isLoopback(host) && loaded.config.auth.mode === 'none' && !loaded.authModeExplicit) {
@@ -116,9 +119,7 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
     fastify.log.info({ signal: 'SIGHUP' }, 'reloading the config (SIGHUP)')
     const started = Date.now()
     const audit = (status: number): void => {
-      try {
-        fastify.daemon.audit.append({ at: started, actor: 'signal', role: null, remote: null, method: 'SIGHUP', route: '/config/reload', url: '/config/reload', plugin: null, status, requestId: 'SIGHUP', durationMs: Date.now() - started })
-      } catch (err) { fastify.log.error({ err }, 'writing the audit log failed') }
+      fastify.recordAudit({ at: started, actor: 'signal', role: null, remote: null, method: 'SIGHUP', route: '/config/reload', url: '/config/reload', plugin: null, status, requestId: 'SIGHUP', durationMs: Date.now() - started })
     }
     // The reload logs what it applied; a refused one (invalid main config) changes nothing.
     fastify.daemon.changes.reload().then(() => audit(200), (err: Error & { problems?: unknown }) => {
