@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Calls into a plugin through the invoke proxy vs straight to the plugin (DESIGN.md section 11
-// budget: >= 70 % of the throughput, <= 0.5 ms added at p50).
+// Calls into a plugin through the invoke proxy vs straight to the plugin
+// (budget: >= 70 % of the throughput, <= 0.5 ms added at p50).
 //   npm run build && node bench/invoke.js [--slices 5] [--seconds 2] [--latency-requests 2000]
 // The daemon (dist/src/bin.js serve, the flags npm start gives it) runs in its own process with
 // one plugin: a minimal Node HTTP server answering 2 bytes. Throughput: autocannon, 10

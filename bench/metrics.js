@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// GET /metrics with 500 plugins (DESIGN.md section 11 budget: <= 25 ms median).
+// GET /metrics with 500 plugins (budget: <= 25 ms median).
 //   npm run build && node bench/metrics.js [--plugins 500] [--requests 200]
 // A real daemon on a loopback port with N `sleep` fixture plugins (real processes), then
 // sequential GET /metrics over HTTP; prints median and p95. Bounded in time; everything it

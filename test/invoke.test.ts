@@ -1,6 +1,6 @@
 import t from 'tap'
 import { request } from 'undici'
-import { build, fixturePlugin, waitForEvent, writeConfig } from './helper.js'
+import { build, fixturePlugin, outputLine, waitForEvent, writeConfig } from './helper.js'
 
 const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlugin(name, 'serve', { port: 'auto', ...extra })
 
@@ -8,7 +8,7 @@ const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlug
 async function started (app: Awaited<ReturnType<typeof build>>): Promise<void> {
   const sup = app.daemon.supervisor
   const serving = sup.names().filter((n) => sup.snapshot(n).desired === 'running' && sup.manifest(n).args.includes('serve'))
-  const listening = Promise.all(serving.map((n) => waitForEvent(sup, 'output', (e) => e.plugin === n && e.line.startsWith('listening'))))
+  const listening = Promise.all(serving.map((n) => outputLine(sup, n, /^listening/)))
   await app.daemon.boot()
   await listening
 }
