@@ -5,8 +5,8 @@ import type { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
-import { BodyTooLargeError, type InvokeResult } from '../src/invoke/invoker.js'
-import type { CircuitInfo } from '../src/invoke/policies.js'
+import type { InvokeResult } from '../src/invoke/invoker.js'
+import { circuitView } from '../src/invoke/circuit.js'
 import { CircuitResponse, ErrorResponse, InvokeParams, PluginParams, errorResponses } from './schemas.js'
 
 const INVOKE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
@@ -59,21 +59,15 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
         const name = known(req.params.name)
         const raw = req.raw.url ?? req.url
         const path = raw.replace(PREFIX, '')
-        let result: InvokeResult
-        try {
-          result = await invoker.invoke({
-            plugin: name,
-            method: req.method,
-            path: path.startsWith('/') ? path : `/${path}`,
-            headers: req.headers,
-            body: req.body as Readable | undefined,
-            clientIp: req.ip,
-            requestId: req.id
-          })
-        } catch (err) {
-          if (err instanceof BodyTooLargeError) throw new errors.PayloadTooLarge()
-          throw err
-        }
+        const result = await invoker.invoke({
+          plugin: name,
+          method: req.method,
+          path: path.startsWith('/') ? path : `/${path}`,
+          headers: req.headers,
+          body: req.body as Readable | undefined,
+          clientIp: req.ip,
+          requestId: req.id
+        })
         if (result.type === 'failure') throw failure(result)
         // The plugin's status and body pass as they are, outside the error schemas above.
         const passThrough = reply as unknown as FastifyReply
@@ -81,13 +75,6 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
       }
     })
   }
-
-  const circuitJson = (name: string, c: CircuitInfo) => ({
-    plugin: name,
-    ...c,
-    openedAt: c.openedAt === null ? null : new Date(c.openedAt).toISOString(),
-    halfOpenAt: c.halfOpenAt === null ? null : new Date(c.halfOpenAt).toISOString()
-  })
 
   app.get('/plugins/:name/circuit', {
     schema: {
@@ -98,7 +85,7 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req) => {
     const name = known(req.params.name)
-    return circuitJson(name, invoker.circuit(name))
+    return circuitView(name, invoker.circuit(name))
   })
 
   app.post('/plugins/:name/circuit/reset', {
@@ -110,7 +97,7 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req) => {
     const name = known(req.params.name)
-    return circuitJson(name, invoker.reset(name))
+    return circuitView(name, invoker.reset(name))
   })
 
   app.post('/plugins/:name/circuit/isolate', {
@@ -122,7 +109,7 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req) => {
     const name = known(req.params.name)
-    return circuitJson(name, invoker.isolate(name))
+    return circuitView(name, invoker.isolate(name))
   })
 }
 

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
-import type { PluginSummary as Summary } from '../src/supervisor/supervisor.js'
+import type { PluginSummary as Summary } from '../src/supervisor/events.js'
 import {
   BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams, PluginSummary,
   RegisterQuery, StateEvent, StatusSummary, UnloadResult, WaitQuery, errorResponses, pluginSummaryProperties

@@ -9,11 +9,9 @@ import rateLimit from '@fastify/rate-limit'
 import { isLoopback } from './loopback.js'
 import { routeKind } from './route-kind.js'
 import { createDaemon, type Daemon, type DaemonOptions } from './daemon.js'
-import { errors } from './errors.js'
-import { DependencyProblemsError, PluginConflictError, PluginNotFoundError } from './supervisor/supervisor.js'
-import { ChangeRejectedError } from './plugin-changes.js'
+import { errors, problemsOf } from './errors.js'
 import { requiredRole, resolveTokens, type Principal } from './auth/tokens.js'
-import { ConfigInvalidError, formatProblem, type ConfigProblem as Problem } from './config/load.js'
+import { configInvalid } from './config/load.js'
 import { CircuitResponse, ConfigProblem, ErrorResponse, HealthReport, HealthStats, PluginHealth, PluginSummary, StatusSummary } from '../routes/schemas.js'
 import { registerRoutes } from '../routes/index.js'
 
@@ -48,13 +46,12 @@ export interface AppOptions extends Omit<DaemonOptions, 'logger'> {
 export const API_VERSION = '0.1.0'
 const UNMATCHED = '(no route)'
 const VALIDATION = new errors.Validation('').code
-type CatalogueError = typeof errors[keyof typeof errors]
 
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // Tokens first: a config that names a missing token must not start anything.
   const authConfig = opts.loaded.config.auth
   const { auth: tokens, problems } = resolveTokens(authConfig, { configFile: opts.loaded.file, env: opts.env ?? process.env })
-  if (problems.length > 0) throw new ConfigInvalidError(problems)
+  if (problems.length > 0) throw configInvalid(problems)
   const daemon = createDaemon({ ...opts, logger: fastify.log, maxReplayBodyBytes: fastify.initialConfig.bodyLimit })
   fastify.decorate('daemon', daemon)
   fastify.addHook('onClose', async () => { await daemon.close() })
@@ -144,17 +141,12 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   })
 
   fastify.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof PluginNotFoundError) return reply.code(404).send(new errors.PluginNotFound(err.plugin))
-    if (err instanceof PluginConflictError) return reply.code(409).send(new errors.Conflict(err.message))
-    // Refused changes list every problem (file, JSON path, reason) besides the message; the
-    // status and code come from the catalogue, the message from the refusal.
-    const refused = (E: CatalogueError, message: string, problems: Problem[]) => {
-      const { statusCode = 400, code } = new E()
-      return reply.code(statusCode).send({ statusCode, code, error: httpReason(statusCode), message, problems })
+    // Refused changes list every problem (file, JSON path, reason) besides the message.
+    const problems = problemsOf(err)
+    if (problems !== undefined) {
+      const statusCode = err.statusCode ?? 400
+      return reply.code(statusCode).send({ statusCode, code: err.code, error: httpReason(statusCode), message: err.message, problems })
     }
-    if (err instanceof ChangeRejectedError) return refused(err.kind === 'invalid-config' ? errors.Validation : errors.InvalidManifest, err.message, err.problems)
-    if (err instanceof DependencyProblemsError) return refused(errors.InvalidManifest, `invalid manifest: ${err.message}`, err.problems)
-    if (err instanceof ConfigInvalidError) return refused(errors.InvalidConfig, `invalid config, nothing applied: ${err.problems.map(formatProblem).join('; ')}`, err.problems)
     if (err.validation) {
       // Fastify's message already names the part: "querystring/limit must be >= 1".
       return reply.code(400).send({ statusCode: 400, code: VALIDATION, error: 'Bad Request', message: err.message })

@@ -1,6 +1,7 @@
 // plugvisor command line: `serve` runs the daemon, `validate` checks config offline, the rest
 // talk to a running daemon's API at PLUGVISOR_URL (default http://127.0.0.1:7070).
 import { parseArgs } from 'node:util'
+import { problemsOf } from './errors.js'
 // config/load.js compiles every JSON Schema with ajv when imported (~200 ms): only `serve` and
 // `validate` need it, so it is imported there and `status` & co. start as fast as Node does.
 type ConfigModule = typeof import('./config/load.js')
@@ -69,9 +70,10 @@ async function serveCommand (args: string[]): Promise<number> {
   return -1 // keep running
 }
 
-function reportConfigError ({ ConfigInvalidError, formatProblem }: ConfigModule, err: unknown): number {
-  if (err instanceof ConfigInvalidError) {
-    process.stderr.write(`plugvisor: invalid config\n${err.problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
+function reportConfigError ({ formatProblem }: ConfigModule, err: unknown): number {
+  const problems = problemsOf(err)
+  if (problems !== undefined) {
+    process.stderr.write(`plugvisor: invalid config\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
     return 1
   }
   throw err

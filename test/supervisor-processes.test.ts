@@ -1,7 +1,8 @@
 // The driver with real child processes from the fixture program.
 import t from 'tap'
 import { alive, build, fixturePlugin, writeConfig } from './helper.js'
-import type { Supervisor, TransitionEvent } from '../src/supervisor/supervisor.js'
+import type { Supervisor } from '../src/supervisor/supervisor.js'
+import type { TransitionEvent } from '../src/supervisor/events.js'
 
 /** Resolves with the first output line of `plugin` that matches. */
 function outputLine (sup: Supervisor, plugin: string, re: RegExp): Promise<RegExpMatchArray> {
