@@ -1,11 +1,11 @@
 // The only place that creates Fastify, listens, and handles signals.
-import { STATUS_CODES } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
 import type { DestinationStream } from 'pino'
 import app, { type AppOptions } from './app.js'
 import { errors } from './errors.js'
+import { errorBody } from './plugins/error-handler.js'
 import { isLoopback } from './loopback.js'
 import type { LoadedConfig } from './config/load.js'
 
@@ -31,7 +31,7 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // parameters) get the same { statusCode, code, error, message } shape as every other error.
     frameworkErrors: (err, _req, reply) => {
       const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
-      void (reply as FastifyReply).code(status).send({ statusCode: status, code: new errors.Validation('').code, error: STATUS_CODES[status] ?? 'Bad Request', message: err.message })
+      void (reply as FastifyReply).code(status).send(errorBody(status, new errors.Validation('').code, err.message))
     },
     ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { openDatabase } from '../src/store/database.js'
 import { createHealthHistory } from '../src/health/health-history.js'
-import type { ProbeEvent } from '../src/supervisor/supervisor.js'
+import type { ProbeEvent } from '../src/health/probes.js'
 import { type Tap, build, served, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 const MIN = 60_000

@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events'
 import { build, fixturePlugin, writeConfig } from './helper.js'
 import { parseMetrics, valueOf } from './metrics-text.js'
 import { createPluginMetrics, type MeteredSupervisor } from '../src/metrics/plugin-metrics.js'
-import type { PluginSummary, RestartEvent, SupervisorEvents } from '../src/supervisor/supervisor.js'
+import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
+import type { PluginSummary, RestartEvent } from '../src/supervisor/events.js'
 import type { Supervisor } from '../src/supervisor/supervisor.js'
 
 const PLUGIN_FAMILIES: Record<string, string> = {

@@ -248,8 +248,8 @@ t.test('while a plugin is being unloaded, start and restart are refused with a c
   const { supervisor } = app.daemon
   await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('leaving', 'ignore-sigterm', { stop: { timeoutMs: 300 } }) })
   const unloading = supervisor.unload('leaving')
-  await t.rejects(supervisor.start('leaving'), { name: 'PluginConflictError', message: /being unloaded/ })
+  await t.rejects(supervisor.start('leaving'), { code: 'PLUGVISOR_CONFLICT', message: /being unloaded/ })
   await unloading
   t.notOk(supervisor.has('leaving'))
-  t.throws(() => supervisor.restart('leaving'), { name: 'PluginNotFoundError' })
+  t.throws(() => supervisor.restart('leaving'), { code: 'PLUGVISOR_PLUGIN_NOT_FOUND' })
 })

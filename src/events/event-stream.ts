@@ -7,7 +7,8 @@
 // way to know; a disconnect is visible, and EventSource reconnects on its own (then re-reads
 // GET /plugins for the current state).
 import type { EventEmitter } from 'node:events'
-import type { CircuitEvent, HealthEvent, RestartEvent, SupervisorEvents, TransitionEvent } from '../supervisor/supervisor.js'
+import type { SupervisorEvents } from '../supervisor/supervisor.js'
+import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
 
 export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit'
 

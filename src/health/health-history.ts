@@ -4,15 +4,16 @@
 // flush, so no single write holds the event loop for long. A hard kill loses at most the
 // results buffered since the last flush; WAL keeps the file consistent.
 import type { Db } from '../store/database.js'
-import type { Clock, ProbeEvent } from '../supervisor/supervisor.js'
-import { systemClock } from '../supervisor/supervisor.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { systemClock, type Clock } from '../supervisor/supervisor.js'
+import { oneOf, Timestamp, type InMs } from '../shapes.js'
+import { PROBE_KINDS, PROBE_PHASES, type ProbeEvent } from './probes.js'
+import { ProbeResultName } from './health-report.js'
 import { TREND_WINDOW_MS, trendOf, type CheckCounts, type Trend } from './trend.js'
 
 export const PRUNE_CHUNK = 1000
 const MINUTE = 60_000
 const HOUR = 3_600_000
-
-export type Resolution = 'raw' | 'minute' | 'hour'
 
 export interface HistoryOptions {
   clock?: Clock
@@ -24,31 +25,44 @@ export interface HistoryOptions {
   onError?: (err: Error) => void
 }
 
-export interface RawCheck {
-  at: number
-  probe: ProbeEvent['probe']
-  phase: ProbeEvent['phase']
-  result: ProbeEvent['result']
-  durationMs: number
-  error: string | null
-}
+const NullableNumber = Type.Union([Type.Number(), Type.Null()])
 
-export interface RollupBucket {
-  at: number
-  count: number
-  failures: number
-  warnings: number
-  minMs: number
-  avgMs: number
-  maxMs: number
-}
+/** One stored probe result. */
+export const RawCheck = Type.Object({
+  at: Timestamp,
+  probe: oneOf(PROBE_KINDS),
+  phase: oneOf(PROBE_PHASES),
+  result: ProbeResultName,
+  durationMs: Type.Number(),
+  error: Type.Union([Type.String(), Type.Null()])
+})
+/** In memory and in the store, `at` is in ms since the epoch. */
+export type RawCheck = InMs<Static<typeof RawCheck>, 'at'>
 
-export interface HealthStats {
-  totalChecks: number
-  successRate: number
-  errorRate: number
-  avgResponseTimeMs: number
-}
+/** Probe results of one minute or hour; `at` is the start of the bucket. */
+export const RollupBucket = Type.Object({
+  at: Timestamp,
+  count: Type.Integer(),
+  failures: Type.Integer(),
+  warnings: Type.Integer(),
+  minMs: NullableNumber,
+  avgMs: NullableNumber,
+  maxMs: NullableNumber
+})
+export type RollupBucket = InMs<Static<typeof RollupBucket>, 'at'>
+
+export const HealthStats = Type.Object({
+  totalChecks: Type.Integer({ description: 'Probe results retained (rollups of history.rollupRetentionDays, plus results not flushed yet)' }),
+  successRate: Type.Number({ description: 'Share of those results that passed (success or warn); 0 without results' }),
+  errorRate: Type.Number({ description: 'Share of those results that failed; 0 without results' }),
+  avgResponseTimeMs: Type.Number({ description: 'Mean probe duration (milliseconds)' }),
+  uptimeMs: Type.Integer({ description: 'Time the current process has been running (milliseconds)' })
+}, { $id: 'HealthStats' })
+/** What the history knows; uptimeMs comes from the supervisor. */
+export type HealthStats = Omit<Static<typeof HealthStats>, 'uptimeMs'>
+
+export const RESOLUTIONS = ['raw', 'minute', 'hour'] as const
+export type Resolution = typeof RESOLUTIONS[number]
 
 export interface HistoryQuery {
   since: number

@@ -5,8 +5,9 @@ import { performance } from 'node:perf_hooks'
 import type { Agent } from 'undici'
 import type { Logger } from '../logger.js'
 import type { HealthCheck } from '../config/schema.js'
-import { pluginEnv, systemClock, type Clock, type Supervisor, type TransitionEvent } from '../supervisor/supervisor.js'
-import { createProbeAgent, probeKind, runProbe, type ProbeKind, type ProbeResult, type ProbeTarget } from './probes.js'
+import { pluginEnv, systemClock, type Clock, type Supervisor } from '../supervisor/supervisor.js'
+import type { TransitionEvent } from '../supervisor/events.js'
+import { createProbeAgent, probeKind, runProbe, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
 import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
 
 /** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
@@ -15,7 +16,7 @@ export const MAX_FIRST_PROBE_JITTER_MS = 1000
 /** What the health endpoints show about the probes of one plugin. */
 export interface LastCheck {
   probe: ProbeKind | null
-  phase: 'startup' | 'regular' | null
+  phase: ProbePhase | null
   lastCheckTime: number | null
   lastResult: ProbeResult | null
   lastError: string | null

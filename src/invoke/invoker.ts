@@ -9,7 +9,9 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Agent, type Dispatcher } from 'undici'
 import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel'
 import type { Supervisor } from '../supervisor/supervisor.js'
-import { buildPolicies, IDEMPOTENT_METHODS, InvokeTimeoutError, isConnectionError, type CircuitInfo, type PluginPolicies, type Upstream } from './policies.js'
+import { buildPolicies, IDEMPOTENT_METHODS, type PluginPolicies, type Upstream } from './policies.js'
+import type { CircuitInfo } from './circuit.js'
+import { errors } from '../errors.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 
 /** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
@@ -43,14 +45,6 @@ export type InvokeResult =
     fallback: string | null
   }
   | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number }
-
-/** A body longer than this cannot be buffered for a replay. */
-export class BodyTooLargeError extends Error {
-  constructor (readonly limit: number) {
-    super(`request body over ${limit} bytes`)
-    this.name = 'BodyTooLargeError'
-  }
-}
 
 export interface InvokerOptions {
   supervisor: Supervisor
@@ -105,7 +99,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
-  const attempt = (port: number, req: InvokeRequest, headers: HeaderMap, body: Body, timeoutMs: number, signal: AbortSignal): Promise<Upstream> => {
+  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, timeoutMs: number, signal: AbortSignal): Promise<Upstream> => {
     const options: Dispatcher.RequestOptions = {
       origin: `http://127.0.0.1:${port}`,
       path: req.path,
@@ -119,7 +113,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     }
     return agent.request(options).then(
       (res) => res as unknown as Upstream,
-      (err: unknown) => { throw signal.aborted ? new InvokeTimeoutError(timeoutMs) : err }
+      (err: unknown) => { throw signal.aborted ? new errors.PluginTimeout(name, timeoutMs) : err }
     )
   }
 
@@ -155,7 +149,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
             res = await chain.execute(({ signal }) => {
               // A retry after a 5xx: the failed answer's body is not wanted.
               if (previous) void previous.body.dump().catch(() => {})
-              return attempt(port, req, headers, body, timeoutMs, signal).then((r) => { previous = r; return r })
+              return attempt(name, port, req, headers, body, timeoutMs, signal).then((r) => { previous = r; return r })
             })
           } catch (err) {
             reject(err)
@@ -168,9 +162,9 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     } catch (err) {
       if (err instanceof BulkheadRejectedError) return fail('rejected', 'rejected', `${bulkhead.maxConcurrent} calls in flight and ${bulkhead.maxQueued} queued (bulkhead full)`)
       if (err instanceof BrokenCircuitError) return fail('circuit_open', 'circuit-open', `circuit ${p.state()}`)
-      if (err instanceof InvokeTimeoutError) return fail('timeout', 'timeout', err.message, { timeoutMs })
+      if (err instanceof errors.PluginTimeout) return fail('timeout', 'timeout', err.message, { timeoutMs })
       const message = (err as Error).message || String(err)
-      if (isConnectionError(err)) return fail('connection_error', 'connection', message)
+      // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
       return fail('connection_error', 'connection', message)
     }
     let answerBody: Body = upstream.body as unknown as Readable
@@ -252,7 +246,7 @@ async function readBounded (stream: Readable, limit: number): Promise<Buffer> {
     size += b.length
     if (size > limit) {
       stream.destroy()
-      throw new BodyTooLargeError(limit)
+      throw new errors.PayloadTooLarge()
     }
     chunks.push(b)
   }

@@ -14,13 +14,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 // woke an idle daemon 200 times a second for two monitors, most of its idle CPU.
 const LOOP_SAMPLE_MS = 100
 import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
-import { CIRCUIT_STATE_NAMES, type PluginSummary, type ProbeEvent, type RestartEvent, type SupervisorEvents } from '../supervisor/supervisor.js'
+import type { SupervisorEvents } from '../supervisor/supervisor.js'
+import type { PluginSummary, RestartEvent } from '../supervisor/events.js'
+import { RESTART_REASONS } from '../supervisor/lifecycle.js'
+import { CIRCUIT_STATE_NAMES } from '../invoke/circuit.js'
+import { PROBE_KINDS, PROBE_RESULTS, type ProbeEvent } from '../health/probes.js'
 import { INVOCATION_OUTCOMES, type InvocationOutcome } from '../invoke/invoker.js'
 import type { PluginResources } from '../resources/resource-sampler.js'
 
-export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const satisfies readonly RestartEvent['reason'][]
-export const PROBE_TYPES = ['http', 'tcp', 'exec'] as const satisfies readonly ProbeEvent['probe'][]
-export const PROBE_RESULTS = ['success', 'warn', 'failure'] as const satisfies readonly ProbeEvent['result'][]
 /** The route label of requests that matched no route: raw URLs would make unbounded series. */
 export const UNMATCHED_ROUTE = 'unmatched'
 
@@ -160,14 +161,14 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   const initPlugin = (name: string): void => {
     for (const reason of RESTART_REASONS) restarts.inc({ plugin: name, reason }, 0)
     const hc = supervisor.manifest(name).healthCheck
-    const probe = hc === undefined ? undefined : PROBE_TYPES.find((t) => hc[t] !== undefined)
+    const probe = hc === undefined ? undefined : PROBE_KINDS.find((t) => hc[t] !== undefined)
     if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
     for (const outcome of INVOCATION_OUTCOMES) invocations.inc({ plugin: name, outcome }, 0)
   }
   const onLoaded = (name: string): void => initPlugin(name)
   const onUnloaded = (name: string): void => {
     for (const reason of RESTART_REASONS) restarts.remove({ plugin: name, reason })
-    for (const probe of PROBE_TYPES) {
+    for (const probe of PROBE_KINDS) {
       checkDuration.remove({ plugin: name, probe })
       for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
     }

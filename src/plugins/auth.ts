@@ -3,7 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { MainConfig } from '../config/schema.js'
-import { ConfigInvalidError } from '../config/load.js'
+import { configInvalid } from '../config/load.js'
 import { errors } from '../errors.js'
 import { requiredRole, resolveTokens, type Principal } from '../auth/tokens.js'
 
@@ -25,7 +25,7 @@ export interface AuthOptions {
 async function authPlugin (fastify: FastifyInstance, opts: AuthOptions): Promise<void> {
   // Resolved at registration: a config that names a missing token fails the start.
   const { auth: tokens, problems } = resolveTokens(opts.auth, { configFile: opts.configFile, env: opts.env })
-  if (problems.length > 0) throw new ConfigInvalidError(problems)
+  if (problems.length > 0) throw configInvalid(problems)
   fastify.decorateRequest('principal', undefined)
   if (tokens === undefined) return
   // Runs on every request (probes included): callback style, as an async hook costs a promise

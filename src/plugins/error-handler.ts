@@ -1,53 +1,57 @@
-// Every error answers { statusCode, code, error, message } (plus `problems` for a refused
-// manifest or config) with a stable PLUGVISOR_* code from the catalogue; 5xx messages are hidden.
+// The one place errors become answers: { statusCode, code, error, message }, plus `problems`
+// (file, JSON path, reason each) for a refused manifest or config, with a stable PLUGVISOR_*
+// code from the catalogue. Unexpected errors are logged and answer 500 without their message.
 import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance } from 'fastify'
-import { errors } from '../errors.js'
-import { DependencyProblemsError, PluginConflictError, PluginNotFoundError } from '../supervisor/supervisor.js'
-import { ChangeRejectedError } from '../plugin-changes.js'
-import { ConfigInvalidError, formatProblem, type ConfigProblem as Problem } from '../config/load.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { ConfigProblem } from '../config/load.js'
+import { errors, problemsOf } from '../errors.js'
 
 const VALIDATION = new errors.Validation('').code
-type CatalogueError = typeof errors[keyof typeof errors]
+const PAYLOAD_TOO_LARGE = new errors.PayloadTooLarge().code
 
-/** The reason phrase of a status ("Not Found"), as Node knows it. */
-export function httpReason (status: number): string {
-  return STATUS_CODES[status] ?? 'Error'
+/** The body of every error answer; routes refer to it as ErrorResponse. */
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String({ description: 'Stable PLUGVISOR_* code' }),
+  error: Type.String(),
+  message: Type.String(),
+  problems: Type.Optional(Type.Array(Type.Ref(ConfigProblem), { description: 'A refused manifest or config: every problem found' }))
+}, { $id: 'ErrorResponse', description: 'Every error' })
+export type ErrorBody = Static<typeof ErrorResponse>
+
+/** The answer to an error; `error` is the status's reason phrase as Node knows it ("Not Found"). */
+export function errorBody (statusCode: number, code: string, message: string, problems?: ErrorBody['problems']): ErrorBody {
+  const body: ErrorBody = { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+  if (problems !== undefined) body.problems = problems
+  return body
+}
+
+/** The answer to an error thrown while answering a request; undefined for an unexpected one. */
+function answerFor (err: FastifyError): ErrorBody | undefined {
+  // Fastify's message already names the part: "querystring/limit must be >= 1".
+  if (err.validation) return errorBody(400, VALIDATION, err.message)
+  const status = err.statusCode ?? 500
+  const ours = err.code?.startsWith('PLUGVISOR_') === true
+  // Fastify's own client errors (bad JSON, body too large, ...) keep their status under our codes.
+  if (status < 500) return errorBody(status, ours ? err.code : status === 413 ? PAYLOAD_TOO_LARGE : VALIDATION, err.message, problemsOf(err))
+  // The catalogue's 503 and 504 say which plugin is unavailable or slow; anything else is hidden.
+  if (ours && status !== 500) return errorBody(status, err.code, err.message)
+  return undefined
 }
 
 async function errorHandlerPlugin (fastify: FastifyInstance): Promise<void> {
   fastify.setNotFoundHandler((req, reply) => {
-    const err = new errors.NotFound(req.method, req.url.split('?')[0])
-    void reply.code(404).send(err)
+    void reply.code(404).send(new errors.NotFound(req.method, req.url.split('?')[0]))
   })
 
   fastify.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err instanceof PluginNotFoundError) return reply.code(404).send(new errors.PluginNotFound(err.plugin))
-    if (err instanceof PluginConflictError) return reply.code(409).send(new errors.Conflict(err.message))
-    // Refused changes list every problem (file, JSON path, reason) besides the message; the
-    // status and code come from the catalogue, the message from the refusal.
-    const refused = (E: CatalogueError, message: string, problems: Problem[]) => {
-      const { statusCode = 400, code } = new E()
-      return reply.code(statusCode).send({ statusCode, code, error: httpReason(statusCode), message, problems })
-    }
-    if (err instanceof ChangeRejectedError) return refused(err.kind === 'invalid-config' ? errors.Validation : errors.InvalidManifest, err.message, err.problems)
-    if (err instanceof DependencyProblemsError) return refused(errors.InvalidManifest, `invalid manifest: ${err.message}`, err.problems)
-    if (err instanceof ConfigInvalidError) return refused(errors.InvalidConfig, `invalid config, nothing applied: ${err.problems.map(formatProblem).join('; ')}`, err.problems)
-    if (err.validation) {
-      // Fastify's message already names the part: "querystring/limit must be >= 1".
-      return reply.code(400).send({ statusCode: 400, code: VALIDATION, error: 'Bad Request', message: err.message })
-    }
-    const status = err.statusCode ?? 500
-    if (status < 500) {
-      // Fastify's own client errors (bad JSON, body too large, ...) keep their status under our code scheme.
-      const code = err.code?.startsWith('PLUGVISOR_') ? err.code : status === 413 ? new errors.PayloadTooLarge().code : VALIDATION
-      return reply.code(status).send({ statusCode: status, code, error: httpReason(status), message: err.message })
-    }
-    if (err.code?.startsWith('PLUGVISOR_') && status !== 500) return reply.code(status).send(err)
+    const body = answerFor(err)
+    if (body !== undefined) return reply.code(body.statusCode).send(body)
     req.log.error({ err }, 'request failed')
     const internal = new errors.Internal()
-    return reply.code(500).send({ statusCode: 500, code: internal.code, error: 'Internal Server Error', message: internal.message })
+    return reply.code(500).send(errorBody(500, internal.code, internal.message))
   })
 }
 

@@ -1,20 +1,25 @@
 // Lifecycle persistence: desired state, the identity of running processes, and state events.
 // These writes happen on transitions only (a handful per plugin start or crash), so they are
 // done synchronously with prepared statements.
+import { Type, type Static } from '@sinclair/typebox'
 import type { Db } from './database.js'
+import { Timestamp, oneOf, type InMs } from '../shapes.js'
+import { STATE_NAMES } from '../supervisor/lifecycle.js'
 import type { ProcessIdentity } from '../supervisor/process-runner.js'
 
-export interface StateEventRow {
-  id: number
-  plugin: string
-  at: number
-  from: string
-  to: string
-  reason: string
-  exitCode: number | null
-  signal: string | null
-  restartCount: number
-}
+/** One state transition of a plugin, as GET /plugins/:name/events lists it. */
+export const StateEvent = Type.Object({
+  id: Type.Integer(),
+  at: Timestamp,
+  from: oneOf(STATE_NAMES),
+  to: oneOf(STATE_NAMES),
+  reason: Type.String(),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String(), Type.Null()]),
+  restartCount: Type.Integer()
+})
+/** A stored state event: `at` in ms since the epoch, with its plugin. */
+export type StateEventRow = InMs<Static<typeof StateEvent>, 'at'> & { plugin: string }
 
 export interface RecordedProcess extends ProcessIdentity {
   plugin: string

@@ -4,16 +4,16 @@
 import type { RestartPolicy } from '../config/schema.js'
 import { restartDelay } from './backoff.js'
 
-export const States = {
-  stopped: 'stopped',
-  starting: 'starting',
-  running: 'running',
-  stopping: 'stopping',
-  backoff: 'backoff',
-  failed: 'failed'
-} as const
-export type StateName = typeof States[keyof typeof States]
-export const STATE_NAMES = Object.values(States)
+export const STATE_NAMES = ['stopped', 'starting', 'running', 'stopping', 'backoff', 'failed'] as const
+export type StateName = typeof STATE_NAMES[number]
+
+/** What the operator asked for (persisted). */
+export const DESIRED_NAMES = ['running', 'stopped'] as const
+export type Desired = typeof DESIRED_NAMES[number]
+
+/** Why an automatic or operator restart happened (the `reason` label of plugvisor_restarts_total). */
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const
+export type RestartEventReason = typeof RESTART_REASONS[number]
 
 export interface ExitInfo { code: number | null, signal: string | null, at: number }
 
@@ -35,7 +35,7 @@ export type RestartReason = 'crash' | 'unhealthy' | 'memory' | 'spawn-error'
 
 export interface Snapshot {
   state: State
-  desired: 'running' | 'stopped'
+  desired: Desired
   /** Automatic restarts since the last operator start/restart. */
   restartCount: number
   /** Consecutive automatic restarts that drive the backoff delay (reset by a stable period). */
@@ -83,7 +83,7 @@ export interface LifecycleContext {
   random: () => number
 }
 
-export function initialSnapshot (desired: 'running' | 'stopped' = 'stopped'): Snapshot {
+export function initialSnapshot (desired: Desired = 'stopped'): Snapshot {
   return { state: { name: 'stopped' }, desired, restartCount: 0, backoffAttempt: 0, recentRestarts: [] }
 }
 
@@ -231,21 +231,11 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
   }
 }
 
-export const Statuses = {
-  healthy: 'healthy',
-  degraded: 'degraded',
-  unhealthy: 'unhealthy',
-  unknown: 'unknown',
-  restarting: 'restarting',
-  failed: 'failed',
-  stopped: 'stopped'
-} as const
-export type Status = typeof Statuses[keyof typeof Statuses]
-export const STATUS_NAMES = Object.values(Statuses)
+export const STATUS_NAMES = ['healthy', 'degraded', 'unhealthy', 'unknown', 'restarting', 'failed', 'stopped'] as const
+export type Status = typeof STATUS_NAMES[number]
 
-export const Healths = { unknown: 'unknown', healthy: 'healthy', degraded: 'degraded', unhealthy: 'unhealthy' } as const
-export type Health = typeof Healths[keyof typeof Healths]
-export const HEALTH_NAMES = Object.values(Healths)
+export const HEALTH_NAMES = ['unknown', 'healthy', 'degraded', 'unhealthy'] as const
+export type Health = typeof HEALTH_NAMES[number]
 
 /** The one-word summary of state and health that the health endpoints report. */
 export function statusOf (state: State, health: Health, restartCount: number): Status {

@@ -3,7 +3,11 @@
 import { EventEmitter } from 'node:events'
 import { createServer } from 'node:net'
 import type { Logger } from '../logger.js'
-import { checkDependencies, type ConfigProblem, type LoadedManifest } from '../config/load.js'
+import { checkDependencies, formatProblem, type LoadedManifest } from '../config/load.js'
+import { errors, withProblems } from '../errors.js'
+import type { CircuitStateName } from '../invoke/circuit.js'
+import type { ProbeEvent } from '../health/probes.js'
+import type { CircuitEvent, HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
 import {
   initialSnapshot, statusOf, transition,
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
@@ -23,35 +27,6 @@ export const systemClock: Clock = { now: () => Date.now() }
 export const LOG_RING_LINES = 1000
 const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const
 
-export interface TransitionEvent {
-  plugin: string
-  from: StateName
-  to: StateName
-  reason: string
-  at: number
-  exitCode: number | null
-  signal: string | null
-  restartCount: number
-}
-export interface RestartEvent { plugin: string, reason: 'crash' | 'unhealthy' | 'memory' | 'manual', at: number }
-export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
-
-/** State of the circuit breaker around calls into a plugin (the invoke proxy owns the breaker). */
-export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated'
-export const CIRCUIT_STATE_NAMES: readonly CircuitStateName[] = ['closed', 'open', 'half-open', 'isolated']
-export interface CircuitEvent { plugin: string, from: CircuitStateName, to: CircuitStateName, reason: string, at: number }
-
-/** One probe result, published by the health module (metrics and history subscribe). */
-export interface ProbeEvent {
-  plugin: string
-  probe: 'http' | 'tcp' | 'exec'
-  phase: 'startup' | 'regular'
-  result: 'success' | 'warn' | 'failure'
-  durationMs: number
-  at: number
-  error?: string
-}
-
 export interface SupervisorEvents {
   transition: [TransitionEvent]
   restart: [RestartEvent]
@@ -64,48 +39,6 @@ export interface SupervisorEvents {
   /** A plugin was added to or removed from supervision. */
   loaded: [string]
   unloaded: [string]
-}
-
-export interface PluginSummary {
-  name: string
-  version: string | null
-  description: string | null
-  state: StateName
-  health: Health
-  status: Status
-  desired: 'running' | 'stopped'
-  critical: boolean
-  pid: number | null
-  port: number | null
-  startedAt: string | null
-  uptimeMs: number
-  restartCount: number
-  lastExit: { code: number | null, signal: string | null, at: string } | null
-  nextRestartAt: string | null
-  circuit: CircuitStateName | null
-}
-
-export class PluginNotFoundError extends Error {
-  constructor (readonly plugin: string) {
-    super(`plugin '${plugin}' is not loaded`)
-    this.name = 'PluginNotFoundError'
-  }
-}
-
-/** The plugin cannot be changed that way now (it is depended on, being unloaded, already loaded). */
-export class PluginConflictError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'PluginConflictError'
-  }
-}
-
-/** A change would leave dependencies unknown or in a cycle; nothing was changed. */
-export class DependencyProblemsError extends Error {
-  constructor (readonly problems: ConfigProblem[]) {
-    super(problems.map((p) => `${p.file}: ${p.path || '/'}: ${p.reason}`).join('\n'))
-    this.name = 'DependencyProblemsError'
-  }
 }
 
 /** Plugins to add, remove and replace in one operation, checked as a whole before anything changes. */
@@ -227,7 +160,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   load (manifests: LoadedManifest[], desiredOverride: Map<string, 'running' | 'stopped'> = new Map()): void {
     const persisted = this.#store.desiredStates()
     for (const m of manifests) {
-      if (this.#plugins.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' is already loaded`)
+      if (this.#plugins.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' is already loaded`)
       const override = desiredOverride.get(m.name)
       if (override !== undefined) this.#persist(m.name, 'desired state', () => this.#store.setDesired(m.name, override, this.#clock.now()))
       const desired = override ?? persisted.get(m.name) ?? (m.autostart ? 'running' : 'stopped')
@@ -239,8 +172,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /**
    * Throws when the change set cannot be applied as a whole: a plugin to add is loaded already,
    * one to remove or replace is not, a remaining plugin would depend on a removed one
-   * (PluginConflictError), or the resulting set has unknown dependencies or a cycle
-   * (DependencyProblemsError). Changes nothing.
+   * (PLUGVISOR_CONFLICT), or the resulting set has unknown dependencies or a cycle
+   * (PLUGVISOR_INVALID_MANIFEST with the problems). Changes nothing.
    */
   checkChanges (cs: ChangeSet): void {
     const remove = new Set(cs.remove ?? [])
@@ -249,19 +182,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const n of remove) next.delete(n)
     for (const m of cs.replace ?? []) {
       this.#get(m.name)
-      if (remove.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' cannot be removed and replaced at once`)
+      if (remove.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' cannot be removed and replaced at once`)
       next.set(m.name, m)
     }
     for (const m of cs.add ?? []) {
-      if (next.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' is already loaded`)
+      if (next.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' is already loaded`)
       next.set(m.name, m)
     }
     for (const m of next.values()) {
       const gone = m.dependsOn.filter((d) => remove.has(d) && !next.has(d))
-      if (gone.length > 0) throw new PluginConflictError(`cannot unload ${gone.map((d) => `'${d}'`).join(', ')}: plugin '${m.name}' depends on it (unload or change '${m.name}' first, or in the same operation)`)
+      if (gone.length > 0) throw new errors.Conflict(`cannot unload ${gone.map((d) => `'${d}'`).join(', ')}: plugin '${m.name}' depends on it (unload or change '${m.name}' first, or in the same operation)`)
     }
     const { problems } = checkDependencies([...next.values()])
-    if (problems.length > 0) throw new DependencyProblemsError(problems)
+    if (problems.length > 0) throw withProblems(new errors.InvalidManifest(problems.map(formatProblem).join('\n')), problems)
   }
 
   /**
@@ -357,7 +290,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #get (name: string): Plugin {
     const p = this.#plugins.get(name)
-    if (!p) throw new PluginNotFoundError(name)
+    if (!p) throw new errors.PluginNotFound(name)
     return p
   }
 
@@ -476,8 +409,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
   }
 
-  /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs. */
-  waitFor (name: string, pred: (s: PluginSummary) => boolean, timeoutMs: number): Promise<PluginSummary> {
+  /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs (PLUGVISOR_WAIT_TIMEOUT). */
+  waitFor (name: string, pred: (s: PluginSummary) => boolean, timeoutMs: number, what = 'as awaited'): Promise<PluginSummary> {
     const p = this.#get(name)
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
@@ -486,7 +419,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return false
       }
       const onChange = (e: { plugin: string }): void => { if (e.plugin === name) check() }
-      const timer = setTimeout(() => { done(); reject(new WaitTimeoutError(name, timeoutMs)) }, timeoutMs)
+      const timer = setTimeout(() => { done(); reject(new errors.WaitTimeout(name, what, timeoutMs)) }, timeoutMs)
       const done = (): void => {
         clearTimeout(timer)
         this.off('transition', onChange)
@@ -499,7 +432,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   #enqueue (p: Plugin, op: Op): Promise<PluginSummary> {
-    if (p.unloading && op !== 'stop') return Promise.reject(new PluginConflictError(`plugin '${p.name}' is being unloaded`))
+    if (p.unloading && op !== 'stop') return Promise.reject(new errors.Conflict(`plugin '${p.name}' is being unloaded`))
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
     if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
@@ -853,11 +786,4 @@ function waitTargetsGone (pgid: number, targets: number[], startTicks: number, d
     }
     check()
   })
-}
-
-export class WaitTimeoutError extends Error {
-  constructor (readonly plugin: string, readonly timeoutMs: number) {
-    super(`plugin '${plugin}' did not reach the awaited state within ${timeoutMs} ms`)
-    this.name = 'WaitTimeoutError'
-  }
 }
