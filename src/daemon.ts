@@ -2,10 +2,10 @@
 // The Fastify layer (app.ts) publishes this object; the CLI and tests can use it directly.
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
-import { openDatabase, type Db } from './store/database.js'
-import { createStateStore, type StateStore } from './store/state-store.js'
-import { createAuditStore, type AuditStore } from './store/audit-store.js'
-import { Supervisor, type Clock } from './supervisor/supervisor.js'
+import { openStore, type Store } from './store/store.js'
+import type { AuditStore } from './store/audit-store.js'
+import { Supervisor } from './supervisor/supervisor.js'
+import { systemClock, type Clock } from './clock.js'
 import { childProcessRunner, type ProcessRunner } from './supervisor/process-runner.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
 import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metrics.js'
@@ -32,7 +32,10 @@ export interface DaemonOptions {
 
 /** What readiness is made of, besides critical plugins. */
 export interface StartupProgress {
-  storeMigrated: boolean
+  /** The database schema is as migrated and its last write went through. */
+  readonly storeMigrated: boolean
+  /** Why not, when storeMigrated is false. */
+  readonly storeProblem: string | undefined
   orphansReaped: boolean
   initialStartDone: boolean
 }
@@ -40,8 +43,8 @@ export interface StartupProgress {
 export interface Daemon {
   /** The config as it runs: replaced by run-time changes and reloads (GET /config/status). */
   readonly loaded: LoadedConfig
-  readonly db: Db
-  readonly store: StateStore
+  /** Lifecycle state, health history and audit log in one SQLite file. */
+  readonly store: Store
   /** Who changed what: every mutating management call and every reload by signal. */
   readonly audit: AuditStore
   readonly supervisor: Supervisor
@@ -69,18 +72,22 @@ export interface Daemon {
 export function createDaemon (opts: DaemonOptions): Daemon {
   const { logger } = opts
   let loaded = opts.loaded
-  const db = openDatabase(loaded.dataDir)
-  const store = createStateStore(db)
-  const progress: StartupProgress = { storeMigrated: true, orphansReaped: false, initialStartDone: false }
+  const store = openStore(loaded.dataDir)
+  const progress: StartupProgress = {
+    get storeMigrated () { return store.status.ok },
+    get storeProblem () { return store.status.problem },
+    orphansReaped: false,
+    initialStartDone: false
+  }
   const supervisor = new Supervisor({
     runner: opts.runner ?? childProcessRunner,
-    store,
+    store: store.lifecycle,
     logger,
     clock: opts.clock,
     random: opts.random,
     restartBudget: loaded.config.restartBudget
   })
-  const healthHistory = createHealthHistory(db, {
+  const healthHistory = createHealthHistory(store.healthHistory, {
     ...loaded.config.history,
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'writing health history failed')
@@ -117,13 +124,13 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   supervisor.load(loaded.manifests)
   resources.start()
   const changes = createPluginChanges({ supervisor, logger, getLoaded: () => loaded, setLoaded: (l) => { loaded = l } })
-  const audit = createAuditStore(db)
+  const { audit } = store
   // State events and the audit log are kept as long as the health rollups, pruned a chunk a minute.
   const eventRetentionMs = loaded.config.history.rollupRetentionDays * 86_400_000
-  const clock = opts.clock ?? { now: () => Date.now() }
+  const clock = opts.clock ?? systemClock
   const pruneEvents = setInterval(() => {
     try {
-      store.pruneEvents(clock.now() - eventRetentionMs)
+      store.lifecycle.pruneEvents(clock.now() - eventRetentionMs)
       audit.prune(clock.now() - eventRetentionMs)
     } catch (err) { logger.error({ err }, 'pruning state events failed') }
   }, 60_000)
@@ -133,7 +140,6 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   let closing: Promise<void> | undefined
   return {
     get loaded () { return loaded },
-    db,
     store,
     audit,
     supervisor,
@@ -167,7 +173,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         await healthMonitor.stop()
         await invoker.close()
         healthHistory.stop()
-        db.close()
+        store.close()
       })()
       return closing
     }

@@ -91,6 +91,6 @@ t.test('a recorded pid that now belongs to another process is left alone', async
   const report = await app.daemon.supervisor.reapOrphans()
   t.match(report, [{ plugin: 'p', pid: stranger.pid, action: 'reused' }])
   t.ok(alive(stranger.pid!), 'the unrelated process still runs')
-  const db2 = app.daemon.store.recordedProcesses()
+  const db2 = app.daemon.store.lifecycle.recordedProcesses()
   t.same(db2, [], 'the stale record is forgotten')
 })

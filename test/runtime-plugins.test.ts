@@ -30,7 +30,7 @@ t.test('?start=false loads without starting, and the choice is persisted over au
   const res = await app.inject({ method: 'POST', url: '/plugins?start=false', payload: fixturePlugin('idle', 'sleep') })
   t.equal(res.statusCode, 201, res.body)
   t.match(res.json(), { state: 'stopped', desired: 'stopped', pid: null })
-  t.equal(app.daemon.store.desiredStates().get('idle'), 'stopped')
+  t.equal(app.daemon.store.lifecycle.desiredStates().get('idle'), 'stopped')
 })
 
 t.test('an invalid manifest is 400 PLUGVISOR_INVALID_MANIFEST with every path and reason; nothing is written', async (t) => {
@@ -94,7 +94,7 @@ t.test('delete: the process is gone, its metrics series and events stop, the fil
   t.notOk(transitions.slice(transitions.findIndex((e) => e.plugin === 'doomed' && e.to === 'stopped') + 1).some((e) => e.plugin === 'doomed'), 'no event after it stopped')
   const { plugins } = (await app.inject({ url: '/config/status' })).json()
   t.same(plugins.map((p: { name: string }) => p.name), ['other'])
-  t.equal(app.daemon.store.desiredStates().has('doomed'), false, 'desired state forgotten')
+  t.equal(app.daemon.store.lifecycle.desiredStates().has('doomed'), false, 'desired state forgotten')
 })
 
 t.test('delete: the process of a running plugin is gone when the answer comes', async (t) => {

@@ -80,7 +80,7 @@ export function healthReport (list: PluginSummary[], lastCheck: (name: string) =
 export interface ReadinessCheck { name: string, status: 'pass' | 'fail', detail: string }
 
 export interface ReadinessInput {
-  progress: { storeMigrated: boolean, orphansReaped: boolean, initialStartDone: boolean }
+  progress: { storeMigrated: boolean, storeProblem?: string, orphansReaped: boolean, initialStartDone: boolean }
   plugins: PluginSummary[]
   exclude: string[]
 }
@@ -93,7 +93,7 @@ export function readiness ({ progress, plugins, exclude }: ReadinessInput): { re
   const check = (name: string, ok: boolean, detail: string): ReadinessCheck => ({ name, status: ok ? 'pass' : 'fail', detail })
   const skip = new Set(exclude)
   const checks = [
-    check('daemon:store-migrated', progress.storeMigrated, progress.storeMigrated ? 'database schema is current' : 'database not migrated'),
+    check('daemon:store-migrated', progress.storeMigrated, progress.storeMigrated ? 'database schema is current' : `database not usable as migrated${progress.storeProblem ? `: ${progress.storeProblem}` : ''}`),
     check('daemon:startup', progress.orphansReaped, progress.orphansReaped ? 'leftovers of a previous daemon handled' : 'start-up in progress'),
     check('daemon:initial-start', progress.initialStartDone, progress.initialStartDone ? 'initial start pass done' : 'starting plugins'),
     ...plugins.filter((p) => p.critical && !skip.has(p.name)).map((p) => check(p.name, isUp(p), `critical plugin ${p.status}`))

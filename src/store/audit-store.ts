@@ -2,6 +2,7 @@
 // probes, so each is one synchronous insert; read newest first, pruned in chunks.
 import { Type, type Static } from '@sinclair/typebox'
 import type { Db } from './database.js'
+import { createStoreStatus, type StoreStatus } from './store-status.js'
 import { Timestamp, type InMs } from '../shapes.js'
 import { ROLES } from '../config/schema.js'
 
@@ -23,7 +24,7 @@ export const AuditEntry = Type.Object({
 /** An entry to append: `at` in ms since the epoch, no id yet. */
 export type AuditEntry = Omit<InMs<Static<typeof AuditEntry>, 'at'>, 'id'>
 
-export function createAuditStore (db: Db) {
+export function createAuditStore (db: Db, status: StoreStatus = createStoreStatus()) {
   const insert = db.prepare(`INSERT INTO audit_log (at, actor, role, remote, method, route, url, plugin, status, request_id, duration_ms)
     VALUES (@at, @actor, @role, @remote, @method, @route, @url, @plugin, @status, @requestId, @durationMs)`)
   const select = db.prepare(`SELECT id, at, actor, role, remote, method, route, url, plugin, status, request_id AS requestId, duration_ms AS durationMs
@@ -31,7 +32,7 @@ export function createAuditStore (db: Db) {
   const prune = db.prepare('DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? LIMIT ?)')
   return {
     append (e: AuditEntry): void {
-      insert.run(e)
+      status.run(() => insert.run(e))
     },
     /** Newest first. */
     list (q: { plugin?: string, since?: number, limit: number }): (AuditEntry & { id: number })[] {
@@ -39,7 +40,7 @@ export function createAuditStore (db: Db) {
     },
     /** Deletes at most `chunk` entries older than `before`; returns how many. */
     prune (before: number, chunk = 1000): number {
-      return prune.run(before, chunk).changes
+      return status.run(() => prune.run(before, chunk).changes)
     }
   }
 }

@@ -1,8 +1,9 @@
 // The driver around the pure lifecycle table: it feeds events in, performs the effects (spawn,
 // kill, timers), persists transitions and desired state, and publishes every change as an event.
 import { EventEmitter } from 'node:events'
-import { createServer } from 'node:net'
 import type { Logger } from '../logger.js'
+import { systemClock, type Clock } from '../clock.js'
+import { freeLoopbackPort, pluginEnv } from './plugin-env.js'
 import { checkDependencies, formatProblem, type LoadedManifest } from '../config/load.js'
 import { errors, withProblems } from '../errors.js'
 import type { CircuitStateName } from '../invoke/circuit.js'
@@ -17,15 +18,9 @@ import { LogRing, type LogLine } from './line-splitter.js'
 import type { ProcessHandle, ProcessIdentity, ProcessRunner } from './process-runner.js'
 import { groupMembers, readProcStat, signalGroup, bootId as currentBootId } from './proc.js'
 import { waitGroupGone } from './process-runner.js'
-import type { StateStore } from '../store/state-store.js'
-
-export interface Clock {
-  now: () => number
-}
-export const systemClock: Clock = { now: () => Date.now() }
+import type { LifecycleStore } from './lifecycle-store.js'
 
 export const LOG_RING_LINES = 1000
-const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const
 
 export interface SupervisorEvents {
   transition: [TransitionEvent]
@@ -93,7 +88,7 @@ class Plugin {
 
 export interface SupervisorOptions {
   runner: ProcessRunner
-  store: StateStore
+  store: LifecycleStore
   logger: Logger
   clock?: Clock
   random?: () => number
@@ -102,38 +97,12 @@ export interface SupervisorOptions {
   allocatePort?: () => Promise<number>
 }
 
-/**
- * The environment a plugin runs with: its manifest's env, PATH/HOME/LANG/TZ from the daemon,
- * PLUGVISOR_* and PORT. Exec health probes run with the same environment.
- */
-export function pluginEnv (m: LoadedManifest, port: number | undefined): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
-  Object.assign(env, m.env)
-  env.PLUGVISOR_PLUGIN = m.name
-  env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
-  if (port !== undefined) env.PORT = String(port)
-  return env
-}
-
-export function freeLoopbackPort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
 const SETTLED: ReadonlySet<StateName> = new Set(['running', 'stopped', 'backoff', 'failed'])
 
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #plugins = new Map<string, Plugin>()
   readonly #runner: ProcessRunner
-  readonly #store: StateStore
+  readonly #store: LifecycleStore
   readonly #log: Logger
   readonly #clock: Clock
   readonly #random: () => number
@@ -227,19 +196,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Stops plugins about to be unloaded, each after the ones of the set that depend on it, each in its queue. */
   #stopPlugins (plugins: Plugin[]): Promise<unknown> {
-    const set = new Set(plugins)
-    const done = new Map<Plugin, Promise<unknown>>()
-    const stopOne = (p: Plugin): Promise<unknown> => {
-      let pr = done.get(p)
-      if (!pr) {
-        const dependents = [...set].filter((d) => d.manifest.dependsOn.includes(p.name))
-        p.dependencyWait?.abort()
-        pr = Promise.all(dependents.map(stopOne)).then(() => this.#enqueueTask(p, 'unload', () => this.#perform(p, 'stop')))
-        done.set(p, pr)
-      }
-      return pr
-    }
-    return Promise.all(plugins.map(stopOne))
+    for (const p of plugins) p.dependencyWait?.abort()
+    return dependentsFirst(plugins, (p) => this.#enqueueTask(p, 'unload', () => this.#perform(p, 'stop')))
   }
 
   #unloadStopped (p: Plugin): void {
@@ -273,7 +231,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })
   }
 
-  /** Runs a registry change in the plugin's queue; later operations never join one queued before it. */
+  /** Runs fn in the plugin's queue, after what is queued already; `op` names it for #enqueue's joining. */
   #enqueueTask<T> (p: Plugin, op: TailOp, fn: () => Promise<T>): Promise<T> {
     const promise = p.queue.then(fn)
     const entry = { op, promise }
@@ -369,19 +327,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Stops several plugins, every one after the plugins of the set that depend on it. */
   async stopMany (names: string[]): Promise<PluginSummary[]> {
-    names.forEach((n) => this.#get(n))
-    const set = new Set(names)
-    const done = new Map<string, Promise<PluginSummary>>()
-    const stopOne = (n: string): Promise<PluginSummary> => {
-      let pr = done.get(n)
-      if (!pr) {
-        const dependents = [...set].filter((d) => this.#get(d).manifest.dependsOn.includes(n))
-        pr = Promise.all(dependents.map(stopOne)).then(() => this.stop(n))
-        done.set(n, pr)
-      }
-      return pr
-    }
-    return Promise.all(names.map(stopOne))
+    return dependentsFirst(names.map((n) => this.#get(n)), (p) => this.stop(p.name))
   }
 
   /** Restarts several: stops them in reverse dependency order, then starts them in order. */
@@ -412,22 +358,35 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs (PLUGVISOR_WAIT_TIMEOUT). */
   waitFor (name: string, pred: (s: PluginSummary) => boolean, timeoutMs: number, what = 'as awaited'): Promise<PluginSummary> {
     const p = this.#get(name)
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const s = this.#summary(p)
-        if (pred(s)) { done(); resolve(s); return true }
-        return false
-      }
-      const onChange = (e: { plugin: string }): void => { if (e.plugin === name) check() }
-      const timer = setTimeout(() => { done(); reject(new errors.WaitTimeout(name, what, timeoutMs)) }, timeoutMs)
-      const done = (): void => {
-        clearTimeout(timer)
+    const timeout = new AbortController()
+    const timer = setTimeout(() => timeout.abort(), timeoutMs)
+    let last = this.#summary(p)
+    return this.#waitUntil(p, () => pred(last = this.#summary(p)), timeout.signal).then((held) => {
+      clearTimeout(timer)
+      if (!held) throw new errors.WaitTimeout(name, what, timeoutMs)
+      return last
+    })
+  }
+
+  /**
+   * Resolves true once `holds()` is true, checked now and at every transition and health change
+   * of the plugin; false when `signal` aborts first.
+   */
+  #waitUntil (p: Plugin, holds: () => boolean, signal: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (holds()) return resolve(true)
+      if (signal.aborted) return resolve(false)
+      const finish = (held: boolean): void => {
         this.off('transition', onChange)
         this.off('health', onChange)
+        signal.removeEventListener('abort', onAbort)
+        resolve(held)
       }
+      const onChange = (e: { plugin: string }): void => { if (e.plugin === p.name && holds()) finish(true) }
+      const onAbort = (): void => finish(false)
       this.on('transition', onChange)
       this.on('health', onChange)
-      check()
+      signal.addEventListener('abort', onAbort)
     })
   }
 
@@ -436,11 +395,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
     if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
-    const promise = p.queue.then(() => this.#perform(p, op))
-    const entry = { op, promise }
-    p.tail = entry
-    p.queue = promise.catch(() => {}).finally(() => { if (p.tail === entry) p.tail = undefined })
-    return promise
+    return this.#enqueueTask(p, op, () => this.#perform(p, op))
   }
 
   async #perform (p: Plugin, op: Op): Promise<PluginSummary> {
@@ -468,24 +423,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (!dep) return
       if (dep.snapshot.state.name !== 'running') await this.start(depName)
       if (signal.aborted) return
-      await new Promise<void>((resolve) => {
-        const ready = (): boolean => {
-          const st = statusOf(dep.snapshot.state, dep.health, dep.snapshot.restartCount)
-          // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
-          return st === 'healthy' || st === 'degraded' || st === 'failed' || st === 'stopped' || st === 'unhealthy'
-        }
-        if (ready()) return resolve()
-        const finish = (): void => {
-          this.off('transition', onChange)
-          this.off('health', onChange)
-          signal.removeEventListener('abort', finish)
-          resolve()
-        }
-        const onChange = (e: { plugin: string }): void => { if (e.plugin === depName && ready()) finish() }
-        this.on('transition', onChange)
-        this.on('health', onChange)
-        signal.addEventListener('abort', finish)
-      })
+      // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
+      const settled = (): boolean => {
+        const st = statusOf(dep.snapshot.state, dep.health, dep.snapshot.restartCount)
+        return st !== 'unknown' && st !== 'restarting'
+      }
+      await this.#waitUntil(dep, settled, signal)
     }))
   }
 
@@ -786,4 +729,19 @@ function waitTargetsGone (pgid: number, targets: number[], startTicks: number, d
     }
     check()
   })
+}
+
+/** Runs `each` for every plugin after it ran for the plugins of the same set that depend on it. */
+function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>): Promise<R[]> {
+  const done = new Map<Plugin, Promise<R>>()
+  const one = (p: Plugin): Promise<R> => {
+    let pr = done.get(p)
+    if (!pr) {
+      const dependents = plugins.filter((d) => d.manifest.dependsOn.includes(p.name))
+      pr = Promise.all(dependents.map(one)).then(() => each(p))
+      done.set(p, pr)
+    }
+    return pr
+  }
+  return Promise.all(plugins.map(one))
 }
