@@ -2,7 +2,6 @@
 // talk to a running daemon's API at PLUGVISOR_URL (default http://127.0.0.1:7070).
 import { parseArgs } from 'node:util'
 import type { Static } from '@sinclair/typebox'
-import { problemsOf } from './errors.js'
 // The API's shapes, as the daemon declares them (types only: nothing of them loads at run time).
 import type { PluginSummary } from './supervisor/events.js'
 import type { StateEvent } from './store/state-store.js'
@@ -78,7 +77,9 @@ async function serveCommand (args: string[]): Promise<number> {
   return -1 // keep running
 }
 
-function reportConfigError ({ formatProblem }: ConfigModule, err: unknown): number {
+async function reportConfigError ({ formatProblem }: ConfigModule, err: unknown): Promise<number> {
+  // Loaded here, with the config module: the API commands need neither.
+  const { problemsOf } = await import('./errors.js')
   const problems = problemsOf(err)
   if (problems !== undefined) {
     process.stderr.write(`plugvisor: invalid config\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
