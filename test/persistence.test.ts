@@ -8,8 +8,8 @@ import { alive, build, fixturePlugin, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 import { openDatabase } from '../src/store/database.js'
 import { createStateStore } from '../src/store/state-store.js'
-import { bootId, readProcStat } from '../src/supervisor/proc.js'
-import { waitGroupGone } from '../src/supervisor/process-runner.js'
+import { bootId, readProcStat } from '../src/process/proc.js'
+import { waitGroupGone } from '../src/process/runner.js'
 
 t.test('desired state survives a daemon restart', async (t) => {
   const loaded = writeConfig([fixturePlugin('keep', 'sleep'), fixturePlugin('parked', 'sleep'), fixturePlugin('lazy', 'sleep', { autostart: false })])

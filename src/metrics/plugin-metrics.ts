@@ -1,4 +1,4 @@
-// The Prometheus metrics of DESIGN.md section 8 (prefix plugvisor_), in one Registry per daemon.
+// The Prometheus metrics of the daemon (prefix plugvisor_), in one Registry per daemon.
 // Plugin gauges are computed at scrape time from supervisor.list(), so a scrape costs one pass
 // over the plugins and nothing is kept in step on every change; counters and histograms are fed
 // by supervisor events. Every series of an unloaded plugin is removed (the scrape-time ones

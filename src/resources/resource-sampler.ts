@@ -5,8 +5,8 @@
 import type { EventEmitter } from 'node:events'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import { systemClock, type Clock } from '../clock.js'
-import type { ProcessIdentity } from '../supervisor/process-runner.js'
-import { scanProcesses, sysconf, type ProcStat } from '../supervisor/proc.js'
+import type { ProcessIdentity } from '../process/runner.js'
+import { scanProcesses, sysconf, type ProcStat } from '../process/proc.js'
 
 /** What one tick reads: every process with its group, state, rss and CPU ticks. */
 export type ProcessSource = () => Pick<ProcStat, 'pid' | 'pgid' | 'state' | 'startTicks' | 'rssPages' | 'utimeTicks' | 'stimeTicks'>[]

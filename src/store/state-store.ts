@@ -7,7 +7,7 @@ import { createStoreStatus, type StoreStatus } from './store-status.js'
 import type { LifecycleStore } from '../supervisor/lifecycle-store.js'
 import { Timestamp, oneOf, type InMs } from '../shapes.js'
 import { STATE_NAMES } from '../supervisor/lifecycle.js'
-import type { ProcessIdentity } from '../supervisor/process-runner.js'
+import type { RecordedGroup } from '../process/runner.js'
 
 /** One state transition of a plugin, as GET /plugins/:name/events lists it. */
 export const StateEvent = Type.Object({
@@ -23,10 +23,8 @@ export const StateEvent = Type.Object({
 /** A stored state event: `at` in ms since the epoch, with its plugin. */
 export type StateEventRow = InMs<Static<typeof StateEvent>, 'at'> & { plugin: string }
 
-export interface RecordedProcess extends ProcessIdentity {
+export interface RecordedProcess extends RecordedGroup {
   plugin: string
-  stopSignal: string
-  stopTimeoutMs: number
   startedAt: number
 }
 

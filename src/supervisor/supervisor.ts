@@ -14,10 +14,8 @@ import {
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
 } from './lifecycle.js'
 import { RestartBudget } from './backoff.js'
-import { LogRing, type LogLine } from './line-splitter.js'
-import type { ProcessHandle, ProcessIdentity, ProcessRunner } from './process-runner.js'
-import { groupMembers, readProcStat, signalGroup, bootId as currentBootId } from './proc.js'
-import { waitGroupGone } from './process-runner.js'
+import { LogRing, type LogLine } from '../process/log-ring.js'
+import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
 import type { LifecycleStore } from './lifecycle-store.js'
 
 export const LOG_RING_LINES = 1000
@@ -47,7 +45,7 @@ export interface ChangeSet {
 
 type Op = 'start' | 'stop' | 'restart'
 /** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
-type TailOp = Op | 'unload' | 'replace'
+type TailOp = Op | 'unload' | 'replace' | 'shutdown'
 
 class Plugin {
   snapshot: Snapshot
@@ -346,13 +344,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
   async shutdown (): Promise<void> {
     this.#closing = true
-    for (const p of this.#plugins.values()) p.dependencyWait?.abort()
-    const desired = new Map([...this.#plugins.values()].map((p) => [p.name, p.snapshot.desired]))
-    await this.stopMany(this.names())
-    for (const [name, d] of desired) {
-      const p = this.#plugins.get(name)
-      if (p) p.snapshot = { ...p.snapshot, desired: d }
-    }
+    const all = [...this.#plugins.values()]
+    for (const p of all) p.dependencyWait?.abort()
+    await dependentsFirst(all, (p) => this.#enqueueTask(p, 'shutdown', async () => {
+      this.#feed(p, { type: 'shutdown', reason: 'daemon shutdown' })
+      await this.#settled(p)
+    }))
   }
 
   /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs (PLUGVISOR_WAIT_TIMEOUT). */
@@ -421,7 +418,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await Promise.all(p.manifest.dependsOn.map(async (depName) => {
       const dep = this.#plugins.get(depName)
       if (!dep) return
-      if (dep.snapshot.state.name !== 'running') await this.start(depName)
+      // A stop of the dependent does not wait for the dependency's start to settle.
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName), aborted(signal)])
       if (signal.aborted) return
       // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
       const settled = (): boolean => {
@@ -498,11 +496,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     p.snapshot = t.snapshot
     if (t.snapshot.desired !== before.desired && !this.#closing) this.#persist(p.name, 'desired state', () => this.#store.setDesired(p.name, t.snapshot.desired, now))
+    if (t.health) this.#setHealth(p, t.health.to, t.health.reason)
     if (before.state.name !== t.snapshot.state.name) this.#onStateChange(p, before, ev, t, now)
-    if (ev.type === 'restart') this.emit('restart', { plugin: p.name, reason: 'manual', at: now })
-    if (ev.type === 'backoff-elapsed' && before.state.name === 'backoff') {
-      this.emit('restart', { plugin: p.name, reason: before.state.reason === 'spawn-error' ? 'crash' : before.state.reason, at: now })
-    }
+    if (t.restart) this.emit('restart', { plugin: p.name, reason: t.restart.reason, at: now })
     for (const effect of t.effects) this.#performEffect(p, effect)
     if (SETTLED.has(p.snapshot.state.name) && p.settleWaiters.size > 0) {
       const waiters = [...p.settleWaiters]
@@ -525,8 +521,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       signal: ev.type === 'exited' ? ev.signal : null,
       restartCount: t.snapshot.restartCount
     }
-    if (to !== 'running') this.#setHealth(p, 'unknown', `state ${to}`)
-    else if (p.manifest.healthCheck === undefined) this.#setHealth(p, 'healthy', 'running, no health check')
     if (to === 'running') p.startedAt = now
     this.#persist(p.name, 'state event', () => this.#store.addEvent(event))
     const level = to === 'failed' || to === 'backoff' ? 'warn' : 'info'
@@ -637,8 +631,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async #kill (p: Plugin): Promise<void> {
     const h = p.handle
     if (!h) {
-      // Nothing runs (a spawn that is still picking a port): the stop is immediate.
-      this.#feed(p, { type: 'exited', code: null, signal: null })
+      // Nothing runs yet (a spawn still picking a port).
+      this.#feed(p, { type: 'nothing-to-kill' })
       return
     }
     await h.stop(p.manifest.stop.signal as NodeJS.Signals, p.manifest.stop.timeoutMs)
@@ -647,58 +641,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   // ---- leftovers of a daemon that was killed hard ------------------------------------------
 
   /**
-   * Terminates process groups recorded by a previous daemon that are still alive: stop signal,
-   * then SIGKILL after their stop timeout. A recorded pid whose start time differs is someone
-   * else's and is left alone. Returns what was found, for the log.
+   * Terminates process groups recorded by a previous daemon that are still alive (through the
+   * runner) and forgets every record. Returns what was found, for the log.
    */
-  async reapOrphans (): Promise<{ plugin: string, pid: number, action: 'terminated' | 'gone' | 'reused' }[]> {
-    const report: { plugin: string, pid: number, action: 'terminated' | 'gone' | 'reused' }[] = []
-    const boot = currentBootId()
-    await Promise.all(this.#store.recordedProcesses().map(async (r) => {
+  async reapOrphans (): Promise<{ plugin: string, pid: number, action: ReapResult }[]> {
+    return Promise.all(this.#store.recordedProcesses().map(async (r) => {
       try {
-        if (r.bootId !== boot || r.startTicks === null) {
-          report.push({ plugin: r.plugin, pid: r.pid, action: 'gone' })
-          return
-        }
-        const leader = readProcStat(r.pid)
-        let targets: number[]
-        if (leader && leader.startTicks === r.startTicks) {
-          targets = [-r.pgid]
-        } else if (leader) {
-          // The pid now belongs to another process. Linux does not hand out a pid that is still
-          // a process group id, so the old group is empty too: nothing of ours is left.
-          report.push({ plugin: r.plugin, pid: r.pid, action: 'reused' })
-          return
-        } else {
-          // The leader is gone: members of its group started no earlier than it are ours.
-          targets = groupMembers(r.pgid)
-            .filter((m) => m.startTicks >= r.startTicks! && m.state !== 'Z' && m.pid !== process.pid)
-            .map((m) => m.pid)
-          if (targets.length === 0) {
-            report.push({ plugin: r.plugin, pid: r.pid, action: 'gone' })
-            return
-          }
-        }
-        const sendAll = (sig: NodeJS.Signals): void => {
-          for (const t of targets) {
-            try { process.kill(t, sig) } catch {}
-          }
-        }
-        sendAll(r.stopSignal as NodeJS.Signals)
-        const deadline = Date.now() + r.stopTimeoutMs
-        const gone = await waitTargetsGone(r.pgid, targets, r.startTicks, deadline)
-        if (!gone) {
-          if (targets[0] < 0) signalGroup(r.pgid, 'SIGKILL')
-          else sendAll('SIGKILL')
-          await waitTargetsGone(r.pgid, targets, r.startTicks, Date.now() + 5000)
-        }
-        report.push({ plugin: r.plugin, pid: r.pid, action: 'terminated' })
-        this.#log.warn({ plugin: r.plugin, pid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
+        const action = await this.#runner.reap(r)
+        if (action === 'terminated') this.#log.warn({ plugin: r.plugin, pid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
+        return { plugin: r.plugin, pid: r.pid, action }
       } finally {
         this.#store.forgetProcess(r.plugin)
       }
     }))
-    return report
   }
 }
 
@@ -712,23 +667,10 @@ function after (ms: number, fn: () => void): () => void {
   return () => clearTimeout(t)
 }
 
-function waitTargetsGone (pgid: number, targets: number[], startTicks: number, deadline: number): Promise<boolean> {
-  if (targets[0] < 0) return waitGroupGone(pgid, deadline)
-  // Individual members: gone when none of them is alive with a start time from that group.
-  return new Promise((resolve) => {
-    let delay = 1
-    const check = (): void => {
-      const alive = targets.some((pid) => {
-        const st = readProcStat(pid)
-        return st !== undefined && st.state !== 'Z' && st.pgid === pgid && st.startTicks >= startTicks
-      })
-      if (!alive) return resolve(true)
-      if (Date.now() >= deadline) return resolve(false)
-      delay = Math.min(delay * 2, 50)
-      setTimeout(check, delay)
-    }
-    check()
-  })
+/** Resolves when the signal aborts (at once when it has). */
+function aborted (signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
 }
 
 /** Runs `each` for every plugin after it ran for the plugins of the same set that depend on it. */
