@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
 import type { DestinationStream } from 'pino'
 import app, { type AppOptions } from './app.js'
-import { errors } from './errors.js'
+import { errors, problemsOf } from './errors.js'
 import { errorBody } from './plugins/error-handler.js'
 import { isLoopback } from './loopback.js'
 import type { LoadedConfig } from './config/load.js'
@@ -122,9 +122,9 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
       fastify.recordAudit({ at: started, actor: 'signal', role: null, remote: null, method: 'SIGHUP', route: '/config/reload', url: '/config/reload', plugin: null, status, requestId: 'SIGHUP', durationMs: Date.now() - started })
     }
     // The reload logs what it applied; a refused one (invalid main config) changes nothing.
-    fastify.daemon.changes.reload().then(() => audit(200), (err: Error & { problems?: unknown }) => {
+    fastify.daemon.changes.reload().then(() => audit(200), (err: Error) => {
       audit(400)
-      fastify.log.error({ err, problems: err.problems }, `reload (SIGHUP) failed, nothing applied: ${err.message}`)
+      fastify.log.error({ err, problems: problemsOf(err) }, `reload (SIGHUP) failed, nothing applied: ${err.message}`)
     })
   }
   process.on('SIGHUP', onHangup)
