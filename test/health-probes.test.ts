@@ -86,10 +86,12 @@ t.test('tcp probe: a listener passes, a closed port fails', async (t) => {
 t.test('exec probe: runs without a shell in the plugin cwd and env; exit 0 passes, non-zero fails, a hang is killed at the timeout', async (t) => {
   const dir = tempDir()
   writeFileSync(path.join(dir, 'marker'), 'x')
+  // Starting node takes more than the 1 s of `fast` on a loaded machine; the hang is what times out here.
+  const nodeStart = { ...fast, timeoutMs: 10000 }
   const check = "require('fs').accessSync('marker'); process.exit(process.env.PLUGVISOR_PLUGIN === 'good' && process.env.FLAVOUR === 'mint' ? 0 : 3)"
   const { app, sup } = await booted(t, [
-    fixturePlugin('good', 'sleep', { env: { FLAVOUR: 'mint' }, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...fast } }),
-    fixturePlugin('bad', 'sleep', { env: { FLAVOUR: 'mint' }, restart: never, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...fast } }),
+    fixturePlugin('good', 'sleep', { env: { FLAVOUR: 'mint' }, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...nodeStart } }),
+    fixturePlugin('bad', 'sleep', { env: { FLAVOUR: 'mint' }, restart: never, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...nodeStart } }),
     fixturePlugin('hung', 'sleep', { restart: never, healthCheck: { exec: { command: process.execPath, args: [FIXTURE, 'sleep'] }, ...fast, timeoutMs: 100 } })
   ], dir)
   const good = waitForEvent(sup, 'probe', (e) => e.plugin === 'good')
