@@ -1,4 +1,4 @@
-// Bench: 500 plugins probed every second over HTTP, history on (DESIGN.md section 11 budget:
+// Bench: 500 plugins probed every second over HTTP, history on (budget:
 // ≤ 15 % of one core, event-loop lag p99 ≤ 20 ms).
 //
 //   npm run build && node bench/health-probes.js [plugins=500] [seconds=30]

@@ -1,7 +1,8 @@
 // GET /audit: who changed what, when, from where, with what result (admins only with tokens).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { AuditEntry, errorResponses } from './schemas.js'
+import { AuditEntry } from '../src/store/audit-store.js'
+import { errorResponses } from './schemas.js'
 
 const audit: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/audit', {

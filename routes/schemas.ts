@@ -1,28 +1,16 @@
-// Response and request shapes of the HTTP API, declared once; openapi.yaml is generated from them.
+// The shapes only HTTP has: parameters, querystrings, bodies, the error answer, and answers
+// composed of the domain's shapes (declared once by their owners; openapi.yaml is generated from
+// these).
 import { Type } from '@sinclair/typebox'
 import { PluginName as PluginNameSchema } from '../src/config/schema.js'
-import { ConfigProblem } from '../src/config/load.js'
 import { TREND_NAMES } from '../src/health/trend.js'
 import { Timestamp, oneOf } from '../src/shapes.js'
 import { PluginSummary, pluginSummaryProperties } from '../src/supervisor/events.js'
-import { StatusSummary } from '../src/status-summary.js'
-import { HealthReport, PluginHealth } from '../src/health/health-report.js'
+import { PluginHealth } from '../src/health/health-report.js'
 import { HealthStats, RESOLUTIONS, RawCheck, RollupBucket } from '../src/health/health-history.js'
-import { ReloadResult } from '../src/plugin-changes.js'
-import { CircuitInfo } from '../src/invoke/circuit.js'
-import { StateEvent } from '../src/store/state-store.js'
-import { AuditEntry } from '../src/store/audit-store.js'
+import { ErrorResponse } from '../src/plugins/error-handler.js'
 
-export { ConfigProblem, Timestamp, PluginSummary, pluginSummaryProperties, StatusSummary, HealthReport, PluginHealth, HealthStats, ReloadResult, StateEvent, AuditEntry }
-export const CircuitResponse = CircuitInfo
-
-export const ErrorResponse = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String({ description: 'Stable PLUGVISOR_* code' }),
-  error: Type.String(),
-  message: Type.String(),
-  problems: Type.Optional(Type.Array(Type.Ref(ConfigProblem), { description: 'A refused manifest or config: every problem found' }))
-}, { $id: 'ErrorResponse', description: 'Every error' })
+export { ErrorResponse }
 
 export const PluginList = Type.Object({ plugins: Type.Array(Type.Ref(PluginSummary)) })
 

@@ -5,7 +5,7 @@ import { openDatabase } from '../src/store/database.js'
 import { createHealthHistory } from '../src/health/health-history.js'
 import { createHealthStore } from '../src/store/health-store.js'
 import type { ProbeEvent } from '../src/health/probes.js'
-import { type Tap, build, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { type Tap, build, served, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 const MIN = 60_000
 const HOUR = 60 * MIN
@@ -104,7 +104,7 @@ t.test('stats over the retained rollups plus the buffer, and the trend rule', as
 
 t.test('GET /plugins/:name/health/history and stats on GET /plugins/:name, from a real probed plugin', async (t) => {
   const app = await build(t, writeConfig([
-    fixturePlugin('web', 'serve', { port: 'auto', env: { HEALTH: 'pass' }, healthCheck: { http: { path: '/health' }, intervalMs: 50, startup: { failureThreshold: 100, intervalMs: 50 } } })
+    served('web', { HEALTH: 'pass' })
   ], { history: { flushIntervalMs: 60000 } }), { boot: false })
   const sup = app.daemon.supervisor
   let seen = 0

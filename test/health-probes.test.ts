@@ -3,18 +3,11 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { FIXTURE, type Tap, build, collectEvents, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { FIXTURE, type Tap, build, collectEvents, fastProbe as fast, fixturePlugin, served, startupProbe as startup, tempDir, waitForEvent, writeConfig } from './helper.js'
 
-const fast = { intervalMs: 50, timeoutMs: 1000, failureThreshold: 2 }
-// The fixture takes a moment to listen: a startup probe covers that, as it would in production.
-const startup = { startup: { failureThreshold: 100, intervalMs: 50 } }
 /** For tests that count every failure from the first probe on. */
 const noStartup = { startup: undefined }
 const never = { policy: 'never' }
-
-function served (name: string, env: Record<string, string>, hc: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-  return fixturePlugin(name, 'serve', { port: 'auto', env, healthCheck: { http: { path: '/health' }, ...fast, ...startup, ...hc }, ...extra })
-}
 
 /** An app with the plugins, subscribed before boot so no event is missed. */
 async function booted (t: Tap, plugins: unknown[], dir?: string) {

@@ -113,3 +113,23 @@ export function followLog (stdout: NodeJS.ReadableStream): { entries: LogEntry[]
   })
   return { entries, until }
 }
+
+/** Probe timing for tests: every 50 ms, two failures in a row make a plugin unhealthy. */
+export const fastProbe = { intervalMs: 50, timeoutMs: 1000, failureThreshold: 2 }
+/** The fixture takes a moment to listen: a startup probe covers that, as it would in production. */
+export const startupProbe = { startup: { failureThreshold: 100, intervalMs: 50 } }
+
+/**
+ * The fixture in `serve` mode on an automatic port (`env` picks its health answer: HEALTH,
+ * HEALTH_FILE, ...), probed over HTTP at /health with fastProbe and startupProbe. `healthCheck`
+ * fields override those of the probe, `extra` those of the manifest.
+ */
+export function served (name: string, env: Record<string, string>, healthCheck: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return fixturePlugin(name, 'serve', { port: 'auto', env, healthCheck: { http: { path: '/health' }, ...fastProbe, ...startupProbe, ...healthCheck }, ...extra })
+}
+
+/** Resolves with the match of the first output line of `plugin` that matches `re`. */
+export async function outputLine (sup: Supervisor, plugin: string, re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray> {
+  const { line } = await waitForEvent(sup, 'output', (e) => e.plugin === plugin && re.test(e.line), timeoutMs)
+  return re.exec(line)!
+}

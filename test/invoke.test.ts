@@ -1,6 +1,6 @@
 import t from 'tap'
 import { request } from 'undici'
-import { build, fixturePlugin, waitForEvent, writeConfig } from './helper.js'
+import { build, fixturePlugin, outputLine, waitForEvent, writeConfig } from './helper.js'
 
 const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlugin(name, 'serve', { port: 'auto', ...extra })
 
@@ -8,7 +8,7 @@ const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlug
 async function started (app: Awaited<ReturnType<typeof build>>): Promise<void> {
   const sup = app.daemon.supervisor
   const serving = sup.names().filter((n) => sup.snapshot(n).desired === 'running' && sup.manifest(n).args.includes('serve'))
-  const listening = Promise.all(serving.map((n) => waitForEvent(sup, 'output', (e) => e.plugin === n && e.line.startsWith('listening'))))
+  const listening = Promise.all(serving.map((n) => outputLine(sup, n, /^listening/)))
   await app.daemon.boot()
   await listening
 }
@@ -88,7 +88,7 @@ t.test('GET is retried after a 5xx, POST is not', async (t) => {
 t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, goes half-open and closes on a success', async (t) => {
   const app = await build(t, writeConfig([serve('brk', {
     healthCheck: { http: {}, intervalMs: 20, initialDelayMs: 0, failureThreshold: 1000 },
-    resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 2, halfOpenAfterMs: 300 } }
+    resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 2, halfOpenAfterMs: 2000 } }
   })]), { boot: false })
   const sup = app.daemon.supervisor
   const healthy = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'healthy')
@@ -97,6 +97,7 @@ t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, 
   t.equal(sup.summary('brk').circuit, 'closed')
   const opened = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'open')
   const degraded = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'degraded')
+  const halfOpen = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'half-open')
   t.equal((await app.inject({ method: 'POST', url: '/plugins/brk/invoke/status/500' })).statusCode, 500)
   t.equal((await app.inject({ method: 'POST', url: '/plugins/brk/invoke/status/502' })).statusCode, 502)
   const ev = await opened
@@ -118,11 +119,11 @@ t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, 
   t.equal(circuit.state, 'open')
   t.equal(circuit.failures, 2)
   t.equal(circuit.consecutiveFailures, 2)
-  t.equal(circuit.halfOpenAfterMs, 300)
+  t.equal(circuit.halfOpenAfterMs, 2000)
   t.ok(circuit.openedAt)
   t.equal(circuit.lastFailure, 'answered 502')
 
-  await waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'half-open')
+  await halfOpen
   t.equal(sup.summary('brk').circuit, 'half-open')
   const closed = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'closed')
   const back = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'healthy')

@@ -1,26 +1,6 @@
 // The driver with real child processes from the fixture program.
 import t from 'tap'
-import { alive, build, fixturePlugin, writeConfig } from './helper.js'
-import type { Supervisor } from '../src/supervisor/supervisor.js'
-import type { TransitionEvent } from '../src/supervisor/events.js'
-
-/** Resolves with the first output line of `plugin` that matches. */
-function outputLine (sup: Supervisor, plugin: string, re: RegExp): Promise<RegExpMatchArray> {
-  return new Promise((resolve) => {
-    const on = (e: { plugin: string, line: string }): void => {
-      const m = e.plugin === plugin ? re.exec(e.line) : null
-      if (m) { sup.off('output', on); resolve(m) }
-    }
-    sup.on('output', on)
-  })
-}
-
-/** Records every transition of the supervisor. */
-function recordTransitions (sup: Supervisor): TransitionEvent[] {
-  const seen: TransitionEvent[] = []
-  sup.on('transition', (e) => seen.push(e))
-  return seen
-}
+import { alive, build, collectEvents, fixturePlugin, outputLine, writeConfig } from './helper.js'
 
 t.test('a SIGKILLed plugin is restarted', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('victim', 'sleep')]), { boot: false })
@@ -128,7 +108,7 @@ t.test('two concurrent restarts give one restart', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('once', 'sleep')]), { boot: false })
   const sup = app.daemon.supervisor
   await app.daemon.boot()
-  const seen = recordTransitions(sup)
+  const seen = collectEvents(t, sup, 'transition')
   const [a, b] = await Promise.all([
     app.inject({ method: 'POST', url: '/plugins/once/restart' }),
     app.inject({ method: 'POST', url: '/plugins/once/restart' })
@@ -145,7 +125,7 @@ t.test('dependsOn: started after the dependency is up, stopped before it', async
     fixturePlugin('db', 'sleep')
   ]), { boot: false })
   const sup = app.daemon.supervisor
-  const seen = recordTransitions(sup)
+  const seen = collectEvents(t, sup, 'transition')
   await app.daemon.boot()
   const order = seen.map((e) => `${e.plugin}:${e.to}`)
   t.ok(order.indexOf('db:running') < order.indexOf('app:starting'), `db runs before app starts (${order.join(' ')})`)
