@@ -92,9 +92,9 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'writing health history failed')
   })
-  supervisor.on('probe', (ev) => healthHistory.record(ev))
   healthHistory.start()
   const healthMonitor = new HealthMonitor({ supervisor, logger, clock: opts.clock, random: opts.random })
+  healthMonitor.on('probe', (ev) => healthHistory.record(ev))
   // Probes follow transitions from the first start on (boot, or an operator start before boot).
   healthMonitor.start()
   for (const p of loaded.problems) logger.error({ file: p.file, path: p.path, reason: p.reason }, `plugin manifest skipped: ${formatProblem(p)}`)
@@ -106,20 +106,22 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'resource sampling failed')
   })
-  const metrics = createPluginMetrics({ supervisor, resources: (name) => resources.usage(name) })
-  const events = createEventStream({
-    supervisor,
-    keepAliveMs: loaded.config.events.keepAliveMs,
-    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
-    onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
-  })
+  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name) })
   // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
   const invoker = createInvoker({
     supervisor,
     observe: (plugin, outcome, seconds) => metrics.observeInvocation(plugin, outcome, seconds),
     maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_MAX_REPLAY_BODY_BYTES,
     // With tokens on, the caller's Authorization header is the daemon's token, not the plugin's.
-    dropAuthorization: loaded.config.auth.mode === 'tokens'
+    dropAuthorization: loaded.config.auth.mode === 'tokens',
+    clock: opts.clock
+  })
+  const events = createEventStream({
+    supervisor,
+    circuits: invoker,
+    keepAliveMs: loaded.config.events.keepAliveMs,
+    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
+    onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
   supervisor.load(loaded.manifests)
   resources.start()

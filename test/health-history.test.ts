@@ -106,9 +106,8 @@ t.test('GET /plugins/:name/health/history and stats on GET /plugins/:name, from 
   const app = await build(t, writeConfig([
     served('web', { HEALTH: 'pass' })
   ], { history: { flushIntervalMs: 60000 } }), { boot: false })
-  const sup = app.daemon.supervisor
   let seen = 0
-  const three = waitForEvent(sup, 'probe', (e) => e.plugin === 'web' && e.result === 'success' && ++seen >= 3)
+  const three = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'web' && e.result === 'success' && ++seen >= 3)
   await app.daemon.boot()
   await three
   let res = await app.inject({ url: '/plugins/web' })

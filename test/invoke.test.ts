@@ -95,9 +95,9 @@ t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, 
   await started(app)
   await healthy
   t.equal(sup.summary('brk').circuit, 'closed')
-  const opened = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'open')
+  const opened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.plugin === 'brk' && e.to === 'open')
   const degraded = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'degraded')
-  const halfOpen = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'half-open')
+  const halfOpen = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.plugin === 'brk' && e.to === 'half-open')
   t.equal((await app.inject({ method: 'POST', url: '/plugins/brk/invoke/status/500' })).statusCode, 500)
   t.equal((await app.inject({ method: 'POST', url: '/plugins/brk/invoke/status/502' })).statusCode, 502)
   const ev = await opened
@@ -113,7 +113,7 @@ t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, 
   t.equal(summary.state, 'running', 'an open circuit does not restart the plugin')
   // Passing probes go on while the circuit is open: they must not lift degraded.
   let probes = 0
-  await waitForEvent(sup, 'probe', (e) => e.plugin === 'brk' && e.result === 'success' && ++probes >= 3)
+  await waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'brk' && e.result === 'success' && ++probes >= 3)
   t.equal(sup.health('brk'), 'degraded', 'passing probes do not overwrite degraded while the circuit is open')
   const circuit = (await app.inject({ method: 'GET', url: '/plugins/brk/circuit' })).json()
   t.equal(circuit.state, 'open')
@@ -125,7 +125,7 @@ t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, 
 
   await halfOpen
   t.equal(sup.summary('brk').circuit, 'half-open')
-  const closed = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'closed')
+  const closed = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.plugin === 'brk' && e.to === 'closed')
   const back = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'healthy')
   const trial = await app.inject({ method: 'GET', url: '/plugins/brk/invoke/x' })
   t.equal(trial.statusCode, 200, 'the trial call goes through')
@@ -139,11 +139,11 @@ t.test('a failed trial call opens the circuit again', async (t) => {
   const app = await build(t, writeConfig([serve('again', { resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 1, halfOpenAfterMs: 100 } } })]), { boot: false })
   const sup = app.daemon.supervisor
   await started(app)
-  const opened = waitForEvent(sup, 'circuit', (e) => e.to === 'open')
+  const opened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'open')
   await app.inject({ method: 'GET', url: '/plugins/again/invoke/status/500' })
   await opened
-  await waitForEvent(sup, 'circuit', (e) => e.to === 'half-open')
-  const reopened = waitForEvent(sup, 'circuit', (e) => e.to === 'open')
+  await waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'half-open')
+  const reopened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'open')
   t.equal((await app.inject({ method: 'GET', url: '/plugins/again/invoke/status/503' })).statusCode, 503)
   const ev = await reopened
   t.equal(ev.from, 'half-open')
@@ -233,10 +233,10 @@ t.test('reset closes an open circuit and forgets its failures', async (t) => {
   const app = await build(t, writeConfig([serve('rst', { resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 2, halfOpenAfterMs: 600000 } } })]), { boot: false })
   const sup = app.daemon.supervisor
   await started(app)
-  const opened = waitForEvent(sup, 'circuit', (e) => e.to === 'open')
+  const opened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'open')
   for (let i = 0; i < 2; i++) await app.inject({ method: 'GET', url: '/plugins/rst/invoke/status/500' })
   await opened
-  const closed = waitForEvent(sup, 'circuit', (e) => e.to === 'closed')
+  const closed = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'closed')
   t.equal((await app.inject({ method: 'POST', url: '/plugins/rst/circuit/reset' })).json().failures, 0)
   t.match((await closed).reason, /reset by an operator/)
   await app.inject({ method: 'GET', url: '/plugins/rst/invoke/status/500' })

@@ -1,6 +1,7 @@
 // Schedules the probes of every running plugin, turns their results into verdicts for the
 // supervisor, publishes each result as a `probe` event, and keeps the last check of every
 // plugin in memory so the probe endpoints never read the database.
+import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Agent } from 'undici'
 import type { Logger } from '../logger.js'
@@ -9,7 +10,7 @@ import type { Supervisor } from '../supervisor/supervisor.js'
 import { pluginEnv } from '../supervisor/plugin-env.js'
 import { systemClock, type Clock } from '../clock.js'
 import type { TransitionEvent } from '../supervisor/events.js'
-import { createProbeAgent, probeKind, runProbe, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
+import { createProbeAgent, probeKind, runProbe, type ProbeEvent, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
 import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
 
 /** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
@@ -49,7 +50,12 @@ export interface HealthMonitorOptions {
   agent?: Agent
 }
 
-export class HealthMonitor {
+export interface HealthMonitorEvents {
+  /** One probe result (metrics and the history subscribe). */
+  probe: [ProbeEvent]
+}
+
+export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   readonly #supervisor: Supervisor
   readonly #log: Logger
   readonly #clock: Clock
@@ -60,6 +66,8 @@ export class HealthMonitor {
   #started = false
 
   constructor (opts: HealthMonitorOptions) {
+    super()
+    this.setMaxListeners(0)
     this.#supervisor = opts.supervisor
     this.#log = opts.logger
     this.#clock = opts.clock ?? systemClock
@@ -182,7 +190,7 @@ export class HealthMonitor {
       responseTimeMs: durationMs,
       lastHealthyTime: outcome.result === 'failure' ? e.last.lastHealthyTime : at
     }
-    this.#supervisor.emit('probe', { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at, ...(outcome.error ? { error: outcome.error } : {}) })
+    this.emit('probe', { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at, ...(outcome.error ? { error: outcome.error } : {}) })
     const verdict = nextVerdict(e.cycle.counters, outcome.result, hc)
     e.cycle.counters = verdict.counters
     e.last.failureCount = verdict.counters.phase === 'startup' ? verdict.counters.startupFailures : verdict.counters.failures

@@ -2,6 +2,7 @@
 // (fast refusals first: not running, no port, circuit open; then bulkhead, breaker, retry,
 // timeout), and answers through the fallback when the call fails. Knows nothing of HTTP
 // frameworks: it takes a request description and returns an answer or a failure.
+import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
@@ -10,7 +11,9 @@ import { Agent, type Dispatcher } from 'undici'
 import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel'
 import type { Supervisor } from '../supervisor/supervisor.js'
 import { buildPolicies, IDEMPOTENT_METHODS, type PluginPolicies, type Upstream } from './policies.js'
-import type { CircuitInfo } from './circuit.js'
+import type { CircuitInfo, CircuitStateName } from './circuit.js'
+import type { CircuitEvent } from '../supervisor/events.js'
+import { systemClock, type Clock } from '../clock.js'
 import { errors } from '../errors.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 
@@ -55,9 +58,15 @@ export interface InvokerOptions {
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
   dropAuthorization: boolean
   agent?: Agent
+  clock?: Clock
 }
 
-export interface Invoker {
+export interface InvokerEvents {
+  /** The circuit breaker of calls into a plugin changed state. */
+  circuit: [CircuitEvent]
+}
+
+export interface Invoker extends EventEmitter<InvokerEvents> {
   invoke: (req: InvokeRequest) => Promise<InvokeResult>
   circuit: (plugin: string) => CircuitInfo
   isolate: (plugin: string) => CircuitInfo
@@ -73,14 +82,25 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   const agent = opts.agent ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5_000 } })
   const policies = new Map<string, PluginPolicies>()
   const observe = opts.observe ?? (() => {})
+  const clock = opts.clock ?? systemClock
+  const emitter = new EventEmitter<InvokerEvents>()
+  emitter.setMaxListeners(0)
+
+  /** The supervisor shows the circuit with the plugin's health; every change is published here. */
+  const report = (name: string, to: CircuitStateName, reason: string): void => {
+    if (!supervisor.has(name)) return
+    const from = supervisor.circuit(name)
+    supervisor.setCircuit(name, to, reason)
+    if (from !== null && from !== to) emitter.emit('circuit', { plugin: name, from, to, reason, at: clock.now() })
+  }
 
   const build = (name: string): void => {
     policies.get(name)?.dispose()
     const p = buildPolicies(supervisor.manifest(name).resilience, {
-      onCircuitChange: ({ to, reason }) => { if (supervisor.has(name)) supervisor.setCircuit(name, to, reason) }
+      onCircuitChange: ({ to, reason }) => report(name, to, reason)
     })
     policies.set(name, p)
-    supervisor.setCircuit(name, 'closed', 'policies built')
+    report(name, 'closed', 'policies built')
   }
   // A changed manifest is unloaded and loaded again: its policies are rebuilt from scratch.
   const onLoaded = (name: string): void => build(name)
@@ -208,8 +228,8 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     return { ...second, headers: { ...second.headers, 'x-plugvisor-fallback': fb.plugin }, fallback: fb.plugin }
   }
 
-  return {
-    async invoke (req) {
+  return Object.assign(emitter, {
+    async invoke (req: InvokeRequest) {
       const r = supervisor.manifest(req.plugin).resilience
       // A body that may be sent twice (retries, a fallback plugin) is read first; others stream.
       const replay = IDEMPOTENT_METHODS.has(req.method) || (r.fallback !== undefined && 'plugin' in r.fallback)
@@ -217,13 +237,13 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       const first = await call(req.plugin, req, body)
       return fallbackFor(req.plugin, req, body, first)
     },
-    circuit: (name) => policiesOf(name).circuit(),
-    isolate (name) {
+    circuit: (name: string) => policiesOf(name).circuit(),
+    isolate (name: string) {
       const p = policiesOf(name)
       p.isolate()
       return p.circuit()
     },
-    reset (name) {
+    reset (name: string) {
       const p = policiesOf(name)
       p.reset()
       return p.circuit()
@@ -235,7 +255,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       policies.clear()
       if (opts.agent === undefined) await agent.close()
     }
-  }
+  })
 }
 
 async function readBounded (stream: Readable, limit: number): Promise<Buffer> {

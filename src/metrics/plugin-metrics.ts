@@ -19,6 +19,7 @@ import type { PluginSummary, RestartEvent } from '../supervisor/events.js'
 import { RESTART_REASONS } from '../supervisor/lifecycle.js'
 import { CIRCUIT_STATE_NAMES } from '../invoke/circuit.js'
 import { PROBE_KINDS, PROBE_RESULTS, type ProbeEvent } from '../health/probes.js'
+import type { HealthMonitorEvents } from '../health/health-monitor.js'
 import { INVOCATION_OUTCOMES, type InvocationOutcome } from '../invoke/invoker.js'
 import type { PluginResources } from '../resources/resource-sampler.js'
 
@@ -34,6 +35,8 @@ export interface MeteredSupervisor extends Pick<EventEmitter<SupervisorEvents>, 
 
 export interface PluginMetricsOptions {
   supervisor: MeteredSupervisor
+  /** Where probe results are published (the health monitor). */
+  probes: Pick<EventEmitter<HealthMonitorEvents>, 'on' | 'off'>
   /** Latest resource sample of a plugin. */
   resources: (name: string) => PluginResources | undefined
   /** prom-client's default process and Node.js metrics (default true). */
@@ -58,7 +61,7 @@ const INVOKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics {
-  const { supervisor, resources } = opts
+  const { supervisor, probes, resources } = opts
   const registry = new Registry()
   const registers = [registry]
   // The families computed from supervisor.list() at scrape time are written as text here rather
@@ -184,7 +187,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   supervisor.on('loaded', onLoaded)
   supervisor.on('unloaded', onUnloaded)
   supervisor.on('restart', onRestart)
-  supervisor.on('probe', onProbe)
+  probes.on('probe', onProbe)
 
   return {
     registry,
@@ -203,7 +206,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       supervisor.off('loaded', onLoaded)
       supervisor.off('unloaded', onUnloaded)
       supervisor.off('restart', onRestart)
-      supervisor.off('probe', onProbe)
+      probes.off('probe', onProbe)
       loopDelay?.disable()
       loopDelay = undefined
       registry.clear()

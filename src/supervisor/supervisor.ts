@@ -7,8 +7,7 @@ import { freeLoopbackPort, pluginEnv } from './plugin-env.js'
 import { checkDependencies, formatProblem, type LoadedManifest } from '../config/load.js'
 import { errors, withProblems } from '../errors.js'
 import type { CircuitStateName } from '../invoke/circuit.js'
-import type { ProbeEvent } from '../health/probes.js'
-import type { CircuitEvent, HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
+import type { HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
 import {
   initialSnapshot, statusOf, transition,
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
@@ -24,9 +23,6 @@ export interface SupervisorEvents {
   transition: [TransitionEvent]
   restart: [RestartEvent]
   health: [HealthEvent]
-  /** The circuit breaker of calls into a plugin changed state (from the invoke proxy). */
-  circuit: [CircuitEvent]
-  probe: [ProbeEvent]
   /** One line a plugin printed (also in its ring buffer and the log). */
   output: [{ plugin: string, stream: 'stdout' | 'stderr', line: string, at: number }]
   /** A plugin was added to or removed from supervision. */
@@ -461,11 +457,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const from = p.circuit
     if (from === circuit) return
     p.circuit = circuit
-    const at = this.#clock.now()
-    if (from !== null) {
-      this.#log[circuit === 'closed' ? 'info' : 'warn']({ plugin: p.name, from, to: circuit, reason }, `plugin ${p.name}: circuit ${from} -> ${circuit} (${reason})`)
-      this.emit('circuit', { plugin: p.name, from, to: circuit, reason, at })
-    }
+    if (from !== null) this.#log[circuit === 'closed' ? 'info' : 'warn']({ plugin: p.name, from, to: circuit, reason }, `plugin ${p.name}: circuit ${from} -> ${circuit} (${reason})`)
     this.#applyHealth(p, `circuit ${circuit}: ${reason}`)
   }
 
