@@ -9,6 +9,7 @@ import metrics from './metrics.js'
 import events from './events.js'
 import pluginHealth from './plugin-health.js'
 import invoke from './invoke.js'
+import ui from './ui.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(plugins)
@@ -19,4 +20,5 @@ export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(events)
   await app.register(pluginHealth)
   await app.register(invoke)
+  await app.register(ui)
 }

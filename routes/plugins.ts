@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import type { PluginSummary as Summary } from '../src/supervisor/supervisor.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams, PluginSummary,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListWithResources, PluginParams, PluginSummary,
   RegisterQuery, StateEvent, StatusSummary, UnloadResult, WaitQuery, errorResponses, pluginSummaryProperties
 } from './schemas.js'
 import { summarize } from '../src/status-summary.js'
@@ -26,9 +26,15 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     supervisor.waitFor(name, (s) => s.status === 'healthy' || s.status === 'degraded', timeoutMs)
       .catch(() => { throw new errors.WaitTimeout(name, 'healthy', timeoutMs) })
 
+  /** The latest resource sample of a plugin, as the API shows it. */
+  const resourcesOf = (name: string) => {
+    const usage = app.daemon.resources.usage(name)
+    return usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+  }
+
   app.get('/plugins', {
-    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health and status', response: { 200: PluginList } }
-  }, async () => ({ plugins: supervisor.list() }))
+    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health, status and latest resource sample', response: { 200: PluginListWithResources } }
+  }, async () => ({ plugins: supervisor.list().map((s) => ({ ...s, resources: resourcesOf(s.name) })) }))
 
   app.get('/plugins/status', {
     schema: {
@@ -98,8 +104,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => {
     const name = known(req.params.name)
     const summary = supervisor.summary(name)
-    const usage = app.daemon.resources.usage(name)
-    const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+    const resources = resourcesOf(name)
     const { trend, ...stats } = app.daemon.healthHistory.stats(name)
     return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
   })

@@ -56,6 +56,9 @@ export const PluginResources = Type.Union([Type.Object({
   sampledAt: Timestamp
 }), Type.Null()], { description: 'Latest resource sample (every resources.sampleIntervalMs); null before the first' })
 
+/** GET /plugins: the summaries with their latest resource sample (what `pm2 list` shows). */
+export const PluginListWithResources = Type.Object({ plugins: Type.Array(Type.Object({ ...pluginSummaryProperties, resources: PluginResources })) })
+
 export const HealthStats = Type.Object({
   totalChecks: Type.Integer({ description: 'Probe results retained (rollups of history.rollupRetentionDays, plus results not flushed yet)' }),
   successRate: Type.Number({ description: 'Share of those results that passed (success or warn); 0 without results' }),
