@@ -14,6 +14,7 @@ const PAD = { left: 52, right: 12, top: 10, bottom: 24 }
 const HEIGHT = 170
 // Above this many buckets the points are drawn as the line only.
 const MAX_DOTS = 400
+let clips = 0
 
 /** A round upper bound for an axis: 1, 2 or 5 times a power of ten. */
 function niceCeil (v) {
@@ -83,16 +84,23 @@ export function renderCharts (container, { buckets, range, until }) {
   const timed = data.filter((b) => b.avgMs !== null)
 
   // Response time.
-  const yMaxMs = niceCeil(Math.max(1, ...timed.map((b) => b.maxMs)))
+  // Scaled to the means: one slow first probe after a start would flatten everything else.
+  // The min–max band is clipped at the top instead.
+  const peakAvg = Math.max(0, ...timed.map((b) => b.avgMs))
+  const yMaxMs = niceCeil(Math.max(1, Math.min(Math.max(0, ...timed.map((b) => b.maxMs)), peakAvg * 3)))
   const rt = frame(width, until, span, yMaxMs, (v) => String(Number(v.toPrecision(3))), range)
   rt.svg.setAttribute('aria-label', `Probe response time, ${range}`)
   rt.svg.dataset.points = String(timed.length)
   const cx = (b) => rt.x(b.t + bucket / 2)
+  const clipId = `clip-${++clips}`
+  rt.svg.append(s('clipPath', { id: clipId }, s('rect', { x: PAD.left, y: PAD.top, width: width - PAD.left - PAD.right, height: HEIGHT - PAD.top - PAD.bottom })))
+  const plot = s('g', { 'clip-path': `url(#${clipId})` })
+  rt.svg.append(plot)
   for (const r of runs(timed, bucket)) {
     const top = r.map((b) => `${cx(b).toFixed(1)},${rt.y(b.maxMs).toFixed(1)}`)
     const bottom = r.map((b) => `${cx(b).toFixed(1)},${rt.y(b.minMs).toFixed(1)}`).reverse()
-    rt.svg.append(s('polygon', { class: 'band', points: [...top, ...bottom].join(' ') }))
-    rt.svg.append(s('polyline', { class: 'line', points: r.map((b) => `${cx(b).toFixed(1)},${rt.y(b.avgMs).toFixed(1)}`).join(' ') }))
+    plot.append(s('polygon', { class: 'band', points: [...top, ...bottom].join(' ') }))
+    plot.append(s('polyline', { class: 'line', points: r.map((b) => `${cx(b).toFixed(1)},${rt.y(b.avgMs).toFixed(1)}`).join(' ') }))
   }
   if (timed.length <= MAX_DOTS) {
     const dots = s('g', { class: 'dots' })

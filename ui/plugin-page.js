@@ -122,7 +122,7 @@ export class PluginPage {
     setText(f.restarts, String(d.restartCount))
     setText(f.lastExit, d.lastExit ? `${lastExit(d.lastExit)} at ${time(d.lastExit.at)}` : '–')
     setText(f.nextRestart, d.nextRestartAt ? `in ${duration(Date.parse(d.nextRestartAt) - Date.now())}` : '–')
-    setText(f.memory, d.resources ? bytes(d.resources.residentMemoryBytes) : '–')
+    setText(f.memory, d.resources && d.pid !== null ? bytes(d.resources.residentMemoryBytes) : '–')
     setText(f.cpu, d.resources ? `${d.resources.cpuSeconds.toFixed(2)} s` : '–')
     setText(f.desired, d.desired)
     setText(f.critical, d.critical ? 'yes' : 'no')

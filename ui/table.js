@@ -112,7 +112,7 @@ export class PluginTable {
     setText(cells.uptime, uptime(s))
     setText(cells.circuit, s.circuit ?? '–')
     if (cells.circuit.dataset.circuit !== (s.circuit ?? '')) cells.circuit.dataset.circuit = s.circuit ?? ''
-    setText(cells.memory, s.resources ? bytes(s.resources.residentMemoryBytes) : '–')
+    setText(cells.memory, s.resources && s.pid !== null ? bytes(s.resources.residentMemoryBytes) : '–')
     setText(cells.pid, s.pid === null ? '–' : String(s.pid))
     const action = toggle(s)
     if (row.toggleButton.dataset.action !== action) {
