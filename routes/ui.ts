@@ -13,6 +13,12 @@ export const UI_ROOT = path.join(packageRoot, 'ui')
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 const ui: FastifyPluginAsync = async (app) => {
+  // A path that climbs out of the folder is refused by the file server with a bare 403; to the
+  // client it is a file that does not exist (404 PLUGVISOR_NOT_FOUND), like any other.
+  app.setErrorHandler((err: { statusCode?: number }, _req, reply) => {
+    if (err.statusCode === 403) return reply.callNotFound()
+    throw err
+  })
   await app.register(fastifyStatic, {
     root: UI_ROOT,
     prefix: '/ui/',

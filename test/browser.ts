@@ -5,15 +5,13 @@ import path from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
 import { packageRoot } from '../src/paths.js'
-import { tempDir, type Tap } from './helper.js'
+import { needs, tempDir, type Tap } from './helper.js'
 
 export const CHROMIUM = '/usr/bin/chromium'
 export const hasChromium = existsSync(CHROMIUM)
 
-/** tap options for a browser test: skipped without Chromium on a developer machine, failed without it in CI. */
-export const browserTest = {
-  skip: !hasChromium && process.env.CI !== 'true' ? `${CHROMIUM} is missing (apt-get install chromium); CI=true makes this a failure` : false
-}
+/** tap options for a browser test. */
+export const browserTest = needs(hasChromium, CHROMIUM, 'chromium')
 
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync']
