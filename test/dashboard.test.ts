@@ -10,6 +10,8 @@ import { build, fixturePlugin, waitForEvent, writeConfig } from './helper.js'
 import { browserTest, listen, openBrowser, screenshotPath } from './browser.js'
 
 const ADMIN = 'dashboard-admin-token-0123456789'
+// Five daemons and five browsers one after another: more than the default on a loaded machine.
+t.setTimeout(150000)
 /** An http probe every intervalMs, after a startup probe that gives a slow start (a loaded machine) time to bind. */
 const probe = (intervalMs: number) => ({ http: { path: '/health' }, intervalMs, startup: { failureThreshold: 100, intervalMs: 100 } })
 
@@ -84,7 +86,7 @@ t.test('the table shows every plugin; a restart clicked on the page restarts the
   await page.goto(`${base}/ui/`)
   await page.waitForSelector('#plugins[data-ready]')
   const api = (await app.inject({ method: 'GET', url: '/plugins' })).json().plugins as { name: string, status: string, pid: number | null }[]
-  const rows = await page.$$eval('#plugins tbody tr', (trs) => trs.map((tr) => ({
+  const rows = await page.$$eval('#plugins .row', (trs) => trs.map((tr) => ({
     name: (tr as unknown as PageElement).dataset.plugin,
     status: (tr as unknown as PageElement).querySelector('.c-status')!.textContent,
     pid: (tr as unknown as PageElement).querySelector('.c-pid')!.textContent
@@ -96,12 +98,12 @@ t.test('the table shows every plugin; a restart clicked on the page restarts the
 
   const before = app.daemon.supervisor.summary('echo').pid!
   const restarted = waitForEvent(app.daemon.supervisor, 'transition', (e) => e.plugin === 'echo' && e.to === 'running')
-  await page.click('#plugins tr[data-plugin="echo"] button[data-action="restart"]')
+  await page.click('#plugins .row[data-plugin="echo"] button[data-action="restart"]')
   await restarted
   const after = (await app.inject({ method: 'GET', url: '/plugins/echo' })).json().pid
   t.ok(after !== null && after !== before, `a new process (${before} -> ${after})`)
   // The row follows from the event stream, without a reload.
-  await page.waitForFunction((pid) => document.querySelector('#plugins tr[data-plugin="echo"] .c-pid')?.textContent === pid, String(after))
+  await page.waitForFunction((pid) => document.querySelector('#plugins .row[data-plugin="echo"] .c-pid')?.textContent === pid, String(after))
   t.pass('the row shows the new pid')
   await page.screenshot({ path: screenshotPath('table.png') })
 })
@@ -158,13 +160,13 @@ t.test('with tokens: the page asks for a token, keeps it in session storage only
   t.pass('a wrong token is refused and asked again')
   await page.fill('#token-input', ADMIN)
   await page.click('#token-submit')
-  await page.waitForSelector('#plugins tr[data-plugin="one"]')
+  await page.waitForSelector('#plugins .row[data-plugin="one"]')
   await page.waitForSelector('#conn[data-state="live"]')
   t.pass('the table and the event stream work with the token')
   const storage = await page.evaluate(() => ({ session: sessionStorage.getItem('plugvisor.token'), local: localStorage.length, cookies: document.cookie }))
   t.same(storage, { session: ADMIN, local: 0, cookies: '' }, 'the token is in this tab\'s session storage only')
   const stopped = waitForEvent(app.daemon.supervisor, 'transition', (e) => e.plugin === 'one' && e.to === 'stopped')
-  await page.click('#plugins tr[data-plugin="one"] button[data-action="stop"]')
+  await page.click('#plugins .row[data-plugin="one"] button[data-action="stop"]')
   await stopped
   t.equal(app.daemon.supervisor.summary('one').state, 'stopped', 'an admin action from the page went through with the bearer token')
 })
@@ -192,7 +194,7 @@ t.test('README screenshots', browserTest, async (t) => {
   const { page } = await openBrowser(t, { width: 1280, height: 560 })
   await page.goto(`${base}/ui/`)
   await page.waitForSelector('#plugins[data-ready]')
-  await page.waitForFunction(() => document.querySelector('#plugins tr[data-plugin="cache"] .c-status')?.textContent === 'degraded')
+  await page.waitForFunction(() => document.querySelector('#plugins .row[data-plugin="cache"] .c-status')?.textContent === 'degraded')
   await page.screenshot({ path: screenshotPath('dashboard.png') })
   // An operator restart, so the timeline has a story to tell.
   await app.inject({ method: 'POST', url: '/plugins/api-gateway/restart?wait=healthy' })

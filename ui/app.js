@@ -11,6 +11,7 @@ import { PluginPage } from './plugin-page.js'
 const LIST_REFRESH_MS = 10_000
 // More plugins than this waiting for a re-read: one GET /plugins instead of one request each.
 const BULK_REFRESH_AT = 50
+const BULK_INTERVAL_MS = 1000
 const PARALLEL_READS = 4
 const STATUS_ORDER = ['healthy', 'degraded', 'unknown', 'unhealthy', 'restarting', 'failed', 'stopped']
 
@@ -74,11 +75,11 @@ async function loadList () {
   loaded = true
   renderCounts()
   if (first) {
-    // First paint of the table: the frame after the rows went in.
-    requestAnimationFrame(() => {
+    // First paint of the table: a task after the next frame (rAF runs before that frame's paint).
+    requestAnimationFrame(() => setTimeout(() => {
       performance.mark('plugvisor:table-painted')
-      table.element.querySelector('table').dataset.ready = String(plugins.length)
-    })
+      table.element.querySelector('.plugins').dataset.ready = String(plugins.length)
+    }, 0))
   }
 }
 
@@ -90,14 +91,25 @@ function markDirty (name) {
   pump()
 }
 
+let lastBulk = 0
+let bulkTimer = 0
+
 function pump () {
-  if (dirty.size > BULK_REFRESH_AT && reading === 0) {
-    dirty.clear()
-    reading++
-    loadList().catch(report).finally(() => { reading--; pump() })
+  if (dirty.size > BULK_REFRESH_AT) {
+    // A storm (a restart of everything): the rows follow the events at once; the whole list is
+    // re-read at most once every BULK_INTERVAL_MS, so the dashboard does not add to the daemon's load.
+    if (bulkTimer === 0 && reading === 0) {
+      bulkTimer = setTimeout(() => {
+        bulkTimer = 0
+        lastBulk = Date.now()
+        dirty.clear()
+        reading++
+        loadList().catch(report).finally(() => { reading--; pump() })
+      }, Math.max(0, lastBulk + BULK_INTERVAL_MS - Date.now()))
+    }
     return
   }
-  while (reading < PARALLEL_READS && dirty.size > 0 && dirty.size <= BULK_REFRESH_AT) {
+  while (reading < PARALLEL_READS && dirty.size > 0) {
     const [name] = dirty
     dirty.delete(name)
     reading++
