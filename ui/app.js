@@ -8,7 +8,7 @@ import { h, setText, toast } from './dom.js'
 import { PluginTable } from './table.js'
 import { PluginPage } from './plugin-page.js'
 
-const LIST_REFRESH_MS = 10_000
+const LIST_REFRESH_MS = 15_000
 // More plugins than this waiting for a re-read: one GET /plugins instead of one request each.
 const BULK_REFRESH_AT = 50
 const BULK_INTERVAL_MS = 1000
