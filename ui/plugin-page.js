@@ -172,7 +172,10 @@ export class PluginPage {
   #showCalls (calls) {
     if (!calls || typeof calls !== 'object') { this.calls.hidden = true; return }
     this.calls.hidden = false
-    const entries = Object.entries(calls).filter(([, v]) => v === null || typeof v !== 'object')
+    // One level of nesting is shown as dotted keys (outcomes.success), deeper values as JSON.
+    const entries = Object.entries(calls).flatMap(([k, v]) => v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.entries(v).map(([k2, v2]) => [`${k}.${k2}`, v2 !== null && typeof v2 === 'object' ? JSON.stringify(v2) : v2])
+      : [[k, Array.isArray(v) ? JSON.stringify(v) : v]])
     this.calls.replaceChildren(h('h2', {}, 'Calls'), h('dl', { class: 'kv' }, entries.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v === null ? '–' : String(v))])))
   }
 
