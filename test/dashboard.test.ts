@@ -5,6 +5,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { get, type IncomingMessage } from 'node:http'
 import { openDatabase } from '../src/store/database.js'
+import { createHealthStore } from '../src/store/health-store.js'
 import { createHealthHistory } from '../src/health/health-history.js'
 import { build, fixturePlugin, waitForEvent, writeConfig } from './helper.js'
 import { browserTest, listen, openBrowser, screenshotPath } from './browser.js'
@@ -118,7 +119,7 @@ t.test('the plugin page charts recorded probe results and shows events, circuit 
   // Real probes, flushed to SQLite: wait for the rollup the chart will read.
   const minuteBuckets = async () => (await app.inject({ method: 'GET', url: '/plugins/echo/health/history?resolution=minute' })).json().buckets as unknown[]
   await new Promise<void>((resolve) => {
-    const check = async () => { if ((await minuteBuckets()).length > 0) resolve(); else app.daemon.supervisor.once('probe', () => { setImmediate(check) }) }
+    const check = async () => { if ((await minuteBuckets()).length > 0) resolve(); else app.daemon.healthMonitor.once('probe', () => { setImmediate(check) }) }
     void check()
   })
 
@@ -209,7 +210,7 @@ t.test('README screenshots', browserTest, async (t) => {
 /** Probe results of the last `hours`, one every 20 s, written to the store; returns the minute buckets of the last hour. */
 function seedHistory (dataDir: string, plugin: string, hours: number): number {
   const db = openDatabase(dataDir)
-  const history = createHealthHistory(db, { flushIntervalMs: 1000, rawRetentionHours: 24, rollupRetentionDays: 30 })
+  const history = createHealthHistory(createHealthStore(db), { flushIntervalMs: 1000, rawRetentionHours: 24, rollupRetentionDays: 30 })
   const now = Date.now()
   const start = now - hours * 3_600_000
   let i = 0
