@@ -106,7 +106,6 @@ t.test('the table shows every plugin; a restart clicked on the page restarts the
   // The row follows from the event stream, without a reload.
   await page.waitForFunction((pid) => document.querySelector('#plugins .row[data-plugin="echo"] .c-pid')?.textContent === pid, String(after))
   t.pass('the row shows the new pid')
-  await page.screenshot({ path: screenshotPath('table.png') })
 })
 
 t.test('the plugin page charts recorded probe results and shows events, circuit and logs', browserTest, async (t) => {
