@@ -11,6 +11,7 @@ import { build, fixturePlugin, waitForEvent, writeConfig } from './helper.js'
 import { browserTest, listen, openBrowser, screenshotPath } from './browser.js'
 
 const ADMIN = 'dashboard-admin-token-0123456789'
+const VIEWER = 'dashboard-viewer-token-0123456789'
 // Five daemons and five browsers one after another: more than the default on a loaded machine.
 t.setTimeout(150000)
 /** An http probe every intervalMs, after a startup probe that gives a slow start (a loaded machine) time to bind. */
@@ -169,6 +170,28 @@ t.test('with tokens: the page asks for a token, keeps it in session storage only
   await page.click('#plugins .row[data-plugin="one"] button[data-action="stop"]')
   await stopped
   t.equal(app.daemon.supervisor.summary('one').state, 'stopped', 'an admin action from the page went through with the bearer token')
+})
+
+t.test('with a viewer token the page shows everything and says an action needs an admin token', browserTest, async (t) => {
+  const loaded = writeConfig([fixturePlugin('one', 'sleep')], { auth: { mode: 'tokens', tokens: [{ name: 'ops', role: 'admin', tokenEnv: 'PV_DASH_ADMIN' }, { name: 'dash', role: 'viewer', tokenEnv: 'PV_DASH_VIEWER' }] } })
+  const app = await build(t, loaded, { boot: false, env: { PV_DASH_ADMIN: ADMIN, PV_DASH_VIEWER: VIEWER } })
+  const base = await listen(app)
+  await app.daemon.boot()
+  const pid = app.daemon.supervisor.summary('one').pid
+
+  const { page } = await openBrowser(t)
+  await page.goto(`${base}/ui/`)
+  await page.waitForSelector('#token-dialog[open]')
+  await page.fill('#token-input', VIEWER)
+  await page.click('#token-submit')
+  await page.waitForSelector('#plugins .row[data-plugin="one"]')
+  await page.click('#plugins .row[data-plugin="one"] button[data-action="restart"]')
+  await page.waitForFunction(() => document.querySelector('#toasts .toast.error')?.textContent?.includes('needs an admin token'))
+  t.pass('the refusal (403) is shown')
+  t.equal(app.daemon.supervisor.summary('one').pid, pid, 'nothing was restarted')
+  await page.click('#forget-token')
+  await page.waitForSelector('#token-dialog[open]')
+  t.equal(await page.evaluate(() => sessionStorage.getItem('plugvisor.token')), null, '"Forget token" forgets it and asks again')
 })
 
 // A set of plugins in every status, with three hours of probe history written to the store
