@@ -24,6 +24,7 @@ COPY migrations ./migrations
 COPY schemas ./schemas
 COPY config ./config
 COPY examples ./examples
+COPY ui ./ui
 RUN mkdir -p /var/lib/plugvisor && chown node:node /var/lib/plugvisor
 USER node
 EXPOSE 7070

@@ -6,7 +6,7 @@ import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary }
 import { StateEvent } from '../src/store/state-store.js'
 import { StatusSummary, summarize } from '../src/status-summary.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListWithResources, PluginParams,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { redactManifest } from '../src/config/redact.js'
@@ -21,9 +21,15 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   const waitHealthy = (name: string, timeoutMs: number): Promise<Summary> =>
     supervisor.waitFor(name, (s) => s.status === 'healthy' || s.status === 'degraded', timeoutMs, 'healthy')
 
+  /** The latest resource sample of a plugin, as the API shows it. */
+  const resourcesOf = (name: string) => {
+    const usage = app.daemon.resources.usage(name)
+    return usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+  }
+
   app.get('/plugins', {
-    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health and status', response: { 200: PluginList } }
-  }, async () => ({ plugins: supervisor.list() }))
+    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health, status and latest resource sample', response: { 200: PluginListWithResources } }
+  }, async () => ({ plugins: supervisor.list().map((s) => ({ ...s, resources: resourcesOf(s.name) })) }))
 
   app.get('/plugins/status', {
     schema: {
@@ -93,8 +99,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => {
     const { name } = req.params
     const summary = supervisor.summary(name)
-    const usage = app.daemon.resources.usage(name)
-    const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+    const resources = resourcesOf(name)
     const { trend, ...stats } = app.daemon.healthHistory.stats(name)
     return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
   })

@@ -20,6 +20,9 @@ export const PluginResources = Type.Union([Type.Object({
   sampledAt: Timestamp
 }), Type.Null()], { description: 'Latest resource sample (every resources.sampleIntervalMs); null before the first' })
 
+/** GET /plugins: the summaries with their latest resource sample (what `pm2 list` shows). */
+export const PluginListWithResources = Type.Object({ plugins: Type.Array(Type.Object({ ...pluginSummaryProperties, resources: PluginResources })) })
+
 export const PluginDetail = Type.Object({
   ...pluginSummaryProperties,
   resources: PluginResources,
