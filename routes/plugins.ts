@@ -4,10 +4,11 @@ import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import type { PluginSummary as Summary } from '../src/supervisor/supervisor.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams, PluginSummary,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginParams, PluginSummary,
   RegisterQuery, StateEvent, StatusSummary, UnloadResult, WaitQuery, errorResponses, pluginSummaryProperties
 } from './schemas.js'
 import { summarize } from '../src/status-summary.js'
+import { matchesFilter } from '../src/plugin-filter.js'
 import { redactManifest } from '../src/config/redact.js'
 import { redactedConfig } from '../src/plugin-changes.js'
 
@@ -27,8 +28,13 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       .catch(() => { throw new errors.WaitTimeout(name, 'healthy', timeoutMs) })
 
   app.get('/plugins', {
-    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health and status', response: { 200: PluginList } }
-  }, async () => ({ plugins: supervisor.list() }))
+    schema: {
+      tags: ['plugins'],
+      summary: 'Every plugin with its state, health and status; ?capability, ?tag, ?status, ?q filter (each repeatable: any value of one filter, all filters given)',
+      querystring: PluginListQuery,
+      response: { 200: PluginList, ...errorResponses }
+    }
+  }, async (req) => ({ plugins: supervisor.list().filter((p) => matchesFilter(p, req.query)) }))
 
   app.get('/plugins/status', {
     schema: {

@@ -27,6 +27,10 @@ export const pluginSummaryProperties = {
   name: Type.String(),
   version: Type.Union([Type.String(), Type.Null()]),
   description: Type.Union([Type.String(), Type.Null()]),
+  author: Type.Union([Type.String(), Type.Null()]),
+  homepage: Type.Union([Type.String(), Type.Null()]),
+  capabilities: Type.Array(Type.String(), { description: "The manifest's capabilities" }),
+  tags: Type.Array(Type.String(), { description: "The manifest's tags" }),
   state: literals(STATE_NAMES, 'Process lifecycle state'),
   health: literals(HEALTH_NAMES, 'Health verdict'),
   status: literals(STATUS_NAMES, 'One-word summary of state and health'),
@@ -49,6 +53,16 @@ export const PluginSummary = Type.Object(pluginSummaryProperties, { $id: 'Plugin
 export type PluginSummaryT = Static<typeof PluginSummary>
 
 export const PluginList = Type.Object({ plugins: Type.Array(Type.Ref(PluginSummary)) })
+
+const oneOrMore = (item: ReturnType<typeof Type.String> | ReturnType<typeof literals>, description: string) =>
+  Type.Optional(Type.Array(item, { description: `${description}; repeat for several (any of them matches)` }))
+
+export const PluginListQuery = Type.Object({
+  capability: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins declaring this capability'),
+  tag: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins carrying this tag'),
+  status: oneOrMore(literals(STATUS_NAMES), 'Only plugins with this status'),
+  q: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins with this text (ignoring case) in their name, description, a capability or a tag')
+}, { additionalProperties: false, description: 'Different filters must all match' })
 
 export const PluginResources = Type.Union([Type.Object({
   residentMemoryBytes: Type.Integer({ description: 'Resident memory of the whole process group (bytes; 0 when not running)' }),

@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events'
 import { createServer } from 'node:net'
 import type { Logger } from '../logger.js'
 import { checkDependencies, type ConfigProblem, type LoadedManifest } from '../config/load.js'
+import { pluginMetadata, type PluginMetadata } from '../config/metadata.js'
 import {
   initialSnapshot, statusOf, transition,
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
@@ -66,7 +67,7 @@ export interface SupervisorEvents {
   unloaded: [string]
 }
 
-export interface PluginSummary {
+export interface PluginSummary extends PluginMetadata {
   name: string
   version: string | null
   description: string | null
@@ -379,6 +380,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       name: p.name,
       version: p.manifest.version ?? null,
       description: p.manifest.description ?? null,
+      ...pluginMetadata(p.manifest),
       state: s.state.name,
       health: p.health,
       status: statusOf(s.state, p.health, s.restartCount),
