@@ -369,7 +369,8 @@ async function runChecks (r: Run): Promise<void> {
   const { signal: stopSignal, timeoutMs } = m.stop
   const before = r.runner.stops.length
   await guard(sup.stop(name), signal)
-  const obs = r.runner.stops.slice(before).find((o) => o.pid === pid)
+  const observed = r.runner.stops.slice(before).find((o) => o.pid === pid)
+  const obs = observed && await guard(observed.outcome, signal)
   if (obs === undefined) {
     set('stop', 'fail', `process ${pid} had ended before it was asked to stop${lastOutput()}`)
   } else if (obs.goneAfterMs !== null) {

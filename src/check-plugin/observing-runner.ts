@@ -8,14 +8,19 @@ import { groupMembers, signalGroup } from '../supervisor/proc.js'
 /** The SIGKILL comes this much later than stop.timeoutMs says, so survivors can be seen at the deadline. */
 export const OBSERVED_STOP_GRACE_MS = 1000
 
-export interface StopObservation {
-  pid: number
-  signal: NodeJS.Signals
-  timeoutMs: number
+export interface StopOutcome {
   /** The whole group was gone this long after the stop signal; null when it outlived timeoutMs. */
   goneAfterMs: number | null
   /** Pids of the group still running at timeoutMs (leader first when it is among them). */
   survivors: number[]
+}
+
+export interface StopObservation {
+  pid: number
+  signal: NodeJS.Signals
+  timeoutMs: number
+  /** Known once the group is gone or the deadline passed (the supervisor may hear of the exit first). */
+  outcome: Promise<StopOutcome>
 }
 
 export interface ObservingRunner extends ProcessRunner {
@@ -51,12 +56,14 @@ export function observingRunner (inner: ProcessRunner): ObservingRunner {
           const { pid, pgid } = identity
           const t0 = Date.now()
           const done = handle.stop(signal, timeoutMs + OBSERVED_STOP_GRACE_MS)
-          const gone = await waitGroupGone(pgid, t0 + timeoutMs)
-          const survivors = gone
-            ? []
-            : groupMembers(pgid).filter((m) => m.state !== 'Z' && m.state !== 'X').map((m) => m.pid).sort((a, b) => Number(b === pid) - Number(a === pid))
-          stops.push({ pid, signal, timeoutMs, goneAfterMs: gone ? Date.now() - t0 : null, survivors })
-          await done
+          const outcome = waitGroupGone(pgid, t0 + timeoutMs).then((gone): StopOutcome => gone
+            ? { goneAfterMs: Date.now() - t0, survivors: [] }
+            : {
+                goneAfterMs: null,
+                survivors: groupMembers(pgid).filter((m) => m.state !== 'Z' && m.state !== 'X').map((m) => m.pid).sort((a, b) => Number(b === pid) - Number(a === pid))
+              })
+          stops.push({ pid, signal, timeoutMs, outcome })
+          await Promise.all([done, outcome])
         }
       }
       return observed
