@@ -5,7 +5,7 @@
 // spawn, and each stop up to its deadline, before the SIGKILL) and read the supervisor's
 // transitions, probes and output directly, where a spawned daemon would show only what its API
 // tells. Calls (--cases, --bench) still go over real HTTP through the invoke proxy.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -22,7 +22,7 @@ import { CHECK_TITLES, seconds, type CheckId, type CheckReport, type CheckResult
 
 /** Startup budget of a plugin without a health check (milliseconds). */
 export const DEFAULT_STARTUP_BUDGET_MS = 30_000
-/** A process must run at least this long to count as "stays up" (milliseconds). */
+/** A process must still run this long after it came up (listening, health check passed) to count as "stays up" (milliseconds). */
 export const STAY_UP_MS = 1000
 
 export interface BenchOptions {
@@ -51,10 +51,11 @@ export interface CheckOptions {
 export function startupBudget (m: LoadedManifest): { ms: number, source: string } {
   const hc = m.healthCheck
   if (!hc) return { ms: DEFAULT_STARTUP_BUDGET_MS, source: 'the default without a healthCheck' }
+  // The n-th failed probe starts (n - 1) intervals after the first and may take its timeout.
   if (hc.startup) {
-    return { ms: hc.initialDelayMs + hc.startup.failureThreshold * hc.startup.intervalMs + hc.timeoutMs, source: 'healthCheck.initialDelayMs + startup.failureThreshold × startup.intervalMs + timeoutMs' }
+    return { ms: hc.initialDelayMs + (hc.startup.failureThreshold - 1) * hc.startup.intervalMs + hc.timeoutMs, source: 'healthCheck.initialDelayMs + (startup.failureThreshold - 1) × startup.intervalMs + timeoutMs' }
   }
-  return { ms: hc.initialDelayMs + hc.failureThreshold * hc.intervalMs + hc.timeoutMs, source: 'healthCheck.initialDelayMs + failureThreshold × intervalMs + timeoutMs' }
+  return { ms: hc.initialDelayMs + (hc.failureThreshold - 1) * hc.intervalMs + hc.timeoutMs, source: 'healthCheck.initialDelayMs + (failureThreshold - 1) × intervalMs + timeoutMs' }
 }
 
 class Interrupted extends Error {}
@@ -117,6 +118,22 @@ function processEnv (pid: number): Record<string, string> | undefined {
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1)
   }
   return env
+}
+
+/** Why the manifest's command cannot be exec'd, as far as the file system tells. */
+export function spawnProblem (m: Pick<LoadedManifest, 'command' | 'cwd' | 'env'>): string | undefined {
+  if (!existsSync(m.cwd)) return `its cwd ${m.cwd} does not exist`
+  const candidates = m.command.includes('/')
+    ? [path.resolve(m.cwd, m.command)]
+    : (m.env.PATH ?? process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => path.join(dir, m.command))
+  const found = candidates.find((c) => existsSync(c))
+  if (found === undefined) return m.command.includes('/') ? `${candidates[0]} does not exist` : `command ${JSON.stringify(m.command)} is not on PATH`
+  try {
+    accessSync(found, constants.X_OK)
+  } catch {
+    return `${found} is not executable (chmod +x, or run it through its interpreter: command: bash, args: [script])`
+  }
+  return undefined
 }
 
 const HEALTH_JSON_STATUSES = ['pass', 'warn', 'fail']
@@ -190,7 +207,7 @@ export async function checkPlugin (opts: CheckOptions): Promise<CheckReport> {
     app = await buildServer({ loaded: { ...loadConfig(configFile), manifests: [m] }, logger: false, boot: false, runner })
     await app.listen({ host: '127.0.0.1', port: 0 })
     const apiPort = (app.server.address() as { port: number }).port
-    await runChecks({ app, sup: app.daemon.supervisor, m, budget, set, skipRest, opts, runner, invokeBase: `http://127.0.0.1:${apiPort}/plugins/${m.name}/invoke`, setBench: (b) => { benchResult = b } })
+    await runChecks({ app, sup: app.daemon.supervisor, m, budget, set, skipRest, result: (id) => results.get(id), opts, runner, invokeBase: `http://127.0.0.1:${apiPort}/plugins/${m.name}/invoke`, setBench: (b) => { benchResult = b } })
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err
     interrupted = true
@@ -212,6 +229,7 @@ interface Run {
   budget: { ms: number, source: string }
   set: (id: CheckId | `case:${string}`, status: CheckStatus, reason: string) => void
   skipRest: (reason: string) => void
+  result: (id: CheckId) => CheckResult | undefined
   opts: CheckOptions
   runner: ReturnType<typeof observingRunner>
   invokeBase: string
@@ -242,7 +260,7 @@ async function runChecks (r: Run): Promise<void> {
   const first = await guard(sup.start(name), signal)
   if (first.state !== 'running' || first.pid === null) {
     const why = transitions.find((e) => e.to === 'backoff' || e.to === 'failed')
-    set('starts', 'fail', `could not be started: ${why ? why.reason : first.state}${m.command ? ` (command ${JSON.stringify(m.command)}, cwd ${m.cwd})` : ''}${lastOutput()}`)
+    set('starts', 'fail', `could not be started: ${spawnProblem(m) ?? why?.reason ?? first.state}${lastOutput()}`)
     skipRest('it did not start')
     return
   }
@@ -254,7 +272,11 @@ async function runChecks (r: Run): Promise<void> {
     const e = ended()!
     return `the process ${describeExit(e)} ${seconds(e.at - t0)} after it started, before ${what}${lastOutput()}`
   }
+  /** The probes ran out of the budget first: plugvisor restarted it as unhealthy. */
+  const gaveUp = (): TransitionEvent | undefined => { const e = ended(); return e?.reason === 'unhealthy' ? e : undefined }
 
+  /** When it came up: listening and its health check passed (each when it has one). */
+  let upAt = t0
   // ---- it listens on PORT ----
   if (port === undefined) {
     set('listens', 'skip', 'the manifest has no port')
@@ -268,9 +290,14 @@ async function runChecks (r: Run): Promise<void> {
         delay = Math.min(delay * 2, 200)
       }
     }
-    if (listening) set('listens', 'pass', `listening on PORT ${port} (127.0.0.1) after ${seconds(Date.now() - t0)}`)
+    const within = (ms: number, restarted: boolean): string =>
+      `did not listen on PORT ${port} within ${seconds(ms)} (startup budget: ${budget.source}${restarted ? '; then plugvisor restarted it as unhealthy' : ''}); it must listen on 127.0.0.1 at the port in $PORT${lastOutput()}`
+    const unhealthy = gaveUp()
+    if (listening) upAt = Date.now()
+    if (listening) set('listens', 'pass', `listening on PORT ${port} (127.0.0.1) after ${seconds(upAt - t0)}`)
+    else if (unhealthy) set('listens', 'fail', within(unhealthy.at - t0, true))
     else if (ended()) set('listens', 'fail', exitedReason(`it listened on PORT ${port}`))
-    else set('listens', 'fail', `did not listen on PORT ${port} within ${seconds(budget.ms)} (startup budget: ${budget.source}); it must listen on 127.0.0.1 at the port in $PORT${lastOutput()}`)
+    else set('listens', 'fail', within(budget.ms, false))
   }
 
   // ---- its health check passes ----
@@ -283,20 +310,33 @@ async function runChecks (r: Run): Promise<void> {
     const failures = probes.filter((p) => p.result === 'failure')
     const last = failures.at(-1)
     const lastProbe = last ? `; ${failures.length} probe(s) failed, the last with: ${last.error ?? 'failure'}` : ''
+    const unhealthy = gaveUp()
+    const within = (ms: number): string => `did not pass within ${seconds(ms)} (startup budget: ${budget.source}${unhealthy ? '; then plugvisor restarted it as unhealthy' : ''})${lastProbe || '; no probe ran'}`
+    if (ok) upAt = Math.max(upAt, ok.at)
     if (ok) set('health', 'pass', `${ok.probe} probe passed${ok.result === 'warn' ? ' with status warn (shown as degraded)' : ''} ${seconds(ok.at - t0)} after the start`)
+    else if (unhealthy) set('health', 'fail', within(unhealthy.at - t0))
     else if (ended()) set('health', 'fail', exitedReason('its health check passed') + lastProbe)
-    else set('health', 'fail', `did not pass within ${seconds(budget.ms)} (startup budget: ${budget.source})${lastProbe || '; no probe ran'}`)
+    else set('health', 'fail', within(budget.ms))
   }
 
   // ---- it stays up ----
-  await changes.until(() => ended() !== undefined, t0 + STAY_UP_MS, signal)
+  await changes.until(() => ended() !== undefined, upAt + STAY_UP_MS, signal)
   const end = ended()
-  if (end) {
+  const restarted = gaveUp()
+  if (end && !restarted) {
     set('starts', 'fail', `the process (pid ${pid}) ${describeExit(end)} ${seconds(end.at - t0)} after it started${lastOutput()}`)
     skipRest('it did not stay up')
     return
   }
-  set('starts', 'pass', `pid ${pid}, running for ${seconds(Date.now() - t0)}`)
+  set('starts', 'pass', restarted ? `pid ${pid} ran until plugvisor restarted it as unhealthy ${seconds(restarted.at - t0)} after the start` : `pid ${pid}, running for ${seconds(Date.now() - t0)}`)
+  // What follows needs the plugin up: a plugin that never came up is checked no further.
+  for (const id of ['listens', 'health'] as const) {
+    const failed = r.result(id)
+    if (failed?.status === 'fail') {
+      skipRest(`it did not come up (check ${id} failed)`)
+      return
+    }
+  }
 
   // ---- the health+json body ----
   const http = m.healthCheck?.http
