@@ -417,8 +417,10 @@ async function runChecks (r: Run): Promise<void> {
     set('stop', 'pass', `its group was gone ${seconds(obs.goneAfterMs)} after ${stopSignal} (stop.timeoutMs ${timeoutMs})`)
   } else {
     const [who, ...more] = obs.survivors
-    const role = who === pid ? ' (its main process)' : ' (its main process had exited: a process it started ignored the signal; stop your children on exit)'
-    set('stop', 'fail', `process ${who ?? '?'}${role} of its group was still running ${seconds(timeoutMs)} after ${stopSignal}${more.length > 0 ? `, and ${more.length} more (${more.slice(0, 5).join(', ')})` : ''}; plugvisor then kills the group with SIGKILL`)
+    const why = who === pid
+      ? `its main process ignored ${stopSignal} or took too long to exit`
+      : `its main process had exited, a process it started had not: stop your children when you exit`
+    set('stop', 'fail', `process ${who ?? '?'} of its group was still running ${seconds(timeoutMs)} after ${stopSignal}${more.length > 0 ? `, and ${more.length} more (${more.slice(0, 5).join(', ')})` : ''} (${why}); plugvisor then kills the group with SIGKILL`)
   }
 
   // ---- it comes back after a SIGKILL ----
