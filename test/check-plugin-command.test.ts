@@ -6,9 +6,12 @@ import path from 'node:path'
 import { packageRoot } from '../src/paths.js'
 import { alive, fixturePlugin, tempDir } from './helper.js'
 import { writeManifest } from './check-plugin-helper.js'
+import { Ajv } from 'ajv'
+import { CheckReport } from '../src/check-plugin/report.js'
 
 const examples = path.join(packageRoot, 'examples/plugins')
 const bin = path.join(packageRoot, 'dist/src/bin.js')
+const isReport = new Ajv({ strict: false }).compile(CheckReport)
 
 t.test('the command: a readable report and exit 0; exit 1 with --json on a failed check; 2 on bad usage', async (t) => {
   const run = (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> => new Promise((resolve) => {
@@ -23,6 +26,7 @@ t.test('the command: a readable report and exit 0; exit 1 with --json on a faile
   t.match(ok.stdout, /\n11 passed, 0 failed, 1 skipped: OK\n$/)
   const bad = await run([writeManifest(fixturePlugin('bad', 'serve', { port: 'sometimes' })), '--json'])
   t.equal(bad.code, 1)
+  t.ok(isReport(JSON.parse(bad.stdout)), 'the --json shape')
   t.match(JSON.parse(bad.stdout), { plugin: null, ok: false, interrupted: false, bench: null, checks: [{ id: 'manifest', status: 'fail', reason: /\/port/ }] })
   t.equal((await run([])).code, 2)
   t.equal((await run([path.join(examples, 'hello.yaml'), '--concurrency', '3'])).code, 2, '--concurrency without --bench')
@@ -54,6 +58,7 @@ t.test('interrupted: exit 130, the --json report says so, and the plugin it star
   t.equal(await exited, 130)
   t.equal(alive(pid), false, 'its process is gone')
   const report = JSON.parse(stdout)
+  t.ok(isReport(report), 'the --json shape')
   t.match(report, { plugin: 'slow', ok: false, interrupted: true })
   t.same(report.checks.map((c: { id: string }) => c.id), ['manifest', 'starts', 'listens', 'health', 'health-json', 'config', 'reload-hook', 'stop', 'sigkill'])
   t.equal(report.checks.find((c: { id: string }) => c.id === 'listens').reason, 'interrupted')

@@ -105,17 +105,17 @@ function safeJson (text: string): Record<string, string> | undefined {
   try { return JSON.parse(text) } catch { return undefined }
 }
 
-export interface BenchResult {
-  requests: number
-  concurrency: number
-  successRate: number
-  p50Ms: number
-  p95Ms: number
-  p99Ms: number
-  requestsPerSecond: number
-  /** The reason of the first failed request, if any. */
-  firstFailure: string | null
-}
+export const BenchResult = Type.Object({
+  requests: Type.Integer(),
+  concurrency: Type.Integer(),
+  successRate: Type.Number({ description: 'Share of requests whose case matched (0..1)' }),
+  p50Ms: Type.Number({ description: 'Latencies through the invoke proxy, nearest rank (milliseconds)' }),
+  p95Ms: Type.Number(),
+  p99Ms: Type.Number(),
+  requestsPerSecond: Type.Number(),
+  firstFailure: Type.Union([Type.String(), Type.Null()], { description: 'The case and reason of the first failed request' })
+})
+export type BenchResult = Static<typeof BenchResult>
 
 /** Nearest-rank percentile of sorted values. */
 export function percentile (sorted: number[], p: number): number {

@@ -419,7 +419,7 @@ async function runChecks (r: Run): Promise<void> {
     const [who, ...more] = obs.survivors
     const why = who === pid
       ? `its main process ignored ${stopSignal} or took too long to exit`
-      : `its main process had exited, a process it started had not: stop your children when you exit`
+      : 'its main process had exited, a process it started had not: stop your children when you exit'
     set('stop', 'fail', `process ${who ?? '?'} of its group was still running ${seconds(timeoutMs)} after ${stopSignal}${more.length > 0 ? `, and ${more.length} more (${more.slice(0, 5).join(', ')})` : ''} (${why}); plugvisor then kills the group with SIGKILL`)
   }
 

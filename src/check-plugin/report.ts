@@ -1,6 +1,7 @@
 // What check-plugin reports: one result per check, in a fixed order, as a table for people or
 // as JSON for a plugin's CI.
-import type { BenchResult } from './cases.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { BenchResult } from './cases.js'
 
 export const CHECK_STATUSES = ['pass', 'fail', 'skip'] as const
 export type CheckStatus = typeof CHECK_STATUSES[number]
@@ -20,25 +21,24 @@ export const CHECK_TITLES = {
 } as const
 export type CheckId = keyof typeof CHECK_TITLES
 
-export interface CheckResult {
-  /** A CheckId, or `case:NAME` for a request of --cases. */
-  id: string
-  title: string
-  status: CheckStatus
-  /** Why it passed, failed or was skipped, in words a plugin author can act on. */
-  reason: string
-}
+export const CheckResult = Type.Object({
+  id: Type.String({ description: 'A check id (manifest, starts, listens, ...), or case:NAME for a request of --cases' }),
+  title: Type.String(),
+  status: Type.Union(CHECK_STATUSES.map((s) => Type.Literal(s))),
+  reason: Type.String({ description: 'Why it passed, failed or was skipped, in words a plugin author can act on' })
+})
+export type CheckResult = Static<typeof CheckResult> & { status: CheckStatus }
 
-export interface CheckReport {
-  manifest: string
-  plugin: string | null
-  /** Every check passed or was skipped. */
-  ok: boolean
-  /** The run was cut short by a signal; every process it started was stopped. */
-  interrupted: boolean
-  checks: CheckResult[]
-  bench: BenchResult | null
-}
+/** What `check-plugin --json` prints. */
+export const CheckReport = Type.Object({
+  manifest: Type.String({ description: 'The manifest file as given' }),
+  plugin: Type.Union([Type.String(), Type.Null()], { description: 'Its name; null when the manifest is invalid' }),
+  ok: Type.Boolean({ description: 'Every check passed or was skipped' }),
+  interrupted: Type.Boolean({ description: 'Cut short by a signal; every process it started was stopped' }),
+  checks: Type.Array(CheckResult),
+  bench: Type.Union([BenchResult, Type.Null()])
+})
+export type CheckReport = Omit<Static<typeof CheckReport>, 'checks'> & { checks: CheckResult[] }
 
 const LABEL: Record<CheckStatus, string> = { pass: 'PASS', fail: 'FAIL', skip: 'SKIP' }
 
