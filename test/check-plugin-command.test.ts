@@ -1,7 +1,7 @@
 // plugvisor check-plugin as a command: the report, --json, exit codes, cleanup when interrupted.
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
-import { readFileSync, watch } from 'node:fs'
+import { readFileSync, watch, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { packageRoot } from '../src/paths.js'
 import { alive, fixturePlugin, tempDir } from './helper.js'
@@ -33,6 +33,11 @@ t.test('the command: a readable report and exit 0; exit 1 with --json on a faile
   const cases = await run([path.join(examples, 'hello.yaml'), '--cases', path.join(examples, 'hello.yaml')])
   t.equal(cases.code, 2, 'a manifest is not a cases file')
   t.match(cases.stderr, /invalid cases file\n {2}.*hello\.yaml: \/: must be array/)
+  const twice = path.join(tempDir(), 'twice.json')
+  writeFileSync(twice, JSON.stringify([{ name: 'a', request: { path: '/' } }, { name: 'a', request: { path: '/x' } }]))
+  const dup = await run([path.join(examples, 'hello.yaml'), '--cases', twice])
+  t.equal(dup.code, 2)
+  t.match(dup.stderr, /twice\.json: \/1\/name: 'a' names an earlier case too/)
 })
 
 t.test('interrupted: exit 130, the --json report says so, and the plugin it started is gone', async (t) => {

@@ -34,7 +34,11 @@ export function loadCases (file: string): { cases?: Case[], problems: ConfigProb
   if (!validateCases(value)) {
     return { problems: (validateCases.errors ?? []).map((e) => ({ file, path: e.instancePath, reason: e.message ?? 'is invalid' })) }
   }
-  return { cases: value as Case[], problems: [] }
+  const cases = value as Case[]
+  // A case's name is its check's id in the report.
+  const dup = cases.findIndex((c, i) => cases.findIndex((d) => d.name === c.name) !== i)
+  if (dup >= 0) return { problems: [{ file, path: `/${dup}/name`, reason: `'${cases[dup].name}' names an earlier case too` }] }
+  return { cases, problems: [] }
 }
 
 /** `expected` is contained in `actual`: objects by their keys (recursively), arrays item by item, the rest equal. */
