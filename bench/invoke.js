@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Calls into a plugin through the invoke proxy vs straight to the plugin (DESIGN.md section 11
-// budget: >= 70 % of the throughput, <= 0.5 ms added at p50).
+// Calls into a plugin through the invoke proxy vs straight to the plugin
+// (budget: >= 70 % of the throughput, <= 0.5 ms added at p50).
 //   npm run build && node bench/invoke.js [--slices 5] [--seconds 2] [--latency-requests 2000]
 // The daemon (dist/src/bin.js serve, the flags npm start gives it) runs in its own process with
 // one plugin: a minimal Node HTTP server answering 2 bytes. Throughput: autocannon, 10
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool, request } from 'undici'
 import autocannon from 'autocannon'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, freePort, round, startProcess, stats, stopProcess, tempDir, until } from './lib.js'
+import { BIN, DAEMON_NODE_FLAGS, cleanup, exitAfter, freePort, round, startProcess, stats, stopProcess, tempDir, until } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -138,12 +138,7 @@ export async function benchInvoke ({ slices = Number(values.slices), seconds = N
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const limit = setTimeout(() => {
-    process.stderr.write(`bench/invoke: over the time limit of ${values['time-limit-ms']} ms\n`)
-    cleanup()
-    process.exit(2)
-  }, Number(values['time-limit-ms']))
-  limit.unref()
+  exitAfter('bench/invoke', Number(values['time-limit-ms']), cleanup)
   try {
     const r = await benchInvoke()
     process.stdout.write(JSON.stringify(r) + '\n')

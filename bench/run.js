@@ -1,4 +1,4 @@
-// `npm run bench`: every lifecycle figure of DESIGN.md §11 against its budget. Results go to
+// `npm run bench`: every performance figure against its budget (the table in README.md, Performance). Results go to
 // bench/results/latest.json and a table on stdout; the exit code is 1 when a budget is missed.
 // Bounded: a watchdog ends the run after 5 minutes; every process it started is stopped by pid.
 import { spawn } from 'node:child_process'

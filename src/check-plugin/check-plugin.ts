@@ -14,8 +14,11 @@ import { Agent, request } from 'undici'
 import type { FastifyInstance } from 'fastify'
 import { formatProblem, loadConfig, parseManifest, readStructuredFile, type LoadedManifest } from '../config/load.js'
 import { buildServer } from '../server.js'
-import { childProcessRunner } from '../supervisor/process-runner.js'
-import type { ProbeEvent, Supervisor, TransitionEvent } from '../supervisor/supervisor.js'
+import { childProcessRunner } from '../process/runner.js'
+import type { Supervisor } from '../supervisor/supervisor.js'
+import type { TransitionEvent } from '../supervisor/events.js'
+import type { HealthMonitor } from '../health/health-monitor.js'
+import type { ProbeEvent } from '../health/probes.js'
 import { bench, runCase, type BenchResult, type Case } from './cases.js'
 import { observingRunner } from './observing-runner.js'
 import { CHECK_TITLES, seconds, type CheckId, type CheckReport, type CheckResult, type CheckStatus } from './report.js'
@@ -207,7 +210,7 @@ export async function checkPlugin (opts: CheckOptions): Promise<CheckReport> {
     app = await buildServer({ loaded: { ...loadConfig(configFile), manifests: [m] }, logger: false, boot: false, runner })
     await app.listen({ host: '127.0.0.1', port: 0 })
     const apiPort = (app.server.address() as { port: number }).port
-    await runChecks({ app, sup: app.daemon.supervisor, m, budget, set, skipRest, result: (id) => results.get(id), opts, runner, invokeBase: `http://127.0.0.1:${apiPort}/plugins/${m.name}/invoke`, setBench: (b) => { benchResult = b } })
+    await runChecks({ app, sup: app.daemon.supervisor, probeSource: app.daemon.healthMonitor, m, budget, set, skipRest, result: (id) => results.get(id), opts, runner, invokeBase: `http://127.0.0.1:${apiPort}/plugins/${m.name}/invoke`, setBench: (b) => { benchResult = b } })
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err
     interrupted = true
@@ -225,6 +228,7 @@ export async function checkPlugin (opts: CheckOptions): Promise<CheckReport> {
 interface Run {
   app: FastifyInstance
   sup: Supervisor
+  probeSource: HealthMonitor
   m: LoadedManifest
   budget: { ms: number, source: string }
   set: (id: CheckId | `case:${string}`, status: CheckStatus, reason: string) => void
@@ -244,7 +248,7 @@ async function runChecks (r: Run): Promise<void> {
   const transitions: TransitionEvent[] = []
   const probes: ProbeEvent[] = []
   sup.on('transition', (e) => { if (e.plugin === name) { transitions.push(e); changes.notify() } })
-  sup.on('probe', (e) => { if (e.plugin === name) { probes.push(e); changes.notify() } })
+  r.probeSource.on('probe', (e) => { if (e.plugin === name) { probes.push(e); changes.notify() } })
 
   const lastOutput = (): string => {
     const lines = sup.logs(name, 3).map((l) => l.line.trim()).filter(Boolean)

@@ -1,9 +1,9 @@
 // The real process runner with eyes: it remembers every process group it started (so the
 // checker can kill whatever is left, whatever happened) and watches each stop, so a group that
 // outlives stop.timeoutMs is caught alive, with its pids, before the SIGKILL.
-import type { ProcessHandle, ProcessIdentity, ProcessRunner } from '../supervisor/process-runner.js'
-import { waitGroupGone } from '../supervisor/process-runner.js'
-import { groupMembers, signalGroup } from '../supervisor/proc.js'
+import type { ProcessHandle, ProcessIdentity, ProcessRunner } from '../process/runner.js'
+import { waitGroupGone } from '../process/runner.js'
+import { groupMembers, signalGroup } from '../process/proc.js'
 
 /** The SIGKILL comes this much later than stop.timeoutMs says, so survivors can be seen at the deadline. */
 export const OBSERVED_STOP_GRACE_MS = 1000
@@ -39,6 +39,8 @@ export function observingRunner (inner: ProcessRunner): ObservingRunner {
     killAll () {
       for (const { pgid } of started) signalGroup(pgid, 'SIGKILL')
     },
+    // Its own data folder is new: nothing of an earlier daemon to reap, but the interface asks.
+    reap: (r) => inner.reap(r),
     spawn (spec, cb) {
       let identity: ProcessIdentity | undefined
       const handle = inner.spawn(spec, {

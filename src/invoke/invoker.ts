@@ -2,6 +2,7 @@
 // (fast refusals first: not running, no port, circuit open; then bulkhead, breaker, retry,
 // timeout), and answers through the fallback when the call fails. Knows nothing of HTTP
 // frameworks: it takes a request description and returns an answer or a failure.
+import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
@@ -9,7 +10,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Agent, type Dispatcher } from 'undici'
 import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel'
 import type { Supervisor } from '../supervisor/supervisor.js'
-import { buildPolicies, IDEMPOTENT_METHODS, InvokeTimeoutError, isConnectionError, type CircuitInfo, type PluginPolicies, type Upstream } from './policies.js'
+import { buildPolicies, IDEMPOTENT_METHODS, type PluginPolicies, type Upstream } from './policies.js'
+import type { CircuitInfo, CircuitStateName } from './circuit.js'
+import type { CircuitEvent } from '../supervisor/events.js'
+import { systemClock, type Clock } from '../clock.js'
+import { errors } from '../errors.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 
 /** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
@@ -44,14 +49,6 @@ export type InvokeResult =
   }
   | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number }
 
-/** A body longer than this cannot be buffered for a replay. */
-export class BodyTooLargeError extends Error {
-  constructor (readonly limit: number) {
-    super(`request body over ${limit} bytes`)
-    this.name = 'BodyTooLargeError'
-  }
-}
-
 export interface InvokerOptions {
   supervisor: Supervisor
   /** Every call: plugin, outcome, seconds until the answer's headers (or the failure). */
@@ -61,9 +58,15 @@ export interface InvokerOptions {
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
   dropAuthorization: boolean
   agent?: Agent
+  clock?: Clock
 }
 
-export interface Invoker {
+export interface InvokerEvents {
+  /** The circuit breaker of calls into a plugin changed state. */
+  circuit: [CircuitEvent]
+}
+
+export interface Invoker extends EventEmitter<InvokerEvents> {
   invoke: (req: InvokeRequest) => Promise<InvokeResult>
   circuit: (plugin: string) => CircuitInfo
   isolate: (plugin: string) => CircuitInfo
@@ -79,14 +82,25 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   const agent = opts.agent ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5_000 } })
   const policies = new Map<string, PluginPolicies>()
   const observe = opts.observe ?? (() => {})
+  const clock = opts.clock ?? systemClock
+  const emitter = new EventEmitter<InvokerEvents>()
+  emitter.setMaxListeners(0)
+
+  /** The supervisor shows the circuit with the plugin's health; every change is published here. */
+  const report = (name: string, to: CircuitStateName, reason: string): void => {
+    if (!supervisor.has(name)) return
+    const from = supervisor.circuit(name)
+    supervisor.setCircuit(name, to, reason)
+    if (from !== null && from !== to) emitter.emit('circuit', { plugin: name, from, to, reason, at: clock.now() })
+  }
 
   const build = (name: string): void => {
     policies.get(name)?.dispose()
     const p = buildPolicies(supervisor.manifest(name).resilience, {
-      onCircuitChange: ({ to, reason }) => { if (supervisor.has(name)) supervisor.setCircuit(name, to, reason) }
+      onCircuitChange: ({ to, reason }) => report(name, to, reason)
     })
     policies.set(name, p)
-    supervisor.setCircuit(name, 'closed', 'policies built')
+    report(name, 'closed', 'policies built')
   }
   // A changed manifest is unloaded and loaded again: its policies are rebuilt from scratch.
   const onLoaded = (name: string): void => build(name)
@@ -105,7 +119,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
-  const attempt = (port: number, req: InvokeRequest, headers: HeaderMap, body: Body, timeoutMs: number, signal: AbortSignal): Promise<Upstream> => {
+  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, timeoutMs: number, signal: AbortSignal): Promise<Upstream> => {
     const options: Dispatcher.RequestOptions = {
       origin: `http://127.0.0.1:${port}`,
       path: req.path,
@@ -119,7 +133,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     }
     return agent.request(options).then(
       (res) => res as unknown as Upstream,
-      (err: unknown) => { throw signal.aborted ? new InvokeTimeoutError(timeoutMs) : err }
+      (err: unknown) => { throw signal.aborted ? new errors.PluginTimeout(name, timeoutMs) : err }
     )
   }
 
@@ -155,7 +169,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
             res = await chain.execute(({ signal }) => {
               // A retry after a 5xx: the failed answer's body is not wanted.
               if (previous) void previous.body.dump().catch(() => {})
-              return attempt(port, req, headers, body, timeoutMs, signal).then((r) => { previous = r; return r })
+              return attempt(name, port, req, headers, body, timeoutMs, signal).then((r) => { previous = r; return r })
             })
           } catch (err) {
             reject(err)
@@ -168,9 +182,9 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     } catch (err) {
       if (err instanceof BulkheadRejectedError) return fail('rejected', 'rejected', `${bulkhead.maxConcurrent} calls in flight and ${bulkhead.maxQueued} queued (bulkhead full)`)
       if (err instanceof BrokenCircuitError) return fail('circuit_open', 'circuit-open', `circuit ${p.state()}`)
-      if (err instanceof InvokeTimeoutError) return fail('timeout', 'timeout', err.message, { timeoutMs })
+      if (err instanceof errors.PluginTimeout) return fail('timeout', 'timeout', err.message, { timeoutMs })
       const message = (err as Error).message || String(err)
-      if (isConnectionError(err)) return fail('connection_error', 'connection', message)
+      // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
       return fail('connection_error', 'connection', message)
     }
     let answerBody: Body = upstream.body as unknown as Readable
@@ -214,8 +228,8 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     return { ...second, headers: { ...second.headers, 'x-plugvisor-fallback': fb.plugin }, fallback: fb.plugin }
   }
 
-  return {
-    async invoke (req) {
+  return Object.assign(emitter, {
+    async invoke (req: InvokeRequest) {
       const r = supervisor.manifest(req.plugin).resilience
       // A body that may be sent twice (retries, a fallback plugin) is read first; others stream.
       const replay = IDEMPOTENT_METHODS.has(req.method) || (r.fallback !== undefined && 'plugin' in r.fallback)
@@ -223,13 +237,13 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       const first = await call(req.plugin, req, body)
       return fallbackFor(req.plugin, req, body, first)
     },
-    circuit: (name) => policiesOf(name).circuit(),
-    isolate (name) {
+    circuit: (name: string) => policiesOf(name).circuit(),
+    isolate (name: string) {
       const p = policiesOf(name)
       p.isolate()
       return p.circuit()
     },
-    reset (name) {
+    reset (name: string) {
       const p = policiesOf(name)
       p.reset()
       return p.circuit()
@@ -241,7 +255,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       policies.clear()
       if (opts.agent === undefined) await agent.close()
     }
-  }
+  })
 }
 
 async function readBounded (stream: Readable, limit: number): Promise<Buffer> {
@@ -252,7 +266,7 @@ async function readBounded (stream: Readable, limit: number): Promise<Buffer> {
     size += b.length
     if (size > limit) {
       stream.destroy()
-      throw new BodyTooLargeError(limit)
+      throw new errors.PayloadTooLarge()
     }
     chunks.push(b)
   }

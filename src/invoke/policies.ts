@@ -9,7 +9,7 @@ import {
   type IBreaker, type IDefaultPolicyContext, type IPolicy
 } from 'cockatiel'
 import type { Manifest } from '../config/schema.js'
-import type { CircuitStateName } from '../supervisor/supervisor.js'
+import type { CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
 
 export type Resilience = Manifest['resilience']
 
@@ -26,14 +26,6 @@ export interface Upstream {
   body: { dump: () => Promise<void> } & NodeJS.ReadableStream
 }
 
-/** The attempt ran past resilience.timeoutMs (before the answer's headers came). */
-export class InvokeTimeoutError extends Error {
-  constructor (readonly timeoutMs: number) {
-    super(`no answer within ${timeoutMs} ms`)
-    this.name = 'InvokeTimeoutError'
-  }
-}
-
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
 
 /** The plugin could not be reached or hung up: worth another attempt. Timeouts are not retried. */
@@ -43,27 +35,6 @@ export function isConnectionError (err: unknown): boolean {
 }
 
 const isServerError = (r: unknown): boolean => (r as Upstream | undefined)?.statusCode !== undefined && (r as Upstream).statusCode >= 500
-
-export interface CircuitChange { from: CircuitStateName, to: CircuitStateName, reason: string }
-
-export interface CircuitInfo {
-  state: CircuitStateName
-  breaker: 'consecutive' | 'sampling'
-  /** consecutive: failed calls in a row; sampling: failed calls in the sampling window. */
-  failures: number
-  consecutiveFailures: number | null
-  failureRate: number | null
-  windowMs: number | null
-  minimumRps: number | null
-  halfOpenAfterMs: number
-  /** When the circuit last opened (ms since the epoch), while it is open or half-open. */
-  openedAt: number | null
-  /** When an open circuit lets a trial call through. */
-  halfOpenAt: number | null
-  lastFailure: string | null
-  inFlight: number
-  queued: number
-}
 
 export interface PluginPolicies {
   readonly resilience: Resilience

@@ -3,9 +3,10 @@
 // plugin (reason memory) through the supervisor's backoff. One /proc scan per tick, grouped by
 // process group id, whatever the number of plugins.
 import type { EventEmitter } from 'node:events'
-import type { Clock, SupervisorEvents } from '../supervisor/supervisor.js'
-import type { ProcessIdentity } from '../supervisor/process-runner.js'
-import { scanProcesses, sysconf, type ProcStat } from '../supervisor/proc.js'
+import type { SupervisorEvents } from '../supervisor/supervisor.js'
+import { systemClock, type Clock } from '../clock.js'
+import type { ProcessIdentity } from '../process/runner.js'
+import { scanProcesses, sysconf, type ProcStat } from '../process/proc.js'
 
 /** What one tick reads: every process with its group, state, rss and CPU ticks. */
 export type ProcessSource = () => Pick<ProcStat, 'pid' | 'pgid' | 'state' | 'startTicks' | 'rssPages' | 'utimeTicks' | 'stimeTicks'>[]
@@ -67,7 +68,7 @@ interface Tracked {
 export function createResourceSampler (opts: ResourceSamplerOptions): ResourceSampler {
   const { supervisor, intervalMs } = opts
   const source = opts.source ?? (() => scanProcesses())
-  const clock = opts.clock ?? { now: () => Date.now() }
+  const clock = opts.clock ?? systemClock
   const pageSize = opts.pageSize ?? sysconf().pageSize
   const ticksPerSecond = opts.ticksPerSecond ?? sysconf().ticksPerSecond
   const tracked = new Map<string, Tracked>()
