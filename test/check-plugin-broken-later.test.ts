@@ -4,6 +4,10 @@ import path from 'node:path'
 import { tempDir, alive } from './helper.js'
 import { brokenPlugin, check, failures, withStatus } from './check-plugin-helper.js'
 
+// Each check-plugin run is seconds of real processes (start, stay up, stop, SIGKILL, restart):
+// a loaded 2-core machine needs more than the default file timeout. A bound against hangs only.
+t.setTimeout(180_000)
+
 t.test('a process of its group that outlives stop.timeoutMs fails "stop", naming the pid', async (t) => {
   const r = await check(brokenPlugin('serve', { env: { STUBBORN_CHILD: '1' }, stop: { timeoutMs: 300 } }))
   t.equal(r.by.stop.status, 'fail')

@@ -3,6 +3,10 @@ import t from 'tap'
 import { fixturePlugin } from './helper.js'
 import { brokenPlugin, check, failures, withStatus } from './check-plugin-helper.js'
 
+// Each check-plugin run is seconds of real processes (start, stay up, stop, SIGKILL, restart):
+// a loaded 2-core machine needs more than the default file timeout. A bound against hangs only.
+t.setTimeout(180_000)
+
 // For a check that waits the startup budget out and never needs the plugin up: 1.1 s of it.
 const quickBudget = { http: { path: '/health' }, intervalMs: 100, timeoutMs: 200, startup: { failureThreshold: 10, intervalMs: 100 } }
 

@@ -6,6 +6,10 @@ import { packageRoot } from '../src/paths.js'
 import { check, failures, withStatus } from './check-plugin-helper.js'
 import { loadCases } from '../src/check-plugin/cases.js'
 
+// Each check-plugin run is seconds of real processes (start, stay up, stop, SIGKILL, restart):
+// a loaded 2-core machine needs more than the default file timeout. A bound against hangs only.
+t.setTimeout(180_000)
+
 const examples = path.join(packageRoot, 'examples/plugins')
 
 function runtime (command: string): boolean {
