@@ -6,9 +6,10 @@ import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary }
 import { StateEvent } from '../src/store/state-store.js'
 import { StatusSummary, summarize } from '../src/status-summary.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListWithResources, PluginParams,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
+import { matchesFilter } from '../src/plugin-filter.js'
 import { redactManifest } from '../src/config/redact.js'
 import { UnloadResult, redactedConfig } from '../src/plugin-changes.js'
 
@@ -28,8 +29,13 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   }
 
   app.get('/plugins', {
-    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health, status and latest resource sample', response: { 200: PluginListWithResources } }
-  }, async () => ({ plugins: supervisor.list().map((s) => ({ ...s, resources: resourcesOf(s.name) })) }))
+    schema: {
+      tags: ['plugins'],
+      summary: 'Every plugin with its state, health, status and latest resource sample; ?capability, ?tag, ?status, ?q filter (each repeatable: any value of one filter, all filters given)',
+      querystring: PluginListQuery,
+      response: { 200: PluginListWithResources, ...errorResponses }
+    }
+  }, async (req) => ({ plugins: supervisor.list().filter((p) => matchesFilter(p, req.query)).map((s) => ({ ...s, resources: resourcesOf(s.name) })) }))
 
   app.get('/plugins/status', {
     schema: {

@@ -26,6 +26,9 @@ const USAGE = `usage: plugvisor <command> [options]
                                    a plugin's probe results or their rollups
   reload [--dry-run] [--json]      re-read the config and plugins folder, apply what changed
                                    (--dry-run: only show it); exit 1 when a manifest was not applied
+  check-plugin MANIFEST [--cases FILE] [--bench N --concurrency C] [--min-success-rate R] [--max-p95-ms M] [--json]
+                                   run one plugin alone through every check of the plugin contract;
+                                   exit 0 only when all passed
 
 environment: PLUGVISOR_URL (API address), PLUGVISOR_TOKEN (bearer token),
              PLUGVISOR_HOST, PLUGVISOR_PORT, PLUGVISOR_DATA_DIR (override the config file)`
@@ -45,6 +48,7 @@ export async function main (argv: string[]): Promise<number> {
     case 'events': return eventsCommand(rest)
     case 'history': return historyCommand(rest)
     case 'reload': return reloadCommand(rest)
+    case 'check-plugin': return (await import('./check-plugin/command.js')).checkPluginCommand(rest)
     case undefined:
     case 'help':
     case '--help':

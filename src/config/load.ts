@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Type, type Static } from '@sinclair/typebox'
 import { MainConfig, Manifest } from './schema.js'
+import { compatibilityProblems } from './compatibility.js'
 import { errors, withProblems, type ProblemsError } from '../errors.js'
 
 /** One thing wrong with a config file, a manifest or a request body. */
@@ -121,7 +122,7 @@ export function expandEnv (value: unknown, env: NodeJS.ProcessEnv, file: string,
 }
 
 function checkManifestSemantics (m: Manifest, file: string, prefix: string): ConfigProblem[] {
-  const problems: ConfigProblem[] = []
+  const problems: ConfigProblem[] = compatibilityProblems(m, file, prefix)
   if (m.healthCheck) {
     const kinds = (['http', 'tcp', 'exec'] as const).filter((k) => m.healthCheck?.[k] !== undefined)
     if (kinds.length !== 1) problems.push({ file, path: `${prefix}/healthCheck`, reason: `must have exactly one of http, tcp, exec (has ${kinds.length === 0 ? 'none' : kinds.join(', ')})` })

@@ -99,10 +99,25 @@ export const Resilience = Type.Object({
   ], { description: 'When a call fails: { plugin: other } forwards to another plugin, or { status, body } answers' }))
 }, { additionalProperties: false, default: {} })
 
+// A capability or tag: one lower-case word, matched exactly by the ?capability= and ?tag= filters of GET /plugins.
+const Label = Type.String({ pattern: '^[a-z0-9][a-z0-9._:/-]{0,63}$' })
+
+/** Who wrote a plugin, what it can do, what it needs: shown in the API, filtered on by GET /plugins. */
+const PluginMetadataFields = {
+  author: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Who wrote or maintains the plugin (a name, an e-mail address); shown in the API' })),
+  homepage: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048, description: 'http(s) address of its documentation or source; shown in the API' })),
+  capabilities: Type.Array(Label, { default: [], uniqueItems: true, description: 'What the plugin can do, one lower-case word each (letters, digits, . _ : / -; at most 64 characters); GET /plugins?capability= filters on them' }),
+  tags: Type.Array(Label, { default: [], uniqueItems: true, description: 'Free labels, same form as capabilities; GET /plugins?tag= filters on them' }),
+  requires: Type.Optional(Type.Object({
+    plugvisor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: "Range of plugvisor versions the plugin works with, in npm's semver syntax (e.g. '>=0.1 <2'); a daemon outside it rejects the manifest" }))
+  }, { additionalProperties: false, description: 'What the plugin needs to run' }))
+}
+
 export const Manifest = Type.Object({
   name: PluginName,
   version: Type.Optional(Type.String({ maxLength: 64, description: 'Shown in the API' })),
   description: Type.Optional(Type.String({ maxLength: 1024, description: 'Shown in the API' })),
+  ...PluginMetadataFields,
   command: Type.String({ minLength: 1, description: 'Program to run, without a shell (looked up on PATH)' }),
   args: Type.Array(Type.String(), { default: [], description: 'Arguments, passed as they are (no shell expansion)' }),
   cwd: Type.String({ default: '.', description: "Working directory, relative to the manifest's folder (inline manifests: the main config's folder)" }),

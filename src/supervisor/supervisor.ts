@@ -8,6 +8,7 @@ import { checkDependencies, formatProblem, type LoadedManifest } from '../config
 import { errors, withProblems } from '../errors.js'
 import type { CircuitStateName } from '../invoke/circuit.js'
 import type { HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
+import { pluginMetadata } from '../config/metadata.js'
 import {
   initialSnapshot, statusOf, transition,
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
@@ -264,6 +265,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       name: p.name,
       version: p.manifest.version ?? null,
       description: p.manifest.description ?? null,
+      ...pluginMetadata(p.manifest),
       state: s.state.name,
       health: p.health,
       status: statusOf(s.state, p.health, s.restartCount),
