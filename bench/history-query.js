@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// History query (DESIGN.md section 11 budget: ≤ 20 ms): 24 h of one plugin probed every second
+// History query (budget: ≤ 20 ms): 24 h of one plugin probed every second
 // (86,400 results written through the real history writer in flush-sized batches, with their
 // rollups), then GET /plugins/:name/health/history over loopback HTTP at minute resolution for
 // the whole day (1,440 buckets) and at raw resolution (the default limit of 1,000 results).

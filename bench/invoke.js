@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util'
 import { Pool, request } from 'undici'
 import autocannon from 'autocannon'
 import {
-  BIN, DAEMON_NODE_FLAGS, ROOT, childrenOf, cleanup, cpuSeconds, exitedWithin, freePort, procStatusKb, round, startProcess, stats,
+  BIN, DAEMON_NODE_FLAGS, ROOT, childrenOf, cleanup, cpuSeconds, exitAfter, exitedWithin, freePort, procStatusKb, round, startProcess, stats,
   stopProcess, tempDir, trackStray, until
 } from './lib.js'
 
@@ -235,12 +235,7 @@ export function invokeSummary (r) {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, 'time-limit-ms': { type: 'string', default: '180000' } } })
-  const limit = setTimeout(() => {
-    process.stderr.write(`bench/invoke: over the time limit of ${values['time-limit-ms']} ms\n`)
-    cleanup()
-    process.exit(2)
-  }, Number(values['time-limit-ms']))
-  limit.unref()
+  exitAfter('bench/invoke', Number(values['time-limit-ms']), cleanup)
   try {
     const r = await benchInvoke({ quick: values.quick })
     process.stdout.write(JSON.stringify(r) + '\n')

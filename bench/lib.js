@@ -175,3 +175,16 @@ export async function until (fn, timeoutMs, what, intervalMs = 20) {
     await sleep(intervalMs)
   }
 }
+
+/**
+ * A bound against hangs for a bench run on its own: after `ms`, says so on stderr, calls
+ * `onOver` (stop what it started) and exits with 2. Does not keep the process alive.
+ */
+export function exitAfter (name, ms, onOver) {
+  const limit = setTimeout(() => {
+    process.stderr.write(`${name}: over the time limit of ${ms} ms\n`)
+    onOver()
+    process.exit(2)
+  }, ms)
+  limit.unref()
+}

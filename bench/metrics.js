@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// GET /metrics with 500 plugins (DESIGN.md section 11 budget: <= 25 ms median).
+// GET /metrics with 500 plugins (budget: <= 25 ms median).
 //   npm run build && node bench/metrics.js [--plugins 500] [--requests 200]
 // A real daemon on a loopback port with N `sleep` fixture plugins (real processes), then
 // sequential GET /metrics over HTTP; prints median and p95. Bounded in time; everything it
@@ -10,6 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
+import { exitAfter } from './lib.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { buildServer } = await import(path.join(root, 'dist/src/server.js'))
@@ -80,12 +81,7 @@ export async function benchMetrics ({ plugins = N, requests = REQUESTS } = {}) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const limit = setTimeout(() => {
-    process.stderr.write(`bench/metrics: over the time limit of ${values['time-limit-ms']} ms\n`)
-    killStarted()
-    process.exit(2)
-  }, Number(values['time-limit-ms']))
-  limit.unref()
+  exitAfter('bench/metrics', Number(values['time-limit-ms']), killStarted)
   const result = await benchMetrics()
   process.stdout.write(JSON.stringify(result) + '\n')
   process.stdout.write(`GET /metrics with ${result.plugins} plugins: median ${result.medianMs} ms, p95 ${result.p95Ms} ms (budget: median <= 25 ms)\n`)

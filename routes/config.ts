@@ -1,7 +1,9 @@
 // /config: what the daemon loaded, what it skipped with why, and reloading it.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ConfigProblem, ErrorResponse, ReloadQuery, ReloadResult } from './schemas.js'
+import { ConfigProblem } from '../src/config/load.js'
+import { ReloadResult } from '../src/plugin-changes.js'
+import { ErrorResponse, ReloadQuery } from './schemas.js'
 
 const config: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/config/status', {

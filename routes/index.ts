@@ -9,8 +9,17 @@ import metrics from './metrics.js'
 import events from './events.js'
 import pluginHealth from './plugin-health.js'
 import invoke from './invoke.js'
+import { ConfigProblem } from '../src/config/load.js'
+import { HealthReport, PluginHealth } from '../src/health/health-report.js'
+import { HealthStats } from '../src/health/health-history.js'
+import { CircuitInfo } from '../src/invoke/circuit.js'
+import { StatusSummary } from '../src/status-summary.js'
+import { PluginSummary } from '../src/supervisor/events.js'
+import { ErrorResponse } from './schemas.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
+  // The shapes routes refer to by $ref, published once under their $id.
+  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo]) app.addSchema(s)
   await app.register(plugins)
   await app.register(health)
   await app.register(config)

@@ -5,21 +5,16 @@ import type { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
-import { BodyTooLargeError, type InvokeResult } from '../src/invoke/invoker.js'
-import type { CircuitInfo } from '../src/invoke/policies.js'
-import { CircuitResponse, ErrorResponse, InvokeParams, PluginParams, errorResponses } from './schemas.js'
+import type { InvokeResult } from '../src/invoke/invoker.js'
+import { CircuitInfo, circuitView } from '../src/invoke/circuit.js'
+import { ErrorResponse, InvokeParams, PluginParams, errorResponses } from './schemas.js'
 
 const INVOKE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 // The plugin's path: everything after /plugins/<name>/invoke in the raw URL, query included.
 const PREFIX = /^\/plugins\/[^/?]+\/invoke/
 
 const invoke: FastifyPluginAsyncTypebox = async (app) => {
-  const { supervisor, invoker } = app.daemon
-
-  const known = (name: string): string => {
-    if (!supervisor.has(name)) throw new errors.PluginNotFound(name)
-    return name
-  }
+  const { invoker } = app.daemon
 
   // Bodies pass through as they are, of any content type: no parsing, no 415.
   app.removeAllContentTypeParsers()
@@ -56,24 +51,18 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
         }
       },
       handler: async (req, reply) => {
-        const name = known(req.params.name)
+        const { name } = req.params
         const raw = req.raw.url ?? req.url
         const path = raw.replace(PREFIX, '')
-        let result: InvokeResult
-        try {
-          result = await invoker.invoke({
-            plugin: name,
-            method: req.method,
-            path: path.startsWith('/') ? path : `/${path}`,
-            headers: req.headers,
-            body: req.body as Readable | undefined,
-            clientIp: req.ip,
-            requestId: req.id
-          })
-        } catch (err) {
-          if (err instanceof BodyTooLargeError) throw new errors.PayloadTooLarge()
-          throw err
-        }
+        const result = await invoker.invoke({
+          plugin: name,
+          method: req.method,
+          path: path.startsWith('/') ? path : `/${path}`,
+          headers: req.headers,
+          body: req.body as Readable | undefined,
+          clientIp: req.ip,
+          requestId: req.id
+        })
         if (result.type === 'failure') throw failure(result)
         // The plugin's status and body pass as they are, outside the error schemas above.
         const passThrough = reply as unknown as FastifyReply
@@ -82,48 +71,20 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
     })
   }
 
-  const circuitJson = (name: string, c: CircuitInfo) => ({
-    plugin: name,
-    ...c,
-    openedAt: c.openedAt === null ? null : new Date(c.openedAt).toISOString(),
-    halfOpenAt: c.halfOpenAt === null ? null : new Date(c.halfOpenAt).toISOString()
-  })
-
-  app.get('/plugins/:name/circuit', {
-    schema: {
-      tags: ['invoke'],
-      summary: 'The circuit breaker of calls into the plugin: state, failures counted, when it opened and lets a trial through, bulkhead use',
-      params: PluginParams,
-      response: { 200: Type.Ref(CircuitResponse), ...errorResponses }
-    }
-  }, async (req) => {
-    const name = known(req.params.name)
-    return circuitJson(name, invoker.circuit(name))
-  })
-
-  app.post('/plugins/:name/circuit/reset', {
-    schema: {
-      tags: ['invoke'],
-      summary: 'Close the circuit (also an isolated one) and forget the failures counted',
-      params: PluginParams,
-      response: { 200: Type.Ref(CircuitResponse), ...errorResponses }
-    }
-  }, async (req) => {
-    const name = known(req.params.name)
-    return circuitJson(name, invoker.reset(name))
-  })
-
-  app.post('/plugins/:name/circuit/isolate', {
-    schema: {
-      tags: ['invoke'],
-      summary: 'Hold the circuit open (calls refused with 503 PLUGVISOR_CIRCUIT_OPEN, or the fallback) until a reset',
-      params: PluginParams,
-      response: { 200: Type.Ref(CircuitResponse), ...errorResponses }
-    }
-  }, async (req) => {
-    const name = known(req.params.name)
-    return circuitJson(name, invoker.isolate(name))
-  })
+  // The breaker, and manual control: each answers the circuit as it is afterwards.
+  const circuitRoutes = [
+    { method: 'GET', url: '/plugins/:name/circuit', act: (n: string) => invoker.circuit(n), summary: 'The circuit breaker of calls into the plugin: state, failures counted, when it opened and lets a trial through, bulkhead use' },
+    { method: 'POST', url: '/plugins/:name/circuit/reset', act: (n: string) => invoker.reset(n), summary: 'Close the circuit (also an isolated one) and forget the failures counted' },
+    { method: 'POST', url: '/plugins/:name/circuit/isolate', act: (n: string) => invoker.isolate(n), summary: 'Hold the circuit open (calls refused with 503 PLUGVISOR_CIRCUIT_OPEN, or the fallback) until a reset' }
+  ] as const
+  for (const { method, url, act, summary } of circuitRoutes) {
+    app.route({
+      method,
+      url,
+      schema: { tags: ['invoke'], summary, params: PluginParams, response: { 200: Type.Ref(CircuitInfo), ...errorResponses } },
+      handler: async (req) => circuitView(req.params.name, act(req.params.name))
+    })
+  }
 }
 
 export default invoke

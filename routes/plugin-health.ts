@@ -2,8 +2,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
-import { healthReport } from '../src/health/health-report.js'
-import { HealthReport, HistoryQuery, HistoryResponse, PluginParams, errorResponses } from './schemas.js'
+import { HealthReport, healthReport } from '../src/health/health-report.js'
+import { HistoryQuery, HistoryResponse, PluginParams, errorResponses } from './schemas.js'
 
 const DAY = 24 * 3_600_000
 

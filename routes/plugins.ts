@@ -2,12 +2,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
-import type { PluginSummary as Summary } from '../src/supervisor/supervisor.js'
+import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
+import { StateEvent } from '../src/store/state-store.js'
+import { StatusSummary, summarize } from '../src/status-summary.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams, PluginSummary,
-  RegisterQuery, StateEvent, StatusSummary, UnloadResult, WaitQuery, errorResponses, pluginSummaryProperties
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams,
+  RegisterQuery, UnloadResult, WaitQuery, errorResponses
 } from './schemas.js'
-import { summarize } from '../src/status-summary.js'
 import { redactManifest } from '../src/config/redact.js'
 import { redactedConfig } from '../src/plugin-changes.js'
 
@@ -16,15 +17,9 @@ const Op = ['start', 'stop', 'restart'] as const
 const plugins: FastifyPluginAsyncTypebox = async (app) => {
   const { supervisor, changes } = app.daemon
 
-  const known = (name: string): string => {
-    if (!supervisor.has(name)) throw new errors.PluginNotFound(name)
-    return name
-  }
-
   /** `?wait=healthy`: bounded wait until healthy or degraded (state settled otherwise). */
   const waitHealthy = (name: string, timeoutMs: number): Promise<Summary> =>
-    supervisor.waitFor(name, (s) => s.status === 'healthy' || s.status === 'degraded', timeoutMs)
-      .catch(() => { throw new errors.WaitTimeout(name, 'healthy', timeoutMs) })
+    supervisor.waitFor(name, (s) => s.status === 'healthy' || s.status === 'degraded', timeoutMs, 'healthy')
 
   app.get('/plugins', {
     schema: { tags: ['plugins'], summary: 'Every plugin with its state, health and status', response: { 200: PluginList } }
@@ -62,7 +57,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     }, async (req) => {
       const { plugin, all, wait, timeoutMs } = req.query
       if (!all && (plugin === undefined || plugin.length === 0)) throw new errors.Validation('name plugins with ?plugin=NAME (repeatable) or ask for ?all=true')
-      const names = all ? supervisor.names() : [...new Set(plugin!)].map(known)
+      const names = all ? supervisor.names() : [...new Set(plugin!)]
       const run = op === 'start' ? supervisor.startMany(names) : op === 'stop' ? supervisor.stopMany(names) : supervisor.restartMany(names)
       let result = await run
       if (wait === 'healthy' && op !== 'stop') result = await Promise.all(names.map((n) => waitHealthy(n, timeoutMs)))
@@ -78,7 +73,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Type.Ref(PluginSummary), ...errorResponses, 504: Type.Ref(ErrorResponse) }
       }
     }, async (req) => {
-      const name = known(req.params.name)
+      const { name } = req.params
       const summary = await supervisor[op](name)
       if (req.query.wait === 'healthy' && op !== 'stop') return waitHealthy(name, req.query.timeoutMs)
       return summary
@@ -96,7 +91,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (req) => {
-    const name = known(req.params.name)
+    const { name } = req.params
     const summary = supervisor.summary(name)
     const usage = app.daemon.resources.usage(name)
     const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
@@ -128,7 +123,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       params: PluginParams,
       response: { 200: UnloadResult, ...changeErrors }
     }
-  }, async (req) => changes.unregister(known(req.params.name)))
+  }, async (req) => changes.unregister(req.params.name))
 
   app.put('/plugins/:name/config', {
     schema: {
@@ -142,7 +137,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, async (req) => {
-    const name = known(req.params.name)
+    const { name } = req.params
     const summary = await changes.setConfig(name, req.body)
     return { ...summary, config: redactedConfig(supervisor.manifest(name)) }
   })
@@ -156,7 +151,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Type.Object({ plugin: Type.String(), events: Type.Array(StateEvent) }), ...errorResponses }
     }
   }, async (req) => {
-    const name = known(req.params.name)
+    const { name } = req.params
     const since = req.query.since ? Date.parse(req.query.since) : undefined
     const events = supervisor.events(name, { limit: req.query.limit, since }).map((e) => ({ ...e, at: new Date(e.at).toISOString() }))
     return { plugin: name, events }
@@ -171,7 +166,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Type.Object({ plugin: Type.String(), lines: Type.Array(LogLine) }), ...errorResponses }
     }
   }, async (req) => {
-    const name = known(req.params.name)
+    const { name } = req.params
     const lines = supervisor.logs(name, req.query.tail).map((l) => ({ at: new Date(l.at).toISOString(), stream: l.stream, line: l.line }))
     return { plugin: name, lines }
   })

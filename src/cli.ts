@@ -1,6 +1,14 @@
 // plugvisor command line: `serve` runs the daemon, `validate` checks config offline, the rest
 // talk to a running daemon's API at PLUGVISOR_URL (default http://127.0.0.1:7070).
 import { parseArgs } from 'node:util'
+import type { Static } from '@sinclair/typebox'
+// The API's shapes, as the daemon declares them (types only: nothing of them loads at run time).
+import type { PluginSummary } from './supervisor/events.js'
+import type { StateEvent } from './store/state-store.js'
+import type { RawCheck, RollupBucket } from './health/health-history.js'
+import type { ReloadResult } from './plugin-changes.js'
+import type { ErrorBody } from './plugins/error-handler.js'
+import type { LogLine } from '../routes/schemas.js'
 // config/load.js compiles every JSON Schema with ajv when imported (~200 ms): only `serve` and
 // `validate` need it, so it is imported there and `status` & co. start as fast as Node does.
 type ConfigModule = typeof import('./config/load.js')
@@ -69,9 +77,12 @@ async function serveCommand (args: string[]): Promise<number> {
   return -1 // keep running
 }
 
-function reportConfigError ({ ConfigInvalidError, formatProblem }: ConfigModule, err: unknown): number {
-  if (err instanceof ConfigInvalidError) {
-    process.stderr.write(`plugvisor: invalid config\n${err.problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
+async function reportConfigError ({ formatProblem }: ConfigModule, err: unknown): Promise<number> {
+  // Loaded here, with the config module: the API commands need neither.
+  const { problemsOf } = await import('./errors.js')
+  const problems = problemsOf(err)
+  if (problems !== undefined) {
+    process.stderr.write(`plugvisor: invalid config\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
     return 1
   }
   throw err
@@ -96,8 +107,6 @@ async function validateCommand (args: string[]): Promise<number> {
   return 0
 }
 
-interface ApiError { code?: string, message?: string }
-
 /**
  * One API call with node:http (global fetch would first load the whole undici bundle, tens of
  * milliseconds of every command's run time).
@@ -118,7 +127,7 @@ async function api (method: string, path: string): Promise<unknown> {
     req.on('error', (err: Error) => reject(new CliError(`cannot reach plugvisor at ${base}: ${err.message}`)))
     req.end()
   })
-  let body: ApiError & Record<string, unknown> = {}
+  let body: Partial<ErrorBody> & Record<string, unknown> = {}
   try { body = JSON.parse(text) } catch {}
   if (status < 200 || status >= 300) throw new CliError(`${status} ${body.code ?? ''}: ${body.message ?? text.slice(0, 200)}`)
   return body
@@ -126,9 +135,7 @@ async function api (method: string, path: string): Promise<unknown> {
 
 class CliError extends Error {}
 
-interface Summary { name: string, state: string, health: string, status: string, pid: number | null, port: number | null, uptimeMs: number, restartCount: number, nextRestartAt: string | null, lastExit: { code: number | null, signal: string | null } | null }
-
-function table (plugins: Summary[]): string {
+function table (plugins: PluginSummary[]): string {
   const rows = [['NAME', 'STATUS', 'STATE', 'HEALTH', 'PID', 'PORT', 'UPTIME', 'RESTARTS', 'LAST EXIT']]
   for (const p of plugins) {
     const exit = p.lastExit ? (p.lastExit.signal ?? `code ${p.lastExit.code}`) : '-'
@@ -166,7 +173,7 @@ async function withApi (fn: () => Promise<void>): Promise<number> {
 function statusCommand (args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } })
   return withApi(async () => {
-    const { plugins } = await api('GET', '/plugins') as { plugins: Summary[] }
+    const { plugins } = await api('GET', '/plugins') as { plugins: PluginSummary[] }
     process.stdout.write((values.json ? JSON.stringify(plugins, null, 2) : table(plugins)) + '\n')
   })
 }
@@ -182,7 +189,7 @@ function actionCommand (op: 'start' | 'stop' | 'restart', args: string[]): Promi
   for (const n of positionals) q.append('plugin', n)
   if (values.wait) q.set('wait', 'healthy')
   return withApi(async () => {
-    const { plugins } = await api('POST', `/plugins/${op}?${q}`) as { plugins: Summary[] }
+    const { plugins } = await api('POST', `/plugins/${op}?${q}`) as { plugins: PluginSummary[] }
     process.stdout.write(table(plugins) + '\n')
   })
 }
@@ -191,7 +198,7 @@ function logsCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tail: { type: 'string', default: '100' } } })
   if (positionals.length !== 1) { process.stderr.write('plugvisor: logs needs one plugin name\n'); return Promise.resolve(2) }
   return withApi(async () => {
-    const { lines } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: { at: string, stream: string, line: string }[] }
+    const { lines } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: Static<typeof LogLine>[] }
     process.stdout.write(lines.map((l) => `${l.at} ${l.stream === 'stderr' ? 'ERR' : 'OUT'} ${l.line}`).join('\n') + (lines.length ? '\n' : ''))
   })
 }
@@ -200,7 +207,7 @@ function eventsCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { limit: { type: 'string', default: '20' } } })
   if (positionals.length !== 1) { process.stderr.write('plugvisor: events needs one plugin name\n'); return Promise.resolve(2) }
   return withApi(async () => {
-    const { events } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/events?limit=${encodeURIComponent(values.limit)}`) as { events: { at: string, from: string, to: string, reason: string, exitCode: number | null, signal: string | null }[] }
+    const { events } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/events?limit=${encodeURIComponent(values.limit)}`) as { events: Static<typeof StateEvent>[] }
     for (const e of events.reverse()) {
       const exit = e.signal ?? (e.exitCode !== null ? `code ${e.exitCode}` : '')
       process.stdout.write(`${e.at} ${e.from} -> ${e.to} ${e.reason}${exit ? ` (${exit})` : ''}\n`)
@@ -213,24 +220,21 @@ function historyCommand (args: string[]): Promise<number> {
   if (positionals.length !== 1) { process.stderr.write('plugvisor: history needs one plugin name\n'); return Promise.resolve(2) }
   const q = new URLSearchParams({ resolution: values.resolution, limit: values.limit })
   return withApi(async () => {
-    const body = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/health/history?${q}`) as {
-      checks?: { at: string, probe: string, phase: string, result: string, durationMs: number, error: string | null }[]
-      buckets?: { at: string, count: number, failures: number, warnings: number, minMs: number, avgMs: number, maxMs: number }[]
-    }
+    const body = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/health/history?${q}`) as { checks?: Static<typeof RawCheck>[], buckets?: Static<typeof RollupBucket>[] }
     const rows: string[][] = body.checks
       ? [['AT', 'PROBE', 'PHASE', 'RESULT', 'MS', 'ERROR'], ...body.checks.reverse().map((c) => [c.at, c.probe, c.phase, c.result, c.durationMs.toFixed(1), c.error ?? ''])]
-      : [['BUCKET', 'CHECKS', 'FAILURES', 'WARNINGS', 'MIN MS', 'AVG MS', 'MAX MS'], ...(body.buckets ?? []).reverse().map((b) => [b.at, String(b.count), String(b.failures), String(b.warnings), b.minMs.toFixed(1), b.avgMs.toFixed(1), b.maxMs.toFixed(1)])]
+      : [['BUCKET', 'CHECKS', 'FAILURES', 'WARNINGS', 'MIN MS', 'AVG MS', 'MAX MS'], ...(body.buckets ?? []).reverse().map((b) => [b.at, String(b.count), String(b.failures), String(b.warnings), ms(b.minMs), ms(b.avgMs), ms(b.maxMs)])]
     process.stdout.write(columns(rows) + '\n')
   })
 }
 
-interface ReloadAnswer { dryRun: boolean, added: string[], removed: string[], changed: string[], unchanged: string[], kept: string[], problems: { file: string, path: string, reason: string }[], restartRequired: string[] }
+const ms = (v: number | null): string => v === null ? '-' : v.toFixed(1)
 
 async function reloadCommand (args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } } })
-  let answer: ReloadAnswer | undefined
+  let answer: ReloadResult | undefined
   const code = await withApi(async () => {
-    answer = await api('POST', `/config/reload${values['dry-run'] ? '?dryRun=true' : ''}`) as ReloadAnswer
+    answer = await api('POST', `/config/reload${values['dry-run'] ? '?dryRun=true' : ''}`) as ReloadResult
   })
   if (answer === undefined) return code
   const r = answer

@@ -2,11 +2,11 @@
 // The Fastify layer (app.ts) publishes this object; the CLI and tests can use it directly.
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
-import { openDatabase, type Db } from './store/database.js'
-import { createStateStore, type StateStore } from './store/state-store.js'
-import { createAuditStore, type AuditStore } from './store/audit-store.js'
-import { Supervisor, type Clock } from './supervisor/supervisor.js'
-import { childProcessRunner, type ProcessRunner } from './supervisor/process-runner.js'
+import { openStore, type Store } from './store/store.js'
+import type { AuditStore } from './store/audit-store.js'
+import { Supervisor } from './supervisor/supervisor.js'
+import { systemClock, type Clock } from './clock.js'
+import { childProcessRunner, type ProcessRunner } from './process/runner.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
 import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metrics.js'
 import { createEventStream, type EventStream } from './events/event-stream.js'
@@ -32,7 +32,10 @@ export interface DaemonOptions {
 
 /** What readiness is made of, besides critical plugins. */
 export interface StartupProgress {
-  storeMigrated: boolean
+  /** The database schema is as migrated and its last write went through. */
+  readonly storeMigrated: boolean
+  /** Why not, when storeMigrated is false. */
+  readonly storeProblem: string | undefined
   orphansReaped: boolean
   initialStartDone: boolean
 }
@@ -40,8 +43,8 @@ export interface StartupProgress {
 export interface Daemon {
   /** The config as it runs: replaced by run-time changes and reloads (GET /config/status). */
   readonly loaded: LoadedConfig
-  readonly db: Db
-  readonly store: StateStore
+  /** Lifecycle state, health history and audit log in one SQLite file. */
+  readonly store: Store
   /** Who changed what: every mutating management call and every reload by signal. */
   readonly audit: AuditStore
   readonly supervisor: Supervisor
@@ -69,25 +72,29 @@ export interface Daemon {
 export function createDaemon (opts: DaemonOptions): Daemon {
   const { logger } = opts
   let loaded = opts.loaded
-  const db = openDatabase(loaded.dataDir)
-  const store = createStateStore(db)
-  const progress: StartupProgress = { storeMigrated: true, orphansReaped: false, initialStartDone: false }
+  const store = openStore(loaded.dataDir)
+  const progress: StartupProgress = {
+    get storeMigrated () { return store.status.ok },
+    get storeProblem () { return store.status.problem },
+    orphansReaped: false,
+    initialStartDone: false
+  }
   const supervisor = new Supervisor({
     runner: opts.runner ?? childProcessRunner,
-    store,
+    store: store.lifecycle,
     logger,
     clock: opts.clock,
     random: opts.random,
     restartBudget: loaded.config.restartBudget
   })
-  const healthHistory = createHealthHistory(db, {
+  const healthHistory = createHealthHistory(store.healthHistory, {
     ...loaded.config.history,
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'writing health history failed')
   })
-  supervisor.on('probe', (ev) => healthHistory.record(ev))
   healthHistory.start()
   const healthMonitor = new HealthMonitor({ supervisor, logger, clock: opts.clock, random: opts.random })
+  healthMonitor.on('probe', (ev) => healthHistory.record(ev))
   // Probes follow transitions from the first start on (boot, or an operator start before boot).
   healthMonitor.start()
   for (const p of loaded.problems) logger.error({ file: p.file, path: p.path, reason: p.reason }, `plugin manifest skipped: ${formatProblem(p)}`)
@@ -99,31 +106,33 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'resource sampling failed')
   })
-  const metrics = createPluginMetrics({ supervisor, resources: (name) => resources.usage(name) })
-  const events = createEventStream({
-    supervisor,
-    keepAliveMs: loaded.config.events.keepAliveMs,
-    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
-    onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
-  })
+  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name) })
   // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
   const invoker = createInvoker({
     supervisor,
     observe: (plugin, outcome, seconds) => metrics.observeInvocation(plugin, outcome, seconds),
     maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_MAX_REPLAY_BODY_BYTES,
     // With tokens on, the caller's Authorization header is the daemon's token, not the plugin's.
-    dropAuthorization: loaded.config.auth.mode === 'tokens'
+    dropAuthorization: loaded.config.auth.mode === 'tokens',
+    clock: opts.clock
+  })
+  const events = createEventStream({
+    supervisor,
+    circuits: invoker,
+    keepAliveMs: loaded.config.events.keepAliveMs,
+    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
+    onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
   supervisor.load(loaded.manifests)
   resources.start()
   const changes = createPluginChanges({ supervisor, logger, getLoaded: () => loaded, setLoaded: (l) => { loaded = l } })
-  const audit = createAuditStore(db)
+  const { audit } = store
   // State events and the audit log are kept as long as the health rollups, pruned a chunk a minute.
   const eventRetentionMs = loaded.config.history.rollupRetentionDays * 86_400_000
-  const clock = opts.clock ?? { now: () => Date.now() }
+  const clock = opts.clock ?? systemClock
   const pruneEvents = setInterval(() => {
     try {
-      store.pruneEvents(clock.now() - eventRetentionMs)
+      store.lifecycle.pruneEvents(clock.now() - eventRetentionMs)
       audit.prune(clock.now() - eventRetentionMs)
     } catch (err) { logger.error({ err }, 'pruning state events failed') }
   }, 60_000)
@@ -133,7 +142,6 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   let closing: Promise<void> | undefined
   return {
     get loaded () { return loaded },
-    db,
     store,
     audit,
     supervisor,
@@ -167,7 +175,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         await healthMonitor.stop()
         await invoker.close()
         healthHistory.stop()
-        db.close()
+        store.close()
       })()
       return closing
     }

@@ -1,12 +1,13 @@
 // The one error catalogue: a stable PLUGVISOR_* code, a message template and a status each.
 // Clients match on `code`; messages may improve over time.
-import createError from '@fastify/error'
+import createError, { type FastifyError } from '@fastify/error'
+import type { ConfigProblem } from './config/load.js'
 
 export const errors = {
   PluginNotFound: createError('PLUGVISOR_PLUGIN_NOT_FOUND', "plugin '%s' is not loaded", 404),
   Validation: createError('PLUGVISOR_VALIDATION', '%s', 400),
   InvalidManifest: createError('PLUGVISOR_INVALID_MANIFEST', 'invalid manifest: %s', 400),
-  InvalidConfig: createError('PLUGVISOR_INVALID_CONFIG', 'invalid config: %s', 400),
+  InvalidConfig: createError('PLUGVISOR_INVALID_CONFIG', 'invalid config, nothing applied: %s', 400),
   Conflict: createError('PLUGVISOR_CONFLICT', '%s', 409),
   Unauthorized: createError('PLUGVISOR_UNAUTHORIZED', 'a bearer token is required', 401),
   Forbidden: createError('PLUGVISOR_FORBIDDEN', "role '%s' may not do this", 403),
@@ -17,7 +18,22 @@ export const errors = {
   PluginTimeout: createError('PLUGVISOR_PLUGIN_TIMEOUT', "plugin '%s' did not answer within %s ms", 504),
   WaitTimeout: createError('PLUGVISOR_WAIT_TIMEOUT', "plugin '%s' did not become %s within %s ms", 504),
   PayloadTooLarge: createError('PLUGVISOR_PAYLOAD_TOO_LARGE', 'request body is too large', 413),
+  /** Start-up only: the data directory was written by a newer plugvisor. */
+  DatabaseTooNew: createError('PLUGVISOR_DATABASE_TOO_NEW', '%s: database schema version %s is newer than this plugvisor knows (%s); upgrade plugvisor or use another dataDir', 500),
   Internal: createError('PLUGVISOR_INTERNAL', 'internal error', 500)
 } as const
 
 export const ERROR_CODES = Object.values(errors).map((E) => new E().code)
+
+/** A refused manifest or config: the catalogue error plus every problem found (file, JSON path, reason). */
+export type ProblemsError = FastifyError & { problems: ConfigProblem[] }
+
+export function withProblems (err: FastifyError, problems: ConfigProblem[]): ProblemsError {
+  return Object.assign(err, { problems })
+}
+
+/** The problems an error carries, if it is a refused manifest or config. */
+export function problemsOf (err: unknown): ConfigProblem[] | undefined {
+  const problems = (err as { problems?: unknown } | null)?.problems
+  return Array.isArray(problems) ? problems as ConfigProblem[] : undefined
+}

@@ -5,31 +5,27 @@
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from './logger.js'
-import { loadConfig, parseManifest, readStructuredFile, type ConfigProblem, type LoadedConfig, type LoadedManifest } from './config/load.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { ConfigProblem, loadConfig, parseManifest, readStructuredFile, type LoadedConfig, type LoadedManifest } from './config/load.js'
 import { manifestFileFor, manifestText, retireManifestFile, withConfig, writeFileAtomic } from './config/manifest-files.js'
 import { planReload } from './config/reload-plan.js'
 import { REDACTED, redactValue } from './config/redact.js'
-import { DependencyProblemsError, PluginConflictError, type PluginSummary, type Supervisor } from './supervisor/supervisor.js'
+import type { Supervisor } from './supervisor/supervisor.js'
+import type { PluginSummary } from './supervisor/events.js'
+import { errors, withProblems } from './errors.js'
 
-/** Why a change was refused; nothing was changed. The HTTP layer maps `kind` to a status and code. */
-export class ChangeRejectedError extends Error {
-  constructor (readonly kind: 'invalid-manifest' | 'invalid-config', message: string, readonly problems: ConfigProblem[]) {
-    super(message)
-    this.name = 'ChangeRejectedError'
-  }
-}
-
-export interface ReloadResult {
-  dryRun: boolean
-  added: string[]
-  removed: string[]
-  changed: string[]
-  unchanged: string[]
-  /** Plugins whose manifest is invalid now: the running version stays (see problems). */
-  kept: string[]
-  problems: ConfigProblem[]
-  restartRequired: string[]
-}
+/** What a reload found and did (POST /config/reload). */
+export const ReloadResult = Type.Object({
+  dryRun: Type.Boolean(),
+  added: Type.Array(Type.String(), { description: 'New plugins: loaded, and started when autostart (or their stored desired state) says so' }),
+  removed: Type.Array(Type.String(), { description: 'Plugins whose manifest is gone: stopped and unloaded' }),
+  changed: Type.Array(Type.String(), { description: 'Plugins whose manifest differs: stopped, swapped, started again when they were meant to run' }),
+  unchanged: Type.Array(Type.String()),
+  kept: Type.Array(Type.String(), { description: 'Plugins whose manifest is invalid now (see problems): the running version stays' }),
+  problems: Type.Array(Type.Ref(ConfigProblem), { description: 'Every manifest not applied, with file, JSON path and reason' }),
+  restartRequired: Type.Array(Type.String(), { description: 'Main config keys that changed but take effect only at a daemon restart (everything but plugins and pluginsDir)' })
+})
+export type ReloadResult = Static<typeof ReloadResult>
 
 export interface PluginChanges {
   /** Validates a manifest, writes it to `<pluginsDir>/<name>.json`, loads it and starts it when `start` (default: autostart). */
@@ -74,18 +70,9 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
   const fileOf = (name: string, what: string): string => {
     const m = supervisor.manifest(name)
     if ((m as LoadedManifest & { inlineIndex?: number }).inlineIndex !== undefined || m.source === getLoaded().file) {
-      throw new PluginConflictError(`plugin '${name}' is defined inline in ${m.source}; ${what} by editing that file and POST /config/reload`)
+      throw new errors.Conflict(`plugin '${name}' is defined inline in ${m.source}; ${what} by editing that file and POST /config/reload`)
     }
     return m.source
-  }
-
-  const dependencyCheck = (fn: () => void): void => {
-    try {
-      fn()
-    } catch (err) {
-      if (err instanceof DependencyProblemsError) throw new ChangeRejectedError('invalid-manifest', `invalid manifest: ${err.message}`, err.problems)
-      throw err
-    }
   }
 
   return {
@@ -93,14 +80,14 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
       return serial(async () => {
         const { pluginsDir } = getLoaded()
         const parsed = parseManifest(doc, { file: REQUEST_BODY, baseDir: pluginsDir, env })
-        if (!parsed.manifest) throw new ChangeRejectedError('invalid-manifest', `invalid manifest: ${parsed.problems.map((p) => `${p.path || '/'}: ${p.reason}`).join('; ')}`, parsed.problems)
+        if (!parsed.manifest) throw withProblems(new errors.InvalidManifest(briefly(parsed.problems)), parsed.problems)
         const name = parsed.manifest.name
-        if (supervisor.has(name)) throw new PluginConflictError(`plugin '${name}' is already loaded (from ${supervisor.manifest(name).source})`)
+        if (supervisor.has(name)) throw new errors.Conflict(`plugin '${name}' is already loaded (from ${supervisor.manifest(name).source})`)
         const file = manifestFileFor(pluginsDir, name)
-        if (existsSync(file)) throw new PluginConflictError(`${file} exists but is not loaded (GET /config/status says why); fix or remove it and POST /config/reload`)
+        if (existsSync(file)) throw new errors.Conflict(`${file} exists but is not loaded (GET /config/status says why); fix or remove it and POST /config/reload`)
         const manifest: LoadedManifest = { ...parsed.manifest, source: file }
         const desired = new Map([[name, (start ?? manifest.autostart) ? 'running' as const : 'stopped' as const]])
-        dependencyCheck(() => supervisor.checkChanges({ add: [manifest] }))
+        supervisor.checkChanges({ add: [manifest] })
         // The document as sent (${VAR} not expanded): the file is what an operator would have written.
         writeFileAtomic(file, manifestText(doc))
         logger.info({ plugin: name, file }, `plugin ${name}: registered (${file})`)
@@ -127,16 +114,16 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         const source = fileOf(name, 'change its config')
         const raw = readStructuredFile(source)
         if (raw.problem || raw.value === null || typeof raw.value !== 'object' || Array.isArray(raw.value)) {
-          throw new PluginConflictError(`the manifest file ${source} of plugin '${name}' cannot be used now (${raw.problem?.reason ?? 'not an object'}); fix it and POST /config/reload`)
+          throw new errors.Conflict(`the manifest file ${source} of plugin '${name}' cannot be used now (${raw.problem?.reason ?? 'not an object'}); fix it and POST /config/reload`)
         }
         const current = supervisor.manifest(name)
         const rawDoc = raw.value as Record<string, unknown>
         // A value sent back as "[redacted]" (as GET /plugins/:name shows it) keeps the value on file.
         const nextConfig = restoreRedacted(config, rawDoc.config, current.configSchema) as Record<string, unknown>
         const parsed = parseManifest({ ...rawDoc, config: nextConfig }, { file: source, baseDir: path.dirname(source), env })
-        if (!parsed.manifest) throw new ChangeRejectedError('invalid-config', `invalid config: ${parsed.problems.map((p) => `${p.path || '/'}: ${p.reason}`).join('; ')}`, parsed.problems)
-        if (parsed.manifest.name !== name) throw new PluginConflictError(`the manifest file ${source} now names plugin '${parsed.manifest.name}'; POST /config/reload to apply it`)
-        dependencyCheck(() => supervisor.checkChanges({ replace: [parsed.manifest!] }))
+        if (!parsed.manifest) throw withProblems(new errors.Validation(`invalid config: ${briefly(parsed.problems)}`), parsed.problems)
+        if (parsed.manifest.name !== name) throw new errors.Conflict(`the manifest file ${source} now names plugin '${parsed.manifest.name}'; POST /config/reload to apply it`)
+        supervisor.checkChanges({ replace: [parsed.manifest] })
         writeFileAtomic(source, withConfig(source, nextConfig))
         logger.info({ plugin: name, file: source }, `plugin ${name}: config changed, restarting`)
         await supervisor.applyChanges({ replace: [parsed.manifest] })
@@ -148,7 +135,7 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
     reload ({ dryRun = false } = {}) {
       return serial(async () => {
         const before = getLoaded()
-        // An invalid main config throws ConfigInvalidError: nothing is applied.
+        // An invalid main config throws PLUGVISOR_INVALID_CONFIG: nothing is applied.
         const next = loadConfig(before.file, { env })
         const running = supervisor.names().map((n) => supervisor.manifest(n))
         const plan = planReload(running, before.config, next)
@@ -174,6 +161,9 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
     }
   }
 }
+
+/** Problems of a request body, without the file name (it is always the body). */
+const briefly = (problems: ConfigProblem[]): string => problems.map((p) => `${p.path || '/'}: ${p.reason}`).join('; ')
 
 type JsonSchema = { sensitive?: boolean, properties?: Record<string, JsonSchema> }
 

@@ -1,11 +1,11 @@
 // The only place that creates Fastify, listens, and handles signals.
-import { STATUS_CODES } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
 import type { DestinationStream } from 'pino'
 import app, { type AppOptions } from './app.js'
-import { errors } from './errors.js'
+import { errors, problemsOf } from './errors.js'
+import { errorBody } from './plugins/error-handler.js'
 import { isLoopback } from './loopback.js'
 import type { LoadedConfig } from './config/load.js'
 
@@ -31,7 +31,7 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // parameters) get the same { statusCode, code, error, message } shape as every other error.
     frameworkErrors: (err, _req, reply) => {
       const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
-      void (reply as FastifyReply).code(status).send({ statusCode: status, code: new errors.Validation('').code, error: STATUS_CODES[status] ?? 'Bad Request', message: err.message })
+      void (reply as FastifyReply).code(status).send(errorBody(status, new errors.Validation('').code, err.message))
     },
     ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -94,7 +94,10 @@ function lazyRequestLogger (logger: FastifyBaseLogger, bindings: Bindings, opts:
   return new LazyRequestLogger(logger, bindings, opts) as unknown as FastifyBaseLogger
 }
 
-/** Why the daemon must not listen as configured, if it must not (DESIGN §9). */
+/**
+ * Why the daemon must not listen as configured, if it must not: beyond loopback, an open API
+ * (auth.mode none) needs saying so in the config.
+ */
 export function listenRefusal (loaded: LoadedConfig): string | undefined {
   const { host } = loaded.config.server
   if (!isLoopback(host) && loaded.config.auth.mode === 'none' && !loaded.authModeExplicit) {
@@ -116,14 +119,12 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
     fastify.log.info({ signal: 'SIGHUP' }, 'reloading the config (SIGHUP)')
     const started = Date.now()
     const audit = (status: number): void => {
-      try {
-        fastify.daemon.audit.append({ at: started, actor: 'signal', role: null, remote: null, method: 'SIGHUP', route: '/config/reload', url: '/config/reload', plugin: null, status, requestId: 'SIGHUP', durationMs: Date.now() - started })
-      } catch (err) { fastify.log.error({ err }, 'writing the audit log failed') }
+      fastify.recordAudit({ at: started, actor: 'signal', role: null, remote: null, method: 'SIGHUP', route: '/config/reload', url: '/config/reload', plugin: null, status, requestId: 'SIGHUP', durationMs: Date.now() - started })
     }
     // The reload logs what it applied; a refused one (invalid main config) changes nothing.
-    fastify.daemon.changes.reload().then(() => audit(200), (err: Error & { problems?: unknown }) => {
+    fastify.daemon.changes.reload().then(() => audit(200), (err: Error) => {
       audit(400)
-      fastify.log.error({ err, problems: err.problems }, `reload (SIGHUP) failed, nothing applied: ${err.message}`)
+      fastify.log.error({ err, problems: problemsOf(err) }, `reload (SIGHUP) failed, nothing applied: ${err.message}`)
     })
   }
   process.on('SIGHUP', onHangup)

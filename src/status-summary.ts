@@ -1,16 +1,18 @@
 // Counts of plugins by status, as the health endpoints and /plugins/status report them.
+import { Type, type Static } from '@sinclair/typebox'
 import type { Status } from './supervisor/lifecycle.js'
 
-export interface StatusCounts {
-  totalPlugins: number
-  healthyPlugins: number
-  degradedPlugins: number
-  unhealthyPlugins: number
-  unknownPlugins: number
-  restartingPlugins: number
-  failedPlugins: number
-  stoppedPlugins: number
-}
+export const StatusSummary = Type.Object({
+  totalPlugins: Type.Integer(),
+  healthyPlugins: Type.Integer(),
+  degradedPlugins: Type.Integer(),
+  unhealthyPlugins: Type.Integer(),
+  unknownPlugins: Type.Integer(),
+  restartingPlugins: Type.Integer(),
+  failedPlugins: Type.Integer(),
+  stoppedPlugins: Type.Integer()
+}, { $id: 'StatusSummary' })
+export type StatusCounts = Static<typeof StatusSummary>
 
 export function summarize (list: { status: Status }[]): StatusCounts {
   const c: StatusCounts = { totalPlugins: list.length, healthyPlugins: 0, degradedPlugins: 0, unhealthyPlugins: 0, unknownPlugins: 0, restartingPlugins: 0, failedPlugins: 0, stoppedPlugins: 0 }

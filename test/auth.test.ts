@@ -3,7 +3,7 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { build, fixturePlugin, tempDir, writeConfig } from './helper.js'
-import { ConfigInvalidError } from '../src/config/load.js'
+import type { ProblemsError } from '../src/errors.js'
 
 const ADMIN = 'admin-token-0123456789abcdef'
 const VIEWER = 'viewer-token-0123456789abcdef'
@@ -53,11 +53,11 @@ t.test('probes, metrics and the API description are open by default, and can be 
 
 t.test('a token that cannot be read stops the start with file, path and reason', async (t) => {
   const loaded = tokenConfig()
-  await t.rejects(build(t, loaded, { boot: false, env: {} }), ConfigInvalidError)
+  await t.rejects(build(t, loaded, { boot: false, env: {} }), { code: 'PLUGVISOR_INVALID_CONFIG' })
   try {
     await build(t, loaded, { boot: false, env: {} })
   } catch (err) {
-    t.match((err as ConfigInvalidError).problems, [{ file: loaded.file, path: '/auth/tokens/0/tokenEnv', reason: 'environment variable PV_TEST_ADMIN is not set' }])
+    t.match((err as ProblemsError).problems, [{ file: loaded.file, path: '/auth/tokens/0/tokenEnv', reason: 'environment variable PV_TEST_ADMIN is not set' }])
   }
   const short = writeConfig([], { auth: { mode: 'tokens', tokens: [{ name: 'x', role: 'admin', tokenEnv: 'PV_SHORT' }] } })
   await t.rejects(build(t, short, { boot: false, env: { PV_SHORT: 'abc' } }), /shorter than 16 characters/)

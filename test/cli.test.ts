@@ -3,7 +3,7 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { build, fixturePlugin, writeConfig } from './helper.js'
+import { build, fixturePlugin, served, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 
 const run = promisify(execFile)
@@ -21,7 +21,7 @@ async function cli (url: string, ...args: string[]): Promise<{ code: number, std
 
 t.test('status, start/stop/restart, logs, events and history through the API', async (t) => {
   const app = await build(t, writeConfig([
-    fixturePlugin('web', 'serve', { port: 'auto', healthCheck: { http: { path: '/health' }, intervalMs: 50, startup: { failureThreshold: 200, intervalMs: 50 } } }),
+    served('web', {}, { startup: { failureThreshold: 200, intervalMs: 50 } }),
     fixturePlugin('worker', 'chatty', { args: ['3'] })
   ], { history: { flushIntervalMs: 50 } }), { boot: false })
   await app.daemon.boot()

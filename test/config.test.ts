@@ -5,7 +5,8 @@ import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { ConfigInvalidError, loadConfig, type ConfigProblem } from '../src/config/load.js'
+import { loadConfig, type ConfigProblem } from '../src/config/load.js'
+import type { ProblemsError } from '../src/errors.js'
 import { packageRoot } from '../src/paths.js'
 import { tempDir } from './helper.js'
 
@@ -103,8 +104,8 @@ t.test('two manifests with one name: the first wins, the second is reported', as
 
 t.test('an invalid main config throws with file, path and reason', async (t) => {
   const dir = setup({ 'plugvisor.yaml': 'server: { port: nope }\nbogus: 1\n' })
-  const err = t.throws(() => loadConfig(path.join(dir, 'plugvisor.yaml'))) as unknown as ConfigInvalidError
-  t.ok(err instanceof ConfigInvalidError)
+  const err = t.throws(() => loadConfig(path.join(dir, 'plugvisor.yaml'))) as unknown as ProblemsError
+  t.equal(err.code, 'PLUGVISOR_INVALID_CONFIG')
   t.match(err.problems, [
     { file: path.join(dir, 'plugvisor.yaml'), path: '', reason: "unknown property 'bogus'" },
     { path: '/server/port', reason: /must be integer/ }

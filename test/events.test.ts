@@ -2,6 +2,7 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { InvokerEvents } from '../src/invoke/invoker.js'
 import { createEventStream, KEEP_ALIVE, type EventSink } from '../src/events/event-stream.js'
 import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
 import { build, fixturePlugin, writeConfig } from './helper.js'
@@ -114,7 +115,7 @@ function sink () {
 t.test('a slow client is disconnected once its unsent bytes pass the cap; the others keep receiving', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
   const slowOnes: number[] = []
-  const stream = createEventStream({ supervisor: bus, keepAliveMs: 600000, maxBufferedBytes: 1024, onSlowClient: (b) => slowOnes.push(b) })
+  const stream = createEventStream({ supervisor: bus, circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 600000, maxBufferedBytes: 1024, onSlowClient: (b) => slowOnes.push(b) })
   t.teardown(() => stream.close())
   const slow = sink()
   const fast = sink()
@@ -132,7 +133,7 @@ t.test('a slow client is disconnected once its unsent bytes pass the cap; the ot
 
 t.test('keep-alive comments are sent on the configured interval', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
-  const stream = createEventStream({ supervisor: bus, keepAliveMs: 10, maxBufferedBytes: 1024 })
+  const stream = createEventStream({ supervisor: bus, circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 10, maxBufferedBytes: 1024 })
   t.teardown(() => stream.close())
   const s = sink()
   stream.subscribe(s)
@@ -144,7 +145,7 @@ t.test('keep-alive comments are sent on the configured interval', async (t) => {
 
 t.test('close ends every stream and stops listening', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
-  const stream = createEventStream({ supervisor: bus, keepAliveMs: 600000, maxBufferedBytes: 1024 })
+  const stream = createEventStream({ supervisor: bus, circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 600000, maxBufferedBytes: 1024 })
   const s = sink()
   stream.subscribe(s)
   stream.close()

@@ -3,20 +3,20 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { build, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { build, fixturePlugin, served, tempDir, waitForEvent, writeConfig } from './helper.js'
 
-const probe = { intervalMs: 50, timeoutMs: 1000, failureThreshold: 1, startup: { failureThreshold: 100, intervalMs: 50 } }
-const served = (name: string, env: Record<string, string>, extra: Record<string, unknown> = {}) =>
-  fixturePlugin(name, 'serve', { port: 'auto', env, restart: { policy: 'never' }, healthCheck: { http: { path: '/health' }, ...probe }, ...extra })
+// One failed probe makes a plugin unhealthy, and it stays so.
+const probe = { failureThreshold: 1 }
+const never = { restart: { policy: 'never' } }
 
 t.test('readiness: waits for the initial start pass and critical plugins only; ?verbose lists checks, ?exclude skips them', async (t) => {
   const dir = tempDir()
   const coreFile = path.join(dir, 'core2')
   writeFileSync(coreFile, 'pass')
   const app = await build(t, writeConfig([
-    served('core', { HEALTH: 'pass' }, { critical: true }),
-    served('core2', { HEALTH_FILE: coreFile }, { critical: true }),
-    served('extra', { HEALTH: '500' }, { healthCheck: { http: { path: '/health' }, ...probe, startup: undefined } })
+    served('core', { HEALTH: 'pass' }, probe, { ...never, critical: true }),
+    served('core2', { HEALTH_FILE: coreFile }, probe, { ...never, critical: true }),
+    served('extra', { HEALTH: '500' }, { ...probe, startup: undefined }, never)
   ], {}, dir), { boot: false })
   const sup = app.daemon.supervisor
 
@@ -61,8 +61,8 @@ t.test('GET /health: 503 only when a critical plugin is failed or unhealthy; war
   const critFile = path.join(dir, 'crit')
   writeFileSync(critFile, 'pass')
   const app = await build(t, writeConfig([
-    served('crit', { HEALTH_FILE: critFile }, { critical: true }),
-    served('side', { HEALTH: 'fail' }, { healthCheck: { http: { path: '/health' }, ...probe, startup: undefined } }),
+    served('crit', { HEALTH_FILE: critFile }, probe, { ...never, critical: true }),
+    served('side', { HEALTH: 'fail' }, { ...probe, startup: undefined }, never),
     fixturePlugin('quiet', 'sleep', { autostart: false })
   ], {}, dir), { boot: false })
   const sup = app.daemon.supervisor
@@ -103,7 +103,7 @@ t.test('GET /health: 503 only when a critical plugin is failed or unhealthy; war
 
 t.test('GET /health/:plugin: 200 healthy or degraded, 503 otherwise, 404 unknown', async (t) => {
   const app = await build(t, writeConfig([
-    served('up', { HEALTH: 'warn' }),
+    served('up', { HEALTH: 'warn' }, probe, never),
     fixturePlugin('off', 'sleep', { autostart: false })
   ]), { boot: false })
   const degraded = waitForEvent(app.daemon.supervisor, 'health', (e) => e.plugin === 'up' && e.to === 'degraded')

@@ -3,8 +3,9 @@
 import t from 'tap'
 import { openDatabase } from '../src/store/database.js'
 import { createHealthHistory } from '../src/health/health-history.js'
-import type { ProbeEvent } from '../src/supervisor/supervisor.js'
-import { type Tap, build, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { createHealthStore } from '../src/store/health-store.js'
+import type { ProbeEvent } from '../src/health/probes.js'
+import { type Tap, build, served, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 const MIN = 60_000
 const HOUR = 60 * MIN
@@ -14,7 +15,7 @@ function setup (t: Tap, pruneChunk = 1000) {
   const db = openDatabase(tempDir())
   t.teardown(() => db.close())
   const clock = { ms: T0, now () { return this.ms } }
-  const history = createHealthHistory(db, { clock, flushIntervalMs: 1000, rawRetentionHours: 1, rollupRetentionDays: 1, pruneChunk })
+  const history = createHealthHistory(createHealthStore(db), { clock, flushIntervalMs: 1000, rawRetentionHours: 1, rollupRetentionDays: 1, pruneChunk })
   const ev = (at: number, result: ProbeEvent['result'], durationMs: number, plugin = 'web'): ProbeEvent =>
     ({ plugin, probe: 'http', phase: 'regular', result, durationMs, at, ...(result === 'failure' ? { error: 'HTTP 500' } : {}) })
   return { db, clock, history, ev }
@@ -53,7 +54,7 @@ t.test('a flush is all or nothing: one bad row rolls the whole batch back', asyn
   const db = openDatabase(tempDir())
   t.teardown(() => db.close())
   const errors: Error[] = []
-  const history = createHealthHistory(db, { flushIntervalMs: 1000, rawRetentionHours: 1, rollupRetentionDays: 1, onError: (e) => errors.push(e) })
+  const history = createHealthHistory(createHealthStore(db), { flushIntervalMs: 1000, rawRetentionHours: 1, rollupRetentionDays: 1, onError: (e) => errors.push(e) })
   history.record({ plugin: 'web', probe: 'http', phase: 'regular', result: 'success', durationMs: 1, at: T0 })
   history.record({ plugin: 'web', probe: 'bogus' as 'http', phase: 'regular', result: 'success', durationMs: 1, at: T0 + 1 })
   t.equal(history.flush(), 0)
@@ -103,11 +104,10 @@ t.test('stats over the retained rollups plus the buffer, and the trend rule', as
 
 t.test('GET /plugins/:name/health/history and stats on GET /plugins/:name, from a real probed plugin', async (t) => {
   const app = await build(t, writeConfig([
-    fixturePlugin('web', 'serve', { port: 'auto', env: { HEALTH: 'pass' }, healthCheck: { http: { path: '/health' }, intervalMs: 50, startup: { failureThreshold: 100, intervalMs: 50 } } })
+    served('web', { HEALTH: 'pass' })
   ], { history: { flushIntervalMs: 60000 } }), { boot: false })
-  const sup = app.daemon.supervisor
   let seen = 0
-  const three = waitForEvent(sup, 'probe', (e) => e.plugin === 'web' && e.result === 'success' && ++seen >= 3)
+  const three = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'web' && e.result === 'success' && ++seen >= 3)
   await app.daemon.boot()
   await three
   let res = await app.inject({ url: '/plugins/web' })

@@ -3,18 +3,11 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { FIXTURE, type Tap, build, collectEvents, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { FIXTURE, type Tap, build, collectEvents, fastProbe as fast, fixturePlugin, served, startupProbe as startup, tempDir, waitForEvent, writeConfig } from './helper.js'
 
-const fast = { intervalMs: 50, timeoutMs: 1000, failureThreshold: 2 }
-// The fixture takes a moment to listen: a startup probe covers that, as it would in production.
-const startup = { startup: { failureThreshold: 100, intervalMs: 50 } }
 /** For tests that count every failure from the first probe on. */
 const noStartup = { startup: undefined }
 const never = { policy: 'never' }
-
-function served (name: string, env: Record<string, string>, hc: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
-  return fixturePlugin(name, 'serve', { port: 'auto', env, healthCheck: { http: { path: '/health' }, ...fast, ...startup, ...hc }, ...extra })
-}
 
 /** An app with the plugins, subscribed before boot so no event is missed. */
 async function booted (t: Tap, plugins: unknown[], dir?: string) {
@@ -24,7 +17,7 @@ async function booted (t: Tap, plugins: unknown[], dir?: string) {
 
 t.test('http probe: a 2xx answer makes the plugin healthy', async (t) => {
   const { app, sup } = await booted(t, [served('web', { HEALTH: 'pass' })])
-  const probe = waitForEvent(sup, 'probe', (e) => e.plugin === 'web' && e.result === 'success')
+  const probe = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'web' && e.result === 'success')
   const healthy = waitForEvent(sup, 'health', (e) => e.plugin === 'web' && e.to === 'healthy')
   await app.daemon.boot()
   t.match(await probe, { probe: 'http', phase: 'startup' }, 'the startup probe passed')
@@ -38,7 +31,7 @@ t.test('http probe: a 2xx answer makes the plugin healthy', async (t) => {
 
 t.test('http probe: failureThreshold consecutive failures make it unhealthy; restart policy never leaves it running', async (t) => {
   const { app, sup } = await booted(t, [served('web', { HEALTH: '500' }, { failureThreshold: 3, ...noStartup }, { restart: never })])
-  const probes = collectEvents(t, sup, 'probe')
+  const probes = collectEvents(t, app.daemon.healthMonitor, 'probe')
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'web' && e.to === 'unhealthy')
   await app.daemon.boot()
   await unhealthy
@@ -46,7 +39,7 @@ t.test('http probe: failureThreshold consecutive failures make it unhealthy; res
   // The first may find nothing listening yet (refused); then the fixture answers 500.
   t.match(probes[2].error, /HTTP 500|ECONNREFUSED/)
   // Probing goes on and the process stays up, unhealthy, for an operator to look at.
-  await waitForEvent(sup, 'probe', (e) => e.plugin === 'web' && e.error === 'HTTP 500')
+  await waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'web' && e.error === 'HTTP 500')
   t.match(sup.summary('web'), { state: 'running', health: 'unhealthy', status: 'unhealthy' })
   const res = await app.inject({ url: '/health/web' })
   t.equal(res.statusCode, 503)
@@ -61,8 +54,8 @@ t.test('http probe: health+json status warn makes it degraded, status fail count
   ])
   const degraded = waitForEvent(sup, 'health', (e) => e.plugin === 'warned' && e.to === 'degraded')
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'failing' && e.to === 'unhealthy')
-  const warnProbe = waitForEvent(sup, 'probe', (e) => e.plugin === 'warned' && e.result !== 'failure')
-  const failProbe = waitForEvent(sup, 'probe', (e) => e.plugin === 'failing' && e.error !== undefined && !e.error.includes('ECONNREFUSED'))
+  const warnProbe = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'warned' && e.result !== 'failure')
+  const failProbe = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'failing' && e.error !== undefined && !e.error.includes('ECONNREFUSED'))
   await app.daemon.boot()
   t.equal((await warnProbe).result, 'warn')
   t.match(await failProbe, { result: 'failure', error: 'health+json status fail' })
@@ -79,8 +72,8 @@ t.test('tcp probe: a listener passes, a closed port fails', async (t) => {
     // sleep never listens: the connection is refused.
     fixturePlugin('deaf', 'sleep', { port: 'auto', restart: never, healthCheck: { tcp: {}, ...fast } })
   ])
-  const ok = waitForEvent(sup, 'probe', (e) => e.plugin === 'listener' && e.result === 'success')
-  const bad = waitForEvent(sup, 'probe', (e) => e.plugin === 'deaf')
+  const ok = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'listener' && e.result === 'success')
+  const bad = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'deaf')
   const healthy = waitForEvent(sup, 'health', (e) => e.plugin === 'listener' && e.to === 'healthy')
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'deaf' && e.to === 'unhealthy')
   await app.daemon.boot()
@@ -93,15 +86,17 @@ t.test('tcp probe: a listener passes, a closed port fails', async (t) => {
 t.test('exec probe: runs without a shell in the plugin cwd and env; exit 0 passes, non-zero fails, a hang is killed at the timeout', async (t) => {
   const dir = tempDir()
   writeFileSync(path.join(dir, 'marker'), 'x')
+  // Starting node takes more than the 1 s of `fast` on a loaded machine; the hang is what times out here.
+  const nodeStart = { ...fast, timeoutMs: 10000 }
   const check = "require('fs').accessSync('marker'); process.exit(process.env.PLUGVISOR_PLUGIN === 'good' && process.env.FLAVOUR === 'mint' ? 0 : 3)"
   const { app, sup } = await booted(t, [
-    fixturePlugin('good', 'sleep', { env: { FLAVOUR: 'mint' }, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...fast } }),
-    fixturePlugin('bad', 'sleep', { env: { FLAVOUR: 'mint' }, restart: never, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...fast } }),
+    fixturePlugin('good', 'sleep', { env: { FLAVOUR: 'mint' }, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...nodeStart } }),
+    fixturePlugin('bad', 'sleep', { env: { FLAVOUR: 'mint' }, restart: never, healthCheck: { exec: { command: process.execPath, args: ['-e', check] }, ...nodeStart } }),
     fixturePlugin('hung', 'sleep', { restart: never, healthCheck: { exec: { command: process.execPath, args: [FIXTURE, 'sleep'] }, ...fast, timeoutMs: 100 } })
   ], dir)
-  const good = waitForEvent(sup, 'probe', (e) => e.plugin === 'good')
-  const bad = waitForEvent(sup, 'probe', (e) => e.plugin === 'bad')
-  const hung = waitForEvent(sup, 'probe', (e) => e.plugin === 'hung')
+  const good = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'good')
+  const bad = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'bad')
+  const hung = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'hung')
   const healthy = waitForEvent(sup, 'health', (e) => e.plugin === 'good' && e.to === 'healthy')
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'hung' && e.to === 'unhealthy')
   await app.daemon.boot()
@@ -120,7 +115,7 @@ t.test('successThreshold: an unhealthy plugin needs that many consecutive passes
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'web' && e.to === 'unhealthy')
   await app.daemon.boot()
   await unhealthy
-  const probes = collectEvents(t, sup, 'probe')
+  const probes = collectEvents(t, app.daemon.healthMonitor, 'probe')
   const healthy = waitForEvent(sup, 'health', (e) => e.plugin === 'web' && e.to === 'healthy')
   writeFileSync(file, 'pass')
   await healthy
@@ -133,8 +128,8 @@ t.test('startup probe: holds the regular probe back until it passes, then the pl
   const file = path.join(dir, 'health')
   writeFileSync(file, '500')
   const { app, sup } = await booted(t, [served('slow', { HEALTH_FILE: file }, { failureThreshold: 1, startup: { failureThreshold: 1000, intervalMs: 50 } })], dir)
-  const probes = collectEvents(t, sup, 'probe')
-  const startupFailures = waitForEvent(sup, 'probe', (e) => e.plugin === 'slow' && e.phase === 'startup' && probes.filter((p) => p.result === 'failure').length >= 3)
+  const probes = collectEvents(t, app.daemon.healthMonitor, 'probe')
+  const startupFailures = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'slow' && e.phase === 'startup' && probes.filter((p) => p.result === 'failure').length >= 3)
   await app.daemon.boot()
   await startupFailures
   t.equal(sup.health('slow'), 'unknown', 'failures below the startup threshold give no verdict (the regular threshold of 1 does not apply)')
@@ -142,13 +137,13 @@ t.test('startup probe: holds the regular probe back until it passes, then the pl
   const healthy = waitForEvent(sup, 'health', (e) => e.plugin === 'slow' && e.to === 'healthy')
   writeFileSync(file, 'pass')
   await healthy
-  const regular = await waitForEvent(sup, 'probe', (e) => e.plugin === 'slow')
+  const regular = await waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'slow')
   t.equal(regular.phase, 'regular', 'after the startup probe passed once, the regular probe runs')
 })
 
 t.test('startup probe: startup.failureThreshold failures make the plugin unhealthy', async (t) => {
   const { app, sup } = await booted(t, [served('never-up', { HEALTH: '500' }, { failureThreshold: 100, startup: { failureThreshold: 3, intervalMs: 50 } }, { restart: never })])
-  const probes = collectEvents(t, sup, 'probe')
+  const probes = collectEvents(t, app.daemon.healthMonitor, 'probe')
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'never-up' && e.to === 'unhealthy')
   await app.daemon.boot()
   t.match(await unhealthy, { reason: 'startup probe failed 3 times' })
@@ -174,9 +169,9 @@ t.test('unhealthy restarts the plugin through the backoff, with reason unhealthy
 })
 
 t.test('?wait=healthy on start answers once the probe says healthy', async (t) => {
-  const { app, sup } = await booted(t, [served('web', { HEALTH: 'pass' }, {}, { autostart: false })])
+  const { app } = await booted(t, [served('web', { HEALTH: 'pass' }, {}, { autostart: false })])
   await app.daemon.boot()
-  const probes = collectEvents(t, sup, 'probe')
+  const probes = collectEvents(t, app.daemon.healthMonitor, 'probe')
   const res = await app.inject({ method: 'POST', url: '/plugins/web/start?wait=healthy&timeoutMs=10000' })
   t.equal(res.statusCode, 200)
   t.match(res.json(), { state: 'running', health: 'healthy', status: 'healthy' })
@@ -195,8 +190,8 @@ t.test('dependsOn: a dependent starts only once its probed dependency is healthy
   sup.on('health', (e) => { if (e.plugin === 'db') order.push(`db:${e.to}`) })
   sup.on('transition', (e) => { if (e.plugin === 'api') order.push(`api:${e.to}`) })
   const boot = app.daemon.boot()
-  await waitForEvent(sup, 'probe', (e) => e.plugin === 'db' && e.result === 'failure')
-  await waitForEvent(sup, 'probe', (e) => e.plugin === 'db' && e.result === 'failure')
+  await waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'db' && e.result === 'failure')
+  await waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'db' && e.result === 'failure')
   t.equal(sup.summary('api').state, 'stopped', 'api waits while db has no healthy verdict')
   writeFileSync(file, 'pass')
   await boot

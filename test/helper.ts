@@ -10,6 +10,8 @@ import { loadConfig, type LoadedConfig } from '../src/config/load.js'
 import { buildServer, type ServerOptions } from '../src/server.js'
 import type { EventEmitter } from 'node:events'
 import type { Supervisor, SupervisorEvents } from '../src/supervisor/supervisor.js'
+import type { HealthMonitor, HealthMonitorEvents } from '../src/health/health-monitor.js'
+import type { Invoker, InvokerEvents } from '../src/invoke/invoker.js'
 
 export const FIXTURE = fileURLToPath(new URL('./fixtures/plugin.mjs', import.meta.url))
 
@@ -63,17 +65,20 @@ export function alive (pid: number): boolean {
   }
 }
 
-type Events = SupervisorEvents
-type Payload<K extends keyof Events> = Events[K][0]
+/** Anything that publishes typed events: the supervisor, the health monitor, the invoker. */
+type Publisher = Pick<EventEmitter, 'on' | 'off'>
+type EventsOf<P> = P extends Supervisor ? SupervisorEvents : P extends HealthMonitor ? HealthMonitorEvents : P extends Invoker ? InvokerEvents : never
+type Payload<P, K extends keyof EventsOf<P>> = EventsOf<P>[K] extends [infer V, ...unknown[]] ? V : never
 
 /**
- * Resolves with the first supervisor `event` whose payload satisfies `pred`; rejects after
+ * Resolves with the first `event` (of the supervisor, the health monitor or the invoker) whose
+ * payload satisfies `pred`; rejects after
  * timeoutMs (a bound against hangs, not a timing assertion).
  */
-export function waitForEvent<K extends keyof Events> (sup: Supervisor, event: K, pred: (v: Payload<K>) => boolean, timeoutMs = 10000): Promise<Payload<K>> {
+export function waitForEvent<P extends Publisher, K extends keyof EventsOf<P> & string> (sup: P, event: K, pred: (v: Payload<P, K>) => boolean, timeoutMs = 10000): Promise<Payload<P, K>> {
   const em = sup as unknown as EventEmitter
   return new Promise((resolve, reject) => {
-    const on = (v: Payload<K>): void => {
+    const on = (v: Payload<P, K>): void => {
       if (!pred(v)) return
       clearTimeout(timer)
       em.off(event, on)
@@ -84,11 +89,11 @@ export function waitForEvent<K extends keyof Events> (sup: Supervisor, event: K,
   })
 }
 
-/** Collects every supervisor `event` payload until the test ends. */
-export function collectEvents<K extends keyof Events> (t: Tap, sup: Supervisor, event: K): Payload<K>[] {
+/** Collects every `event` payload (of the supervisor, the health monitor or the invoker) until the test ends. */
+export function collectEvents<P extends Publisher, K extends keyof EventsOf<P> & string> (t: Tap, sup: P, event: K): Payload<P, K>[] {
   const em = sup as unknown as EventEmitter
-  const seen: Payload<K>[] = []
-  const on = (v: Payload<K>): void => { seen.push(v) }
+  const seen: Payload<P, K>[] = []
+  const on = (v: Payload<P, K>): void => { seen.push(v) }
   em.on(event, on)
   t.teardown(() => { em.off(event, on) })
   return seen
@@ -112,4 +117,24 @@ export function followLog (stdout: NodeJS.ReadableStream): { entries: LogEntry[]
     check()
   })
   return { entries, until }
+}
+
+/** Probe timing for tests: every 50 ms, two failures in a row make a plugin unhealthy. */
+export const fastProbe = { intervalMs: 50, timeoutMs: 1000, failureThreshold: 2 }
+/** The fixture takes a moment to listen: a startup probe covers that, as it would in production. */
+export const startupProbe = { startup: { failureThreshold: 100, intervalMs: 50 } }
+
+/**
+ * The fixture in `serve` mode on an automatic port (`env` picks its health answer: HEALTH,
+ * HEALTH_FILE, ...), probed over HTTP at /health with fastProbe and startupProbe. `healthCheck`
+ * fields override those of the probe, `extra` those of the manifest.
+ */
+export function served (name: string, env: Record<string, string>, healthCheck: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return fixturePlugin(name, 'serve', { port: 'auto', env, healthCheck: { http: { path: '/health' }, ...fastProbe, ...startupProbe, ...healthCheck }, ...extra })
+}
+
+/** Resolves with the match of the first output line of `plugin` that matches `re`. */
+export async function outputLine (sup: Supervisor, plugin: string, re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray> {
+  const { line } = await waitForEvent(sup, 'output', (e) => e.plugin === plugin && re.test(e.line), timeoutMs)
+  return re.exec(line)!
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { request } from 'undici'
-import { build, fixturePlugin, waitForEvent, writeConfig } from './helper.js'
+import { build, fixturePlugin, outputLine, waitForEvent, writeConfig } from './helper.js'
 
 const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlugin(name, 'serve', { port: 'auto', ...extra })
 
@@ -8,7 +8,7 @@ const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlug
 async function started (app: Awaited<ReturnType<typeof build>>): Promise<void> {
   const sup = app.daemon.supervisor
   const serving = sup.names().filter((n) => sup.snapshot(n).desired === 'running' && sup.manifest(n).args.includes('serve'))
-  const listening = Promise.all(serving.map((n) => waitForEvent(sup, 'output', (e) => e.plugin === n && e.line.startsWith('listening'))))
+  const listening = Promise.all(serving.map((n) => outputLine(sup, n, /^listening/)))
   await app.daemon.boot()
   await listening
 }
@@ -88,15 +88,16 @@ t.test('GET is retried after a 5xx, POST is not', async (t) => {
 t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, goes half-open and closes on a success', async (t) => {
   const app = await build(t, writeConfig([serve('brk', {
     healthCheck: { http: {}, intervalMs: 20, initialDelayMs: 0, failureThreshold: 1000 },
-    resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 2, halfOpenAfterMs: 300 } }
+    resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 2, halfOpenAfterMs: 2000 } }
   })]), { boot: false })
   const sup = app.daemon.supervisor
   const healthy = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'healthy')
   await started(app)
   await healthy
   t.equal(sup.summary('brk').circuit, 'closed')
-  const opened = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'open')
+  const opened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.plugin === 'brk' && e.to === 'open')
   const degraded = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'degraded')
+  const halfOpen = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.plugin === 'brk' && e.to === 'half-open')
   t.equal((await app.inject({ method: 'POST', url: '/plugins/brk/invoke/status/500' })).statusCode, 500)
   t.equal((await app.inject({ method: 'POST', url: '/plugins/brk/invoke/status/502' })).statusCode, 502)
   const ev = await opened
@@ -112,19 +113,19 @@ t.test('the breaker opens after consecutiveFailures, makes the plugin degraded, 
   t.equal(summary.state, 'running', 'an open circuit does not restart the plugin')
   // Passing probes go on while the circuit is open: they must not lift degraded.
   let probes = 0
-  await waitForEvent(sup, 'probe', (e) => e.plugin === 'brk' && e.result === 'success' && ++probes >= 3)
+  await waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'brk' && e.result === 'success' && ++probes >= 3)
   t.equal(sup.health('brk'), 'degraded', 'passing probes do not overwrite degraded while the circuit is open')
   const circuit = (await app.inject({ method: 'GET', url: '/plugins/brk/circuit' })).json()
   t.equal(circuit.state, 'open')
   t.equal(circuit.failures, 2)
   t.equal(circuit.consecutiveFailures, 2)
-  t.equal(circuit.halfOpenAfterMs, 300)
+  t.equal(circuit.halfOpenAfterMs, 2000)
   t.ok(circuit.openedAt)
   t.equal(circuit.lastFailure, 'answered 502')
 
-  await waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'half-open')
+  await halfOpen
   t.equal(sup.summary('brk').circuit, 'half-open')
-  const closed = waitForEvent(sup, 'circuit', (e) => e.plugin === 'brk' && e.to === 'closed')
+  const closed = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.plugin === 'brk' && e.to === 'closed')
   const back = waitForEvent(sup, 'health', (e) => e.plugin === 'brk' && e.to === 'healthy')
   const trial = await app.inject({ method: 'GET', url: '/plugins/brk/invoke/x' })
   t.equal(trial.statusCode, 200, 'the trial call goes through')
@@ -138,11 +139,11 @@ t.test('a failed trial call opens the circuit again', async (t) => {
   const app = await build(t, writeConfig([serve('again', { resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 1, halfOpenAfterMs: 100 } } })]), { boot: false })
   const sup = app.daemon.supervisor
   await started(app)
-  const opened = waitForEvent(sup, 'circuit', (e) => e.to === 'open')
+  const opened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'open')
   await app.inject({ method: 'GET', url: '/plugins/again/invoke/status/500' })
   await opened
-  await waitForEvent(sup, 'circuit', (e) => e.to === 'half-open')
-  const reopened = waitForEvent(sup, 'circuit', (e) => e.to === 'open')
+  await waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'half-open')
+  const reopened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'open')
   t.equal((await app.inject({ method: 'GET', url: '/plugins/again/invoke/status/503' })).statusCode, 503)
   const ev = await reopened
   t.equal(ev.from, 'half-open')
@@ -232,10 +233,10 @@ t.test('reset closes an open circuit and forgets its failures', async (t) => {
   const app = await build(t, writeConfig([serve('rst', { resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { consecutiveFailures: 2, halfOpenAfterMs: 600000 } } })]), { boot: false })
   const sup = app.daemon.supervisor
   await started(app)
-  const opened = waitForEvent(sup, 'circuit', (e) => e.to === 'open')
+  const opened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'open')
   for (let i = 0; i < 2; i++) await app.inject({ method: 'GET', url: '/plugins/rst/invoke/status/500' })
   await opened
-  const closed = waitForEvent(sup, 'circuit', (e) => e.to === 'closed')
+  const closed = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.to === 'closed')
   t.equal((await app.inject({ method: 'POST', url: '/plugins/rst/circuit/reset' })).json().failures, 0)
   t.match((await closed).reason, /reset by an operator/)
   await app.inject({ method: 'GET', url: '/plugins/rst/invoke/status/500' })

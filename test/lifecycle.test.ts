@@ -14,12 +14,13 @@ const states: Record<StateName, State> = {
   starting: { name: 'starting', since: 1 },
   running: { name: 'running', since: 1 },
   stopping: { name: 'stopping', since: 1, intent: { then: 'stopped' } },
-  backoff: { name: 'backoff', since: 1, until: 2, reason: 'crash' },
+  backoff: { name: 'backoff', since: 1, until: 2, reason: 'crash', detail: 'crash' },
   failed: { name: 'failed', since: 1, reason: 'limit' }
 }
 const events: Record<LifecycleEvent['type'], LifecycleEvent> = {
   start: { type: 'start' },
   stop: { type: 'stop' },
+  shutdown: { type: 'shutdown' },
   restart: { type: 'restart' },
   spawned: { type: 'spawned' },
   'spawn-failed': { type: 'spawn-failed', error: 'ENOENT' },
@@ -27,17 +28,19 @@ const events: Record<LifecycleEvent['type'], LifecycleEvent> = {
   'backoff-elapsed': { type: 'backoff-elapsed' },
   unhealthy: { type: 'unhealthy' },
   healthy: { type: 'healthy' },
-  'memory-exceeded': { type: 'memory-exceeded' }
+  'memory-exceeded': { type: 'memory-exceeded' },
+  'nothing-to-kill': { type: 'nothing-to-kill' }
 }
 
-// Expected next state for each (state, event); '-' = refused (ignored, nothing changes).
+// Expected next state for each (state, event); '-' = refused (ignored, nothing changes). The
+// stopping state below is a shutdown's (intent stopped, desired running): an operator stop still records desired stopped.
 const table: Record<StateName, Record<LifecycleEvent['type'], StateName | '-'>> = {
-  stopped: { start: 'starting', stop: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-' },
-  starting: { start: '-', stop: 'stopping', restart: 'stopping', spawned: 'running', 'spawn-failed': 'backoff', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-' },
-  running: { start: '-', stop: 'stopping', restart: 'stopping', spawned: '-', 'spawn-failed': '-', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: 'stopping', healthy: 'running', 'memory-exceeded': 'stopping' },
-  stopping: { start: 'stopping', stop: '-', restart: 'stopping', spawned: '-', 'spawn-failed': 'stopped', exited: 'stopped', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-' },
-  backoff: { start: 'starting', stop: 'stopped', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': 'starting', unhealthy: '-', healthy: '-', 'memory-exceeded': '-' },
-  failed: { start: 'starting', stop: 'stopped', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-' }
+  stopped: { start: 'starting', stop: '-', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' },
+  starting: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: 'running', 'spawn-failed': 'backoff', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' },
+  running: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: '-', 'spawn-failed': '-', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: 'stopping', healthy: 'running', 'memory-exceeded': 'stopping', 'nothing-to-kill': '-' },
+  stopping: { start: 'stopping', stop: 'stopping', shutdown: '-', restart: 'stopping', spawned: '-', 'spawn-failed': 'stopped', exited: 'stopped', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': 'stopped' },
+  backoff: { start: 'starting', stop: 'stopped', shutdown: 'stopped', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': 'starting', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' },
+  failed: { start: 'starting', stop: 'stopped', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' }
 }
 
 t.test('every state × event: allowed transitions go where the table says, refused ones change nothing', async (t) => {
@@ -215,7 +218,7 @@ t.test('status summarizes state and health', async (t) => {
   t.equal(statusOf({ name: 'running', since: 0 }, 'degraded', 0), 'degraded')
   t.equal(statusOf({ name: 'running', since: 0 }, 'unhealthy', 0), 'unhealthy')
   t.equal(statusOf({ name: 'running', since: 0 }, 'unknown', 0), 'unknown')
-  t.equal(statusOf({ name: 'backoff', since: 0, until: 1, reason: 'crash' }, 'unknown', 1), 'restarting')
+  t.equal(statusOf({ name: 'backoff', since: 0, until: 1, reason: 'crash', detail: 'crash' }, 'unknown', 1), 'restarting')
   t.equal(statusOf({ name: 'starting', since: 0 }, 'unknown', 2), 'restarting')
   t.equal(statusOf({ name: 'starting', since: 0 }, 'unknown', 0), 'unknown')
   t.equal(statusOf({ name: 'stopping', since: 0, intent: { then: 'start' } }, 'unknown', 0), 'restarting')
@@ -231,4 +234,80 @@ t.test('restart budget: a burst passes, then restarts wait for the refill', asyn
   t.equal(b.take(500), 0, 'and passes then')
   t.equal(b.take(500), 500)
   t.equal(b.take(10_000), 0, 'the bucket refills')
+})
+
+t.test('shutdown takes every plugin down like a stop but keeps desired as it is', async (t) => {
+  const running: Snapshot = { ...initialSnapshot('running'), state: { name: 'running', since: 0 } }
+  const down = transition(running, { type: 'shutdown', reason: 'daemon shutdown' }, ctx())
+  t.match(down.snapshot.state, { name: 'stopping', intent: { then: 'stopped' } })
+  t.equal(down.snapshot.desired, 'running', 'desired stays running: the next daemon start runs it again')
+  t.same(down.effects, [{ type: 'kill', reason: 'shutdown' }])
+  t.equal(down.reason, 'daemon shutdown')
+  t.equal(transition(down.snapshot, { type: 'exited', code: 0, signal: 'SIGTERM' }, ctx()).snapshot.state.name, 'stopped')
+  t.ok(transition(down.snapshot, { type: 'shutdown' }, ctx()).ignored, 'a second shutdown changes nothing')
+  const stop = transition(down.snapshot, { type: 'stop' }, ctx())
+  t.equal(stop.snapshot.desired, 'stopped', 'an operator stop during a shutdown is still recorded')
+
+  const backoff = transition(running, { type: 'exited', code: 1, signal: null }, ctx()).snapshot
+  const cancelled = transition(backoff, { type: 'shutdown' }, ctx())
+  t.equal(cancelled.snapshot.state.name, 'stopped')
+  t.equal(cancelled.snapshot.desired, 'running')
+  t.same(cancelled.effects, [{ type: 'cancel-restart' }])
+
+  const restarting = transition(running, { type: 'restart' }, ctx()).snapshot
+  const overtaken = transition(restarting, { type: 'shutdown' }, ctx())
+  t.match(overtaken.snapshot.state, { name: 'stopping', intent: { then: 'stopped' } }, 'a restart under way ends stopped')
+  t.equal(overtaken.snapshot.desired, 'running')
+
+  const stoppedByOperator = initialSnapshot('stopped')
+  t.ok(transition(stoppedByOperator, { type: 'shutdown' }, ctx()).ignored, 'a stopped plugin stays as it is')
+  const failed: Snapshot = { ...initialSnapshot('running'), state: { name: 'failed', since: 0, reason: 'limit' } }
+  t.ok(transition(failed, { type: 'shutdown' }, ctx()).ignored, 'a failed plugin stays failed')
+})
+
+t.test('the restart reason is an output of the transition, in one vocabulary', async (t) => {
+  const running: Snapshot = { ...initialSnapshot('running'), state: { name: 'running', since: 0 }, stableSince: 0 }
+  t.same(transition(running, { type: 'restart' }, ctx()).restart, { reason: 'manual' })
+  t.equal(transition(running, { type: 'stop' }, ctx()).restart, undefined)
+  t.equal(transition(running, { type: 'exited', code: 1, signal: null }, ctx()).restart, undefined, 'a crash only schedules the restart')
+  const cases: [LifecycleEvent[], string][] = [
+    [[{ type: 'exited', code: 1, signal: null }], 'crash'],
+    [[{ type: 'unhealthy' }, { type: 'exited', code: null, signal: 'SIGTERM' }], 'unhealthy'],
+    [[{ type: 'memory-exceeded' }, { type: 'exited', code: null, signal: 'SIGTERM' }], 'memory']
+  ]
+  for (const [evs, reason] of cases) {
+    let s = running
+    for (const ev of evs) s = transition(s, ev, ctx()).snapshot
+    const restarted = transition(s, { type: 'backoff-elapsed' }, ctx())
+    t.same(restarted.restart, { reason }, `${reason}: the restart after the backoff says why`)
+    t.equal(restarted.reason, `restart after ${reason}`)
+  }
+  const starting: Snapshot = { ...initialSnapshot('running'), state: { name: 'starting', since: 0 } }
+  const spawnFailed = transition(starting, { type: 'spawn-failed', error: 'ENOENT' }, ctx())
+  t.match(spawnFailed.snapshot.state, { name: 'backoff', reason: 'crash', detail: 'spawn-error' }, 'a failed spawn restarts as a crash')
+  t.equal(spawnFailed.reason, 'spawn-error', 'and says so in the state event')
+  t.same(transition(spawnFailed.snapshot, { type: 'backoff-elapsed' }, ctx()).restart, { reason: 'crash' })
+  t.equal(transition(initialSnapshot('stopped'), { type: 'backoff-elapsed' }, ctx()).restart, undefined, 'an ignored event restarts nothing')
+})
+
+t.test('the health a new state implies: unknown outside running, healthy on running without a probe', async (t) => {
+  const starting: Snapshot = { ...initialSnapshot('running'), state: { name: 'starting', since: 0 } }
+  t.same(transition(starting, { type: 'spawned' }, ctx({ probed: false })).health, { to: 'healthy', reason: 'running, no health check' })
+  t.equal(transition(starting, { type: 'spawned' }, ctx({ probed: true })).health, undefined, 'with a probe, the probes decide')
+  const running: Snapshot = { ...initialSnapshot('running'), state: { name: 'running', since: 0 } }
+  t.same(transition(running, { type: 'stop' }, ctx()).health, { to: 'unknown', reason: 'state stopping' })
+  t.same(transition(running, { type: 'exited', code: 1, signal: null }, ctx()).health, { to: 'unknown', reason: 'state backoff' })
+  t.equal(transition(running, { type: 'healthy' }, ctx()).health, undefined, 'no state change, no verdict')
+})
+
+t.test('a kill that finds no process ends the stop at once, as its intent says', async (t) => {
+  const starting: Snapshot = { ...initialSnapshot('running'), state: { name: 'starting', since: 0 } }
+  const stopping = transition(starting, { type: 'stop' }, ctx()).snapshot
+  const stopped = transition(stopping, { type: 'nothing-to-kill' }, ctx())
+  t.equal(stopped.snapshot.state.name, 'stopped')
+  const restarting = transition(starting, { type: 'restart' }, ctx()).snapshot
+  const again = transition(restarting, { type: 'nothing-to-kill' }, ctx())
+  t.equal(again.snapshot.state.name, 'starting')
+  t.same(again.effects, [{ type: 'spawn' }])
+  t.ok(transition(starting, { type: 'nothing-to-kill' }, ctx()).ignored, 'outside stopping it means nothing')
 })

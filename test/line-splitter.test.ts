@@ -1,5 +1,6 @@
 import t from 'tap'
-import { LineSplitter, LogRing } from '../src/supervisor/line-splitter.js'
+import { LineSplitter } from '../src/process/line-splitter.js'
+import { LogRing } from '../src/process/log-ring.js'
 
 t.test('lines are split across chunks, CRLF trimmed, the rest emitted at end', async (t) => {
   const lines: string[] = []

@@ -18,7 +18,7 @@ t.test('GET /metrics passes promtool check metrics', { skip: !hasPromtool && pro
   ]), { boot: false })
   await app.daemon.boot()
   app.daemon.resources.sample()
-  app.daemon.supervisor.emit('probe', { plugin: 'two', probe: 'http', phase: 'regular', result: 'warn', durationMs: 3, at: Date.now() })
+  app.daemon.healthMonitor.emit('probe', { plugin: 'two', probe: 'http', phase: 'regular', result: 'warn', durationMs: 3, at: Date.now() })
   await app.inject({ method: 'GET', url: '/plugins' })
   await app.inject({ method: 'GET', url: '/nope' })
   // A call through the invoke proxy (answered or refused, it is counted and timed).

@@ -3,7 +3,9 @@ import { EventEmitter } from 'node:events'
 import { build, fixturePlugin, writeConfig } from './helper.js'
 import { parseMetrics, valueOf } from './metrics-text.js'
 import { createPluginMetrics, type MeteredSupervisor } from '../src/metrics/plugin-metrics.js'
-import type { PluginSummary, RestartEvent, SupervisorEvents } from '../src/supervisor/supervisor.js'
+import type { HealthMonitorEvents } from '../src/health/health-monitor.js'
+import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
+import type { PluginSummary, RestartEvent } from '../src/supervisor/events.js'
 import type { Supervisor } from '../src/supervisor/supervisor.js'
 
 const PLUGIN_FAMILIES: Record<string, string> = {
@@ -49,7 +51,7 @@ t.test('after start, crash, unhealthy, memory and manual restarts every family h
   supervisor.setHealth('probed', 'unhealthy', 'test')
   await unhealthy
   await app.inject({ method: 'POST', url: '/plugins/steady/restart' })
-  supervisor.emit('probe', { plugin: 'probed', probe: 'exec', phase: 'regular', result: 'failure', durationMs: 12, at: Date.now() })
+  app.daemon.healthMonitor.emit('probe', { plugin: 'probed', probe: 'exec', phase: 'regular', result: 'failure', durationMs: 12, at: Date.now() })
   await app.inject({ method: 'GET', url: '/plugins/steady' })
   await app.inject({ method: 'GET', url: '/no/such/route?secret=1' })
 
@@ -124,14 +126,15 @@ t.test('series of an unloaded plugin are removed', async (t) => {
     names: () => [...summaries.keys()],
     manifest: () => ({ healthCheck: { http: {} } })
   })
-  const metrics = createPluginMetrics({ supervisor: fake, resources: () => ({ residentMemoryBytes: 1024, cpuSeconds: 1.5, sampledAt: 0 }), defaultMetrics: false })
+  const probes = new EventEmitter<HealthMonitorEvents>()
+  const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => ({ residentMemoryBytes: 1024, cpuSeconds: 1.5, sampledAt: 0 }), defaultMetrics: false })
   t.teardown(() => metrics.close())
   const summary = (name: string): PluginSummary => ({ name, version: null, description: null, state: 'running', health: 'healthy', status: 'healthy', desired: 'running', critical: false, pid: 1, port: null, startedAt: null, uptimeMs: 1000, restartCount: 0, lastExit: null, nextRestartAt: null, circuit: null })
   for (const name of ['gone', 'kept']) {
     summaries.set(name, summary(name))
     bus.emit('loaded', name)
     bus.emit('restart', { plugin: name, reason: 'crash', at: 0 })
-    bus.emit('probe', { plugin: name, probe: 'http', phase: 'regular', result: 'success', durationMs: 1, at: 0 })
+    probes.emit('probe', { plugin: name, probe: 'http', phase: 'regular', result: 'success', durationMs: 1, at: 0 })
   }
   const before = parseMetrics((await metrics.render()).body).series
   t.ok(before.filter((s) => s.labels.plugin === 'gone').length >= 9 + 4 + 3 + 15, 'the plugin had series in every family')
@@ -147,8 +150,11 @@ t.test('series of an unloaded plugin are removed', async (t) => {
 t.test('closing the metrics stops listening to the supervisor', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
   const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => [], manifest: () => ({}) })
-  const metrics = createPluginMetrics({ supervisor: fake, resources: () => undefined, defaultMetrics: false })
+  const probes = new EventEmitter<HealthMonitorEvents>()
+  const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => undefined, defaultMetrics: false })
   t.equal(bus.listenerCount('restart'), 1)
+  t.equal(probes.listenerCount('probe'), 1)
   metrics.close()
-  for (const e of ['loaded', 'unloaded', 'restart', 'probe'] as const) t.equal(bus.listenerCount(e), 0, e)
+  for (const e of ['loaded', 'unloaded', 'restart'] as const) t.equal(bus.listenerCount(e), 0, e)
+  t.equal(probes.listenerCount('probe'), 0, 'probe')
 })

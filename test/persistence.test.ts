@@ -8,8 +8,8 @@ import { alive, build, fixturePlugin, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 import { openDatabase } from '../src/store/database.js'
 import { createStateStore } from '../src/store/state-store.js'
-import { bootId, readProcStat } from '../src/supervisor/proc.js'
-import { waitGroupGone } from '../src/supervisor/process-runner.js'
+import { bootId, readProcStat } from '../src/process/proc.js'
+import { waitGroupGone } from '../src/process/runner.js'
 
 t.test('desired state survives a daemon restart', async (t) => {
   const loaded = writeConfig([fixturePlugin('keep', 'sleep'), fixturePlugin('parked', 'sleep'), fixturePlugin('lazy', 'sleep', { autostart: false })])
@@ -91,6 +91,6 @@ t.test('a recorded pid that now belongs to another process is left alone', async
   const report = await app.daemon.supervisor.reapOrphans()
   t.match(report, [{ plugin: 'p', pid: stranger.pid, action: 'reused' }])
   t.ok(alive(stranger.pid!), 'the unrelated process still runs')
-  const db2 = app.daemon.store.recordedProcesses()
+  const db2 = app.daemon.store.lifecycle.recordedProcesses()
   t.same(db2, [], 'the stale record is forgotten')
 })

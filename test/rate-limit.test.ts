@@ -19,3 +19,19 @@ t.test('over the limit: 429 PLUGVISOR_RATE_LIMITED with Retry-After; probes and 
   t.equal((await local.inject({ method: 'GET', url: '/plugins', remoteAddress: '192.0.2.7' })).statusCode, 200)
   t.equal((await local.inject({ method: 'GET', url: '/plugins', remoteAddress: '192.0.2.7' })).statusCode, 429)
 })
+
+t.test('the limit is checked before the token: wrong tokens count, and the limit answers 429 before any 401', async (t) => {
+  const app = await build(t, writeConfig([], {
+    rateLimit: { max: 2, windowMs: 60000, exemptLoopback: false },
+    auth: { mode: 'tokens', tokens: [{ name: 'ops', role: 'admin', tokenEnv: 'PV_RATE_ADMIN' }] }
+  }), { boot: false, env: { PV_RATE_ADMIN: 'a-long-enough-admin-token' } })
+  const guess = (token: string) => app.inject({ method: 'GET', url: '/plugins', remoteAddress: '10.0.0.9', headers: { authorization: `Bearer ${token}` } })
+  t.equal((await guess('wrong-guess-number-1')).statusCode, 401)
+  t.equal((await guess('wrong-guess-number-2')).statusCode, 401)
+  const third = await guess('wrong-guess-number-3')
+  t.equal(third.statusCode, 429, 'a third guess within the window is refused by the limit')
+  t.equal(third.json().code, 'PLUGVISOR_RATE_LIMITED')
+  t.equal((await guess('a-long-enough-admin-token')).statusCode, 429, 'even the right token waits for the window')
+  t.equal((await app.inject({ url: '/no-such-route', remoteAddress: '10.0.0.9' })).statusCode, 429, 'unknown routes count as management calls')
+  t.equal((await app.inject({ url: '/health/liveness', remoteAddress: '10.0.0.9' })).statusCode, 200, 'probes stay open')
+})

@@ -11,7 +11,6 @@ import { openDatabase } from '../src/store/database.js'
 import { createAuditStore } from '../src/store/audit-store.js'
 import type { LoadedConfig } from '../src/config/load.js'
 
-const json = (res: { body: string }) => JSON.parse(res.body)
 const bin = path.join(packageRoot, 'dist/src/bin.js')
 
 /** A config folder with `files` (name -> manifest) in its plugins folder. */
@@ -45,7 +44,7 @@ t.test('reload adds, removes and changes plugins; only the changed one restarts'
 
   const res = await app.inject({ method: 'POST', url: '/config/reload' })
   t.equal(res.statusCode, 200, res.body)
-  t.same(json(res), { dryRun: false, added: ['d'], removed: ['c'], changed: ['b'], unchanged: ['a'], kept: [], problems: [], restartRequired: [] })
+  t.same(res.json(), { dryRun: false, added: ['d'], removed: ['c'], changed: ['b'], unchanged: ['a'], kept: [], problems: [], restartRequired: [] })
   t.equal(pidOf(app, 'a'), before.a, 'a untouched')
   t.ok(alive(before.a))
   t.not(pidOf(app, 'b'), before.b, 'b restarted')
@@ -54,11 +53,11 @@ t.test('reload adds, removes and changes plugins; only the changed one restarts'
   t.notOk(app.daemon.supervisor.has('c'))
   t.notOk(alive(before.c), 'c stopped')
   t.equal(app.daemon.supervisor.summary('d').state, 'running', 'd started (autostart)')
-  const status = json(await app.inject({ url: '/config/status' }))
+  const status = (await app.inject({ url: '/config/status' })).json()
   t.same(status.plugins.map((p: { name: string }) => p.name).sort(), ['a', 'b', 'd'])
   t.same(status.problems, [])
 
-  const again = json(await app.inject({ method: 'POST', url: '/config/reload' }))
+  const again = (await app.inject({ method: 'POST', url: '/config/reload' })).json()
   t.same([again.added, again.removed, again.changed, again.unchanged.sort()], [[], [], [], ['a', 'b', 'd']], 'a second reload changes nothing')
 })
 
@@ -72,7 +71,7 @@ t.test('an invalid manifest file keeps the running version and is reported with 
   writeManifest(dir, 'broken.yaml', 'name: [oops\n')
   const res = await app.inject({ method: 'POST', url: '/config/reload' })
   t.equal(res.statusCode, 200, res.body)
-  const body = json(res)
+  const body = res.json()
   t.same(body.kept, ['a'])
   t.same(body.removed, [])
   t.same(body.unchanged, ['b'])
@@ -81,7 +80,7 @@ t.test('an invalid manifest file keeps the running version and is reported with 
   t.ok(body.problems.some((p: { file: string, reason: string }) => p.file.endsWith('broken.yaml') && /cannot parse/.test(p.reason)))
   t.equal(pidOf(app, 'a'), pidA, 'the old process keeps running')
   t.same(app.daemon.supervisor.manifest('a').env, {}, 'with the old manifest')
-  const status = json(await app.inject({ url: '/config/status' }))
+  const status = (await app.inject({ url: '/config/status' })).json()
   t.ok(status.problems.some((p: { file: string }) => p.file === file), 'GET /config/status lists the problem')
   t.same(status.plugins.map((p: { name: string }) => p.name), ['a', 'b'])
 })
@@ -93,7 +92,7 @@ t.test('a plugin kept at its running version keeps what it depends on', async (t
   await app.daemon.boot()
   rmSync(path.join(dir, 'plugins.d', 'base.json'))
   writeManifest(dir, 'top.json', { ...fixturePlugin('top', 'sleep', { dependsOn: ['base'] }), bogus: true })
-  const body = json(await app.inject({ method: 'POST', url: '/config/reload' }))
+  const body = (await app.inject({ method: 'POST', url: '/config/reload' })).json()
   t.same(body.kept.sort(), ['base', 'top'])
   t.same(body.removed, [])
   t.ok(body.problems.some((p: { reason: string }) => /'base' is kept running: 'top'/.test(p.reason)), JSON.stringify(body.problems))
@@ -112,13 +111,13 @@ t.test('dryRun reports the diff and the problems and changes nothing', async (t)
   writeManifest(dir, 'bad.json', { name: 'bad' })
   const res = await app.inject({ method: 'POST', url: '/config/reload?dryRun=true' })
   t.equal(res.statusCode, 200)
-  const body = json(res)
+  const body = res.json()
   t.match(body, { dryRun: true, added: ['c'], removed: ['b'], changed: ['a'], unchanged: [] })
   t.match(body.problems, [{ file: path.join(dir, 'plugins.d', 'bad.json'), path: '', reason: /required property 'command'/ }])
   t.same({ a: pidOf(app, 'a'), b: pidOf(app, 'b') }, pids, 'same processes')
   t.notOk(app.daemon.supervisor.has('c'))
   t.same(app.daemon.supervisor.manifest('a').args, fixturePlugin('a', 'sleep').args)
-  t.same(json(await app.inject({ url: '/config/status' })).problems, [], 'status unchanged')
+  t.same((await app.inject({ url: '/config/status' })).json().problems, [], 'status unchanged')
 })
 
 t.test('main-config changes other than plugins are reported as needing a restart, not applied', async (t) => {
@@ -126,7 +125,7 @@ t.test('main-config changes other than plugins are reported as needing a restart
   const app = await build(t, loaded)
   const doc = JSON.parse(readFileSync(loaded.file, 'utf8'))
   writeFileSync(loaded.file, JSON.stringify({ ...doc, server: { port: 7999 }, restartBudget: { perSecond: 1, burst: 5 }, plugins: [fixturePlugin('inl', 'sleep')] }))
-  const body = json(await app.inject({ method: 'POST', url: '/config/reload' }))
+  const body = (await app.inject({ method: 'POST', url: '/config/reload' })).json()
   t.same(body.restartRequired, ['server'], 'key order inside restartBudget is no change')
   t.same(body.added, ['inl'], 'inline plugins are applied')
   t.equal(app.daemon.loaded.config.server.port, 7070, 'the running config keeps its server')
@@ -142,7 +141,7 @@ t.test('an invalid main config is 400 PLUGVISOR_INVALID_CONFIG and nothing chang
   writeFileSync(loaded.file, JSON.stringify({ pluginsDir: './plugins.d', server: { port: 'many' } }))
   const res = await app.inject({ method: 'POST', url: '/config/reload' })
   t.equal(res.statusCode, 400)
-  t.match(json(res), { code: 'PLUGVISOR_INVALID_CONFIG', problems: [{ file: loaded.file, path: '/server/port' }] })
+  t.match(res.json(), { code: 'PLUGVISOR_INVALID_CONFIG', problems: [{ file: loaded.file, path: '/server/port' }] })
   t.equal(pidOf(app, 'a'), pid, 'a still runs')
 })
 

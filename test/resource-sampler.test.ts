@@ -1,8 +1,9 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import { IDLE_BACKOFF, createResourceSampler, type ProcessSource, type SampledSupervisor } from '../src/resources/resource-sampler.js'
-import type { ProcessIdentity } from '../src/supervisor/process-runner.js'
-import type { RestartEvent, SupervisorEvents, TransitionEvent } from '../src/supervisor/supervisor.js'
+import type { ProcessIdentity } from '../src/process/runner.js'
+import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
+import type { RestartEvent, TransitionEvent } from '../src/supervisor/events.js'
 import { build, fixturePlugin, writeConfig } from './helper.js'
 
 type Proc = ReturnType<ProcessSource>[number]

@@ -5,24 +5,22 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { alive, build, collectEvents, fixturePlugin, waitForEvent, writeConfig } from './helper.js'
 
-const json = (res: { body: string }) => JSON.parse(res.body)
-
 t.test('a registered manifest is written to pluginsDir, loaded and started; GET /config/status lists it', async (t) => {
   const loaded = writeConfig([])
   const app = await build(t, loaded)
   const res = await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('added', 'sleep', { description: 'at run time' }) })
   t.equal(res.statusCode, 201, res.body)
-  const body = json(res)
+  const body = res.json()
   t.equal(res.headers.location, '/plugins/added')
   t.equal(body.state, 'running')
   t.equal(body.desired, 'running')
   t.ok(alive(body.pid), 'the process runs')
   const file = path.join(loaded.pluginsDir, 'added.json')
   t.equal(JSON.parse(readFileSync(file, 'utf8')).description, 'at run time', 'the manifest is on disk')
-  const status = json(await app.inject({ url: '/config/status' }))
+  const status = (await app.inject({ url: '/config/status' })).json()
   t.same(status.plugins, [{ name: 'added', source: file }])
   // What reload reads is what runs: nothing to do.
-  const reload = json(await app.inject({ method: 'POST', url: '/config/reload' }))
+  const reload = (await app.inject({ method: 'POST', url: '/config/reload' })).json()
   t.same(reload.unchanged, ['added'])
   t.same([...reload.added, ...reload.removed, ...reload.changed], [])
 })
@@ -31,8 +29,8 @@ t.test('?start=false loads without starting, and the choice is persisted over au
   const app = await build(t, writeConfig([]))
   const res = await app.inject({ method: 'POST', url: '/plugins?start=false', payload: fixturePlugin('idle', 'sleep') })
   t.equal(res.statusCode, 201, res.body)
-  t.match(json(res), { state: 'stopped', desired: 'stopped', pid: null })
-  t.equal(app.daemon.store.desiredStates().get('idle'), 'stopped')
+  t.match(res.json(), { state: 'stopped', desired: 'stopped', pid: null })
+  t.equal(app.daemon.store.lifecycle.desiredStates().get('idle'), 'stopped')
 })
 
 t.test('an invalid manifest is 400 PLUGVISOR_INVALID_MANIFEST with every path and reason; nothing is written', async (t) => {
@@ -40,7 +38,7 @@ t.test('an invalid manifest is 400 PLUGVISOR_INVALID_MANIFEST with every path an
   const app = await build(t, loaded)
   const res = await app.inject({ method: 'POST', url: '/plugins', payload: { ...fixturePlugin('bad', 'sleep', { restart: { jitter: 2 } }), comand: 'x' } })
   t.equal(res.statusCode, 400)
-  const body = json(res)
+  const body = res.json()
   t.equal(body.code, 'PLUGVISOR_INVALID_MANIFEST')
   t.match(body.message, /\/restart\/jitter: must be <= 1/)
   t.ok(body.problems.some((p: { path: string, reason: string }) => p.path === '/restart/jitter' && /must be <= 1/.test(p.reason)), JSON.stringify(body.problems))
@@ -51,7 +49,7 @@ t.test('an invalid manifest is 400 PLUGVISOR_INVALID_MANIFEST with every path an
 
   const unknownDep = await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('lonely', 'sleep', { dependsOn: ['nobody'] }) })
   t.equal(unknownDep.statusCode, 400)
-  t.match(json(unknownDep), { code: 'PLUGVISOR_INVALID_MANIFEST', problems: [{ path: '/dependsOn', reason: /unknown or invalid plugin\(s\): nobody/ }] })
+  t.match(unknownDep.json(), { code: 'PLUGVISOR_INVALID_MANIFEST', problems: [{ path: '/dependsOn', reason: /unknown or invalid plugin\(s\): nobody/ }] })
   t.notOk(existsSync(path.join(loaded.pluginsDir, 'lonely.json')))
 
   const notObject = await app.inject({ method: 'POST', url: '/plugins', payload: [1, 2] })
@@ -62,7 +60,7 @@ t.test('a name that exists is 409 PLUGVISOR_CONFLICT', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('taken', 'sleep')]))
   const res = await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('taken', 'sleep') })
   t.equal(res.statusCode, 409)
-  t.match(json(res), { code: 'PLUGVISOR_CONFLICT', message: /'taken' is already loaded/ })
+  t.match(res.json(), { code: 'PLUGVISOR_CONFLICT', message: /'taken' is already loaded/ })
 })
 
 t.test('delete: the process is gone, its metrics series and events stop, the file is retired', async (t) => {
@@ -81,7 +79,7 @@ t.test('delete: the process is gone, its metrics series and events stop, the fil
   const res = await app.inject({ method: 'DELETE', url: '/plugins/doomed' })
   t.equal(res.statusCode, 200, res.body)
   const file = path.join(loaded.pluginsDir, 'doomed.json')
-  t.same(json(res), { name: 'doomed', source: file, retiredTo: `${file}.deleted` })
+  t.same(res.json(), { name: 'doomed', source: file, retiredTo: `${file}.deleted` })
   t.notOk(existsSync(file), 'the manifest left the plugins folder')
   t.ok(existsSync(`${file}.deleted`), 'renamed, not destroyed')
   t.same(unloaded, ['doomed'])
@@ -94,14 +92,14 @@ t.test('delete: the process is gone, its metrics series and events stop, the fil
   await app.inject({ method: 'POST', url: '/plugins/other/restart' })
   t.ok(transitions.slice(seenAt).some((e) => e.plugin === 'other'))
   t.notOk(transitions.slice(transitions.findIndex((e) => e.plugin === 'doomed' && e.to === 'stopped') + 1).some((e) => e.plugin === 'doomed'), 'no event after it stopped')
-  const { plugins } = json(await app.inject({ url: '/config/status' }))
+  const { plugins } = (await app.inject({ url: '/config/status' })).json()
   t.same(plugins.map((p: { name: string }) => p.name), ['other'])
-  t.equal(app.daemon.store.desiredStates().has('doomed'), false, 'desired state forgotten')
+  t.equal(app.daemon.store.lifecycle.desiredStates().has('doomed'), false, 'desired state forgotten')
 })
 
 t.test('delete: the process of a running plugin is gone when the answer comes', async (t) => {
   const app = await build(t, writeConfig([]))
-  const { pid } = json(await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('gone', 'sleep') }))
+  const { pid } = (await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('gone', 'sleep') })).json()
   t.ok(alive(pid))
   t.equal((await app.inject({ method: 'DELETE', url: '/plugins/gone' })).statusCode, 200)
   t.notOk(alive(pid))
@@ -110,11 +108,11 @@ t.test('delete: the process of a running plugin is gone when the answer comes', 
 
 t.test('delete of a plugin another one depends on is 409; both keep running', async (t) => {
   const app = await build(t, writeConfig([]))
-  const base = json(await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('base', 'sleep') }))
-  const top = json(await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('top', 'sleep', { dependsOn: ['base'] }) }))
+  const base = (await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('base', 'sleep') })).json()
+  const top = (await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('top', 'sleep', { dependsOn: ['base'] }) })).json()
   const res = await app.inject({ method: 'DELETE', url: '/plugins/base' })
   t.equal(res.statusCode, 409)
-  t.match(json(res), { code: 'PLUGVISOR_CONFLICT', message: /cannot unload 'base': plugin 'top' depends on it/ })
+  t.match(res.json(), { code: 'PLUGVISOR_CONFLICT', message: /cannot unload 'base': plugin 'top' depends on it/ })
   t.ok(alive(base.pid) && alive(top.pid))
   t.ok(existsSync(path.join(app.daemon.loaded.pluginsDir, 'base.json')), 'file untouched')
   // Dependent first, then the dependency: fine.
@@ -126,7 +124,7 @@ t.test('inline manifests cannot be deleted or reconfigured at run time: 409 sayi
   const app = await build(t, writeConfig([fixturePlugin('inline', 'sleep')]))
   const del = await app.inject({ method: 'DELETE', url: '/plugins/inline' })
   t.equal(del.statusCode, 409)
-  t.match(json(del).message, /defined inline in .*plugvisor\.json; remove it by editing that file and POST \/config\/reload/)
+  t.match(del.json().message, /defined inline in .*plugvisor\.json; remove it by editing that file and POST \/config\/reload/)
   const put = await app.inject({ method: 'PUT', url: '/plugins/inline/config', payload: {} })
   t.equal(put.statusCode, 409)
   t.ok(app.daemon.supervisor.has('inline'))
@@ -151,13 +149,13 @@ t.test('a config change restarts the plugin with the new PLUGVISOR_CONFIG, writt
   const loaded = writeConfig([])
   const app = await build(t, loaded)
   const { supervisor } = app.daemon
-  const before = json(await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('env', 'print-env', { configSchema, config: { greeting: 'hi', apiKey: 's3cret' } }) }))
+  const before = (await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('env', 'print-env', { configSchema, config: { greeting: 'hi', apiKey: 's3cret' } }) })).json()
   t.same(JSON.parse((await printedEnv(app, 'env', 1)).PLUGVISOR_CONFIG), { greeting: 'hi', apiKey: 's3cret' })
 
   // Sent back as GET shows it: the redacted key keeps its value.
   const res = await app.inject({ method: 'PUT', url: '/plugins/env/config', payload: { greeting: 'hello', apiKey: '[redacted]' } })
   t.equal(res.statusCode, 200, res.body)
-  const after = json(res)
+  const after = res.json()
   t.same(after.config, { greeting: 'hello', apiKey: '[redacted]' })
   t.notMatch(res.body, /s3cret/, 'the secret never appears in the answer')
   t.equal(after.state, 'running')
@@ -165,7 +163,7 @@ t.test('a config change restarts the plugin with the new PLUGVISOR_CONFIG, writt
   t.notOk(alive(before.pid), 'the old one is gone')
   t.same(JSON.parse((await printedEnv(app, 'env', 2)).PLUGVISOR_CONFIG), { greeting: 'hello', apiKey: 's3cret' })
   t.same(JSON.parse(readFileSync(path.join(loaded.pluginsDir, 'env.json'), 'utf8')).config, { greeting: 'hello', apiKey: 's3cret' }, 'persisted')
-  t.match(json(await app.inject({ url: '/plugins/env' })).manifest.config, { apiKey: '[redacted]', greeting: 'hello' })
+  t.match((await app.inject({ url: '/plugins/env' })).json().manifest.config, { apiKey: '[redacted]', greeting: 'hello' })
   t.equal(supervisor.summary('env').restartCount, 0)
 
   const put2 = await app.inject({ method: 'PUT', url: '/plugins/env/config', payload: { greeting: 'again', apiKey: 'n3w' } })
@@ -177,12 +175,12 @@ t.test('a config change restarts the plugin with the new PLUGVISOR_CONFIG, writt
 t.test('an invalid config is 400 with path and reason; the old process keeps running, the file is untouched', async (t) => {
   const loaded = writeConfig([])
   const app = await build(t, loaded)
-  const before = json(await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('strict', 'sleep', { configSchema, config: { greeting: 'hi', apiKey: 'k' } }) }))
+  const before = (await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('strict', 'sleep', { configSchema, config: { greeting: 'hi', apiKey: 'k' } }) })).json()
   const file = path.join(loaded.pluginsDir, 'strict.json')
   const onDisk = readFileSync(file, 'utf8')
   const res = await app.inject({ method: 'PUT', url: '/plugins/strict/config', payload: { greeting: 42 } })
   t.equal(res.statusCode, 400)
-  const body = json(res)
+  const body = res.json()
   t.equal(body.code, 'PLUGVISOR_VALIDATION')
   t.ok(body.problems.some((p: { path: string, reason: string }) => p.path === '/config/greeting' && /must be string/.test(p.reason)), JSON.stringify(body.problems))
   t.ok(body.problems.some((p: { path: string, reason: string }) => p.path === '/config' && /apiKey/.test(p.reason)))
@@ -228,7 +226,7 @@ t.test('every change needs an admin token', async (t) => {
 t.test('replace is serialized with restarts: restart, replace, restart run one after the other, none joined across it', async (t) => {
   const app = await build(t, writeConfig([]))
   const { supervisor } = app.daemon
-  const first = json(await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('serial', 'print-env', { config: { v: 1 } }) }))
+  const first = (await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('serial', 'print-env', { config: { v: 1 } }) })).json()
   const transitions = collectEvents(t, supervisor, 'transition')
   const next = { ...supervisor.manifest('serial'), config: { v: 2 } }
   const [, , last] = await Promise.all([supervisor.restart('serial'), supervisor.replace(next), supervisor.restart('serial')])
@@ -250,8 +248,8 @@ t.test('while a plugin is being unloaded, start and restart are refused with a c
   const { supervisor } = app.daemon
   await app.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('leaving', 'ignore-sigterm', { stop: { timeoutMs: 300 } }) })
   const unloading = supervisor.unload('leaving')
-  await t.rejects(supervisor.start('leaving'), { name: 'PluginConflictError', message: /being unloaded/ })
+  await t.rejects(supervisor.start('leaving'), { code: 'PLUGVISOR_CONFLICT', message: /being unloaded/ })
   await unloading
   t.notOk(supervisor.has('leaving'))
-  t.throws(() => supervisor.restart('leaving'), { name: 'PluginNotFoundError' })
+  t.throws(() => supervisor.restart('leaving'), { code: 'PLUGVISOR_PLUGIN_NOT_FOUND' })
 })

@@ -2,7 +2,7 @@
 import t from 'tap'
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import { DatabaseTooNewError, migrate, openDatabase, readMigrations } from '../src/store/database.js'
+import { migrate, openDatabase, readMigrations } from '../src/store/database.js'
 import { createStateStore } from '../src/store/state-store.js'
 import { tempDir } from './helper.js'
 
@@ -42,7 +42,7 @@ t.test('a database newer than the code is refused with a clear message', async (
   const db = new Database(path.join(dir, 'plugvisor.db'))
   db.pragma('user_version = 999')
   db.close()
-  t.throws(() => openDatabase(dir), DatabaseTooNewError)
+  t.throws(() => openDatabase(dir), { code: 'PLUGVISOR_DATABASE_TOO_NEW' })
   t.throws(() => openDatabase(dir), /schema version 999 is newer than this plugvisor knows/)
 })
 

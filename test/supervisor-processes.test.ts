@@ -1,25 +1,6 @@
 // The driver with real child processes from the fixture program.
 import t from 'tap'
-import { alive, build, fixturePlugin, writeConfig } from './helper.js'
-import type { Supervisor, TransitionEvent } from '../src/supervisor/supervisor.js'
-
-/** Resolves with the first output line of `plugin` that matches. */
-function outputLine (sup: Supervisor, plugin: string, re: RegExp): Promise<RegExpMatchArray> {
-  return new Promise((resolve) => {
-    const on = (e: { plugin: string, line: string }): void => {
-      const m = e.plugin === plugin ? re.exec(e.line) : null
-      if (m) { sup.off('output', on); resolve(m) }
-    }
-    sup.on('output', on)
-  })
-}
-
-/** Records every transition of the supervisor. */
-function recordTransitions (sup: Supervisor): TransitionEvent[] {
-  const seen: TransitionEvent[] = []
-  sup.on('transition', (e) => seen.push(e))
-  return seen
-}
+import { alive, build, collectEvents, fixturePlugin, outputLine, writeConfig } from './helper.js'
 
 t.test('a SIGKILLed plugin is restarted', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('victim', 'sleep')]), { boot: false })
@@ -127,7 +108,7 @@ t.test('two concurrent restarts give one restart', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('once', 'sleep')]), { boot: false })
   const sup = app.daemon.supervisor
   await app.daemon.boot()
-  const seen = recordTransitions(sup)
+  const seen = collectEvents(t, sup, 'transition')
   const [a, b] = await Promise.all([
     app.inject({ method: 'POST', url: '/plugins/once/restart' }),
     app.inject({ method: 'POST', url: '/plugins/once/restart' })
@@ -144,7 +125,7 @@ t.test('dependsOn: started after the dependency is up, stopped before it', async
     fixturePlugin('db', 'sleep')
   ]), { boot: false })
   const sup = app.daemon.supervisor
-  const seen = recordTransitions(sup)
+  const seen = collectEvents(t, sup, 'transition')
   await app.daemon.boot()
   const order = seen.map((e) => `${e.plugin}:${e.to}`)
   t.ok(order.indexOf('db:running') < order.indexOf('app:starting'), `db runs before app starts (${order.join(' ')})`)
@@ -236,10 +217,33 @@ t.test('a store that cannot be written does not stop supervision', async (t) => 
   const sup = app.daemon.supervisor
   await app.daemon.boot()
   // The real database, closed under the supervisor's feet: every write now throws.
-  app.daemon.db.close()
+  app.daemon.store.close()
   const pid = sup.summary('sturdy').pid!
   process.kill(pid, 'SIGKILL')
   const after = await sup.waitFor('sturdy', (s) => s.state === 'running' && s.pid !== pid, 10000)
   t.equal(after.restartCount, 1, 'the crash was still handled and the plugin restarted')
   t.ok(lines.some((l) => l.includes('could not persist the state event of plugin sturdy')), 'the failed write is logged')
+})
+
+t.test('a store whose writes fail makes readiness (daemon:store-migrated) and /health fail', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('sturdy', 'sleep')], { log: { level: 'fatal' } }), { boot: false })
+  const sup = app.daemon.supervisor
+  await app.daemon.boot()
+  const before = await app.inject({ method: 'GET', url: '/health/readiness?verbose' })
+  t.equal(before.statusCode, 200)
+  t.match(before.json().checks, [{ name: 'daemon:store-migrated', status: 'pass' }])
+  t.equal((await app.inject({ method: 'GET', url: '/health' })).json().status, 'pass')
+
+  app.daemon.store.close()
+  const pid = sup.summary('sturdy').pid!
+  process.kill(pid, 'SIGKILL')
+  await sup.waitFor('sturdy', (s) => s.state === 'running' && s.pid !== pid, 10000)
+
+  const ready = await app.inject({ method: 'GET', url: '/health/readiness?verbose' })
+  t.equal(ready.statusCode, 503)
+  t.match(ready.json().checks, [{ name: 'daemon:store-migrated', status: 'fail', detail: /database not usable as migrated: .*not open/ }])
+  const health = await app.inject({ method: 'GET', url: '/health' })
+  t.equal(health.statusCode, 503)
+  t.equal(health.json().status, 'fail', 'the daemon-fail branch: every plugin is fine, the daemon is not')
+  t.equal(health.json().plugins.sturdy.status, 'healthy')
 })

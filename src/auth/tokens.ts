@@ -4,11 +4,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import type { MainConfig } from '../config/schema.js'
+import type { MainConfig, ROLES } from '../config/schema.js'
 import type { ConfigProblem } from '../config/load.js'
 import { routeKind } from '../route-kind.js'
 
-export type Role = 'viewer' | 'admin'
+export type Role = typeof ROLES[number]
 export interface Principal { name: string, role: Role }
 
 export const MIN_TOKEN_LENGTH = 16

@@ -4,21 +4,21 @@ import { readFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { Type, type Static } from '@sinclair/typebox'
 import { MainConfig, Manifest } from './schema.js'
+import { errors, withProblems, type ProblemsError } from '../errors.js'
 
-export interface ConfigProblem {
-  file: string
-  path: string
-  reason: string
-}
+/** One thing wrong with a config file, a manifest or a request body. */
+export const ConfigProblem = Type.Object({
+  file: Type.String({ description: "The file, or 'request body'" }),
+  path: Type.String({ description: 'JSON path inside the file' }),
+  reason: Type.String()
+}, { $id: 'ConfigProblem' })
+export type ConfigProblem = Static<typeof ConfigProblem>
 
-export class ConfigInvalidError extends Error {
-  readonly problems: ConfigProblem[]
-  constructor (problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'))
-    this.name = 'ConfigInvalidError'
-    this.problems = problems
-  }
+/** The main config cannot be used: a catalogue error (PLUGVISOR_INVALID_CONFIG) listing every problem. */
+export function configInvalid (problems: ConfigProblem[]): ProblemsError {
+  return withProblems(new errors.InvalidConfig(problems.map(formatProblem).join('; ')), problems)
 }
 
 export function formatProblem (p: ConfigProblem): string {
@@ -222,7 +222,7 @@ export interface LoadOptions {
 }
 
 /**
- * Loads the main config and every manifest. An invalid main config throws ConfigInvalidError;
+ * Loads the main config and every manifest. An invalid main config throws PLUGVISOR_INVALID_CONFIG (configInvalid);
  * an invalid manifest is left out and reported in `problems`.
  */
 export function loadConfig (file: string, opts: LoadOptions = {}): LoadedConfig {
@@ -230,17 +230,17 @@ export function loadConfig (file: string, opts: LoadOptions = {}): LoadedConfig 
   const abs = path.resolve(file)
   const dir = path.dirname(abs)
   const { value, problem } = readStructuredFile(abs)
-  if (problem) throw new ConfigInvalidError([problem])
+  if (problem) throw configInvalid([problem])
   const expandProblems: ConfigProblem[] = []
   // Inline manifests are expanded (and reported) one by one below, so one bad plugin does not sink the daemon.
   const raw = (value ?? {}) as Record<string, unknown>
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigInvalidError([{ file: abs, path: '', reason: 'must be an object' }])
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw configInvalid([{ file: abs, path: '', reason: 'must be an object' }])
   const { plugins: inline, ...rest } = raw
   const main = expandEnv(rest, env, abs, '', expandProblems) as Record<string, unknown>
   if (inline !== undefined) main.plugins = inline
   applyEnvOverrides(main, env, abs, expandProblems)
-  if (!validateMain(main)) throw new ConfigInvalidError([...expandProblems, ...ajvProblems(abs, validateMain.errors)])
-  if (expandProblems.length > 0) throw new ConfigInvalidError(expandProblems)
+  if (!validateMain(main)) throw configInvalid([...expandProblems, ...ajvProblems(abs, validateMain.errors)])
+  if (expandProblems.length > 0) throw configInvalid(expandProblems)
   const config = main as unknown as MainConfig
   const pluginsDir = path.resolve(dir, config.pluginsDir)
   const { manifests, problems } = loadManifests(config, abs, pluginsDir, env)

@@ -9,6 +9,9 @@ const ms = (description: string, def: number, minimum = 0) =>
 // status, health, start, stop, restart: static routes under /plugins; liveness, readiness: under /health.
 export const RESERVED_NAMES = ['status', 'health', 'start', 'stop', 'restart', 'liveness', 'readiness'] as const
 
+/** Roles of bearer tokens: viewer may read, admin may do everything. */
+export const ROLES = ['viewer', 'admin'] as const
+
 export const PluginName = Type.String({
   pattern: '^[a-z0-9][a-z0-9_-]{0,62}$',
   not: { enum: [...RESERVED_NAMES] },
@@ -53,8 +56,6 @@ export const HealthCheck = Type.Object({
   successThreshold: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive successes that make it healthy again (default 1)' }),
   startup: Type.Optional(StartupProbe)
 }, { additionalProperties: false, description: 'Kubernetes-style probe: exactly one of http, tcp, exec' })
-
-export const RestartPolicyName = { always: 'always', onFailure: 'on-failure', never: 'never' } as const
 
 export const RestartPolicy = Type.Object({
   policy: Type.Union([Type.Literal('always'), Type.Literal('on-failure'), Type.Literal('never')], { default: 'always', description: 'always | on-failure (restart unless exit code 0) | never (default always)' }),
@@ -148,7 +149,7 @@ export const MainConfig = Type.Object({
     mode: Type.Union([Type.Literal('none'), Type.Literal('tokens')], { default: 'none', description: 'none: the API is open (refused off loopback unless written out); tokens: bearer tokens with roles' }),
     tokens: Type.Array(Type.Object({
       name: Type.String({ minLength: 1, description: 'Who holds the token (for logs)' }),
-      role: Type.Union([Type.Literal('viewer'), Type.Literal('admin')], { description: 'viewer: GET only; admin: everything' }),
+      role: Type.Union(ROLES.map((r) => Type.Literal(r)), { description: 'viewer: GET only; admin: everything' }),
       tokenEnv: Type.Optional(Type.String({ minLength: 1, description: 'Environment variable holding the token' })),
       tokenFile: Type.Optional(Type.String({ minLength: 1, description: "File holding the token, relative to the config file's folder" }))
     }, { additionalProperties: false }), { default: [], description: '{ name, role: viewer|admin, tokenEnv or tokenFile }; at least 16 characters each' }),

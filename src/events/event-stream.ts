@@ -1,4 +1,4 @@
-// Server-sent events: every transition, health verdict change, restart and circuit change of the supervisor,
+// Server-sent events: every transition, health verdict change and restart of the supervisor, every circuit change of the invoker,
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
@@ -7,7 +7,9 @@
 // way to know; a disconnect is visible, and EventSource reconnects on its own (then re-reads
 // GET /plugins for the current state).
 import type { EventEmitter } from 'node:events'
-import type { CircuitEvent, HealthEvent, RestartEvent, SupervisorEvents, TransitionEvent } from '../supervisor/supervisor.js'
+import type { SupervisorEvents } from '../supervisor/supervisor.js'
+import type { InvokerEvents } from '../invoke/invoker.js'
+import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
 
 export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit'
 
@@ -34,6 +36,8 @@ export type StreamedSupervisor = Pick<EventEmitter<SupervisorEvents>, 'on' | 'of
 
 export interface EventStreamOptions {
   supervisor: StreamedSupervisor
+  /** Where circuit changes are published (the invoker). */
+  circuits: Pick<EventEmitter<InvokerEvents>, 'on' | 'off'>
   /** Keep-alive comment interval, milliseconds (config `events.keepAliveMs`). */
   keepAliveMs: number
   /** Unsent bytes allowed per client before it is disconnected (config `events.maxBufferedBytes`). */
@@ -58,7 +62,7 @@ export function formatEvent (event: StreamEventName, data: StreamEventData): str
 export const KEEP_ALIVE = ': keep-alive\n\n'
 
 export function createEventStream (opts: EventStreamOptions): EventStream {
-  const { supervisor, maxBufferedBytes } = opts
+  const { supervisor, circuits, maxBufferedBytes } = opts
   const clients = new Set<EventSink>()
   let closed = false
 
@@ -87,7 +91,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
   supervisor.on('transition', onTransition)
   supervisor.on('health', onHealth)
   supervisor.on('restart', onRestart)
-  supervisor.on('circuit', onCircuit)
+  circuits.on('circuit', onCircuit)
 
   const keepAlive = setInterval(() => send(KEEP_ALIVE), opts.keepAliveMs)
   keepAlive.unref()
@@ -110,7 +114,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       supervisor.off('transition', onTransition)
       supervisor.off('health', onHealth)
       supervisor.off('restart', onRestart)
-      supervisor.off('circuit', onCircuit)
+      circuits.off('circuit', onCircuit)
       for (const sink of clients) sink.end()
       clients.clear()
     }

@@ -1,18 +1,18 @@
-// Probe results in SQLite. Results are buffered in memory and written in one transaction per
-// flush (history.flushIntervalMs), with the minute and hour rollups updated in the same
-// transaction; retention prunes at most PRUNE_CHUNK rows per statement, one chunk per table per
-// flush, so no single write holds the event loop for long. A hard kill loses at most the
-// results buffered since the last flush; WAL keeps the file consistent.
-import type { Db } from '../store/database.js'
-import type { Clock, ProbeEvent } from '../supervisor/supervisor.js'
-import { systemClock } from '../supervisor/supervisor.js'
+// Probe results kept over time. Results are buffered in memory and handed to the store in one
+// batch per flush (history.flushIntervalMs), which writes them and updates the minute and hour
+// rollups in one transaction; retention prunes at most PRUNE_CHUNK rows per table per flush, so
+// no single write holds the event loop for long. A hard kill loses at most the results buffered
+// since the last flush.
+import { Type, type Static } from '@sinclair/typebox'
+import { systemClock, type Clock } from '../clock.js'
+import { oneOf, Timestamp, type InMs } from '../shapes.js'
+import { PROBE_KINDS, PROBE_PHASES, type ProbeEvent } from './probes.js'
+import { ProbeResultName } from './health-report.js'
 import { TREND_WINDOW_MS, trendOf, type CheckCounts, type Trend } from './trend.js'
 
 export const PRUNE_CHUNK = 1000
-const MINUTE = 60_000
-const HOUR = 3_600_000
-
-export type Resolution = 'raw' | 'minute' | 'hour'
+export const MINUTE = 60_000
+export const HOUR = 3_600_000
 
 export interface HistoryOptions {
   clock?: Clock
@@ -24,31 +24,44 @@ export interface HistoryOptions {
   onError?: (err: Error) => void
 }
 
-export interface RawCheck {
-  at: number
-  probe: ProbeEvent['probe']
-  phase: ProbeEvent['phase']
-  result: ProbeEvent['result']
-  durationMs: number
-  error: string | null
-}
+const NullableNumber = Type.Union([Type.Number(), Type.Null()])
 
-export interface RollupBucket {
-  at: number
-  count: number
-  failures: number
-  warnings: number
-  minMs: number
-  avgMs: number
-  maxMs: number
-}
+/** One stored probe result. */
+export const RawCheck = Type.Object({
+  at: Timestamp,
+  probe: oneOf(PROBE_KINDS),
+  phase: oneOf(PROBE_PHASES),
+  result: ProbeResultName,
+  durationMs: Type.Number(),
+  error: Type.Union([Type.String(), Type.Null()])
+})
+/** In memory and in the store, `at` is in ms since the epoch. */
+export type RawCheck = InMs<Static<typeof RawCheck>, 'at'>
 
-export interface HealthStats {
-  totalChecks: number
-  successRate: number
-  errorRate: number
-  avgResponseTimeMs: number
-}
+/** Probe results of one minute or hour; `at` is the start of the bucket. */
+export const RollupBucket = Type.Object({
+  at: Timestamp,
+  count: Type.Integer(),
+  failures: Type.Integer(),
+  warnings: Type.Integer(),
+  minMs: NullableNumber,
+  avgMs: NullableNumber,
+  maxMs: NullableNumber
+})
+export type RollupBucket = InMs<Static<typeof RollupBucket>, 'at'>
+
+export const HealthStats = Type.Object({
+  totalChecks: Type.Integer({ description: 'Probe results retained (rollups of history.rollupRetentionDays, plus results not flushed yet)' }),
+  successRate: Type.Number({ description: 'Share of those results that passed (success or warn); 0 without results' }),
+  errorRate: Type.Number({ description: 'Share of those results that failed; 0 without results' }),
+  avgResponseTimeMs: Type.Number({ description: 'Mean probe duration (milliseconds)' }),
+  uptimeMs: Type.Integer({ description: 'Time the current process has been running (milliseconds)' })
+}, { $id: 'HealthStats' })
+/** What the history knows; uptimeMs comes from the supervisor. */
+export type HealthStats = Omit<Static<typeof HealthStats>, 'uptimeMs'>
+
+export const RESOLUTIONS = ['raw', 'minute', 'hour'] as const
+export type Resolution = typeof RESOLUTIONS[number]
 
 export interface HistoryQuery {
   since: number
@@ -57,53 +70,27 @@ export interface HistoryQuery {
   resolution: Resolution
 }
 
-interface Agg { plugin: string, resolution: 'minute' | 'hour', bucket: number, count: number, failures: number, warnings: number, min: number, max: number, sum: number }
+/** Where the history keeps its results: the SQLite store implements it (store/health-store.ts). */
+export interface HealthHistoryStore {
+  /** Writes the results and adds them to their minute and hour rollups, all or nothing. */
+  write: (batch: ProbeEvent[]) => void
+  /** Deletes at most `chunk` raw results before rawBefore, and as many rollups of each resolution before rollupBefore; returns how many rows. */
+  prune: (rawBefore: number, rollupBefore: number, chunk: number) => number
+  /** Newest first. */
+  checks: (plugin: string, q: HistoryQuery) => RawCheck[]
+  /** Newest first; q.resolution is minute or hour. */
+  buckets: (plugin: string, q: HistoryQuery) => RollupBucket[]
+  /** Sums over the hour rollups. */
+  totals: (plugin: string) => { count: number, failures: number, sum: number }
+  /** Minute rollups from `since` on. */
+  minutes: (plugin: string, since: number) => { bucket: number, count: number, failures: number }[]
+}
 
-export function createHealthHistory (db: Db, opts: HistoryOptions) {
+export function createHealthHistory (store: HealthHistoryStore, opts: HistoryOptions) {
   const clock = opts.clock ?? systemClock
   const chunk = opts.pruneChunk ?? PRUNE_CHUNK
   let buffer: ProbeEvent[] = []
   let timer: NodeJS.Timeout | undefined
-
-  const insert = db.prepare('INSERT INTO health_checks (plugin, at, probe, phase, result, duration_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?)')
-  const upsertRollup = db.prepare(`INSERT INTO health_rollups (plugin, resolution, bucket, count, failures, warnings, min_ms, max_ms, sum_ms)
-    VALUES (@plugin, @resolution, @bucket, @count, @failures, @warnings, @min, @max, @sum)
-    ON CONFLICT (plugin, resolution, bucket) DO UPDATE SET
-      count = count + excluded.count, failures = failures + excluded.failures, warnings = warnings + excluded.warnings,
-      min_ms = min(min_ms, excluded.min_ms), max_ms = max(max_ms, excluded.max_ms), sum_ms = sum_ms + excluded.sum_ms`)
-  const pruneRaw = db.prepare('DELETE FROM health_checks WHERE id IN (SELECT id FROM health_checks WHERE at < ? LIMIT ?)')
-  const pruneRollups = db.prepare(`DELETE FROM health_rollups WHERE (plugin, resolution, bucket) IN
-    (SELECT plugin, resolution, bucket FROM health_rollups WHERE resolution = ? AND bucket < ? LIMIT ?)`)
-  const rawQuery = db.prepare(`SELECT at, probe, phase, result, duration_ms AS durationMs, error FROM health_checks
-    WHERE plugin = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?`)
-  const rollupQuery = db.prepare(`SELECT bucket AS at, count, failures, warnings, min_ms AS minMs, round(sum_ms / count, 3) AS avgMs, max_ms AS maxMs
-    FROM health_rollups WHERE plugin = ? AND resolution = ? AND bucket >= ? AND bucket < ? ORDER BY bucket DESC LIMIT ?`)
-  const totals = db.prepare(`SELECT coalesce(sum(count), 0) AS count, coalesce(sum(failures), 0) AS failures, coalesce(sum(sum_ms), 0) AS sum
-    FROM health_rollups WHERE plugin = ? AND resolution = 'hour'`)
-  const minuteSince = db.prepare("SELECT bucket, count, failures FROM health_rollups WHERE plugin = ? AND resolution = 'minute' AND bucket >= ?")
-
-  const write = db.transaction((batch: ProbeEvent[]) => {
-    const aggs = new Map<string, Agg>()
-    for (const ev of batch) {
-      insert.run(ev.plugin, ev.at, ev.probe, ev.phase, ev.result, ev.durationMs, ev.error ?? null)
-      for (const [resolution, size] of [['minute', MINUTE], ['hour', HOUR]] as const) {
-        const bucket = ev.at - (ev.at % size)
-        const key = `${ev.plugin}\0${resolution}\0${bucket}`
-        let a = aggs.get(key)
-        if (!a) {
-          a = { plugin: ev.plugin, resolution, bucket, count: 0, failures: 0, warnings: 0, min: ev.durationMs, max: ev.durationMs, sum: 0 }
-          aggs.set(key, a)
-        }
-        a.count++
-        if (ev.result === 'failure') a.failures++
-        if (ev.result === 'warn') a.warnings++
-        a.min = Math.min(a.min, ev.durationMs)
-        a.max = Math.max(a.max, ev.durationMs)
-        a.sum += ev.durationMs
-      }
-    }
-    for (const a of aggs.values()) upsertRollup.run(a)
-  })
 
   const history = {
     /** Buffers one result; it reaches the database at the next flush. */
@@ -117,7 +104,7 @@ export function createHealthHistory (db: Db, opts: HistoryOptions) {
       const batch = buffer
       buffer = []
       try {
-        write.immediate(batch)
+        store.write(batch)
       } catch (err) {
         opts.onError?.(err as Error)
         return 0
@@ -130,9 +117,7 @@ export function createHealthHistory (db: Db, opts: HistoryOptions) {
       const now = clock.now()
       const rawCutoff = now - opts.rawRetentionHours * HOUR
       const rollupCutoff = now - opts.rollupRetentionDays * 24 * HOUR
-      return pruneRaw.run(rawCutoff, chunk).changes +
-        pruneRollups.run('minute', rollupCutoff, chunk).changes +
-        pruneRollups.run('hour', rollupCutoff, chunk).changes
+      return store.prune(rawCutoff, rollupCutoff, chunk)
     },
 
     /** Flushes (and prunes a chunk) every flushIntervalMs until stop(). */
@@ -156,14 +141,13 @@ export function createHealthHistory (db: Db, opts: HistoryOptions) {
 
     /** Newest first. Results still buffered (at most one flush window) are not included. */
     query (plugin: string, q: HistoryQuery): { checks?: RawCheck[], buckets?: RollupBucket[] } {
-      if (q.resolution === 'raw') return { checks: rawQuery.all(plugin, q.since, q.until, q.limit) as RawCheck[] }
-      return { buckets: rollupQuery.all(plugin, q.resolution, q.since, q.until, q.limit) as RollupBucket[] }
+      if (q.resolution === 'raw') return { checks: store.checks(plugin, q) }
+      return { buckets: store.buckets(plugin, q) }
     },
 
     /** Totals over the retained rollups plus the buffer, and the trend (see trend.ts). */
     stats (plugin: string): HealthStats & { trend: Trend } {
-      const t = totals.get(plugin) as { count: number, failures: number, sum: number }
-      let { count, failures, sum } = t
+      let { count, failures, sum } = store.totals(plugin)
       const now = clock.now()
       const recentFrom = now - TREND_WINDOW_MS
       const previousFrom = now - 2 * TREND_WINDOW_MS
@@ -172,7 +156,7 @@ export function createHealthHistory (db: Db, opts: HistoryOptions) {
       const add = (at: number, n: number, f: number): void => {
         if (at >= recentFrom) { recent.count += n; recent.failures += f } else if (at >= previousFrom) { previous.count += n; previous.failures += f }
       }
-      for (const r of minuteSince.all(plugin, previousFrom - MINUTE) as { bucket: number, count: number, failures: number }[]) {
+      for (const r of store.minutes(plugin, previousFrom - MINUTE)) {
         // A minute bucket belongs to the window that holds most of it.
         add(r.bucket + MINUTE / 2, r.count, r.failures)
       }

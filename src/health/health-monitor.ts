@@ -1,12 +1,16 @@
 // Schedules the probes of every running plugin, turns their results into verdicts for the
 // supervisor, publishes each result as a `probe` event, and keeps the last check of every
 // plugin in memory so the probe endpoints never read the database.
+import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Agent } from 'undici'
 import type { Logger } from '../logger.js'
 import type { HealthCheck } from '../config/schema.js'
-import { pluginEnv, systemClock, type Clock, type Supervisor, type TransitionEvent } from '../supervisor/supervisor.js'
-import { createProbeAgent, probeKind, runProbe, type ProbeKind, type ProbeResult, type ProbeTarget } from './probes.js'
+import type { Supervisor } from '../supervisor/supervisor.js'
+import { pluginEnv } from '../supervisor/plugin-env.js'
+import { systemClock, type Clock } from '../clock.js'
+import type { TransitionEvent } from '../supervisor/events.js'
+import { createProbeAgent, probeKind, runProbe, type ProbeEvent, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
 import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
 
 /** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
@@ -15,7 +19,7 @@ export const MAX_FIRST_PROBE_JITTER_MS = 1000
 /** What the health endpoints show about the probes of one plugin. */
 export interface LastCheck {
   probe: ProbeKind | null
-  phase: 'startup' | 'regular' | null
+  phase: ProbePhase | null
   lastCheckTime: number | null
   lastResult: ProbeResult | null
   lastError: string | null
@@ -46,7 +50,12 @@ export interface HealthMonitorOptions {
   agent?: Agent
 }
 
-export class HealthMonitor {
+export interface HealthMonitorEvents {
+  /** One probe result (metrics and the history subscribe). */
+  probe: [ProbeEvent]
+}
+
+export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   readonly #supervisor: Supervisor
   readonly #log: Logger
   readonly #clock: Clock
@@ -57,6 +66,8 @@ export class HealthMonitor {
   #started = false
 
   constructor (opts: HealthMonitorOptions) {
+    super()
+    this.setMaxListeners(0)
     this.#supervisor = opts.supervisor
     this.#log = opts.logger
     this.#clock = opts.clock ?? systemClock
@@ -179,7 +190,7 @@ export class HealthMonitor {
       responseTimeMs: durationMs,
       lastHealthyTime: outcome.result === 'failure' ? e.last.lastHealthyTime : at
     }
-    this.#supervisor.emit('probe', { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at, ...(outcome.error ? { error: outcome.error } : {}) })
+    this.emit('probe', { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at, ...(outcome.error ? { error: outcome.error } : {}) })
     const verdict = nextVerdict(e.cycle.counters, outcome.result, hc)
     e.cycle.counters = verdict.counters
     e.last.failureCount = verdict.counters.phase === 'startup' ? verdict.counters.startupFailures : verdict.counters.failures

@@ -1,33 +1,42 @@
 // What the health endpoints answer, computed from memory only (supervisor state, the last
 // checks of the monitor, start-up progress): probes must stay cheap.
-import type { PluginSummary } from '../supervisor/supervisor.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { StatusField, type PluginSummary } from '../supervisor/events.js'
+import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
+import { Nullable, Timestamp, oneOf } from '../shapes.js'
+import { PROBE_KINDS, PROBE_RESULTS } from './probes.js'
 import type { LastCheck } from './health-monitor.js'
-import { summarize, type StatusCounts } from '../status-summary.js'
+import { StatusSummary, summarize } from '../status-summary.js'
 
-export interface PluginHealthEntry {
-  status: PluginSummary['status']
-  state: PluginSummary['state']
-  health: PluginSummary['health']
-  healthy: boolean
-  critical: boolean
-  probe: LastCheck['probe']
-  lastCheckTime: string | null
-  lastHealthyTime: string | null
-  lastResult: LastCheck['lastResult']
-  lastError: string | null
-  failureCount: number
-  restartCount: number
-  responseTimeMs: number | null
-}
+export const ProbeResultName = oneOf(PROBE_RESULTS)
 
-export type HealthStatus = 'pass' | 'warn' | 'fail'
+export const PluginHealth = Type.Object({
+  status: StatusField,
+  state: oneOf(STATE_NAMES),
+  health: oneOf(HEALTH_NAMES),
+  healthy: Type.Boolean({ description: 'status is healthy or degraded' }),
+  critical: Type.Boolean(),
+  probe: Type.Union([oneOf(PROBE_KINDS), Type.Null()], { description: 'Kind of health check; null without one' }),
+  lastCheckTime: Nullable(Timestamp),
+  lastHealthyTime: Nullable(Timestamp),
+  lastResult: Type.Union([ProbeResultName, Type.Null()]),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  failureCount: Type.Integer({ description: 'Consecutive probe failures of the current process' }),
+  restartCount: Type.Integer(),
+  responseTimeMs: Type.Union([Type.Number(), Type.Null()], { description: 'Duration of the last probe (milliseconds)' })
+}, { $id: 'PluginHealth' })
+export type PluginHealthEntry = Static<typeof PluginHealth>
 
-export interface HealthReport {
-  status: HealthStatus
-  timestamp: string
-  plugins: Record<string, PluginHealthEntry>
-  summary: StatusCounts
-}
+export const HEALTH_STATUSES = ['pass', 'warn', 'fail'] as const
+export type HealthStatus = typeof HEALTH_STATUSES[number]
+
+export const HealthReport = Type.Object({
+  status: oneOf(HEALTH_STATUSES, 'fail when the daemon fails or a critical plugin is failed or unhealthy; warn when a plugin meant to run is degraded, unhealthy, restarting, failed or stopped'),
+  timestamp: Timestamp,
+  plugins: Type.Record(Type.String(), Type.Ref(PluginHealth)),
+  summary: Type.Ref(StatusSummary)
+}, { $id: 'HealthReport' })
+export type HealthReport = Static<typeof HealthReport>
 
 const iso = (ms: number | null): string | null => ms === null ? null : new Date(ms).toISOString()
 
@@ -71,7 +80,7 @@ export function healthReport (list: PluginSummary[], lastCheck: (name: string) =
 export interface ReadinessCheck { name: string, status: 'pass' | 'fail', detail: string }
 
 export interface ReadinessInput {
-  progress: { storeMigrated: boolean, orphansReaped: boolean, initialStartDone: boolean }
+  progress: { storeMigrated: boolean, storeProblem?: string, orphansReaped: boolean, initialStartDone: boolean }
   plugins: PluginSummary[]
   exclude: string[]
 }
@@ -84,7 +93,7 @@ export function readiness ({ progress, plugins, exclude }: ReadinessInput): { re
   const check = (name: string, ok: boolean, detail: string): ReadinessCheck => ({ name, status: ok ? 'pass' : 'fail', detail })
   const skip = new Set(exclude)
   const checks = [
-    check('daemon:store-migrated', progress.storeMigrated, progress.storeMigrated ? 'database schema is current' : 'database not migrated'),
+    check('daemon:store-migrated', progress.storeMigrated, progress.storeMigrated ? 'database schema is current' : `database not usable as migrated${progress.storeProblem ? `: ${progress.storeProblem}` : ''}`),
     check('daemon:startup', progress.orphansReaped, progress.orphansReaped ? 'leftovers of a previous daemon handled' : 'start-up in progress'),
     check('daemon:initial-start', progress.initialStartDone, progress.initialStartDone ? 'initial start pass done' : 'starting plugins'),
     ...plugins.filter((p) => p.critical && !skip.has(p.name)).map((p) => check(p.name, isUp(p), `critical plugin ${p.status}`))

@@ -6,8 +6,25 @@ import { connect } from 'node:net'
 import { Agent, request } from 'undici'
 import type { HealthCheck } from '../config/schema.js'
 
-export type ProbeKind = 'http' | 'tcp' | 'exec'
-export type ProbeResult = 'success' | 'warn' | 'failure'
+export const PROBE_KINDS = ['http', 'tcp', 'exec'] as const
+export type ProbeKind = typeof PROBE_KINDS[number]
+/** warn passes (the plugin is degraded), failure counts towards failureThreshold. */
+export const PROBE_RESULTS = ['success', 'warn', 'failure'] as const
+export type ProbeResult = typeof PROBE_RESULTS[number]
+/** The startup probe runs until it passes once; then the regular probe. */
+export const PROBE_PHASES = ['startup', 'regular'] as const
+export type ProbePhase = typeof PROBE_PHASES[number]
+
+/** One probe result, published by the health monitor (metrics and history subscribe). */
+export interface ProbeEvent {
+  plugin: string
+  probe: ProbeKind
+  phase: ProbePhase
+  result: ProbeResult
+  durationMs: number
+  at: number
+  error?: string
+}
 
 export interface ProbeOutcome {
   result: ProbeResult

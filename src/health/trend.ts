@@ -9,9 +9,8 @@ export const TREND_WINDOW_MS = 5 * 60_000
 export const TREND_MIN_CHECKS = 3
 export const TREND_THRESHOLD = 0.1
 
-export const Trends = { improving: 'improving', stable: 'stable', degrading: 'degrading' } as const
-export type Trend = typeof Trends[keyof typeof Trends]
-export const TREND_NAMES = Object.values(Trends)
+export const TREND_NAMES = ['improving', 'stable', 'degrading'] as const
+export type Trend = typeof TREND_NAMES[number]
 
 export interface CheckCounts { count: number, failures: number }
 

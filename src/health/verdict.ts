@@ -2,11 +2,11 @@
 // the monitor keeps the counters and applies the verdict.
 import type { HealthCheck } from '../config/schema.js'
 import type { Health } from '../supervisor/lifecycle.js'
-import type { ProbeResult } from './probes.js'
+import type { ProbePhase, ProbeResult } from './probes.js'
 
 export interface ProbeCounters {
   /** The startup probe runs until it passes once; then the regular probe. */
-  phase: 'startup' | 'regular'
+  phase: ProbePhase
   /** Consecutive passes (success or warn) of the regular probe. */
   passes: number
   /** Consecutive failures of the regular probe. */

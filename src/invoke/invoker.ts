@@ -2,15 +2,20 @@
 // (fast refusals first: not running, no port, circuit open; then bulkhead, breaker, retry,
 // timeout), and answers through the fallback when the call fails. Knows nothing of HTTP
 // frameworks: it takes a request description and returns an answer or a failure.
+import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Agent, type Dispatcher } from 'undici'
 import { BrokenCircuitError } from 'cockatiel'
 import type { Supervisor } from '../supervisor/supervisor.js'
-import { buildPolicies, IDEMPOTENT_METHODS, InvokeTimeoutError, type CircuitInfo, type PluginPolicies, type Upstream } from './policies.js'
-import type { Deadline } from './deadline.js'
+import { buildPolicies, IDEMPOTENT_METHODS, type PluginPolicies, type Upstream } from './policies.js'
+import type { CircuitInfo, CircuitStateName } from './circuit.js'
+import type { CircuitEvent } from '../supervisor/events.js'
+import { systemClock, type Clock } from '../clock.js'
+import { errors } from '../errors.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
+import type { Deadline } from './deadline.js'
 
 /** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
 export const INVOCATION_OUTCOMES = ['success', 'error', 'timeout', 'connection_error', 'unavailable', 'circuit_open', 'rejected'] as const
@@ -44,14 +49,6 @@ export type InvokeResult =
   }
   | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number }
 
-/** A body longer than this cannot be buffered for a replay. */
-export class BodyTooLargeError extends Error {
-  constructor (readonly limit: number) {
-    super(`request body over ${limit} bytes`)
-    this.name = 'BodyTooLargeError'
-  }
-}
-
 type Observe = (plugin: string, outcome: InvocationOutcome, seconds: number) => void
 
 export interface InvokerOptions {
@@ -63,9 +60,15 @@ export interface InvokerOptions {
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
   dropAuthorization: boolean
   agent?: Agent
+  clock?: Clock
 }
 
-export interface Invoker {
+export interface InvokerEvents {
+  /** The circuit breaker of calls into a plugin changed state. */
+  circuit: [CircuitEvent]
+}
+
+export interface Invoker extends EventEmitter<InvokerEvents> {
   invoke: (req: InvokeRequest) => Promise<InvokeResult>
   circuit: (plugin: string) => CircuitInfo
   isolate: (plugin: string) => CircuitInfo
@@ -83,14 +86,25 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   const agent = opts.agent ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5_000 } })
   const policies = new Map<string, PluginPolicies>()
   const observe = opts.observe ?? (() => {})
+  const clock = opts.clock ?? systemClock
+  const emitter = new EventEmitter<InvokerEvents>()
+  emitter.setMaxListeners(0)
+
+  /** The supervisor shows the circuit with the plugin's health; every change is published here. */
+  const report = (name: string, to: CircuitStateName, reason: string): void => {
+    if (!supervisor.has(name)) return
+    const from = supervisor.circuit(name)
+    supervisor.setCircuit(name, to, reason)
+    if (from !== null && from !== to) emitter.emit('circuit', { plugin: name, from, to, reason, at: clock.now() })
+  }
 
   const build = (name: string): void => {
     policies.get(name)?.dispose()
     const p = buildPolicies(supervisor.manifest(name).resilience, {
-      onCircuitChange: ({ to, reason }) => { if (supervisor.has(name)) supervisor.setCircuit(name, to, reason) }
+      onCircuitChange: ({ to, reason }) => report(name, to, reason)
     })
     policies.set(name, p)
-    supervisor.setCircuit(name, 'closed', 'policies built')
+    report(name, 'closed', 'policies built')
   }
   // A changed manifest is unloaded and loaded again: its policies are rebuilt from scratch.
   const onLoaded = (name: string): void => build(name)
@@ -109,7 +123,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
-  const attempt = (port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
+  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
     const options: Dispatcher.RequestOptions = {
       origin: `http://127.0.0.1:${port}`,
       path: req.path,
@@ -122,7 +136,10 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       bodyTimeout: deadline.ms,
       headersTimeout: 0
     }
-    return agent.request(options) as unknown as Promise<Upstream>
+    return agent.request(options).then(
+      (res) => res as unknown as Upstream,
+      (err: unknown) => { throw deadline.aborted ? new errors.PluginTimeout(name, deadline.ms) : err }
+    )
   }
 
   /** The call into one plugin through its policies, without the fallback. */
@@ -145,11 +162,12 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
     let upstream: Upstream
     try {
-      upstream = await p.call(req.method, (deadline) => attempt(port, req, headers, body, deadline))
+      upstream = await p.call(req.method, (deadline) => attempt(name, port, req, headers, body, deadline))
     } catch (err) {
       p.bulkhead.release()
       if (err instanceof BrokenCircuitError) return failure(observe, name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
-      if (err instanceof InvokeTimeoutError) return failure(observe, name, started, 'timeout', 'timeout', err.message, timeoutMs)
+      if (err instanceof errors.PluginTimeout) return failure(observe, name, started, 'timeout', 'timeout', err.message, timeoutMs)
+      // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
       return failure(observe, name, started, 'connection_error', 'connection', (err as Error).message || String(err))
     }
     // A body destroyed unread (the fallback answered instead) errors: that is no news here.
@@ -195,8 +213,8 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     return { ...second, headers: { ...second.headers, 'x-plugvisor-fallback': fb.plugin }, fallback: fb.plugin }
   }
 
-  return {
-    async invoke (req) {
+  return Object.assign(emitter, {
+    async invoke (req: InvokeRequest) {
       const r = supervisor.manifest(req.plugin).resilience
       // A body that may be sent twice (retries, a fallback plugin) is read first; others stream.
       const replay = IDEMPOTENT_METHODS.has(req.method) || (r.fallback !== undefined && 'plugin' in r.fallback)
@@ -204,13 +222,13 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       const first = await call(req.plugin, req, body)
       return fallbackFor(req.plugin, req, body, first)
     },
-    circuit: (name) => policiesOf(name).circuit(),
-    isolate (name) {
+    circuit: (name: string) => policiesOf(name).circuit(),
+    isolate (name: string) {
       const p = policiesOf(name)
       p.isolate()
       return p.circuit()
     },
-    reset (name) {
+    reset (name: string) {
       const p = policiesOf(name)
       p.reset()
       return p.circuit()
@@ -222,7 +240,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       policies.clear()
       if (opts.agent === undefined) await agent.close()
     }
-  }
+  })
 }
 
 /** A call that did not reach an answer: observed, and described for the route. */
@@ -239,7 +257,7 @@ async function readBounded (stream: Readable, limit: number): Promise<Buffer> {
     size += b.length
     if (size > limit) {
       stream.destroy()
-      throw new BodyTooLargeError(limit)
+      throw new errors.PayloadTooLarge()
     }
     chunks.push(b)
   }

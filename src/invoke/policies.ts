@@ -15,7 +15,7 @@ import {
 import { Bulkhead } from './bulkhead.js'
 import { Deadline } from './deadline.js'
 import type { Manifest } from '../config/schema.js'
-import type { CircuitStateName } from '../supervisor/supervisor.js'
+import type { CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
 
 export type Resilience = Manifest['resilience']
 
@@ -32,14 +32,6 @@ export interface Upstream {
   body: { dump: () => Promise<void> } & NodeJS.ReadableStream
 }
 
-/** The attempt ran past resilience.timeoutMs (before the answer's headers came). */
-export class InvokeTimeoutError extends Error {
-  constructor (readonly timeoutMs: number) {
-    super(`no answer within ${timeoutMs} ms`)
-    this.name = 'InvokeTimeoutError'
-  }
-}
-
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
 
 /** The plugin could not be reached or hung up: worth another attempt. Timeouts are not retried. */
@@ -49,27 +41,6 @@ export function isConnectionError (err: unknown): boolean {
 }
 
 const isServerError = (r: unknown): boolean => (r as Upstream | undefined)?.statusCode !== undefined && (r as Upstream).statusCode >= 500
-
-export interface CircuitChange { from: CircuitStateName, to: CircuitStateName, reason: string }
-
-export interface CircuitInfo {
-  state: CircuitStateName
-  breaker: 'consecutive' | 'sampling'
-  /** consecutive: failed calls in a row; sampling: failed calls in the sampling window. */
-  failures: number
-  consecutiveFailures: number | null
-  failureRate: number | null
-  windowMs: number | null
-  minimumRps: number | null
-  halfOpenAfterMs: number
-  /** When the circuit last opened (ms since the epoch), while it is open or half-open. */
-  openedAt: number | null
-  /** When an open circuit lets a trial call through. */
-  halfOpenAt: number | null
-  lastFailure: string | null
-  inFlight: number
-  queued: number
-}
 
 /** One attempt at the plugin, given the deadline its request must be aborted by. */
 export type Attempt = (deadline: Deadline) => Promise<Upstream>
@@ -115,13 +86,11 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
   })
   const bh = new Bulkhead(r.bulkhead.maxConcurrent, r.bulkhead.maxQueued)
 
-  /** One attempt within resilience.timeoutMs; an attempt that failed after its deadline is a timeout. */
+  /** One attempt within resilience.timeoutMs (the attempt tells a timeout by its deadline). */
   const timed = async (attempt: Attempt): Promise<Upstream> => {
     const deadline = new Deadline(r.timeoutMs)
     try {
       return await attempt(deadline)
-    } catch (err) {
-      throw deadline.aborted ? new InvokeTimeoutError(r.timeoutMs) : err
     } finally {
       deadline.clear()
     }

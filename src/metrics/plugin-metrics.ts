@@ -1,4 +1,4 @@
-// The Prometheus metrics of DESIGN.md section 8 (prefix plugvisor_), in one Registry per daemon.
+// The Prometheus metrics of the daemon (prefix plugvisor_), in one Registry per daemon.
 // Plugin gauges are computed at scrape time from supervisor.list(), so a scrape costs one pass
 // over the plugins and nothing is kept in step on every change; counters and histograms are fed
 // by supervisor events. Every series of an unloaded plugin is removed (the scrape-time ones
@@ -14,13 +14,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 // woke an idle daemon 200 times a second for two monitors, most of its idle CPU.
 const LOOP_SAMPLE_MS = 100
 import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
-import { CIRCUIT_STATE_NAMES, type PluginSummary, type ProbeEvent, type RestartEvent, type SupervisorEvents } from '../supervisor/supervisor.js'
+import type { SupervisorEvents } from '../supervisor/supervisor.js'
+import type { PluginSummary, RestartEvent } from '../supervisor/events.js'
+import { RESTART_REASONS } from '../supervisor/lifecycle.js'
+import { CIRCUIT_STATE_NAMES } from '../invoke/circuit.js'
+import { PROBE_KINDS, PROBE_RESULTS, type ProbeEvent } from '../health/probes.js'
+import type { HealthMonitorEvents } from '../health/health-monitor.js'
 import { INVOCATION_OUTCOMES, type InvocationOutcome } from '../invoke/invoker.js'
 import type { PluginResources } from '../resources/resource-sampler.js'
 
-export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const satisfies readonly RestartEvent['reason'][]
-export const PROBE_TYPES = ['http', 'tcp', 'exec'] as const satisfies readonly ProbeEvent['probe'][]
-export const PROBE_RESULTS = ['success', 'warn', 'failure'] as const satisfies readonly ProbeEvent['result'][]
 /** The route label of requests that matched no route: raw URLs would make unbounded series. */
 export const UNMATCHED_ROUTE = 'unmatched'
 
@@ -33,6 +35,8 @@ export interface MeteredSupervisor extends Pick<EventEmitter<SupervisorEvents>, 
 
 export interface PluginMetricsOptions {
   supervisor: MeteredSupervisor
+  /** Where probe results are published (the health monitor). */
+  probes: Pick<EventEmitter<HealthMonitorEvents>, 'on' | 'off'>
   /** Latest resource sample of a plugin. */
   resources: (name: string) => PluginResources | undefined
   /** prom-client's default process and Node.js metrics (default true). */
@@ -57,7 +61,7 @@ const INVOKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics {
-  const { supervisor, resources } = opts
+  const { supervisor, probes, resources } = opts
   const registry = new Registry()
   const registers = [registry]
   // The families computed from supervisor.list() at scrape time are written as text here rather
@@ -160,14 +164,14 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   const initPlugin = (name: string): void => {
     for (const reason of RESTART_REASONS) restarts.inc({ plugin: name, reason }, 0)
     const hc = supervisor.manifest(name).healthCheck
-    const probe = hc === undefined ? undefined : PROBE_TYPES.find((t) => hc[t] !== undefined)
+    const probe = hc === undefined ? undefined : PROBE_KINDS.find((t) => hc[t] !== undefined)
     if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
     for (const outcome of INVOCATION_OUTCOMES) invocations.inc({ plugin: name, outcome }, 0)
   }
   const onLoaded = (name: string): void => initPlugin(name)
   const onUnloaded = (name: string): void => {
     for (const reason of RESTART_REASONS) restarts.remove({ plugin: name, reason })
-    for (const probe of PROBE_TYPES) {
+    for (const probe of PROBE_KINDS) {
       checkDuration.remove({ plugin: name, probe })
       for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
     }
@@ -183,7 +187,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   supervisor.on('loaded', onLoaded)
   supervisor.on('unloaded', onUnloaded)
   supervisor.on('restart', onRestart)
-  supervisor.on('probe', onProbe)
+  probes.on('probe', onProbe)
 
   return {
     registry,
@@ -202,7 +206,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       supervisor.off('loaded', onLoaded)
       supervisor.off('unloaded', onUnloaded)
       supervisor.off('restart', onRestart)
-      supervisor.off('probe', onProbe)
+      probes.off('probe', onProbe)
       loopDelay?.disable()
       loopDelay = undefined
       registry.clear()

@@ -6,9 +6,10 @@
 // has a memory limit and a tick finds nothing changed, the next one waits IDLE_BACKOFF times as
 // long; any change, or a plugin starting or stopping, brings the interval back.
 import type { EventEmitter } from 'node:events'
-import type { Clock, SupervisorEvents } from '../supervisor/supervisor.js'
-import type { ProcessIdentity } from '../supervisor/process-runner.js'
-import { scanProcesses, sysconf, type ProcStat } from '../supervisor/proc.js'
+import type { SupervisorEvents } from '../supervisor/supervisor.js'
+import { systemClock, type Clock } from '../clock.js'
+import type { ProcessIdentity } from '../process/runner.js'
+import { scanProcesses, sysconf, type ProcStat } from '../process/proc.js'
 
 /** What one tick reads: every process with its group, state, rss and CPU ticks. */
 export type ProcessSource = () => Pick<ProcStat, 'pid' | 'pgid' | 'state' | 'startTicks' | 'rssPages' | 'utimeTicks' | 'stimeTicks'>[]
@@ -78,7 +79,7 @@ interface Tracked {
 export function createResourceSampler (opts: ResourceSamplerOptions): ResourceSampler {
   const { supervisor, intervalMs } = opts
   const source = opts.source ?? (() => scanProcesses())
-  const clock = opts.clock ?? { now: () => Date.now() }
+  const clock = opts.clock ?? systemClock
   const pageSize = opts.pageSize ?? sysconf().pageSize
   const ticksPerSecond = opts.ticksPerSecond ?? sysconf().ticksPerSecond
   const tracked = new Map<string, Tracked>()

@@ -9,10 +9,9 @@ import { fillReadme } from '../config/reference.js'
 
 export async function generateOpenapi (): Promise<string> {
   const { buildServer } = await import('../server.js')
-  const { writeFileSync: write } = await import('node:fs')
   const dir = mkdtempSync(path.join(tmpdir(), 'plugvisor-openapi-'))
   const file = path.join(dir, 'plugvisor.json')
-  write(file, JSON.stringify({ dataDir: './data', pluginsDir: './none', log: { level: 'silent' } }))
+  writeFileSync(file, JSON.stringify({ dataDir: './data', pluginsDir: './none', log: { level: 'silent' } }))
   const { loadConfig } = await import('../config/load.js')
   const app = await buildServer({ loaded: loadConfig(file), logger: false, boot: false })
   try {

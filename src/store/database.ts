@@ -4,15 +4,9 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { migrationsDir as defaultMigrationsDir } from '../paths.js'
+import { errors } from '../errors.js'
 
 export type Db = Database.Database
-
-export class DatabaseTooNewError extends Error {
-  constructor (file: string, found: number, known: number) {
-    super(`${file}: database schema version ${found} is newer than this plugvisor knows (${known}); upgrade plugvisor or use another dataDir`)
-    this.name = 'DatabaseTooNewError'
-  }
-}
 
 export interface Migration { version: number, name: string, sql: string }
 
@@ -32,7 +26,7 @@ export function readMigrations (dir = defaultMigrationsDir): Migration[] {
 export function migrate (db: Db, migrations: Migration[], file = db.name): number {
   const current = db.pragma('user_version', { simple: true }) as number
   const latest = migrations.length
-  if (current > latest) throw new DatabaseTooNewError(file, current, latest)
+  if (current > latest) throw new errors.DatabaseTooNew(file, current, latest)
   for (const m of migrations.slice(current)) {
     db.transaction(() => {
       db.exec(m.sql)

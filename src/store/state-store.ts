@@ -1,31 +1,42 @@
 // Lifecycle persistence: desired state, the identity of running processes, and state events.
 // These writes happen on transitions only (a handful per plugin start or crash), so they are
 // done synchronously with prepared statements.
+import { Type, type Static } from '@sinclair/typebox'
 import type { Db } from './database.js'
-import type { ProcessIdentity } from '../supervisor/process-runner.js'
+import { createStoreStatus, type StoreStatus } from './store-status.js'
+import type { LifecycleStore } from '../supervisor/lifecycle-store.js'
+import { Timestamp, oneOf, type InMs } from '../shapes.js'
+import { STATE_NAMES } from '../supervisor/lifecycle.js'
+import type { RecordedGroup } from '../process/runner.js'
 
-export interface StateEventRow {
-  id: number
-  plugin: string
-  at: number
-  from: string
-  to: string
-  reason: string
-  exitCode: number | null
-  signal: string | null
-  restartCount: number
-}
+/** One state transition of a plugin, as GET /plugins/:name/events lists it. */
+export const StateEvent = Type.Object({
+  id: Type.Integer(),
+  at: Timestamp,
+  from: oneOf(STATE_NAMES),
+  to: oneOf(STATE_NAMES),
+  reason: Type.String(),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  signal: Type.Union([Type.String(), Type.Null()]),
+  restartCount: Type.Integer()
+})
+/** A stored state event: `at` in ms since the epoch, with its plugin. */
+export type StateEventRow = InMs<Static<typeof StateEvent>, 'at'> & { plugin: string }
 
-export interface RecordedProcess extends ProcessIdentity {
+export interface RecordedProcess extends RecordedGroup {
   plugin: string
-  stopSignal: string
-  stopTimeoutMs: number
   startedAt: number
 }
 
 export type NewStateEvent = Omit<StateEventRow, 'id'>
 
-export function createStateStore (db: Db) {
+/** The lifecycle store, plus pruning for the daemon's retention timer. */
+export interface StateStore extends LifecycleStore {
+  /** Deletes at most `chunk` events older than `before`; returns how many. */
+  pruneEvents: (before: number, chunk?: number) => number
+}
+
+export function createStateStore (db: Db, status: StoreStatus = createStoreStatus()): StateStore {
   const setDesired = db.prepare('INSERT INTO plugin_desired (plugin, desired, updated_at) VALUES (?, ?, ?) ON CONFLICT (plugin) DO UPDATE SET desired = excluded.desired, updated_at = excluded.updated_at')
   const delDesired = db.prepare('DELETE FROM plugin_desired WHERE plugin = ?')
   const allDesired = db.prepare('SELECT plugin, desired FROM plugin_desired')
@@ -37,37 +48,33 @@ export function createStateStore (db: Db) {
   const pruneEvents = db.prepare('DELETE FROM state_events WHERE id IN (SELECT id FROM state_events WHERE at < ? LIMIT ?)')
 
   return {
-    setDesired (plugin: string, desired: 'running' | 'stopped', at: number): void {
-      setDesired.run(plugin, desired, at)
+    setDesired (plugin, desired, at) {
+      status.run(() => setDesired.run(plugin, desired, at))
     },
     forgetDesired (plugin: string): void {
-      delDesired.run(plugin)
+      status.run(() => delDesired.run(plugin))
     },
     desiredStates (): Map<string, 'running' | 'stopped'> {
       const rows = allDesired.all() as { plugin: string, desired: 'running' | 'stopped' }[]
       return new Map(rows.map((r) => [r.plugin, r.desired]))
     },
     recordProcess (p: RecordedProcess): void {
-      putProcess.run(p)
+      status.run(() => putProcess.run(p))
     },
     forgetProcess (plugin: string): void {
-      delProcess.run(plugin)
+      status.run(() => delProcess.run(plugin))
     },
     recordedProcesses (): RecordedProcess[] {
       return allProcesses.all() as RecordedProcess[]
     },
     addEvent (e: NewStateEvent): void {
-      addEvent.run(e)
+      status.run(() => addEvent.run(e))
     },
-    /** Newest first; `before` is an event id for paging. */
     events (plugin: string, opts: { since?: number, limit?: number, before?: number } = {}): StateEventRow[] {
       return eventsOf.all(plugin, opts.since ?? 0, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as StateEventRow[]
     },
-    /** Deletes at most `chunk` events older than `before`; returns how many. */
     pruneEvents (before: number, chunk = 1000): number {
-      return pruneEvents.run(before, chunk).changes
+      return status.run(() => pruneEvents.run(before, chunk).changes)
     }
   }
 }
-
-export type StateStore = ReturnType<typeof createStateStore>

@@ -4,16 +4,22 @@
 import type { RestartPolicy } from '../config/schema.js'
 import { restartDelay } from './backoff.js'
 
-export const States = {
-  stopped: 'stopped',
-  starting: 'starting',
-  running: 'running',
-  stopping: 'stopping',
-  backoff: 'backoff',
-  failed: 'failed'
-} as const
-export type StateName = typeof States[keyof typeof States]
-export const STATE_NAMES = Object.values(States)
+export const STATE_NAMES = ['stopped', 'starting', 'running', 'stopping', 'backoff', 'failed'] as const
+export type StateName = typeof STATE_NAMES[number]
+
+/** What the operator asked for (persisted). */
+export const DESIRED_NAMES = ['running', 'stopped'] as const
+export type Desired = typeof DESIRED_NAMES[number]
+
+/**
+ * Why a plugin was restarted (the `reason` label of plugvisor_restarts_total): crash (an
+ * unexpected exit, or a failed spawn), unhealthy (failed probes), memory (limits.maxMemoryMb),
+ * manual (an operator restart). The first three go through the backoff.
+ */
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const
+export type RestartEventReason = typeof RESTART_REASONS[number]
+/** The restart reasons the supervisor decides itself. */
+export type RestartReason = Exclude<RestartEventReason, 'manual'>
 
 export interface ExitInfo { code: number | null, signal: string | null, at: number }
 
@@ -21,21 +27,19 @@ export interface ExitInfo { code: number | null, signal: string | null, at: numb
 export type StopIntent =
   | { then: 'stopped' } // operator stop
   | { then: 'start' } // operator restart: start again once down
-  | { then: 'crash', reason: 'unhealthy' | 'memory' } // the supervisor restarts it through the backoff
+  | { then: 'crash', reason: Exclude<RestartReason, 'crash'> } // the supervisor restarts it through the backoff
 
 export type State =
   | { name: 'stopped' }
   | { name: 'starting', since: number }
   | { name: 'running', since: number }
   | { name: 'stopping', since: number, intent: StopIntent }
-  | { name: 'backoff', since: number, until: number, reason: RestartReason }
+  | { name: 'backoff', since: number, until: number, reason: RestartReason, detail: string }
   | { name: 'failed', since: number, reason: string }
-
-export type RestartReason = 'crash' | 'unhealthy' | 'memory' | 'spawn-error'
 
 export interface Snapshot {
   state: State
-  desired: 'running' | 'stopped'
+  desired: Desired
   /** Automatic restarts since the last operator start/restart. */
   restartCount: number
   /** Consecutive automatic restarts that drive the backoff delay (reset by a stable period). */
@@ -50,10 +54,12 @@ export interface Snapshot {
 export type LifecycleEvent =
   | { type: 'start', reason?: string } // operator (or boot) start
   | { type: 'stop', reason?: string }
+  | { type: 'shutdown', reason?: string } // the daemon stops: like stop, but desired stays as it is
   | { type: 'restart', reason?: string }
   | { type: 'spawned' } // the process is running
   | { type: 'spawn-failed', error: string }
   | { type: 'exited', code: number | null, signal: string | null }
+  | { type: 'nothing-to-kill' } // a kill found no process (the spawn was still picking a port): it is down at once
   | { type: 'backoff-elapsed' }
   | { type: 'unhealthy' } // failureThreshold reached
   | { type: 'healthy' } // verdict healthy (again): starts the stable period of a probed plugin
@@ -72,6 +78,13 @@ export interface Transition {
   reason: string
   /** The event changed nothing (idempotent repeat, or not applicable in this state). */
   ignored: boolean
+  /** Set when this transition restarts the plugin (a manual restart, or a backoff that elapsed). */
+  restart?: { reason: RestartEventReason }
+  /**
+   * The health verdict the new state implies: unknown outside running; healthy on reaching
+   * running without a probe (with one, the probes decide). Unset when the state did not change.
+   */
+  health?: { to: Health, reason: string }
 }
 
 export interface LifecycleContext {
@@ -83,7 +96,7 @@ export interface LifecycleContext {
   random: () => number
 }
 
-export function initialSnapshot (desired: 'running' | 'stopped' = 'stopped'): Snapshot {
+export function initialSnapshot (desired: Desired = 'stopped'): Snapshot {
   return { state: { name: 'stopped' }, desired, restartCount: 0, backoffAttempt: 0, recentRestarts: [] }
 }
 
@@ -96,18 +109,21 @@ function go (s: Snapshot, state: State, reason: string, effects: Effect[] = [], 
 /** An operator start or restart clears every counter (also out of failed). */
 const freshCounters = { restartCount: 0, backoffAttempt: 0, recentRestarts: [] as number[] }
 
-/** Operator stop or restart of a process that exists (starting or running): signal it, then act on its exit. */
-function takeDown (s: Snapshot, ev: { type: 'stop' | 'restart', reason?: string }, now: number): Transition {
-  return ev.type === 'stop'
-    ? go(s, { name: 'stopping', since: now, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [{ type: 'kill', reason: 'stop' }], { desired: 'stopped' })
-    : go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, ev.reason ?? 'restart', [{ type: 'kill', reason: 'restart' }], { ...freshCounters, desired: 'running' })
+/** What a stop asks of desired: an operator stop persists it, a daemon shutdown keeps it. */
+const desiredAfter = (s: Snapshot, type: 'stop' | 'shutdown'): Partial<Snapshot> => type === 'stop' ? { desired: 'stopped' } : { desired: s.desired }
+
+/** Stop, shutdown or restart of a process that exists (starting or running): signal it, then act on its exit. */
+function takeDown (s: Snapshot, ev: { type: 'stop' | 'shutdown' | 'restart', reason?: string }, now: number): Transition {
+  return ev.type === 'restart'
+    ? go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, ev.reason ?? 'restart', [{ type: 'kill', reason: 'restart' }], { ...freshCounters, desired: 'running' })
+    : go(s, { name: 'stopping', since: now, intent: { then: 'stopped' } }, ev.reason ?? ev.type, [{ type: 'kill', reason: ev.type }], desiredAfter(s, ev.type))
 }
 
 /**
  * Decides what follows an unplanned end of the process: restart through the backoff, give up
  * (failed), or stay stopped because the policy says so.
  */
-function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, exit?: ExitInfo): Transition {
+function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, exit?: ExitInfo, detail: string = reason): Transition {
   const { policy, now } = ctx
   const patch: Partial<Snapshot> = { stableSince: undefined }
   if (exit) patch.lastExit = exit
@@ -122,17 +138,31 @@ function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, 
     recent = []
   }
   if (recent.length >= policy.maxRestarts) {
-    return go(s, { name: 'failed', since: now, reason: `${recent.length} restarts within ${policy.windowMs} ms` }, `failed: ${reason}, restart limit reached`, [], { ...patch, backoffAttempt: attempt, recentRestarts: recent })
+    return go(s, { name: 'failed', since: now, reason: `${recent.length} restarts within ${policy.windowMs} ms` }, `failed: ${detail}, restart limit reached`, [], { ...patch, backoffAttempt: attempt, recentRestarts: recent })
   }
   attempt += 1
   const delay = restartDelay(attempt, policy, ctx.random)
   const until = now + delay
-  return go(s, { name: 'backoff', since: now, until, reason }, reason, [{ type: 'schedule-restart', at: until }], {
+  return go(s, { name: 'backoff', since: now, until, reason, detail }, detail, [{ type: 'schedule-restart', at: until }], {
     ...patch, backoffAttempt: attempt, recentRestarts: [...recent, now]
   })
 }
 
 export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transition {
+  const t = decide(s, ev, ctx)
+  if (t.ignored) return t
+  const out: Transition = { ...t }
+  if (ev.type === 'restart') out.restart = { reason: 'manual' }
+  else if (ev.type === 'backoff-elapsed' && s.state.name === 'backoff') out.restart = { reason: s.state.reason }
+  const to = t.snapshot.state.name
+  if (to !== s.state.name) {
+    if (to !== 'running') out.health = { to: 'unknown', reason: `state ${to}` }
+    else if (!ctx.probed) out.health = { to: 'healthy', reason: 'running, no health check' }
+  }
+  return out
+}
+
+function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transition {
   const { now } = ctx
   const st = s.state
   switch (st.name) {
@@ -145,6 +175,9 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
         case 'stop':
           if (st.name === 'stopped' && s.desired === 'stopped') return ignore(s)
           return go(s, { name: 'stopped' }, ev.reason ?? 'stop', [], { desired: 'stopped' })
+        case 'shutdown':
+          // Failed stays failed (the daemon's next start does not retry it either unless desired).
+          return ignore(s)
         default:
           return ignore(s)
       }
@@ -153,12 +186,13 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
         case 'start':
           return ignore(s)
         case 'stop':
+        case 'shutdown':
         case 'restart':
           return takeDown(s, ev, now)
         case 'spawned':
           return go(s, { name: 'running', since: now }, 'spawned', [], { stableSince: ctx.probed ? undefined : now })
         case 'spawn-failed':
-          return afterCrash(s, ctx, 'spawn-error', { code: null, signal: null, at: now })
+          return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now }, 'spawn-error')
         case 'exited':
           return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
         default:
@@ -169,6 +203,7 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
         case 'start':
           return ignore(s)
         case 'stop':
+        case 'shutdown':
         case 'restart':
           return takeDown(s, ev, now)
         case 'exited':
@@ -193,10 +228,12 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
           if (st.intent.then === 'start') return ignore(s)
           return go(s, { ...st, intent: { then: 'start' } }, ev.reason ?? ev.type, [], { ...freshCounters, desired: 'running' })
         case 'stop':
-          if (st.intent.then === 'stopped') return ignore(s)
-          return go(s, { ...st, intent: { then: 'stopped' } }, ev.reason ?? 'stop', [], { desired: 'stopped' })
+        case 'shutdown':
+          if (st.intent.then === 'stopped' && (ev.type === 'shutdown' || s.desired === 'stopped')) return ignore(s)
+          return go(s, { ...st, intent: { then: 'stopped' } }, ev.reason ?? ev.type, [], desiredAfter(s, ev.type))
         case 'exited':
-        case 'spawn-failed': {
+        case 'spawn-failed':
+        case 'nothing-to-kill': {
           const exit = ev.type === 'exited' ? { code: ev.code, signal: ev.signal, at: now } : { code: null, signal: null, at: now }
           switch (st.intent.then) {
             case 'stopped':
@@ -218,9 +255,10 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
         case 'restart':
           return go(s, { name: 'starting', since: now }, ev.reason ?? ev.type, [{ type: 'cancel-restart' }, { type: 'spawn' }], { ...freshCounters, desired: 'running' })
         case 'stop':
-          return go(s, { name: 'stopped' }, ev.reason ?? 'stop', [{ type: 'cancel-restart' }], { desired: 'stopped' })
+        case 'shutdown':
+          return go(s, { name: 'stopped' }, ev.reason ?? ev.type, [{ type: 'cancel-restart' }], desiredAfter(s, ev.type))
         case 'backoff-elapsed':
-          return go(s, { name: 'starting', since: now }, `restart after ${st.reason}`, [{ type: 'spawn' }], { restartCount: s.restartCount + 1 })
+          return go(s, { name: 'starting', since: now }, `restart after ${st.detail}`, [{ type: 'spawn' }], { restartCount: s.restartCount + 1 })
         default:
           return ignore(s)
       }
@@ -231,21 +269,11 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
   }
 }
 
-export const Statuses = {
-  healthy: 'healthy',
-  degraded: 'degraded',
-  unhealthy: 'unhealthy',
-  unknown: 'unknown',
-  restarting: 'restarting',
-  failed: 'failed',
-  stopped: 'stopped'
-} as const
-export type Status = typeof Statuses[keyof typeof Statuses]
-export const STATUS_NAMES = Object.values(Statuses)
+export const STATUS_NAMES = ['healthy', 'degraded', 'unhealthy', 'unknown', 'restarting', 'failed', 'stopped'] as const
+export type Status = typeof STATUS_NAMES[number]
 
-export const Healths = { unknown: 'unknown', healthy: 'healthy', degraded: 'degraded', unhealthy: 'unhealthy' } as const
-export type Health = typeof Healths[keyof typeof Healths]
-export const HEALTH_NAMES = Object.values(Healths)
+export const HEALTH_NAMES = ['unknown', 'healthy', 'degraded', 'unhealthy'] as const
+export type Health = typeof HEALTH_NAMES[number]
 
 /** The one-word summary of state and health that the health endpoints report. */
 export function statusOf (state: State, health: Health, restartCount: number): Status {

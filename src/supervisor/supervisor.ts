@@ -1,111 +1,33 @@
 // The driver around the pure lifecycle table: it feeds events in, performs the effects (spawn,
 // kill, timers), persists transitions and desired state, and publishes every change as an event.
 import { EventEmitter } from 'node:events'
-import { createServer } from 'node:net'
 import type { Logger } from '../logger.js'
-import { checkDependencies, type ConfigProblem, type LoadedManifest } from '../config/load.js'
+import { systemClock, type Clock } from '../clock.js'
+import { freeLoopbackPort, pluginEnv } from './plugin-env.js'
+import { checkDependencies, formatProblem, type LoadedManifest } from '../config/load.js'
+import { errors, withProblems } from '../errors.js'
+import type { CircuitStateName } from '../invoke/circuit.js'
+import type { HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
 import {
   initialSnapshot, statusOf, transition,
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
 } from './lifecycle.js'
 import { RestartBudget } from './backoff.js'
-import { LogRing, type LogLine } from './line-splitter.js'
-import type { ProcessHandle, ProcessIdentity, ProcessRunner } from './process-runner.js'
-import { groupMembers, readProcStat, signalGroup, bootId as currentBootId } from './proc.js'
-import { waitGroupGone } from './process-runner.js'
-import type { StateStore } from '../store/state-store.js'
-
-export interface Clock {
-  now: () => number
-}
-export const systemClock: Clock = { now: () => Date.now() }
+import { LogRing, type LogLine } from '../process/log-ring.js'
+import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
+import type { LifecycleStore } from './lifecycle-store.js'
 
 export const LOG_RING_LINES = 1000
-const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const
-
-export interface TransitionEvent {
-  plugin: string
-  from: StateName
-  to: StateName
-  reason: string
-  at: number
-  exitCode: number | null
-  signal: string | null
-  restartCount: number
-}
-export interface RestartEvent { plugin: string, reason: 'crash' | 'unhealthy' | 'memory' | 'manual', at: number }
-export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
-
-/** State of the circuit breaker around calls into a plugin (the invoke proxy owns the breaker). */
-export type CircuitStateName = 'closed' | 'open' | 'half-open' | 'isolated'
-export const CIRCUIT_STATE_NAMES: readonly CircuitStateName[] = ['closed', 'open', 'half-open', 'isolated']
-export interface CircuitEvent { plugin: string, from: CircuitStateName, to: CircuitStateName, reason: string, at: number }
-
-/** One probe result, published by the health module (metrics and history subscribe). */
-export interface ProbeEvent {
-  plugin: string
-  probe: 'http' | 'tcp' | 'exec'
-  phase: 'startup' | 'regular'
-  result: 'success' | 'warn' | 'failure'
-  durationMs: number
-  at: number
-  error?: string
-}
 
 export interface SupervisorEvents {
   transition: [TransitionEvent]
   restart: [RestartEvent]
   health: [HealthEvent]
-  /** The circuit breaker of calls into a plugin changed state (from the invoke proxy). */
-  circuit: [CircuitEvent]
-  probe: [ProbeEvent]
   /** One line a plugin printed (also in its ring buffer and the log). */
   output: [{ plugin: string, stream: 'stdout' | 'stderr', line: string, at: number }]
   /** A plugin was added to or removed from supervision. */
   loaded: [string]
   unloaded: [string]
-}
-
-export interface PluginSummary {
-  name: string
-  version: string | null
-  description: string | null
-  state: StateName
-  health: Health
-  status: Status
-  desired: 'running' | 'stopped'
-  critical: boolean
-  pid: number | null
-  port: number | null
-  startedAt: string | null
-  uptimeMs: number
-  restartCount: number
-  lastExit: { code: number | null, signal: string | null, at: string } | null
-  nextRestartAt: string | null
-  circuit: CircuitStateName | null
-}
-
-export class PluginNotFoundError extends Error {
-  constructor (readonly plugin: string) {
-    super(`plugin '${plugin}' is not loaded`)
-    this.name = 'PluginNotFoundError'
-  }
-}
-
-/** The plugin cannot be changed that way now (it is depended on, being unloaded, already loaded). */
-export class PluginConflictError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'PluginConflictError'
-  }
-}
-
-/** A change would leave dependencies unknown or in a cycle; nothing was changed. */
-export class DependencyProblemsError extends Error {
-  constructor (readonly problems: ConfigProblem[]) {
-    super(problems.map((p) => `${p.file}: ${p.path || '/'}: ${p.reason}`).join('\n'))
-    this.name = 'DependencyProblemsError'
-  }
 }
 
 /** Plugins to add, remove and replace in one operation, checked as a whole before anything changes. */
@@ -119,7 +41,7 @@ export interface ChangeSet {
 
 type Op = 'start' | 'stop' | 'restart'
 /** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
-type TailOp = Op | 'unload' | 'replace'
+type TailOp = Op | 'unload' | 'replace' | 'shutdown'
 
 class Plugin {
   snapshot: Snapshot
@@ -160,7 +82,7 @@ class Plugin {
 
 export interface SupervisorOptions {
   runner: ProcessRunner
-  store: StateStore
+  store: LifecycleStore
   logger: Logger
   clock?: Clock
   random?: () => number
@@ -169,38 +91,12 @@ export interface SupervisorOptions {
   allocatePort?: () => Promise<number>
 }
 
-/**
- * The environment a plugin runs with: its manifest's env, PATH/HOME/LANG/TZ from the daemon,
- * PLUGVISOR_* and PORT. Exec health probes run with the same environment.
- */
-export function pluginEnv (m: LoadedManifest, port: number | undefined): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
-  Object.assign(env, m.env)
-  env.PLUGVISOR_PLUGIN = m.name
-  env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
-  if (port !== undefined) env.PORT = String(port)
-  return env
-}
-
-export function freeLoopbackPort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
 const SETTLED: ReadonlySet<StateName> = new Set(['running', 'stopped', 'backoff', 'failed'])
 
 export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #plugins = new Map<string, Plugin>()
   readonly #runner: ProcessRunner
-  readonly #store: StateStore
+  readonly #store: LifecycleStore
   readonly #log: Logger
   readonly #clock: Clock
   readonly #random: () => number
@@ -227,7 +123,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   load (manifests: LoadedManifest[], desiredOverride: Map<string, 'running' | 'stopped'> = new Map()): void {
     const persisted = this.#store.desiredStates()
     for (const m of manifests) {
-      if (this.#plugins.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' is already loaded`)
+      if (this.#plugins.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' is already loaded`)
       const override = desiredOverride.get(m.name)
       if (override !== undefined) this.#persist(m.name, 'desired state', () => this.#store.setDesired(m.name, override, this.#clock.now()))
       const desired = override ?? persisted.get(m.name) ?? (m.autostart ? 'running' : 'stopped')
@@ -239,8 +135,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /**
    * Throws when the change set cannot be applied as a whole: a plugin to add is loaded already,
    * one to remove or replace is not, a remaining plugin would depend on a removed one
-   * (PluginConflictError), or the resulting set has unknown dependencies or a cycle
-   * (DependencyProblemsError). Changes nothing.
+   * (PLUGVISOR_CONFLICT), or the resulting set has unknown dependencies or a cycle
+   * (PLUGVISOR_INVALID_MANIFEST with the problems). Changes nothing.
    */
   checkChanges (cs: ChangeSet): void {
     const remove = new Set(cs.remove ?? [])
@@ -249,19 +145,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const n of remove) next.delete(n)
     for (const m of cs.replace ?? []) {
       this.#get(m.name)
-      if (remove.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' cannot be removed and replaced at once`)
+      if (remove.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' cannot be removed and replaced at once`)
       next.set(m.name, m)
     }
     for (const m of cs.add ?? []) {
-      if (next.has(m.name)) throw new PluginConflictError(`plugin '${m.name}' is already loaded`)
+      if (next.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' is already loaded`)
       next.set(m.name, m)
     }
     for (const m of next.values()) {
       const gone = m.dependsOn.filter((d) => remove.has(d) && !next.has(d))
-      if (gone.length > 0) throw new PluginConflictError(`cannot unload ${gone.map((d) => `'${d}'`).join(', ')}: plugin '${m.name}' depends on it (unload or change '${m.name}' first, or in the same operation)`)
+      if (gone.length > 0) throw new errors.Conflict(`cannot unload ${gone.map((d) => `'${d}'`).join(', ')}: plugin '${m.name}' depends on it (unload or change '${m.name}' first, or in the same operation)`)
     }
     const { problems } = checkDependencies([...next.values()])
-    if (problems.length > 0) throw new DependencyProblemsError(problems)
+    if (problems.length > 0) throw withProblems(new errors.InvalidManifest(problems.map(formatProblem).join('\n')), problems)
   }
 
   /**
@@ -294,19 +190,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Stops plugins about to be unloaded, each after the ones of the set that depend on it, each in its queue. */
   #stopPlugins (plugins: Plugin[]): Promise<unknown> {
-    const set = new Set(plugins)
-    const done = new Map<Plugin, Promise<unknown>>()
-    const stopOne = (p: Plugin): Promise<unknown> => {
-      let pr = done.get(p)
-      if (!pr) {
-        const dependents = [...set].filter((d) => d.manifest.dependsOn.includes(p.name))
-        p.dependencyWait?.abort()
-        pr = Promise.all(dependents.map(stopOne)).then(() => this.#enqueueTask(p, 'unload', () => this.#perform(p, 'stop')))
-        done.set(p, pr)
-      }
-      return pr
-    }
-    return Promise.all(plugins.map(stopOne))
+    for (const p of plugins) p.dependencyWait?.abort()
+    return dependentsFirst(plugins, (p) => this.#enqueueTask(p, 'unload', () => this.#perform(p, 'stop')))
   }
 
   #unloadStopped (p: Plugin): void {
@@ -340,7 +225,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })
   }
 
-  /** Runs a registry change in the plugin's queue; later operations never join one queued before it. */
+  /** Runs fn in the plugin's queue, after what is queued already; `op` names it for #enqueue's joining. */
   #enqueueTask<T> (p: Plugin, op: TailOp, fn: () => Promise<T>): Promise<T> {
     const promise = p.queue.then(fn)
     const entry = { op, promise }
@@ -357,7 +242,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #get (name: string): Plugin {
     const p = this.#plugins.get(name)
-    if (!p) throw new PluginNotFoundError(name)
+    if (!p) throw new errors.PluginNotFound(name)
     return p
   }
 
@@ -436,19 +321,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Stops several plugins, every one after the plugins of the set that depend on it. */
   async stopMany (names: string[]): Promise<PluginSummary[]> {
-    names.forEach((n) => this.#get(n))
-    const set = new Set(names)
-    const done = new Map<string, Promise<PluginSummary>>()
-    const stopOne = (n: string): Promise<PluginSummary> => {
-      let pr = done.get(n)
-      if (!pr) {
-        const dependents = [...set].filter((d) => this.#get(d).manifest.dependsOn.includes(n))
-        pr = Promise.all(dependents.map(stopOne)).then(() => this.stop(n))
-        done.set(n, pr)
-      }
-      return pr
-    }
-    return Promise.all(names.map(stopOne))
+    return dependentsFirst(names.map((n) => this.#get(n)), (p) => this.stop(p.name))
   }
 
   /** Restarts several: stops them in reverse dependency order, then starts them in order. */
@@ -467,47 +340,55 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
   async shutdown (): Promise<void> {
     this.#closing = true
-    for (const p of this.#plugins.values()) p.dependencyWait?.abort()
-    const desired = new Map([...this.#plugins.values()].map((p) => [p.name, p.snapshot.desired]))
-    await this.stopMany(this.names())
-    for (const [name, d] of desired) {
-      const p = this.#plugins.get(name)
-      if (p) p.snapshot = { ...p.snapshot, desired: d }
-    }
+    const all = [...this.#plugins.values()]
+    for (const p of all) p.dependencyWait?.abort()
+    await dependentsFirst(all, (p) => this.#enqueueTask(p, 'shutdown', async () => {
+      this.#feed(p, { type: 'shutdown', reason: 'daemon shutdown' })
+      await this.#settled(p)
+    }))
   }
 
-  /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs. */
-  waitFor (name: string, pred: (s: PluginSummary) => boolean, timeoutMs: number): Promise<PluginSummary> {
+  /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs (PLUGVISOR_WAIT_TIMEOUT). */
+  waitFor (name: string, pred: (s: PluginSummary) => boolean, timeoutMs: number, what = 'as awaited'): Promise<PluginSummary> {
     const p = this.#get(name)
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const s = this.#summary(p)
-        if (pred(s)) { done(); resolve(s); return true }
-        return false
-      }
-      const onChange = (e: { plugin: string }): void => { if (e.plugin === name) check() }
-      const timer = setTimeout(() => { done(); reject(new WaitTimeoutError(name, timeoutMs)) }, timeoutMs)
-      const done = (): void => {
-        clearTimeout(timer)
+    const timeout = new AbortController()
+    const timer = setTimeout(() => timeout.abort(), timeoutMs)
+    let last = this.#summary(p)
+    return this.#waitUntil(p, () => pred(last = this.#summary(p)), timeout.signal).then((held) => {
+      clearTimeout(timer)
+      if (!held) throw new errors.WaitTimeout(name, what, timeoutMs)
+      return last
+    })
+  }
+
+  /**
+   * Resolves true once `holds()` is true, checked now and at every transition and health change
+   * of the plugin; false when `signal` aborts first.
+   */
+  #waitUntil (p: Plugin, holds: () => boolean, signal: AbortSignal): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (holds()) return resolve(true)
+      if (signal.aborted) return resolve(false)
+      const finish = (held: boolean): void => {
         this.off('transition', onChange)
         this.off('health', onChange)
+        signal.removeEventListener('abort', onAbort)
+        resolve(held)
       }
+      const onChange = (e: { plugin: string }): void => { if (e.plugin === p.name && holds()) finish(true) }
+      const onAbort = (): void => finish(false)
       this.on('transition', onChange)
       this.on('health', onChange)
-      check()
+      signal.addEventListener('abort', onAbort)
     })
   }
 
   #enqueue (p: Plugin, op: Op): Promise<PluginSummary> {
-    if (p.unloading && op !== 'stop') return Promise.reject(new PluginConflictError(`plugin '${p.name}' is being unloaded`))
+    if (p.unloading && op !== 'stop') return Promise.reject(new errors.Conflict(`plugin '${p.name}' is being unloaded`))
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
     if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
-    const promise = p.queue.then(() => this.#perform(p, op))
-    const entry = { op, promise }
-    p.tail = entry
-    p.queue = promise.catch(() => {}).finally(() => { if (p.tail === entry) p.tail = undefined })
-    return promise
+    return this.#enqueueTask(p, op, () => this.#perform(p, op))
   }
 
   async #perform (p: Plugin, op: Op): Promise<PluginSummary> {
@@ -533,26 +414,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await Promise.all(p.manifest.dependsOn.map(async (depName) => {
       const dep = this.#plugins.get(depName)
       if (!dep) return
-      if (dep.snapshot.state.name !== 'running') await this.start(depName)
+      // A stop of the dependent does not wait for the dependency's start to settle.
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName), aborted(signal)])
       if (signal.aborted) return
-      await new Promise<void>((resolve) => {
-        const ready = (): boolean => {
-          const st = statusOf(dep.snapshot.state, dep.health, dep.snapshot.restartCount)
-          // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
-          return st === 'healthy' || st === 'degraded' || st === 'failed' || st === 'stopped' || st === 'unhealthy'
-        }
-        if (ready()) return resolve()
-        const finish = (): void => {
-          this.off('transition', onChange)
-          this.off('health', onChange)
-          signal.removeEventListener('abort', finish)
-          resolve()
-        }
-        const onChange = (e: { plugin: string }): void => { if (e.plugin === depName && ready()) finish() }
-        this.on('transition', onChange)
-        this.on('health', onChange)
-        signal.addEventListener('abort', finish)
-      })
+      // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
+      const settled = (): boolean => {
+        const st = statusOf(dep.snapshot.state, dep.health, dep.snapshot.restartCount)
+        return st !== 'unknown' && st !== 'restarting'
+      }
+      await this.#waitUntil(dep, settled, signal)
     }))
   }
 
@@ -587,11 +457,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const from = p.circuit
     if (from === circuit) return
     p.circuit = circuit
-    const at = this.#clock.now()
-    if (from !== null) {
-      this.#log[circuit === 'closed' ? 'info' : 'warn']({ plugin: p.name, from, to: circuit, reason }, `plugin ${p.name}: circuit ${from} -> ${circuit} (${reason})`)
-      this.emit('circuit', { plugin: p.name, from, to: circuit, reason, at })
-    }
+    if (from !== null) this.#log[circuit === 'closed' ? 'info' : 'warn']({ plugin: p.name, from, to: circuit, reason }, `plugin ${p.name}: circuit ${from} -> ${circuit} (${reason})`)
     this.#applyHealth(p, `circuit ${circuit}: ${reason}`)
   }
 
@@ -622,11 +488,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     p.snapshot = t.snapshot
     if (t.snapshot.desired !== before.desired && !this.#closing) this.#persist(p.name, 'desired state', () => this.#store.setDesired(p.name, t.snapshot.desired, now))
+    if (t.health) this.#setHealth(p, t.health.to, t.health.reason)
     if (before.state.name !== t.snapshot.state.name) this.#onStateChange(p, before, ev, t, now)
-    if (ev.type === 'restart') this.emit('restart', { plugin: p.name, reason: 'manual', at: now })
-    if (ev.type === 'backoff-elapsed' && before.state.name === 'backoff') {
-      this.emit('restart', { plugin: p.name, reason: before.state.reason === 'spawn-error' ? 'crash' : before.state.reason, at: now })
-    }
+    if (t.restart) this.emit('restart', { plugin: p.name, reason: t.restart.reason, at: now })
     for (const effect of t.effects) this.#performEffect(p, effect)
     if (SETTLED.has(p.snapshot.state.name) && p.settleWaiters.size > 0) {
       const waiters = [...p.settleWaiters]
@@ -649,8 +513,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       signal: ev.type === 'exited' ? ev.signal : null,
       restartCount: t.snapshot.restartCount
     }
-    if (to !== 'running') this.#setHealth(p, 'unknown', `state ${to}`)
-    else if (p.manifest.healthCheck === undefined) this.#setHealth(p, 'healthy', 'running, no health check')
     if (to === 'running') p.startedAt = now
     this.#persist(p.name, 'state event', () => this.#store.addEvent(event))
     const level = to === 'failed' || to === 'backoff' ? 'warn' : 'info'
@@ -761,8 +623,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   async #kill (p: Plugin): Promise<void> {
     const h = p.handle
     if (!h) {
-      // Nothing runs (a spawn that is still picking a port): the stop is immediate.
-      this.#feed(p, { type: 'exited', code: null, signal: null })
+      // Nothing runs yet (a spawn still picking a port).
+      this.#feed(p, { type: 'nothing-to-kill' })
       return
     }
     await h.stop(p.manifest.stop.signal as NodeJS.Signals, p.manifest.stop.timeoutMs)
@@ -771,58 +633,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   // ---- leftovers of a daemon that was killed hard ------------------------------------------
 
   /**
-   * Terminates process groups recorded by a previous daemon that are still alive: stop signal,
-   * then SIGKILL after their stop timeout. A recorded pid whose start time differs is someone
-   * else's and is left alone. Returns what was found, for the log.
+   * Terminates process groups recorded by a previous daemon that are still alive (through the
+   * runner) and forgets every record. Returns what was found, for the log.
    */
-  async reapOrphans (): Promise<{ plugin: string, pid: number, action: 'terminated' | 'gone' | 'reused' }[]> {
-    const report: { plugin: string, pid: number, action: 'terminated' | 'gone' | 'reused' }[] = []
-    const boot = currentBootId()
-    await Promise.all(this.#store.recordedProcesses().map(async (r) => {
+  async reapOrphans (): Promise<{ plugin: string, pid: number, action: ReapResult }[]> {
+    return Promise.all(this.#store.recordedProcesses().map(async (r) => {
       try {
-        if (r.bootId !== boot || r.startTicks === null) {
-          report.push({ plugin: r.plugin, pid: r.pid, action: 'gone' })
-          return
-        }
-        const leader = readProcStat(r.pid)
-        let targets: number[]
-        if (leader && leader.startTicks === r.startTicks) {
-          targets = [-r.pgid]
-        } else if (leader) {
-          // The pid now belongs to another process. Linux does not hand out a pid that is still
-          // a process group id, so the old group is empty too: nothing of ours is left.
-          report.push({ plugin: r.plugin, pid: r.pid, action: 'reused' })
-          return
-        } else {
-          // The leader is gone: members of its group started no earlier than it are ours.
-          targets = groupMembers(r.pgid)
-            .filter((m) => m.startTicks >= r.startTicks! && m.state !== 'Z' && m.pid !== process.pid)
-            .map((m) => m.pid)
-          if (targets.length === 0) {
-            report.push({ plugin: r.plugin, pid: r.pid, action: 'gone' })
-            return
-          }
-        }
-        const sendAll = (sig: NodeJS.Signals): void => {
-          for (const t of targets) {
-            try { process.kill(t, sig) } catch {}
-          }
-        }
-        sendAll(r.stopSignal as NodeJS.Signals)
-        const deadline = Date.now() + r.stopTimeoutMs
-        const gone = await waitTargetsGone(r.pgid, targets, r.startTicks, deadline)
-        if (!gone) {
-          if (targets[0] < 0) signalGroup(r.pgid, 'SIGKILL')
-          else sendAll('SIGKILL')
-          await waitTargetsGone(r.pgid, targets, r.startTicks, Date.now() + 5000)
-        }
-        report.push({ plugin: r.plugin, pid: r.pid, action: 'terminated' })
-        this.#log.warn({ plugin: r.plugin, pid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
+        const action = await this.#runner.reap(r)
+        if (action === 'terminated') this.#log.warn({ plugin: r.plugin, pid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
+        return { plugin: r.plugin, pid: r.pid, action }
       } finally {
         this.#store.forgetProcess(r.plugin)
       }
     }))
-    return report
   }
 }
 
@@ -836,28 +659,23 @@ function after (ms: number, fn: () => void): () => void {
   return () => clearTimeout(t)
 }
 
-function waitTargetsGone (pgid: number, targets: number[], startTicks: number, deadline: number): Promise<boolean> {
-  if (targets[0] < 0) return waitGroupGone(pgid, deadline)
-  // Individual members: gone when none of them is alive with a start time from that group.
-  return new Promise((resolve) => {
-    let delay = 1
-    const check = (): void => {
-      const alive = targets.some((pid) => {
-        const st = readProcStat(pid)
-        return st !== undefined && st.state !== 'Z' && st.pgid === pgid && st.startTicks >= startTicks
-      })
-      if (!alive) return resolve(true)
-      if (Date.now() >= deadline) return resolve(false)
-      delay = Math.min(delay * 2, 50)
-      setTimeout(check, delay)
-    }
-    check()
-  })
+/** Resolves when the signal aborts (at once when it has). */
+function aborted (signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
 }
 
-export class WaitTimeoutError extends Error {
-  constructor (readonly plugin: string, readonly timeoutMs: number) {
-    super(`plugin '${plugin}' did not reach the awaited state within ${timeoutMs} ms`)
-    this.name = 'WaitTimeoutError'
+/** Runs `each` for every plugin after it ran for the plugins of the same set that depend on it. */
+function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>): Promise<R[]> {
+  const done = new Map<Plugin, Promise<R>>()
+  const one = (p: Plugin): Promise<R> => {
+    let pr = done.get(p)
+    if (!pr) {
+      const dependents = plugins.filter((d) => d.manifest.dependsOn.includes(p.name))
+      pr = Promise.all(dependents.map(one)).then(() => each(p))
+      done.set(p, pr)
+    }
+    return pr
   }
+  return Promise.all(plugins.map(one))
 }

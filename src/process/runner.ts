@@ -1,8 +1,12 @@
-// The OS process behind a small interface (spawn, stop, output, exit), so the supervisor can be
-// driven by a fake in tests and by real child processes in production.
+// The OS process behind a small interface (spawn, stop, output, exit, and reaping what a
+// previous daemon left), so the supervisor can be driven by a fake in tests and by real child
+// processes in production.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
-import { bootId, groupAlive, readProcStat, signalGroup } from './proc.js'
+import { bootId, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
 import { LineSplitter } from './line-splitter.js'
+
+/** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
+export const KILL_GRACE_MS = 5000
 
 export interface SpawnSpec {
   command: string
@@ -38,18 +42,32 @@ export interface ProcessHandle {
   stop: (signal: NodeJS.Signals, timeoutMs: number) => Promise<void>
 }
 
+/** A process group recorded by an earlier daemon, with how it is to be stopped. */
+export interface RecordedGroup extends ProcessIdentity {
+  stopSignal: string
+  stopTimeoutMs: number
+}
+
+/** terminated: it was still running and is gone now; gone: nothing of it was left; reused: the pid is someone else's now. */
+export type ReapResult = 'terminated' | 'gone' | 'reused'
+
 export interface ProcessRunner {
   spawn: (spec: SpawnSpec, cb: ProcessCallbacks) => ProcessHandle
+  /**
+   * Terminates what is left of a process group an earlier daemon recorded: its stop signal, then
+   * SIGKILL after its stop timeout. A pid whose start time differs is someone else's: left alone.
+   */
+  reap: (r: RecordedGroup) => Promise<ReapResult>
 }
 
 export const MAX_LINE_BYTES = 8 * 1024
 
-/** Resolves when the group is gone, polling /proc with a growing interval; false at the deadline. */
-export function waitGroupGone (pgid: number, deadline: number): Promise<boolean> {
+/** Resolves true once `gone()` holds, polling with a growing interval (at most 50 ms); false at the deadline. */
+function pollUntil (gone: () => boolean, deadline: number): Promise<boolean> {
   return new Promise((resolve) => {
     let delay = 1
     const check = (): void => {
-      if (!groupAlive(pgid)) return resolve(true)
+      if (gone()) return resolve(true)
       const left = deadline - Date.now()
       if (left <= 0) return resolve(false)
       delay = Math.min(delay * 2, 50)
@@ -57,6 +75,11 @@ export function waitGroupGone (pgid: number, deadline: number): Promise<boolean>
     }
     check()
   })
+}
+
+/** Resolves when every process of the group is gone; false at the deadline. */
+export function waitGroupGone (pgid: number, deadline: number): Promise<boolean> {
+  return pollUntil(() => !groupAlive(pgid), deadline)
 }
 
 class ChildHandle implements ProcessHandle {
@@ -112,12 +135,12 @@ class ChildHandle implements ProcessHandle {
       // The leader died on its own and left processes behind: they would hold its port and
       // double its work after a restart, so they go at once.
       signalGroup(pgid, 'SIGKILL')
-      this.#stopDeadline = Date.now() + 5000
+      this.#stopDeadline = Date.now() + KILL_GRACE_MS
     }
     void waitGroupGone(pgid, this.#stopDeadline).then((gone) => {
       if (!gone) {
         signalGroup(pgid, 'SIGKILL')
-        return waitGroupGone(pgid, Date.now() + 5000)
+        return waitGroupGone(pgid, Date.now() + KILL_GRACE_MS)
       }
       return true
     }).then(() => this.#finish())
@@ -158,6 +181,46 @@ class ChildHandle implements ProcessHandle {
   }
 }
 
+async function reap (r: RecordedGroup): Promise<ReapResult> {
+  if (r.bootId !== bootId() || r.startTicks === null) return 'gone'
+  const startTicks = r.startTicks
+  const leader = readProcStat(r.pid)
+  let targets: number[]
+  if (leader && leader.startTicks === startTicks) {
+    targets = [-r.pgid]
+  } else if (leader) {
+    // The pid now belongs to another process. Linux does not hand out a pid that is still
+    // a process group id, so the old group is empty too: nothing of ours is left.
+    return 'reused'
+  } else {
+    // The leader is gone: members of its group started no earlier than it are ours.
+    targets = groupMembers(r.pgid)
+      .filter((m) => m.startTicks >= startTicks && m.state !== 'Z' && m.pid !== process.pid)
+      .map((m) => m.pid)
+    if (targets.length === 0) return 'gone'
+  }
+  const sendAll = (sig: NodeJS.Signals): void => {
+    for (const t of targets) {
+      try { process.kill(t, sig) } catch {}
+    }
+  }
+  // The whole group, or (its leader gone) the members that are ours: alive with a start time from that group.
+  const gone = targets[0] < 0
+    ? () => !groupAlive(r.pgid)
+    : () => !targets.some((pid) => {
+        const st = readProcStat(pid)
+        return st !== undefined && st.state !== 'Z' && st.pgid === r.pgid && st.startTicks >= startTicks
+      })
+  sendAll(r.stopSignal as NodeJS.Signals)
+  if (!await pollUntil(gone, Date.now() + r.stopTimeoutMs)) {
+    if (targets[0] < 0) signalGroup(r.pgid, 'SIGKILL')
+    else sendAll('SIGKILL')
+    await pollUntil(gone, Date.now() + KILL_GRACE_MS)
+  }
+  return 'terminated'
+}
+
 export const childProcessRunner: ProcessRunner = {
-  spawn: (spec, cb) => new ChildHandle(spec, cb)
+  spawn: (spec, cb) => new ChildHandle(spec, cb),
+  reap
 }

@@ -1,0 +1,36 @@
+// Rate limits on management routes, per client address; probes, metrics, the API description
+// and the invoke proxy are not limited, and loopback clients may be exempt
+// (rateLimit.exemptLoopback). Registered before auth, so its hook runs before the token check
+// and guessing tokens is slowed down too.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
+import type { MainConfig } from '../config/schema.js'
+import { errors } from '../errors.js'
+import { isLoopback } from '../loopback.js'
+import { routeKind } from '../route-kind.js'
+
+const limitedRoute = (route: string | undefined): boolean => {
+  const kind = routeKind(route)
+  return kind === 'management' || kind === 'audit'
+}
+
+async function rateLimitPlugin (fastify: FastifyInstance, limits: MainConfig['rateLimit']): Promise<void> {
+  // global: false, because the library's own hooks are route hooks, which run after every
+  // instance hook (the token check included); this instance hook runs in registration order.
+  await fastify.register(rateLimit, {
+    global: false,
+    max: limits.max,
+    timeWindow: limits.windowMs,
+    errorResponseBuilder: (_req, context) => new errors.RateLimited(`${Math.ceil(context.ttl / 1000)} s`)
+  })
+  const limit = fastify.rateLimit()
+  // Callback style, deciding synchronously: it runs on every request (probes included), and an
+  // async hook costs a promise and a microtask turn each.
+  fastify.addHook('onRequest', (req, reply, done) => {
+    if (!limitedRoute(req.routeOptions.url) || (limits.exemptLoopback && isLoopback(req.ip))) return done()
+    limit.call(fastify, req, reply).then(() => done(), done)
+  })
+}
+
+export default fp(rateLimitPlugin, { name: 'rate-limit', fastify: '5.x' })

@@ -1,0 +1,28 @@
+// Whether the database still works as migrated: readiness (daemon:store-migrated) and /health
+// report it. Known from the writes themselves, so the probes read memory, not the database.
+export interface StoreStatus {
+  /** The schema is the one the migrations made and the last write went through. */
+  readonly ok: boolean
+  /** Why not, when not ok. */
+  readonly problem: string | undefined
+  /** Runs a write, noting whether it went through; a failure is rethrown. */
+  run: <T>(write: () => T) => T
+}
+
+export function createStoreStatus (): StoreStatus {
+  let problem: string | undefined
+  return {
+    get ok () { return problem === undefined },
+    get problem () { return problem },
+    run (write) {
+      try {
+        const out = write()
+        problem = undefined
+        return out
+      } catch (err) {
+        problem = (err as Error).message
+        throw err
+      }
+    }
+  }
+}

@@ -1,0 +1,46 @@
+// What the supervisor publishes: the summary of a plugin as the API shows it, and its events.
+import { Type, type Static } from '@sinclair/typebox'
+import { Nullable, Timestamp, oneOf } from '../shapes.js'
+import { CIRCUIT_STATE_NAMES, type CircuitStateName } from '../invoke/circuit.js'
+import { DESIRED_NAMES, HEALTH_NAMES, STATE_NAMES, STATUS_NAMES, type Health, type RestartEventReason, type StateName } from './lifecycle.js'
+
+export const StatusField = oneOf(STATUS_NAMES, 'One-word summary of state and health')
+
+export const pluginSummaryProperties = {
+  name: Type.String(),
+  version: Type.Union([Type.String(), Type.Null()]),
+  description: Type.Union([Type.String(), Type.Null()]),
+  state: oneOf(STATE_NAMES, 'Process lifecycle state'),
+  health: oneOf(HEALTH_NAMES, 'Health verdict'),
+  status: StatusField,
+  desired: oneOf(DESIRED_NAMES, 'What the operator asked for (persisted)'),
+  critical: Type.Boolean(),
+  pid: Type.Union([Type.Integer(), Type.Null()]),
+  port: Type.Union([Type.Integer(), Type.Null()]),
+  startedAt: Nullable(Timestamp),
+  uptimeMs: Type.Integer(),
+  restartCount: Type.Integer({ description: 'Automatic restarts since the last operator start/restart' }),
+  lastExit: Type.Union([Type.Object({
+    code: Type.Union([Type.Integer(), Type.Null()]),
+    signal: Type.Union([Type.String(), Type.Null()]),
+    at: Timestamp
+  }), Type.Null()]),
+  nextRestartAt: Nullable(Timestamp),
+  circuit: Type.Union([oneOf(CIRCUIT_STATE_NAMES), Type.Null()], { description: 'Circuit breaker of calls into the plugin (invoke proxy); every loaded plugin has one, null only before its policies are built' })
+}
+export const PluginSummary = Type.Object(pluginSummaryProperties, { $id: 'PluginSummary' })
+export type PluginSummary = Static<typeof PluginSummary>
+
+export interface TransitionEvent {
+  plugin: string
+  from: StateName
+  to: StateName
+  reason: string
+  at: number
+  exitCode: number | null
+  signal: string | null
+  restartCount: number
+}
+export interface RestartEvent { plugin: string, reason: RestartEventReason, at: number }
+export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
+export interface CircuitEvent { plugin: string, from: CircuitStateName, to: CircuitStateName, reason: string, at: number }

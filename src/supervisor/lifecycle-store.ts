@@ -1,0 +1,17 @@
+// What the supervisor keeps across daemon restarts, as it needs it: the store implements this
+// (store/state-store.ts). Writes happen on transitions only, a handful per start or crash.
+import type { Desired } from './lifecycle.js'
+import type { NewStateEvent, RecordedProcess, StateEventRow } from '../store/state-store.js'
+
+export interface LifecycleStore {
+  setDesired: (plugin: string, desired: Desired, at: number) => void
+  forgetDesired: (plugin: string) => void
+  desiredStates: () => Map<string, Desired>
+  /** The identity of a running process, so a daemon killed hard can reap it at the next start. */
+  recordProcess: (p: RecordedProcess) => void
+  forgetProcess: (plugin: string) => void
+  recordedProcesses: () => RecordedProcess[]
+  addEvent: (e: NewStateEvent) => void
+  /** Newest first; `before` is an event id for paging. */
+  events: (plugin: string, opts?: { since?: number, limit?: number, before?: number }) => StateEventRow[]
+}

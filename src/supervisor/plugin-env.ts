@@ -1,0 +1,30 @@
+// What a plugin process is given: its environment and, for `port: auto`, a free loopback port.
+// Exec health probes run with the same environment.
+import { createServer } from 'node:net'
+import type { LoadedManifest } from '../config/load.js'
+
+const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const
+
+/** The manifest's env, PATH/HOME/LANG/TZ from the daemon, PLUGVISOR_PLUGIN, PLUGVISOR_CONFIG and PORT. */
+export function pluginEnv (m: LoadedManifest, port: number | undefined): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
+  Object.assign(env, m.env)
+  env.PLUGVISOR_PLUGIN = m.name
+  env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
+  if (port !== undefined) env.PORT = String(port)
+  return env
+}
+
+/** A port the kernel says is free on 127.0.0.1 now (it may be taken again before the plugin binds it). */
+export function freeLoopbackPort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
