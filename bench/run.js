@@ -61,7 +61,7 @@ async function main () {
   step('plugins probed every second over HTTP, history on')
   const probes = await jsonChild(['bench/health-probes.js', quick ? '50' : '500', quick ? '3' : '20'])
   step('history query, 24 h of one plugin probed every second')
-  const history = await jsonChild(['bench/history-query.js'])
+  const history = await jsonChild(['bench/history-query.js', ...(quick ? ['--quick'] : [])])
   step('invoke beside direct, reply-from and nginx')
   const invoke = await benchInvoke({ quick })
   let peers
