@@ -9,8 +9,7 @@ import {
   BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams,
   RegisterQuery, UnloadResult, WaitQuery, errorResponses
 } from './schemas.js'
-import { redactManifest } from '../src/config/redact.js'
-import { redactedConfig } from '../src/plugin-changes.js'
+import { redactManifest, redactedConfig } from '../src/config/redact.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 
