@@ -25,6 +25,8 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : { level }),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',
+    // Only from these peers is X-Forwarded-For believed (req.ip: rate-limit key, audit address).
+    trustProxy: opts.loaded.config.server.trustProxy.length > 0 ? opts.loaded.config.server.trustProxy : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     forceCloseConnections: true,
     // Errors the router raises before any route runs (malformed %-encoding, over-long

@@ -1,6 +1,7 @@
 // Reading and validating the main config and plugin manifests. Nothing here touches processes
 // or HTTP: the result is plain data plus a list of problems, each naming file, JSON path, reason.
 import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { isIP } from 'node:net'
 import path from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
@@ -332,12 +333,23 @@ export function loadConfig (file: string, opts: LoadOptions = {}): LoadedConfig 
   if (!validateMain(main)) throw configInvalid([...expandProblems, ...ajvProblems(abs, validateMain.errors)])
   if (expandProblems.length > 0) throw configInvalid(expandProblems)
   const config = main as unknown as MainConfig
+  const badProxies = config.server.trustProxy.map((a, i) => [a, i] as const).filter(([a]) => !proxyAddress(a))
+  if (badProxies.length > 0) throw configInvalid(badProxies.map(([a, i]) => ({ file: abs, path: `/server/trustProxy/${i}`, reason: `'${a}' is not an address, a CIDR or one of loopback, linklocal, uniquelocal` })))
   const pluginsDir = path.resolve(dir, config.pluginsDir)
   const { allowEnv, allowedCommands, allowedCwd } = config.pluginPolicy
   const policy: ManifestPolicy = { allowEnv, allowedCommands, allowedCwd: allowedCwd?.map((f) => path.resolve(dir, f)) }
   const { manifests, problems } = loadManifests(config, abs, pluginsDir, env, policy)
   const authModeExplicit = typeof rest.auth === 'object' && rest.auth !== null && (rest.auth as { mode?: unknown }).mode !== undefined
   return { file: abs, config, dataDir: path.resolve(dir, config.dataDir), pluginsDir, manifests, problems, authModeExplicit, policy }
+}
+
+/** What Fastify's trustProxy (proxy-addr) takes: an address, address/prefix, or a named range. */
+function proxyAddress (a: string): boolean {
+  if (a === 'loopback' || a === 'linklocal' || a === 'uniquelocal') return true
+  const [addr, prefix, ...more] = a.split('/')
+  const family = isIP(addr)
+  if (family === 0 || more.length > 0) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
 }
 
 function applyEnvOverrides (main: Record<string, unknown>, env: NodeJS.ProcessEnv, file: string, problems: ConfigProblem[]): void {
