@@ -2,7 +2,7 @@
 // plugin's config, reload the config files. What runs and what is on disk are kept in step:
 // every change is written to the plugins folder (atomically) before it is applied, so a reload
 // or a daemon restart finds exactly what runs now. One change at a time, daemon-wide.
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from './logger.js'
 import { Type, type Static } from '@sinclair/typebox'
@@ -79,6 +79,8 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
     register (doc, { start } = {}) {
       return serial(async () => {
         const { pluginsDir, policy } = getLoaded()
+        // The folder the manifest will be written to is its default cwd, which must exist.
+        mkdirSync(pluginsDir, { recursive: true })
         const parsed = parseManifest(doc, { file: REQUEST_BODY, baseDir: pluginsDir, env, policy, fromApi: true })
         if (!parsed.manifest) throw withProblems(new errors.InvalidManifest(briefly(parsed.problems)), parsed.problems)
         const name = parsed.manifest.name
