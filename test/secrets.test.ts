@@ -1,5 +1,6 @@
 // No value expanded from ${VAR}, and no config value marked sensitive, leaves the daemon: every
 // GET route, the daemon log, the audit log, the event stream and /metrics are searched for it.
+/* eslint-disable no-template-curly-in-string -- ${VAR} is the manifest syntax under test */
 import t from 'tap'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
