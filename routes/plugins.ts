@@ -100,7 +100,8 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
 
   // ---- changing the set of plugins at run time ----
 
-  const changeErrors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
+  // 403: the wrong role, a change from another site (PLUGVISOR_CROSS_ORIGIN), a Host not this daemon's (PLUGVISOR_HOST_NOT_ALLOWED).
+  const changeErrors = { 400: Type.Ref(ErrorResponse), 403: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
 
   app.post('/plugins', {
     schema: {

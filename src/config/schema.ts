@@ -160,7 +160,7 @@ export const MainConfig = Type.Object({
   rateLimit: Type.Object({
     max: Type.Integer({ minimum: 1, default: 300, description: 'Management calls one client may make per window (default 300): a token holder counts by its token name, everyone else by address; probes, /metrics, /docs and the invoke proxy are not limited' }),
     windowMs: ms('The rate-limit window', 60000, 1000),
-    exemptLoopback: Type.Boolean({ default: false, description: 'Clients on 127.0.0.0/8 and ::1 are not limited (default false: behind a same-host proxy every client is loopback)' })
+    exemptLoopback: Type.Boolean({ default: false, description: 'Clients on 127.0.0.0/8 and ::1 are not limited; off by default, as behind a same-host proxy or sidecar every client is loopback (default false)' })
   }, { additionalProperties: false, default: {} }),
   pluginPolicy: Type.Object({
     // eslint-disable-next-line no-template-curly-in-string -- the text names the template syntax
