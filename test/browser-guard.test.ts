@@ -2,7 +2,7 @@
 // the daemon under its own host name (DNS rebinding). The requests carry exactly the headers
 // Chromium sends for them.
 import t from 'tap'
-import { build, fixturePlugin, writeConfig } from './helper.js'
+import { build, fixturePlugin, writeConfig, type Tap } from './helper.js'
 
 const DAEMON = '127.0.0.1:7070'
 
@@ -25,7 +25,7 @@ const rebound = {
   'content-type': 'application/json'
 }
 
-async function daemonWithPlugin (t: Parameters<Parameters<typeof t.test>[1]>[0], extra: Record<string, unknown> = {}) {
+async function daemonWithPlugin (t: Tap, extra: Record<string, unknown> = {}) {
   const app = await build(t, writeConfig([fixturePlugin('x', 'sleep')], extra))
   // Answers once it runs (at once when the boot started it already).
   await app.daemon.supervisor.start('x')

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { request, createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { build, writeConfig } from './helper.js'
+import { build, writeConfig, type Tap } from './helper.js'
 
 t.test('over the limit: 429 PLUGVISOR_RATE_LIMITED with Retry-After; probes free; loopback counted unless exempted', async (t) => {
   const app = await build(t, writeConfig([], { rateLimit: { max: 3, windowMs: 60000, exemptLoopback: false } }), { boot: false })
@@ -71,8 +71,6 @@ async function startProxy (t: Tap, target: number): Promise<number> {
   t.teardown(() => new Promise<void>((resolve) => { proxy.closeAllConnections(); proxy.close(() => resolve()) }))
   return (proxy.address() as AddressInfo).port
 }
-
-type Tap = { teardown: (fn: () => unknown) => void }
 
 async function daemonBehindProxy (t: Tap, trustProxy: string[]): Promise<{ proxy: number, app: Awaited<ReturnType<typeof build>> }> {
   const app = await build(t, writeConfig([], { server: { trustProxy }, rateLimit: { max: 2, windowMs: 60000 } }), { boot: false })
