@@ -98,6 +98,17 @@ t.test('server.allowedHosts names real host names; off loopback, Host is not che
   t.equal((await open.inject({ url: '/plugins', headers: { host: 'plugvisor.example.com' } })).statusCode, 200)
   const cross = await open.inject({ method: 'POST', url: '/plugins/x/stop', headers: { host: 'plugvisor.example.com', origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })
   t.equal(cross.json().code, 'PLUGVISOR_CROSS_ORIGIN', 'the origin check holds everywhere')
+
+  // Behind a TLS proxy in server.trustProxy: its X-Forwarded-Host is the daemon's own origin.
+  const proxied = await build(t, writeConfig([], { server: { trustProxy: ['127.0.0.1'] } }), { boot: false })
+  const viaProxy = (remoteAddress: string) => proxied.inject({
+    method: 'POST',
+    url: '/plugins/x/stop',
+    remoteAddress,
+    headers: { host: DAEMON, 'x-forwarded-host': 'plugvisor.example', 'x-forwarded-proto': 'https', origin: 'https://plugvisor.example', 'sec-fetch-site': 'same-origin' }
+  })
+  t.equal((await viaProxy('127.0.0.1')).json().code, 'PLUGVISOR_PLUGIN_NOT_FOUND', 'the dashboard behind the proxy passes the guard')
+  t.equal((await viaProxy('192.0.2.9')).json().code, 'PLUGVISOR_CROSS_ORIGIN', 'X-Forwarded-Host from anyone else is not believed')
 })
 
 t.test('curl, the CLI and a same-origin dashboard keep working', async (t) => {

@@ -47,8 +47,9 @@ function crossSite (req: FastifyRequest): string | undefined {
   } catch {
     return `Origin: ${origin}`
   }
-  // The daemon's own origin is the one the request was sent to (Host); http://x and x:80 agree.
-  const host = (req.headers.host ?? '').toLowerCase()
+  // The daemon's own origin is the one the request was sent to: Host, or X-Forwarded-Host from
+  // a proxy in server.trustProxy (req.host); http://x and x:80 agree.
+  const host = (req.host ?? '').toLowerCase()
   const defaultPort = origin.startsWith('https:') ? ':443' : ':80'
   return authority === host || `${authority}${defaultPort}` === host ? undefined : `Origin: ${origin}`
 }
