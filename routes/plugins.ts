@@ -10,8 +10,8 @@ import {
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { matchesFilter } from '../src/plugin-filter.js'
-import { redactManifest } from '../src/config/redact.js'
-import { UnloadResult, redactedConfig } from '../src/plugin-changes.js'
+import { redactManifest, redactedConfig } from '../src/config/redact.js'
+import { UnloadResult } from '../src/plugin-changes.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 
@@ -112,7 +112,8 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
 
   // ---- changing the set of plugins at run time ----
 
-  const changeErrors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
+  // 403: the wrong role, a change from another site (PLUGVISOR_CROSS_ORIGIN), a Host not this daemon's (PLUGVISOR_HOST_NOT_ALLOWED).
+  const changeErrors = { 400: Type.Ref(ErrorResponse), 403: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
 
   app.post('/plugins', {
     schema: {

@@ -26,6 +26,8 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : { level }),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',
+    // Only from these peers is X-Forwarded-For believed (req.ip: rate-limit key, audit address).
+    trustProxy: opts.loaded.config.server.trustProxy.length > 0 ? opts.loaded.config.server.trustProxy : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     schemaController: { compilersFactory: lazyCompilers },
     forceCloseConnections: true,

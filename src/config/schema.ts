@@ -146,7 +146,9 @@ export const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', '
 export const MainConfig = Type.Object({
   server: Type.Object({
     host: Type.String({ default: '127.0.0.1', description: 'Listen address (env PLUGVISOR_HOST)' }),
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 7070, description: 'Listen port (env PLUGVISOR_PORT)' })
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 7070, description: 'Listen port (env PLUGVISOR_PORT)' }),
+    allowedHosts: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'While listening on loopback, Host names (without port) accepted besides localhost, *.localhost, loopback addresses and the listen address; any other Host is refused 403 PLUGVISOR_HOST_NOT_ALLOWED, against DNS rebinding (default none)' }),
+    trustProxy: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Addresses or CIDRs of proxies in front of the daemon: from these peers X-Forwarded-For names the client, which then is the rate-limit key and the audit log address (default none: the peer is the client)' })
   }, { additionalProperties: false, default: {} }),
   dataDir: Type.String({ default: './data', description: "Folder of the SQLite file, relative to the config file's folder (env PLUGVISOR_DATA_DIR)" }),
   pluginsDir: Type.String({ default: './plugins.d', description: "Folder of manifest files (*.yaml, *.yml, *.json), relative to the config file's folder" }),
@@ -172,10 +174,16 @@ export const MainConfig = Type.Object({
     openMetrics: Type.Boolean({ default: true, description: 'GET /metrics needs no token' })
   }, { additionalProperties: false, default: {} }),
   rateLimit: Type.Object({
-    max: Type.Integer({ minimum: 1, default: 300, description: 'Management calls one client address may make per window (default 300); probes, /metrics, /docs and the invoke proxy are not limited' }),
+    max: Type.Integer({ minimum: 1, default: 300, description: 'Management calls one client may make per window (default 300): a token holder counts by its token name, everyone else by address; probes, /metrics, /docs and the invoke proxy are not limited' }),
     windowMs: ms('The rate-limit window', 60000, 1000),
-    exemptLoopback: Type.Boolean({ default: true, description: 'Clients on 127.0.0.0/8 and ::1 (the CLI, a local agent) are not limited (default true)' })
+    exemptLoopback: Type.Boolean({ default: false, description: 'Clients on 127.0.0.0/8 and ::1 are not limited; off by default, as behind a same-host proxy or sidecar every client is loopback (default false)' })
   }, { additionalProperties: false, default: {} }),
+  pluginPolicy: Type.Object({
+    // eslint-disable-next-line no-template-curly-in-string -- the text names the template syntax
+    allowEnv: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Environment variables a manifest registered over the API (POST /plugins, PUT /plugins/:name/config) may read through ${VAR}: names or globs (PLUGIN_*); a reference to another is a 400 naming it (default none). Manifests on disk and inline read any' }),
+    allowedCommands: Type.Optional(Type.Array(Type.String({ minLength: 1, pattern: '^/' }), { description: 'Programs manifests may run (command and exec probe), as absolute paths or globs (/usr/bin/*, /opt/plugins/**); a bare command is looked up on PATH first (default: any program)' })),
+    allowedCwd: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "Folders a manifest's cwd must be in (the folder itself or below it), relative to the config file's folder (default: anywhere)" }))
+  }, { additionalProperties: false, default: {}, description: 'Limits on what manifests may do; every manifest, from a file, inline or over the API, is checked' }),
   log: Type.Object({
     level: LogLevel
   }, { additionalProperties: false, default: {} }),
