@@ -1,17 +1,21 @@
 // Manifest metadata (author, homepage, capabilities, tags), requires.plugvisor, and the filters of GET /plugins.
 import t from 'tap'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { build, fixturePlugin, tempDir, writeConfig } from './helper.js'
 import { parseManifest } from '../src/config/load.js'
 import { daemonVersion } from '../src/config/compatibility.js'
 
-const parse = (doc: Record<string, unknown>) => parseManifest(doc, { file: '/m/p.yaml', baseDir: '/m', env: {} })
+// A real folder: a manifest's cwd must exist.
+const manifestDir = tempDir()
+t.teardown(() => rmSync(manifestDir, { recursive: true, force: true }))
+const manifestFile = path.join(manifestDir, 'p.yaml')
+const parse = (doc: Record<string, unknown>) => parseManifest(doc, { file: manifestFile, baseDir: manifestDir, env: {} })
 
 t.test('requires.plugvisor outside this version is a problem naming file, path and range', async (t) => {
   const r = parse({ name: 'p', command: 'true', requires: { plugvisor: '>=99.0.0' } })
   t.equal(r.manifest, undefined)
-  t.same(r.problems, [{ file: '/m/p.yaml', path: '/requires/plugvisor', reason: `needs plugvisor >=99.0.0; this is plugvisor ${daemonVersion()}` }])
+  t.same(r.problems, [{ file: manifestFile, path: '/requires/plugvisor', reason: `needs plugvisor >=99.0.0; this is plugvisor ${daemonVersion()}` }])
   const bad = parse({ name: 'p', command: 'true', requires: { plugvisor: 'soon' } })
   t.match(bad.problems, [{ path: '/requires/plugvisor', reason: /'soon' is not a semver range/ }])
   const ok = parse({ name: 'p', command: 'true', requires: { plugvisor: `^${daemonVersion()}` } })
