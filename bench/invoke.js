@@ -88,7 +88,7 @@ http {
 export async function benchInvoke ({ quick = false } = {}) {
   const slices = quick ? 1 : 4
   const seconds = quick ? 1 : 2
-  const latencyRequests = quick ? 300 : 2000
+  const latencyRequests = quick ? 100 : 2000
   const concurrency = [10, 50]
   const dir = tempDir('plugvisor-bench-invoke-')
   const pluginFile = path.join(dir, 'plugin.mjs')
@@ -141,7 +141,7 @@ export async function benchInvoke ({ quick = false } = {}) {
 
     const byConcurrency = {}
     for (const c of concurrency) {
-      for (const t of targets) await cannon(t.url, c, 1) // warm-up
+      if (!quick || c === concurrency[0]) for (const t of targets) await cannon(t.url, c, 1) // warm-up
       const runs = Object.fromEntries(targets.map((t) => [t.key, []]))
       for (let i = 0; i < slices; i++) {
         // Rotate the order each round so no target always follows the same neighbour.
@@ -182,7 +182,7 @@ export async function benchInvoke ({ quick = false } = {}) {
     }
     const lat = { plugvisor: [], direct: [], replyFrom: [] }
     try {
-      for (const [pool, p] of Object.values(pools)) await sequential(pool, p, 200)
+      for (const [pool, p] of Object.values(pools)) await sequential(pool, p, quick ? 50 : 200)
       const batch = Math.max(1, Math.floor(latencyRequests / 10))
       for (let i = 0; i < 10; i++) {
         for (const [k, [pool, p]] of Object.entries(pools)) lat[k].push(...await sequential(pool, p, batch))

@@ -87,7 +87,7 @@ async function livenessVsBare (daemonPid, daemonUrl, children, { slices, seconds
   }
 }
 
-const QUICK = { plugins: 50, rounds: 2, statusRequests: 30, cliRuns: 3, idleSeconds: 3, idleSettleSeconds: 1, cannonSeconds: 1, cannonSlices: 2 }
+const QUICK = { plugins: 50, rounds: 1, statusRequests: 30, cliRuns: 2, idleSeconds: 2, idleSettleSeconds: 1, cannonSeconds: 1, cannonSlices: 2 }
 
 export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, statusRequests = 200, cliRuns = 10, idleSeconds = 20, idleSettleSeconds = 5, cannonSeconds = 2, cannonSlices = 5 } = {}) {
   if (quick) ({ plugins, rounds, statusRequests, cliRuns, idleSeconds, idleSettleSeconds, cannonSeconds, cannonSlices } = QUICK)

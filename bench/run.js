@@ -60,8 +60,8 @@ async function main () {
   const metrics = await jsonChild(['bench/metrics.js', '--plugins', quick ? '50' : '500', '--requests', quick ? '30' : '200'])
   step('plugins probed every second over HTTP, history on')
   const probes = await jsonChild(['bench/health-probes.js', quick ? '50' : '500', quick ? '3' : '20'])
-  step('history query, 24 h of one plugin probed every second')
-  const history = await jsonChild(['bench/history-query.js'])
+  step('history query, one plugin probed every second for hours')
+  const history = await jsonChild(['bench/history-query.js', ...(quick ? ['--quick'] : [])])
   step('invoke beside direct, reply-from and nginx')
   const invoke = await benchInvoke({ quick })
   let peers
@@ -157,7 +157,7 @@ async function main () {
       pass: probes.cpuPercentOfOneCore <= 10 && probes.eventLoopLagP99Ms <= 20
     },
     {
-      figure: 'history query: 24 h at 1 s, minute resolution (median)',
+      figure: `history query: ${history.results / 3600} h at 1 s, minute resolution (median)`,
       measured: `${fmt(history.minute.medianMs, 'ms')} (p95 ${fmt(history.minute.p95Ms, 'ms')}; raw, 1,000 results: ${fmt(history.raw.medianMs, 'ms')}; n=${history.minute.n})`,
       budget: '<= 20 ms',
       pass: history.minute.medianMs <= 20

@@ -1,6 +1,7 @@
 // The one place where every config and manifest field, its unit and its default are declared.
 // The JSON Schemas published in schemas/ and the README reference table are generated from here.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { IDLE_BACKOFF } from '../resources/resource-sampler.js'
 
 const ms = (description: string, def: number, minimum = 0) =>
   Type.Integer({ minimum, default: def, description: `${description} (milliseconds, default ${def})` })
@@ -164,7 +165,7 @@ export const MainConfig = Type.Object({
     level: LogLevel
   }, { additionalProperties: false, default: {} }),
   resources: Type.Object({
-    sampleIntervalMs: ms('Resident memory and CPU time of every plugin process group are read from /proc this often; limits.maxMemoryMb needs two samples in a row over it', 5000, 10)
+    sampleIntervalMs: ms(`Resident memory and CPU time of every plugin process group are read from /proc this often (${IDLE_BACKOFF} times as rarely while nothing changed and no plugin has limits.maxMemoryMb); limits.maxMemoryMb needs two samples in a row over it`, 5000, 10)
   }, { additionalProperties: false, default: {} }),
   events: Type.Object({
     keepAliveMs: ms('GET /events sends a keep-alive comment this often', 15000, 10),

@@ -14,8 +14,8 @@ import type { CircuitInfo, CircuitStateName } from './circuit.js'
 import type { CircuitEvent } from '../supervisor/events.js'
 import { systemClock, type Clock } from '../clock.js'
 import { errors } from '../errors.js'
-import type { Deadline } from './deadline.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
+import type { Deadline } from './deadline.js'
 
 /** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
 export const INVOCATION_OUTCOMES = ['success', 'error', 'timeout', 'connection_error', 'unavailable', 'circuit_open', 'rejected'] as const
@@ -101,7 +101,6 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   const build = (name: string): void => {
     policies.get(name)?.dispose()
     const p = buildPolicies(supervisor.manifest(name).resilience, {
-      plugin: name,
       onCircuitChange: ({ to, reason }) => report(name, to, reason)
     })
     policies.set(name, p)
@@ -124,7 +123,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
-  const attempt = (port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
+  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
     const options: Dispatcher.RequestOptions = {
       origin: `http://127.0.0.1:${port}`,
       path: req.path,
@@ -137,7 +136,10 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       bodyTimeout: deadline.ms,
       headersTimeout: 0
     }
-    return agent.request(options) as unknown as Promise<Upstream>
+    return agent.request(options).then(
+      (res) => res as unknown as Upstream,
+      (err: unknown) => { throw deadline.aborted ? new errors.PluginTimeout(name, deadline.ms) : err }
+    )
   }
 
   /** The call into one plugin through its policies, without the fallback. */
@@ -160,11 +162,12 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
     let upstream: Upstream
     try {
-      upstream = await p.call(req.method, (deadline) => attempt(port, req, headers, body, deadline))
+      upstream = await p.call(req.method, (deadline) => attempt(name, port, req, headers, body, deadline))
     } catch (err) {
       p.bulkhead.release()
       if (err instanceof BrokenCircuitError) return failure(observe, name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
       if (err instanceof errors.PluginTimeout) return failure(observe, name, started, 'timeout', 'timeout', err.message, timeoutMs)
+      // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
       return failure(observe, name, started, 'connection_error', 'connection', (err as Error).message || String(err))
     }
     // A body destroyed unread (the fallback answered instead) errors: that is no news here.

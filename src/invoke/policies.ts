@@ -16,7 +16,6 @@ import { Bulkhead } from './bulkhead.js'
 import { Deadline } from './deadline.js'
 import type { Manifest } from '../config/schema.js'
 import type { CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
-import { errors } from '../errors.js'
 
 export type Resilience = Manifest['resilience']
 
@@ -63,8 +62,6 @@ export interface PluginPolicies {
 }
 
 export interface PolicyOptions {
-  /** The plugin called (named in a timeout's message). */
-  plugin: string
   /** Every change of the reported circuit state. */
   onCircuitChange: (change: CircuitChange) => void
   /** Date.now by default; cockatiel's breaker reads Date.now too. */
@@ -89,13 +86,11 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
   })
   const bh = new Bulkhead(r.bulkhead.maxConcurrent, r.bulkhead.maxQueued)
 
-  /** One attempt within resilience.timeoutMs; an attempt that failed after its deadline is a timeout. */
+  /** One attempt within resilience.timeoutMs (the attempt tells a timeout by its deadline). */
   const timed = async (attempt: Attempt): Promise<Upstream> => {
     const deadline = new Deadline(r.timeoutMs)
     try {
       return await attempt(deadline)
-    } catch (err) {
-      throw deadline.aborted ? new errors.PluginTimeout(opts.plugin, r.timeoutMs) : err
     } finally {
       deadline.clear()
     }
