@@ -96,7 +96,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     const usage = app.daemon.resources.usage(name)
     const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
     const { trend, ...stats } = app.daemon.healthHistory.stats(name)
-    return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
+    return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, calls: app.daemon.invoker.calls(name), trend }
   })
 
   // ---- changing the set of plugins at run time ----
