@@ -1,6 +1,7 @@
 // Call statistics, calls hosts report, the count-window breaker, successThreshold and the
 // time-sampled failureRate breaker: real plugin processes, the API through app.inject.
 import t from 'tap'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { build, fixturePlugin, outputLine, waitForEvent, writeConfig } from './helper.js'
 
 const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlugin(name, 'serve', { port: 'auto', ...extra })
@@ -156,4 +157,18 @@ t.test('the time-sampled failureRate breaker opens once enough calls in windowMs
   const opened = waitForEvent(app.daemon.invoker, 'circuit', (e) => e.plugin === 'smp' && e.to === 'open')
   await app.inject({ method: 'POST', url: '/plugins/smp/invoke/status/500' })
   t.match((await opened).reason, /failure rate over 0.5 within 10000 ms/)
+})
+
+t.test('a changed manifest starts the statistics at zero', async (t) => {
+  const loaded = writeConfig([serve('ch')])
+  const app = await build(t, loaded, { boot: false })
+  await started(app)
+  await report(app, 'ch', { success: true, durationMs: 3 })
+  t.equal((await app.inject({ method: 'GET', url: '/plugins/ch/calls' })).json().total, 1)
+  const config = JSON.parse(readFileSync(loaded.file, 'utf8'))
+  config.plugins[0].env = { VERSION: '2' }
+  writeFileSync(loaded.file, JSON.stringify(config))
+  const res = await app.inject({ method: 'POST', url: '/config/reload' })
+  t.same(res.json().changed, ['ch'], res.body)
+  t.equal((await app.inject({ method: 'GET', url: '/plugins/ch/calls' })).json().total, 0)
 })
