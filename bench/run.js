@@ -18,6 +18,7 @@ import { DAEMON_NODE_FLAGS, cleanup, round, ROOT } from './lib.js'
 import { restartLatency } from './restart-latency.js'
 import { lifecycle } from './lifecycle.js'
 import { benchInvoke } from './invoke.js'
+import { benchCalls } from './calls.js'
 import { benchPeers, peerTable } from './peers.js'
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, peers: { type: 'boolean', default: false } } })
@@ -66,6 +67,8 @@ async function main () {
   const invoke = await benchInvoke({ quick })
   step('the dashboard with 500 plugins in headless Chromium')
   const dashboard = await jsonChild(['bench/dashboard.js'])
+  step('calls: POST /plugins/:name/calls, a batch of 1,000')
+  const calls = await benchCalls({ quick })
   let peers
   if (args.peers) {
     step('peers: PM2 and supervisord with the same children')
@@ -135,6 +138,12 @@ async function main () {
       pass: invoke.latency.addedP50Ms <= 0.5
     },
     {
+      figure: 'POST /plugins/:name/calls, a batch of 1,000 (round trip, median)',
+      measured: `${fmt(calls.batchP50Ms, 'ms', 3)} (one call ${fmt(calls.oneP50Ms, 'ms', 3)}; the 999 more ${fmt(calls.recordingMs, 'ms', 3)}, n=${calls.rounds})`,
+      budget: '<= 5 ms',
+      pass: calls.batchP50Ms <= 5
+    },
+    {
       figure: 'GET /health/liveness, no plugin running, vs bare Fastify',
       measured: `${pct(life.liveness.none.ratio)} of its throughput (${life.liveness.none.plugvisorReqPerSec} vs ${life.liveness.none.bareReqPerSec} req/s); per server CPU-second ${pct(life.liveness.none.perCpuSecondRatio)}`,
       budget: '>= 95 %',
@@ -186,7 +195,7 @@ async function main () {
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, peers }, null, 2) + '\n')
+  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, calls, peers }, null, 2) + '\n')
 
   process.stdout.write(`\n${table(['figure', 'measured', 'budget', 'result'], rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL']))}\n`)
   if (peers) process.stdout.write(`\n${peerTable(peers, table)}\n`)

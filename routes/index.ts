@@ -10,17 +10,19 @@ import events from './events.js'
 import pluginHealth from './plugin-health.js'
 import invoke from './invoke.js'
 import ui from './ui.js'
+import calls from './calls.js'
 import { ConfigProblem } from '../src/config/load.js'
 import { HealthReport, PluginHealth } from '../src/health/health-report.js'
 import { HealthStats } from '../src/health/health-history.js'
 import { CircuitInfo } from '../src/invoke/circuit.js'
+import { CallStats } from '../src/invoke/call-stats.js'
 import { StatusSummary } from '../src/status-summary.js'
 import { PluginSummary } from '../src/supervisor/events.js'
 import { ErrorResponse } from './schemas.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   // The shapes routes refer to by $ref, published once under their $id.
-  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo]) app.addSchema(s)
+  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo, CallStats]) app.addSchema(s)
   await app.register(plugins)
   await app.register(health)
   await app.register(config)
@@ -30,4 +32,5 @@ export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(pluginHealth)
   await app.register(invoke)
   await app.register(ui)
+  await app.register(calls)
 }

@@ -107,7 +107,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     const summary = supervisor.summary(name)
     const resources = resourcesOf(name)
     const { trend, ...stats } = app.daemon.healthHistory.stats(name)
-    return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
+    return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, calls: app.daemon.invoker.calls(name), trend }
   })
 
   // ---- changing the set of plugins at run time ----

@@ -9,6 +9,7 @@ import { Timestamp, oneOf } from '../src/shapes.js'
 import { PluginSummary, pluginSummaryProperties } from '../src/supervisor/events.js'
 import { PluginHealth, ReadinessCheck } from '../src/health/health-report.js'
 import { HealthStats, RESOLUTIONS, RawCheck, RollupBucket } from '../src/health/health-history.js'
+import { CallStats } from '../src/invoke/call-stats.js'
 import { ErrorResponse } from '../src/plugins/error-handler.js'
 
 export { ErrorResponse }
@@ -39,6 +40,7 @@ export const PluginDetail = Type.Object({
   resources: PluginResources,
   manifest: Type.Record(Type.String(), Type.Unknown(), { description: 'The manifest with defaults filled in; sensitive config values redacted' }),
   stats: Type.Ref(HealthStats),
+  calls: Type.Ref(CallStats),
   trend: oneOf(TREND_NAMES, 'Failure rate of the last 5 minutes against the 5 before: more than 10 points higher is degrading, lower improving; stable otherwise or with fewer than 3 results in either window')
 })
 

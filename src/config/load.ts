@@ -160,6 +160,8 @@ function checkManifestSemantics (m: Manifest, file: string, prefix: string): Con
   }
   const cb = m.resilience.circuitBreaker
   if (cb.consecutiveFailures !== undefined && cb.failureRate !== undefined) problems.push({ file, path: `${prefix}/resilience/circuitBreaker`, reason: 'set either consecutiveFailures or failureRate, not both' })
+  if (cb.consecutiveFailures !== undefined && cb.windowSize !== undefined) problems.push({ file, path: `${prefix}/resilience/circuitBreaker`, reason: 'set either consecutiveFailures or windowSize, not both' })
+  if (cb.minimumCalls !== undefined && (cb.windowSize === undefined || cb.minimumCalls > cb.windowSize)) problems.push({ file, path: `${prefix}/resilience/circuitBreaker/minimumCalls`, reason: 'needs windowSize, and at most windowSize' })
   if (m.dependsOn.includes(m.name)) problems.push({ file, path: `${prefix}/dependsOn`, reason: 'a plugin cannot depend on itself' })
   if (m.configSchema) {
     let validate: ValidateFunction

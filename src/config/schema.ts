@@ -85,11 +85,14 @@ export const Resilience = Type.Object({
   }, { additionalProperties: false, default: {} }),
   circuitBreaker: Type.Object({
     consecutiveFailures: Type.Optional(Type.Integer({ minimum: 1, description: 'Consecutive failures that open the circuit (5 when failureRate is not set)' })),
-    failureRate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Failure ratio within windowMs that opens the circuit (instead of consecutiveFailures)' })),
-    windowMs: ms('Sampling window of failureRate', 10000, 1),
+    failureRate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Failed share that opens the circuit (instead of consecutiveFailures): within windowMs, or of the last windowSize calls when windowSize is set (0.5 when only windowSize is set)' })),
+    windowSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Count window: the failed share of the last windowSize calls is judged (calls; not set: a time window of windowMs)' })),
+    minimumCalls: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'Calls needed in the count window before failureRate counts (calls, default windowSize; at most windowSize)' })),
+    windowMs: ms('Sampling window of failureRate when windowSize is not set', 10000, 1),
     minimumRps: Type.Number({ minimum: 0, default: 5, description: 'Calls per second needed before failureRate counts (default 5)' }),
-    halfOpenAfterMs: ms('Time an open circuit waits before a trial call', 30000)
-  }, { additionalProperties: false, default: {}, description: 'Either consecutiveFailures or failureRate' }),
+    halfOpenAfterMs: ms('Time an open circuit waits before a trial call', 30000),
+    successThreshold: Type.Integer({ minimum: 1, maximum: 1000, default: 1, description: 'Trial calls that must succeed in a row before a half-open circuit closes; one failure opens it again (calls, default 1)' })
+  }, { additionalProperties: false, default: {}, description: 'consecutiveFailures, failureRate within windowMs (time window), or failureRate over windowSize calls (count window)' }),
   bulkhead: Type.Object({
     maxConcurrent: Type.Integer({ minimum: 1, default: 50, description: 'Calls in flight (default 50)' }),
     maxQueued: Type.Integer({ minimum: 0, default: 100, description: 'Calls waiting (default 100)' })

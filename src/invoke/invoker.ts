@@ -14,6 +14,7 @@ import type { CircuitInfo, CircuitStateName } from './circuit.js'
 import type { CircuitEvent } from '../supervisor/events.js'
 import { systemClock, type Clock } from '../clock.js'
 import { errors } from '../errors.js'
+import { CallStatsRecord, type CallKind, type CallStatsView } from './call-stats.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 import type { Deadline } from './deadline.js'
 
@@ -73,7 +74,25 @@ export interface Invoker extends EventEmitter<InvokerEvents> {
   circuit: (plugin: string) => CircuitInfo
   isolate: (plugin: string) => CircuitInfo
   reset: (plugin: string) => CircuitInfo
+  /** The plugin's call statistics since its manifest was loaded. */
+  calls: (plugin: string) => CallStatsView
+  /** Calls a host made elsewhere: counted in the statistics, the breaker and the metrics like proxied ones. */
+  recordCalls: (plugin: string, calls: readonly ReportedCall[]) => Promise<void>
   close: () => Promise<void>
+}
+
+/** A call a host made to the plugin over its own protocol. */
+export interface ReportedCall { success: boolean, durationMs: number, error?: string }
+
+/** How the statistics count each outcome. */
+const CALL_KIND: Record<InvocationOutcome, CallKind> = {
+  success: 'succeeded',
+  error: 'failed',
+  timeout: 'failed',
+  connection_error: 'failed',
+  unavailable: 'rejected',
+  circuit_open: 'rejected',
+  rejected: 'rejected'
 }
 
 type Body = Readable | Buffer | undefined
@@ -85,6 +104,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   // One pooled agent for every plugin: keep-alive connections per loopback origin.
   const agent = opts.agent ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5_000 } })
   const policies = new Map<string, PluginPolicies>()
+  const stats = new Map<string, CallStatsRecord>()
   const observe = opts.observe ?? (() => {})
   const clock = opts.clock ?? systemClock
   const emitter = new EventEmitter<InvokerEvents>()
@@ -104,6 +124,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       onCircuitChange: ({ to, reason }) => report(name, to, reason)
     })
     policies.set(name, p)
+    stats.set(name, new CallStatsRecord())
     report(name, 'closed', 'policies built')
   }
   // A changed manifest is unloaded and loaded again: its policies are rebuilt from scratch.
@@ -111,6 +132,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   const onUnloaded = (name: string): void => {
     policies.get(name)?.dispose()
     policies.delete(name)
+    stats.delete(name)
   }
   for (const name of supervisor.names()) build(name)
   supervisor.on('loaded', onLoaded)
@@ -120,6 +142,18 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     let p = policies.get(name)
     if (!p) { build(name); p = policies.get(name)! }
     return p
+  }
+  const statsOf = (name: string): CallStatsRecord => {
+    let st = stats.get(name)
+    if (!st) { build(name); st = stats.get(name)! }
+    return st
+  }
+  /** A call that did not reach an answer: counted, observed, and described for the route. */
+  const failure = (name: string, started: number, outcome: InvocationOutcome, reason: FailureReason, message: string, timeoutMs?: number): InvokeResult => {
+    const ms = performance.now() - started
+    statsOf(name).record(CALL_KIND[outcome], ms, Date.now(), message)
+    observe(name, outcome, ms / 1000)
+    return timeoutMs === undefined ? { type: 'failure', reason, plugin: name, message } : { type: 'failure', reason, plugin: name, message, timeoutMs }
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
@@ -148,15 +182,15 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
     // Not summary(): that builds the whole API object on every call.
     const state = supervisor.snapshot(name).state.name
-    if (state !== 'running') return failure(observe, name, started, 'unavailable', 'unavailable', `it is ${state}`)
+    if (state !== 'running') return failure(name, started, 'unavailable', 'unavailable', `it is ${state}`)
     const port = supervisor.portOf(name)
-    if (port === undefined) return failure(observe, name, started, 'unavailable', 'unavailable', 'it has no port (set port in its manifest to call into it)')
+    if (port === undefined) return failure(name, started, 'unavailable', 'unavailable', 'it has no port (set port in its manifest to call into it)')
     const p = policiesOf(name)
-    if (p.refusesCalls()) return failure(observe, name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
+    if (p.refusesCalls()) return failure(name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
     const { timeoutMs, bulkhead } = p.resilience
     // The slot is held until the answer's body is done (its 'close'), not only until its headers.
     const slot = p.bulkhead.acquire()
-    if (slot === null) return failure(observe, name, started, 'rejected', 'rejected', `${bulkhead.maxConcurrent} calls in flight and ${bulkhead.maxQueued} queued (bulkhead full)`)
+    if (slot === null) return failure(name, started, 'rejected', 'rejected', `${bulkhead.maxConcurrent} calls in flight and ${bulkhead.maxQueued} queued (bulkhead full)`)
     if (slot !== undefined) await slot
     const headers = requestHeaders(req.headers, { clientIp: req.clientIp, requestId: req.requestId, dropAuthorization: opts.dropAuthorization })
 
@@ -165,10 +199,10 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       upstream = await p.call(req.method, (deadline) => attempt(name, port, req, headers, body, deadline))
     } catch (err) {
       p.bulkhead.release()
-      if (err instanceof BrokenCircuitError) return failure(observe, name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
-      if (err instanceof errors.PluginTimeout) return failure(observe, name, started, 'timeout', 'timeout', err.message, timeoutMs)
+      if (err instanceof BrokenCircuitError) return failure(name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
+      if (err instanceof errors.PluginTimeout) return failure(name, started, 'timeout', 'timeout', err.message, timeoutMs)
       // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
-      return failure(observe, name, started, 'connection_error', 'connection', (err as Error).message || String(err))
+      return failure(name, started, 'connection_error', 'connection', (err as Error).message || String(err))
     }
     // A body destroyed unread (the fallback answered instead) errors: that is no news here.
     upstream.body.once('close', p.bulkhead.release).on('error', ignore)
@@ -179,7 +213,14 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       await upstream.body.dump().catch(() => {})
       answerBody = undefined
     }
-    observe(name, upstream.statusCode >= 500 ? 'error' : 'success', (performance.now() - started) / 1000)
+    const ms = performance.now() - started
+    if (upstream.statusCode >= 500) {
+      statsOf(name).record('failed', ms, Date.now(), `answered ${upstream.statusCode}`, upstream.statusCode)
+      observe(name, 'error', ms / 1000)
+    } else {
+      statsOf(name).record('succeeded', ms, Date.now())
+      observe(name, 'success', ms / 1000)
+    }
     return { type: 'answer', statusCode: upstream.statusCode, headers: responseHeaders(upstream.headers), body: answerBody, plugin: name, fallback: null }
   }
 
@@ -233,6 +274,18 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       p.reset()
       return p.circuit()
     },
+    calls: (name: string) => statsOf(name).view(name),
+    async recordCalls (name: string, calls: readonly ReportedCall[]) {
+      const p = policiesOf(name)
+      const st = statsOf(name)
+      const at = Date.now()
+      for (const c of calls) {
+        const message = c.error ?? 'failed (reported)'
+        st.record(c.success ? 'succeeded' : 'failed', c.durationMs, at, message)
+        observe(name, c.success ? 'success' : 'error', c.durationMs / 1000)
+        await p.record(c.success, message)
+      }
+    },
     async close () {
       supervisor.off('loaded', onLoaded)
       supervisor.off('unloaded', onUnloaded)
@@ -241,12 +294,6 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       if (opts.agent === undefined) await agent.close()
     }
   })
-}
-
-/** A call that did not reach an answer: observed, and described for the route. */
-function failure (observe: Observe, plugin: string, started: number, outcome: InvocationOutcome, reason: FailureReason, message: string, timeoutMs?: number): InvokeResult {
-  observe(plugin, outcome, (performance.now() - started) / 1000)
-  return timeoutMs === undefined ? { type: 'failure', reason, plugin, message } : { type: 'failure', reason, plugin, message, timeoutMs }
 }
 
 async function readBounded (stream: Readable, limit: number): Promise<Buffer> {

@@ -9,13 +9,13 @@
 // isolated) with a reason on every change.
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  BrokenCircuitError, CircuitBreakerPolicy, CircuitState, ConsecutiveBreaker, ExponentialBackoff,
+  BrokenCircuitError, CircuitBreakerPolicy, CircuitState, ConsecutiveBreaker, CountBreaker, ExponentialBackoff,
   SamplingBreaker, circuitBreaker, handleWhen, type IBackoff, type IBreaker
 } from 'cockatiel'
 import { Bulkhead } from './bulkhead.js'
 import { Deadline } from './deadline.js'
 import type { Manifest } from '../config/schema.js'
-import type { CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
+import type { BreakerKind, CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
 
 export type Resilience = Manifest['resilience']
 
@@ -24,6 +24,12 @@ export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', '
 
 /** consecutiveFailures when neither it nor failureRate is set (the schema's description says so). */
 export const DEFAULT_CONSECUTIVE_FAILURES = 5
+
+/** failureRate of a count window that names only windowSize (the schema's description says so). */
+export const DEFAULT_COUNT_FAILURE_RATE = 0.5
+
+/** What a reported successful call gives the breaker: an answer that is no 5xx. */
+const REPORTED_SUCCESS = { statusCode: 200 } as unknown as Upstream
 
 /** What one attempt yields: the plugin's answer, its body not yet read. */
 export interface Upstream {
@@ -50,8 +56,12 @@ export interface PluginPolicies {
   readonly bulkhead: Bulkhead
   /** breaker(retry(timeout(attempt))) for idempotent methods, breaker(timeout(attempt)) for the others. */
   call: (method: string, attempt: Attempt) => Promise<Upstream>
-  /** Calls are refused at once (open, not yet due for a trial, or isolated). */
+  /** A call made elsewhere (a host reporting its own calls): counted by the breaker like a proxied one. */
+  record: (success: boolean, message: string) => Promise<void>
+  /** Calls are refused at once (open, not yet due for a trial, isolated, or a trial of the probation in flight). */
   refusesCalls: () => boolean
+  /** What the breaker would do with a call now: refusesCalls, and no trial call in flight. */
+  allowsCalls: () => boolean
   circuit: () => CircuitInfo
   state: () => CircuitStateName
   /** Holds the circuit open until reset (cockatiel's isolate). */
@@ -71,18 +81,59 @@ export interface PolicyOptions {
 export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolicies {
   const now = opts.now ?? Date.now
   const cb = r.circuitBreaker
-  const sampling = cb.failureRate !== undefined
-  const newBreaker = (): IBreaker => sampling
-    ? new SamplingBreaker({ threshold: Math.min(cb.failureRate!, 0.999), duration: cb.windowMs, minimumRps: cb.minimumRps })
-    : new ConsecutiveBreaker(cb.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES)
+  const kind: BreakerKind = cb.windowSize !== undefined ? 'count' : cb.failureRate !== undefined ? 'sampling' : 'consecutive'
+  const rate = cb.failureRate ?? DEFAULT_COUNT_FAILURE_RATE
+  const newBreaker = (): IBreaker => {
+    switch (kind) {
+      // cockatiel opens when the failed share exceeds its threshold; a hair below failureRate makes
+      // it open when the share reaches failureRate, as the option says.
+      case 'count': return new CountBreaker({ threshold: Math.min(rate - 1e-9, 0.999), size: cb.windowSize!, minimumNumberOfCalls: cb.minimumCalls ?? cb.windowSize! })
+      case 'sampling': return new SamplingBreaker({ threshold: Math.min(cb.failureRate!, 0.999), duration: cb.windowMs, minimumRps: cb.minimumRps })
+      case 'consecutive': return new ConsecutiveBreaker(cb.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES)
+      default: {
+        const never: never = kind
+        throw new Error(`unknown breaker ${String(never)}`)
+      }
+    }
+  }
   const breakerCounts = newBreaker()
+  // cockatiel closes a half-open circuit after one successful trial. With successThreshold > 1 the
+  // circuit stays half-open for the operator ("probation") while cockatiel is closed: calls pass
+  // one at a time, each success counts, and the first failure opens it again (the breaker below
+  // answers true), so every kind of breaker gets the same half-open rule.
+  let probation = false
+  let trialSuccesses = 0
+  let trialsInFlight = 0
+  const counting: IBreaker = {
+    get state () { return breakerCounts.state },
+    set state (v) { breakerCounts.state = v },
+    success (s) {
+      breakerCounts.success(s)
+      if (s === CircuitState.HalfOpen) {
+        trialSuccesses = 1
+        probation = trialSuccesses < cb.successThreshold
+      } else if (probation) {
+        trialSuccesses++
+        if (trialSuccesses >= cb.successThreshold) {
+          probation = false
+          report('closed', `${trialSuccesses} trial calls succeeded in a row`)
+        }
+      }
+    },
+    failure (s) {
+      const opens = breakerCounts.failure(s)
+      if (!probation) return opens
+      probation = false
+      return true
+    }
+  }
 
   const backoff = new ExponentialBackoff({ initialDelay: r.retry.initialDelayMs, maxDelay: Math.max(r.retry.initialDelayMs, r.timeoutMs) })
   // Every failure of the plugin counts: errors, timeouts, 5xx answers. A refusal of the breaker
   // itself never reaches it (it does not run the call).
   const breaker: CircuitBreakerPolicy = circuitBreaker(handleWhen((err) => !(err instanceof BrokenCircuitError)).orWhenResult(isServerError), {
     halfOpenAfter: cb.halfOpenAfterMs,
-    breaker: breakerCounts
+    breaker: counting
   })
   const bh = new Bulkhead(r.bulkhead.maxConcurrent, r.bulkhead.maxQueued)
 
@@ -171,9 +222,11 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
           armHalfOpen()
           const why = wasTrial
             ? `trial call failed: ${lastFailure ?? 'failure'}`
-            : sampling
+            : kind === 'sampling'
               ? `failure rate over ${cb.failureRate} within ${cb.windowMs} ms (last: ${lastFailure ?? 'failure'})`
-              : `${cb.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES} consecutive failures (last: ${lastFailure ?? 'failure'})`
+              : kind === 'count'
+                ? `failure rate of ${rate} reached over the last ${cb.windowSize} calls (last: ${lastFailure ?? 'failure'})`
+                : `${cb.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES} consecutive failures (last: ${lastFailure ?? 'failure'})`
           report('open', why)
           return
         }
@@ -184,7 +237,8 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
         case CircuitState.Closed:
           clearTimer()
           openedAt = null
-          report('closed', 'trial call succeeded')
+          if (probation) report('half-open', `trial call succeeded (1 of ${cb.successThreshold} in a row)`)
+          else report('closed', 'trial call succeeded')
           return
         case CircuitState.Isolated:
           clearTimer()
@@ -199,27 +253,46 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
   ]
 
   const state = (): CircuitStateName => reported
+  function refusesCalls (): boolean {
+    const s = breaker.state
+    if (s === CircuitState.Isolated) return true
+    if (probation && trialsInFlight > 0) return true
+    return s === CircuitState.Open && openedAt !== null && now() - openedAt < cb.halfOpenAfterMs
+  }
   return {
     resilience: r,
     bulkhead: bh,
-    call: (method, attempt) => breaker.execute(IDEMPOTENT_METHODS.has(method) && r.retry.maxAttempts > 0 ? () => retrying(attempt) : () => timed(attempt)),
-    refusesCalls () {
-      const s = breaker.state
-      if (s === CircuitState.Isolated) return true
-      return s === CircuitState.Open && openedAt !== null && now() - openedAt < cb.halfOpenAfterMs
+    call (method, attempt) {
+      const run = IDEMPOTENT_METHODS.has(method) && r.retry.maxAttempts > 0 ? () => retrying(attempt) : () => timed(attempt)
+      if (!probation) return breaker.execute(run)
+      trialsInFlight++
+      return breaker.execute(run).finally(() => { trialsInFlight-- })
     },
+    async record (success, message) {
+      if (refusesCalls()) return
+      try {
+        await breaker.execute(() => success ? Promise.resolve(REPORTED_SUCCESS) : Promise.reject(new Error(message)))
+      } catch {}
+    },
+    refusesCalls,
+    allowsCalls: () => !refusesCalls() && breaker.state !== CircuitState.HalfOpen,
     state,
     circuit () {
-      const counts = breakerCounts.state as number | { currentFailures: number }
+      const counts = breakerCounts.state as number | { currentFailures: number } | { failures: number }
       const open = reported === 'open' || reported === 'half-open'
       return {
         state: reported,
-        breaker: sampling ? 'sampling' : 'consecutive',
-        failures: typeof counts === 'number' ? counts : counts.currentFailures,
-        consecutiveFailures: sampling ? null : cb.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES,
-        failureRate: sampling ? cb.failureRate! : null,
-        windowMs: sampling ? cb.windowMs : null,
-        minimumRps: sampling ? cb.minimumRps : null,
+        breaker: kind,
+        failures: typeof counts === 'number' ? counts : 'failures' in counts ? counts.failures : counts.currentFailures,
+        consecutiveFailures: kind === 'consecutive' ? cb.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES : null,
+        failureRate: kind === 'consecutive' ? null : rate,
+        windowMs: kind === 'sampling' ? cb.windowMs : null,
+        minimumRps: kind === 'sampling' ? cb.minimumRps : null,
+        windowSize: kind === 'count' ? cb.windowSize! : null,
+        minimumCalls: kind === 'count' ? cb.minimumCalls ?? cb.windowSize! : null,
+        successThreshold: cb.successThreshold,
+        trialSuccesses: reported === 'half-open' ? trialSuccesses : 0,
+        allowsCalls: !refusesCalls() && breaker.state !== CircuitState.HalfOpen,
         halfOpenAfterMs: cb.halfOpenAfterMs,
         openedAt: open ? openedAt : null,
         halfOpenAt: open && openedAt !== null ? openedAt + cb.halfOpenAfterMs : null,
@@ -247,6 +320,8 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
       }
       openedAt = null
       lastFailure = null
+      probation = false
+      trialSuccesses = 0
       if (from !== 'closed') report('closed', 'reset by an operator')
     },
     dispose () {
