@@ -1,4 +1,5 @@
 import neostandard from 'neostandard'
+import globals from 'globals'
 
 export default [
   ...neostandard({ ts: true, ignores: ['dist/**', 'node_modules/**', '.tap/**', 'coverage/**'] }),
@@ -9,5 +10,7 @@ export default [
       // TypeBox idiom: a schema value and its Static<> type share one name.
       '@typescript-eslint/no-redeclare': 'off'
     }
-  }
+  },
+  // The dashboard's files run in the browser.
+  { files: ['ui/**/*.js'], languageOptions: { globals: globals.browser } }
 ]

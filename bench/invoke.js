@@ -1,42 +1,42 @@
 #!/usr/bin/env node
-// Calls into a plugin through the invoke proxy vs straight to the plugin
-// (budget: >= 70 % of the throughput, <= 0.5 ms added at p50).
-//   npm run build && node bench/invoke.js [--slices 5] [--seconds 2] [--latency-requests 2000]
-// The daemon (dist/src/bin.js serve, the flags npm start gives it) runs in its own process with
-// one plugin: a minimal Node HTTP server answering 2 bytes. Throughput: autocannon, 10
-// connections, alternating slices (proxy, direct, proxy, ...) in the same run, median of each.
-// Latency: sequential requests on one keep-alive connection, alternating batches, median of
-// each; the difference of the medians is the added latency. Loopback only, bounded in time; the
-// daemon is stopped by pid (it stops the plugin), and SIGKILLed with the plugin's group if not.
-import { writeFileSync } from 'node:fs'
+// Calls into a plugin through the invoke proxy beside its anchors, all in one run and on the same
+// backend (one minimal Node HTTP server answering 2 bytes, started by the daemon as its plugin):
+//   direct      straight to the plugin
+//   plugvisor   /plugins/target/invoke/x through the default policies (dist/src/bin.js serve)
+//   reply-from  a minimal Fastify 5 + @fastify/reply-from proxy (bench/reply-from.js)
+//   nginx       1 worker, keep-alive upstream, when /usr/sbin/nginx exists
+// Throughput: autocannon at 10 and 50 connections, slices alternating between the targets; the
+// ratio to reply-from is the median of per-round ratios. Requests per CPU-second of each proxy
+// process (user + system from /proc, every thread): less sensitive to other load on the machine.
+// Added p50: sequential requests on one keep-alive connection, alternating batches.
+//   npm run build && node bench/invoke.js [--quick]
+// Loopback only, bounded in time; everything started is stopped by pid.
+import { existsSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool, request } from 'undici'
 import autocannon from 'autocannon'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, exitAfter, freePort, round, startProcess, stats, stopProcess, tempDir, until } from './lib.js'
+import {
+  BIN, DAEMON_NODE_FLAGS, ROOT, childrenOf, cleanup, cpuSeconds, exitAfter, exitedWithin, freePort, procStatusKb, round, startProcess, stats,
+  stopProcess, tempDir, trackStray, until
+} from './lib.js'
 
-const { values } = parseArgs({
-  options: {
-    slices: { type: 'string', default: '5' },
-    seconds: { type: 'string', default: '2' },
-    'latency-requests': { type: 'string', default: '2000' },
-    'time-limit-ms': { type: 'string', default: '120000' }
-  }
-})
+export const NGINX = '/usr/sbin/nginx'
+const PREFIX = '/plugins/target/invoke'
 
 const PLUGIN_SOURCE = `import { createServer } from 'node:http'
 createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end('ok') })
   .listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening'))
 `
 
-function cannon (url, duration) {
+function cannon (url, connections, duration) {
   return new Promise((resolve, reject) => {
-    autocannon({ url, connections: 10, pipelining: 1, duration }, (err, res) => err ? reject(err) : resolve(res))
+    autocannon({ url, connections, pipelining: 1, duration }, (err, res) => err ? reject(err) : resolve(res))
   })
 }
 
-/** Median per-request time of n sequential GETs on one keep-alive connection (ms). */
+/** Per-request times (ms) of n sequential GETs on one keep-alive connection. */
 async function sequential (pool, pathname, n) {
   const times = []
   for (let i = 0; i < n; i++) {
@@ -49,7 +49,47 @@ async function sequential (pool, pathname, n) {
   return times
 }
 
-export async function benchInvoke ({ slices = Number(values.slices), seconds = Number(values.seconds), latencyRequests = Number(values['latency-requests']) } = {}) {
+function ipcReady (child, what) {
+  return new Promise((resolve, reject) => {
+    child.once('message', resolve)
+    child.once('exit', (code) => reject(new Error(`${what} exited ${code}`)))
+  })
+}
+
+async function startNginx (dir, upstreamPort) {
+  const port = await freePort()
+  const conf = path.join(dir, 'nginx.conf')
+  const tmp = (n) => `${n}_temp_path ${path.join(dir, n)};`
+  writeFileSync(conf, `worker_processes 1;
+daemon off;
+pid ${path.join(dir, 'nginx.pid')};
+error_log ${path.join(dir, 'error.log')} warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(tmp).join('\n  ')}
+  upstream plugin { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location ${PREFIX}/ { proxy_pass http://plugin/; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`)
+  const master = startProcess(NGINX, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] }, 'nginx')
+  await until(async () => {
+    if (master.exitCode !== null) throw new Error(`nginx exited ${master.exitCode}`)
+    try { const r = await request(`http://127.0.0.1:${port}${PREFIX}/x`); await r.body.dump(); return r.statusCode === 200 } catch { return undefined }
+  }, 10000, 'nginx to listen')
+  // The worker is the master's child: killed by pid at cleanup if the master could not stop it.
+  for (const pid of childrenOf(master.pid)) trackStray(pid)
+  return { child: master, url: `http://127.0.0.1:${port}`, pids: () => [master.pid, ...childrenOf(master.pid)] }
+}
+
+export async function benchInvoke ({ quick = false } = {}) {
+  const slices = quick ? 1 : 4
+  const seconds = quick ? 1 : 2
+  const latencyRequests = quick ? 100 : 2000
+  const concurrency = [10, 50]
   const dir = tempDir('plugvisor-bench-invoke-')
   const pluginFile = path.join(dir, 'plugin.mjs')
   writeFileSync(pluginFile, PLUGIN_SOURCE)
@@ -67,6 +107,8 @@ export async function benchInvoke ({ slices = Number(values.slices), seconds = N
     stdio: ['ignore', 'ignore', 'inherit']
   }, 'plugvisor')
   let pluginPid
+  let replyFrom
+  let nginx
   try {
     const plugin = await until(async () => {
       try {
@@ -76,73 +118,128 @@ export async function benchInvoke ({ slices = Number(values.slices), seconds = N
       } catch { return undefined }
     }, 20000, 'the plugin running')
     pluginPid = plugin.pid
-    const direct = `http://127.0.0.1:${plugin.port}/x`
-    const proxied = `${base}/plugins/target/invoke/x`
+    const pluginBase = `http://127.0.0.1:${plugin.port}`
     await until(async () => {
-      try { const r = await request(direct); await r.body.dump(); return r.statusCode === 200 } catch { return undefined }
+      try { const r = await request(`${pluginBase}/x`); await r.body.dump(); return r.statusCode === 200 } catch { return undefined }
     }, 10000, 'the plugin listening')
 
-    // Throughput: warm both up, then alternate.
-    await cannon(proxied, 1)
-    await cannon(direct, 1)
-    const rps = { proxy: [], direct: [] }
-    const p50 = { proxy: [], direct: [] }
-    for (let i = 0; i < slices; i++) {
-      for (const [k, url] of [['proxy', proxied], ['direct', direct]]) {
-        const r = await cannon(url, seconds)
-        if (r.errors || r.non2xx) throw new Error(`autocannon saw errors against ${url}`)
-        rps[k].push(r.requests.average)
-        p50[k].push(r.latency.p50)
+    const rfPort = await freePort()
+    replyFrom = startProcess(process.execPath, [path.join(ROOT, 'bench/reply-from.js')], {
+      env: { ...process.env, PORT: String(rfPort), UPSTREAM_PORT: String(plugin.port) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    }, 'reply-from')
+    await ipcReady(replyFrom, 'reply-from proxy')
+    if (existsSync(NGINX)) nginx = await startNginx(dir, plugin.port)
+
+    const targets = [
+      { key: 'direct', url: `${pluginBase}/x`, pids: () => [pluginPid] },
+      { key: 'plugvisor', url: `${base}${PREFIX}/x`, pids: () => [daemon.pid] },
+      { key: 'replyFrom', url: `http://127.0.0.1:${rfPort}${PREFIX}/x`, pids: () => [replyFrom.pid] },
+      ...(nginx ? [{ key: 'nginx', url: `${nginx.url}${PREFIX}/x`, pids: nginx.pids }] : [])
+    ]
+    const cpuOf = (t) => t.pids().reduce((a, pid) => a + cpuSeconds(pid), 0)
+
+    const byConcurrency = {}
+    for (const c of concurrency) {
+      if (!quick || c === concurrency[0]) for (const t of targets) await cannon(t.url, c, 1) // warm-up
+      const runs = Object.fromEntries(targets.map((t) => [t.key, []]))
+      for (let i = 0; i < slices; i++) {
+        // Rotate the order each round so no target always follows the same neighbour.
+        for (let j = 0; j < targets.length; j++) {
+          const t = targets[(i + j) % targets.length]
+          const cpu0 = cpuOf(t)
+          const r = await cannon(t.url, c, seconds)
+          const cpu = cpuOf(t) - cpu0
+          if (r.errors || r.non2xx) throw new Error(`autocannon saw errors against ${t.url}`)
+          runs[t.key].push({ rps: r.requests.average, total: r.requests.total, cpu, p50: r.latency.p50 })
+        }
       }
+      const out = {}
+      for (const t of targets) {
+        const rs = runs[t.key]
+        const cpu = rs.reduce((a, r) => a + r.cpu, 0)
+        const total = rs.reduce((a, r) => a + r.total, 0)
+        out[t.key] = {
+          reqPerSec: Math.round(stats(rs.map((r) => r.rps)).median),
+          reqPerCpuSecond: Math.round(total / cpu),
+          cpuUsPerRequest: round(cpu / total * 1e6, 1),
+          ofDirect: round(stats(rs.map((r, i) => r.rps / runs.direct[i].rps)).median, 3)
+        }
+      }
+      const pv = runs.plugvisor
+      out.vsReplyFrom = {
+        throughput: round(stats(pv.map((r, i) => r.rps / runs.replyFrom[i].rps)).median, 3),
+        perCpuSecond: round(out.plugvisor.reqPerCpuSecond / out.replyFrom.reqPerCpuSecond, 3)
+      }
+      byConcurrency[c] = out
     }
 
-    // Latency: one connection, sequential, alternating batches.
-    const daemonPool = new Pool(base, { connections: 1 })
-    const pluginPool = new Pool(`http://127.0.0.1:${plugin.port}`, { connections: 1 })
-    const lat = { proxy: [], direct: [] }
+    // Added latency: one connection each, sequential, alternating batches.
+    const pools = {
+      plugvisor: [new Pool(base, { connections: 1 }), `${PREFIX}/x`],
+      direct: [new Pool(pluginBase, { connections: 1 }), '/x'],
+      replyFrom: [new Pool(`http://127.0.0.1:${rfPort}`, { connections: 1 }), `${PREFIX}/x`]
+    }
+    const lat = { plugvisor: [], direct: [], replyFrom: [] }
     try {
-      await sequential(daemonPool, '/plugins/target/invoke/x', 200)
-      await sequential(pluginPool, '/x', 200)
+      for (const [pool, p] of Object.values(pools)) await sequential(pool, p, quick ? 50 : 200)
       const batch = Math.max(1, Math.floor(latencyRequests / 10))
       for (let i = 0; i < 10; i++) {
-        lat.proxy.push(...await sequential(daemonPool, '/plugins/target/invoke/x', batch))
-        lat.direct.push(...await sequential(pluginPool, '/x', batch))
+        for (const [k, [pool, p]] of Object.entries(pools)) lat[k].push(...await sequential(pool, p, batch))
       }
     } finally {
-      await daemonPool.close()
-      await pluginPool.close()
+      for (const [pool] of Object.values(pools)) await pool.close()
     }
-    const proxyRps = stats(rps.proxy).median
-    const directRps = stats(rps.direct).median
-    const proxyLat = stats(lat.proxy)
-    const directLat = stats(lat.direct)
+    const p50 = Object.fromEntries(Object.entries(lat).map(([k, v]) => [k, stats(v).median]))
     return {
       slices,
       sliceSeconds: seconds,
-      throughput: { proxyReqPerSec: Math.round(proxyRps), directReqPerSec: Math.round(directRps), ratio: round(proxyRps / directRps, 3), proxySlices: rps.proxy.map(Math.round), directSlices: rps.direct.map(Math.round) },
-      autocannonP50Ms: { proxy: stats(p50.proxy).median, direct: stats(p50.direct).median },
+      nginx: nginx ? 'measured' : 'skipped: nginx not installed',
+      concurrency: byConcurrency,
       latency: {
-        requests: lat.proxy.length,
-        proxyP50Ms: round(proxyLat.median, 3),
-        directP50Ms: round(directLat.median, 3),
-        addedP50Ms: round(proxyLat.median - directLat.median, 3),
-        proxyP95Ms: round(proxyLat.p95, 3),
-        directP95Ms: round(directLat.p95, 3)
-      }
+        requests: lat.plugvisor.length,
+        directP50Ms: round(p50.direct, 3),
+        plugvisorP50Ms: round(p50.plugvisor, 3),
+        replyFromP50Ms: round(p50.replyFrom, 3),
+        addedP50Ms: round(p50.plugvisor - p50.direct, 3),
+        replyFromAddedP50Ms: round(p50.replyFrom - p50.direct, 3)
+      },
+      daemonPeakRssMb: round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1)
     }
   } finally {
+    if (nginx) {
+      // SIGQUIT: graceful shutdown of master and worker.
+      try { process.kill(nginx.child.pid, 'SIGQUIT') } catch {}
+      if (!await exitedWithin(nginx.child, 5000)) await stopProcess(nginx.child, 2000)
+    }
+    if (replyFrom) {
+      if (replyFrom.connected) replyFrom.disconnect()
+      if (!await exitedWithin(replyFrom, 5000)) await stopProcess(replyFrom, 2000)
+    }
     await stopProcess(daemon, 10000)
     // The daemon stops its plugin; only when it had to be killed is the plugin's group killed by its id.
     if (pluginPid && daemon.signalCode === 'SIGKILL') { try { process.kill(-pluginPid, 'SIGKILL') } catch {} }
   }
 }
 
+/** One line per concurrency: each target's throughput, share of direct, requests per CPU-second. */
+export function invokeSummary (r) {
+  const lines = []
+  for (const [c, o] of Object.entries(r.concurrency)) {
+    const cell = (k) => o[k] ? `${k} ${o[k].reqPerSec} req/s (${round(o[k].ofDirect * 100, 1)} % of direct, ${o[k].reqPerCpuSecond} req/CPU-s, ${o[k].cpuUsPerRequest} µs CPU/req)` : `${k} ${r.nginx}`
+    lines.push(`c=${c}: ${['direct', 'plugvisor', 'replyFrom', 'nginx'].map(cell).join('; ')}; plugvisor/reply-from ${round(o.vsReplyFrom.throughput * 100, 1)} % throughput, ${round(o.vsReplyFrom.perCpuSecond * 100, 1)} % per CPU-second`)
+  }
+  lines.push(`p50 added: plugvisor ${r.latency.addedP50Ms} ms, reply-from ${r.latency.replyFromAddedP50Ms} ms (direct ${r.latency.directP50Ms} ms, n=${r.latency.requests}); daemon peak RSS ${r.daemonPeakRssMb} MB`)
+  return lines.join('\n')
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, 'time-limit-ms': { type: 'string', default: '180000' } } })
   exitAfter('bench/invoke', Number(values['time-limit-ms']), cleanup)
   try {
-    const r = await benchInvoke()
+    const r = await benchInvoke({ quick: values.quick })
     process.stdout.write(JSON.stringify(r) + '\n')
-    process.stdout.write(`invoke: ${r.throughput.proxyReqPerSec} vs ${r.throughput.directReqPerSec} req/s direct = ${round(r.throughput.ratio * 100, 1)} % (budget >= 70 %); p50 ${r.latency.proxyP50Ms} vs ${r.latency.directP50Ms} ms, added ${r.latency.addedP50Ms} ms (budget <= 0.5 ms)\n`)
+    process.stdout.write(invokeSummary(r) + '\n')
   } finally {
     cleanup()
   }

@@ -11,8 +11,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 export { sleep }
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BIN = path.join(ROOT, 'dist/src/bin.js')
-// The daemon runs with the flags npm start and the Dockerfile give it.
-export const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--no-allocation-site-pretenuring']
+// The daemon runs with the flags npm start and the Dockerfile give it; PLUGVISOR_BENCH_NODE_FLAGS
+// (space-separated, '' for none) replaces them to compare flag sets across every figure.
+export const DAEMON_NODE_FLAGS = process.env.PLUGVISOR_BENCH_NODE_FLAGS !== undefined
+  ? process.env.PLUGVISOR_BENCH_NODE_FLAGS.split(' ').filter(Boolean)
+  : ['--max-semi-space-size=4', '--no-allocation-site-pretenuring']
 export const SLEEP = 'sleep'
 export const CLK_TCK = 100 // getconf CLK_TCK on Linux x86-64/arm64
 
@@ -95,11 +98,11 @@ export async function stopProcess (child, graceMs = 15000) {
   clearTimeout(timer)
 }
 
-const strays = new Map() // pid -> pgid of `sleep` processes we caused: killed at cleanup if left
-/** Records a `sleep` we caused, with the process group it is in now (its identity at cleanup). */
+const strays = new Map() // pid -> { pgid, comm } of processes we caused: killed at cleanup if left
+/** Records a process we caused (a `sleep`, an nginx worker), with its group and name now: its identity at cleanup. */
 export function trackStray (pid) {
   const st = procStat(pid)
-  if (st) strays.set(pid, st.pgid)
+  if (st) strays.set(pid, { pgid: st.pgid, comm: st.comm })
 }
 
 /** Kills every helper still alive and every recorded plugin pid that is still our `sleep`. */
@@ -107,10 +110,10 @@ export function cleanup () {
   for (const [pid] of started) {
     try { process.kill(pid, 'SIGKILL') } catch {}
   }
-  for (const [pid, pgid] of strays) {
+  for (const [pid, seen] of strays) {
     const st = procStat(pid)
-    // Only a `sleep` in the group we saw it in is ours: a reused pid is someone else's.
-    if (st && st.comm === 'sleep' && st.pgid === pgid && st.state !== 'Z') {
+    // Only a process of the name and group we saw is ours: a reused pid is someone else's.
+    if (st && st.comm === seen.comm && st.pgid === seen.pgid && st.state !== 'Z') {
       try { process.kill(pid, 'SIGKILL') } catch {}
     }
   }

@@ -1,12 +1,16 @@
-// Figures 2-6 on one daemon: `node dist/src/bin.js serve` in its own process (so memory and CPU
-// are its own), 500 `sleep 3600` plugins (autostart off), driven over HTTP on 127.0.0.1.
-//   2. start 500 until all running (POST /plugins/start?all=true answers once every start took
-//      effect), rounds alternating with a bare Node spawn loop of 500 sleeps
-//   3. stop 500 until all gone (POST /plugins/stop?all=true answers once every group is gone;
-//      checked again in /proc)
-//   4. GET /plugins (sequential, keep-alive) and `plugvisor status` (wall time of the CLI)
-//   5. peak RSS (VmHWM) of the daemon; its CPU over an idle window with 500 running, no probes
-//   6. /health/liveness throughput vs a bare Fastify route (autocannon, alternating 2 s slices)
+// The fleet figures on one daemon: `node dist/src/bin.js serve` in its own process (so memory and
+// CPU are its own), 500 `sleep 3600` plugins (autostart off), driven over HTTP on 127.0.0.1.
+//   - /health/liveness with no plugin running vs a bare Fastify route (autocannon, alternating
+//     slices)
+//   - start 500 until all running (POST /plugins/start?all=true answers once every start took
+//     effect), rounds alternating with a bare Node spawn loop of 500 sleeps (piped, detached, as
+//     plugvisor spawns; the plain loop is recorded too)
+//   - stop 500 until all gone (POST /plugins/stop?all=true answers once every group is gone;
+//     checked again in /proc)
+//   - CPU over 20 s from 5 s after the last start, 500 running, no probes
+//   - GET /plugins (sequential, keep-alive) and `plugvisor status` beside `node -e 0`
+//   - /health/liveness with 500 running vs a bare Fastify route holding 500 piped children
+//   - peak RSS (VmHWM) of the daemon after each of these phases
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { Pool } from 'undici'
@@ -42,7 +46,51 @@ function autocannonRun (url, duration) {
   })
 }
 
-export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 200, cliRuns = 10, idleSeconds = 20, idleSettleSeconds = 20, cannonSeconds = 2, cannonSlices = 5 } = {}) {
+/**
+ * /health/liveness of the daemon vs a bare Fastify route (holding `children` piped sleeps):
+ * both warmed up, then alternating slices (outside load spreads over both sides); the ratio is
+ * the median of per-pair ratios, and requests per CPU-second of each server beside it.
+ */
+async function livenessVsBare (daemonPid, daemonUrl, children, { slices, seconds }) {
+  const barePort = await freePort()
+  const bare = startProcess(process.execPath, [BARE_FASTIFY, String(children)], { env: { ...process.env, PORT: String(barePort) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }, 'bare fastify')
+  const targets = { plugvisor: daemonUrl, bareFastify: `http://127.0.0.1:${barePort}/health/liveness` }
+  const pidOf = { plugvisor: daemonPid, bareFastify: bare.pid }
+  const runs = { plugvisor: [], bareFastify: [] }
+  try {
+    const ready = await new Promise((resolve, reject) => {
+      bare.once('message', resolve)
+      bare.once('exit', (code) => reject(new Error(`bare fastify exited ${code}`)))
+    })
+    for (const pid of ready.pids) trackStray(pid)
+    for (const url of Object.values(targets)) await autocannonRun(url, 1)
+    for (let i = 0; i < slices; i++) {
+      for (const k of i % 2 ? ['bareFastify', 'plugvisor'] : ['plugvisor', 'bareFastify']) {
+        const cpu0 = cpuSeconds(pidOf[k])
+        const r = await autocannonRun(targets[k], seconds)
+        r.serverCpuSeconds = cpuSeconds(pidOf[k]) - cpu0
+        if (r.errors || r.non2xx) throw new Error(`autocannon saw errors against ${targets[k]}`)
+        runs[k].push(r)
+      }
+    }
+  } finally {
+    if (bare.connected) bare.disconnect()
+    if (!await exitedWithin(bare, 5000)) await stopProcess(bare, 5000)
+  }
+  const perCpu = (rs) => rs.reduce((a, r) => a + r.requests.total, 0) / rs.reduce((a, r) => a + r.serverCpuSeconds, 0)
+  return {
+    children,
+    plugvisorReqPerSec: Math.round(stats(runs.plugvisor.map((r) => r.requests.average)).median),
+    bareReqPerSec: Math.round(stats(runs.bareFastify.map((r) => r.requests.average)).median),
+    ratio: stats(runs.plugvisor.map((r, i) => r.requests.average / runs.bareFastify[i].requests.average)).median,
+    perCpuSecondRatio: perCpu(runs.plugvisor) / perCpu(runs.bareFastify)
+  }
+}
+
+const QUICK = { plugins: 50, rounds: 1, statusRequests: 30, cliRuns: 2, idleSeconds: 2, idleSettleSeconds: 1, cannonSeconds: 1, cannonSlices: 2 }
+
+export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, statusRequests = 200, cliRuns = 10, idleSeconds = 20, idleSettleSeconds = 5, cannonSeconds = 2, cannonSlices = 5 } = {}) {
+  if (quick) ({ plugins, rounds, statusRequests, cliRuns, idleSeconds, idleSettleSeconds, cannonSeconds, cannonSlices } = QUICK)
   const names = Array.from({ length: plugins }, (_, i) => `p${String(i).padStart(3, '0')}`)
   const config = writeConfig(names.map((n) => sleepPlugin(n)))
   const port = await freePort()
@@ -60,12 +108,19 @@ export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 2
     if (res.statusCode !== 200) throw new Error(`${method} ${url}: ${res.statusCode} ${JSON.stringify(body)}`)
     return body
   }
-  const out = { plugins, startCpuMs: [], bareSpawnCpuMs: [], startMs: [], bareSpawnMs: [], bareSpawnGroupedMs: [], stopMs: [] }
+  const out = { plugins, startCpuMs: [], bareSpawnCpuMs: [], bareSpawnGroupedCpuMs: [], startMs: [], bareSpawnMs: [], bareSpawnGroupedMs: [], stopMs: [] }
+  const peakRssMb = {}
+  const peak = (phase) => { peakRssMb[phase] = round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1) }
   try {
     await until(async () => {
       if (daemon.exitCode !== null) throw new Error(`daemon exited with ${daemon.exitCode}: ${stderr}`)
       try { return (await api('GET', '/health/liveness')).status === 'pass' } catch { return false }
     }, 20000, 'the daemon to listen')
+    peak('listening')
+
+    const livenessUrl = `${base}/health/liveness`
+    out.liveness0 = await livenessVsBare(daemon.pid, livenessUrl, 0, { slices: cannonSlices, seconds: cannonSeconds })
+    peak('liveness, none running')
 
     const startAll = async () => {
       const t0 = nowMs()
@@ -92,7 +147,9 @@ export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 2
       const plain = await bareSpawnLoop(plugins, 'plain')
       out.bareSpawnMs.push(plain.ms)
       out.bareSpawnCpuMs.push(plain.cpuMs)
-      out.bareSpawnGroupedMs.push((await bareSpawnLoop(plugins, 'grouped')).ms)
+      const grouped = await bareSpawnLoop(plugins, 'grouped')
+      out.bareSpawnGroupedMs.push(grouped.ms)
+      out.bareSpawnGroupedCpuMs.push(grouped.cpuMs)
       const s = await startAll()
       out.startMs.push(s.ms)
       pids = s.pids
@@ -103,8 +160,9 @@ export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 2
       }
     }
 
-    // 500 running, nothing else happening: CPU of the daemon over the idle window, once V8's
-    // memory reducer has finished the GCs it runs in the first ~20 s after a burst of work.
+    peak('start and stop rounds')
+    // 500 running, nothing else happening: CPU of the daemon over the idle window from 5 s after
+    // the last start (what an operator sees; GCs after the burst count).
     await sleep(idleSettleSeconds * 1000)
     const cpu0 = cpuSeconds(daemon.pid)
     const w0 = nowMs()
@@ -123,80 +181,52 @@ export async function lifecycle ({ plugins = 500, rounds = 5, statusRequests = 2
     }
     out.statusApiMs = stats(apiMs)
 
-    // Status from the command line: wall time of a fresh `node dist/src/bin.js status`.
+    // Status from the command line: wall time of a fresh `node dist/src/bin.js status`, runs
+    // alternating with `node -e 0` (the floor: what starting Node costs).
     const cliMs = []
+    const nodeMs = []
     for (let i = 0; i < 1 + cliRuns; i++) {
-      const t0 = nowMs()
+      let t0 = nowMs()
       const r = spawnSync(process.execPath, [BIN, 'status'], { env: { ...process.env, PLUGVISOR_URL: base }, encoding: 'utf8', timeout: 10000, maxBuffer: 16 << 20 })
       const ms = nowMs() - t0
       if (r.status !== 0) throw new Error(`plugvisor status exited ${r.status}: ${r.stderr}`)
       if (r.stdout.trim().split('\n').length !== plugins + 1) throw new Error('plugvisor status: wrong number of lines')
-      if (i >= 1) cliMs.push(ms)
+      t0 = nowMs()
+      spawnSync(process.execPath, ['-e', '0'], { timeout: 10000 })
+      const floor = nowMs() - t0
+      if (i >= 1) { cliMs.push(ms); nodeMs.push(floor) }
     }
     out.statusCliMs = stats(cliMs)
+    out.nodeStartMs = stats(nodeMs)
+    peak('idle and status')
 
-    // Peak so far: start/stop rounds, idle, status over the API and the CLI. The throughput test
-    // below drives the heap much harder; its peak is reported on its own.
-    out.peakRssBeforeLoadMb = procStatusKb(daemon.pid, 'VmHWM') / 1024
-
-    // Liveness vs a bare Fastify route: both warmed up 1 s, then alternating slices (the machine
-    // may be shared; alternating spreads any outside load over both sides).
-    const barePort = await freePort()
-    const bare = startProcess(process.execPath, [BARE_FASTIFY], { env: { ...process.env, PORT: String(barePort) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }, 'bare fastify')
-    const targets = { plugvisor: `${base}/health/liveness`, bareFastify: `http://127.0.0.1:${barePort}/health/liveness` }
-    const pidOf = { plugvisor: daemon.pid, bareFastify: bare.pid }
-    const slices = { plugvisor: [], bareFastify: [] }
-    try {
-      await new Promise((resolve, reject) => {
-        bare.once('message', resolve)
-        bare.once('exit', (code) => reject(new Error(`bare fastify exited ${code}`)))
-      })
-      for (const url of Object.values(targets)) await autocannonRun(url, 1)
-      for (let i = 0; i < cannonSlices; i++) {
-        for (const [k, url] of Object.entries(targets)) {
-          const cpu0 = cpuSeconds(pidOf[k])
-          const r = await autocannonRun(url, cannonSeconds)
-          r.serverCpuSeconds = cpuSeconds(pidOf[k]) - cpu0
-          if (r.errors || r.non2xx) throw new Error(`autocannon saw errors against ${url}`)
-          slices[k].push(r)
-        }
-      }
-    } finally {
-      if (bare.connected) bare.disconnect()
-      if (!await exitedWithin(bare, 5000)) await stopProcess(bare, 5000)
-    }
-    const summarize = (rs) => ({
-      reqPerSec: stats(rs.map((r) => r.requests.average)).median,
-      slices: rs.map((r) => r.requests.average),
-      latencyP50Ms: stats(rs.map((r) => r.latency.p50)).median,
-      latencyP99Ms: stats(rs.map((r) => r.latency.p99)).median
-    })
-    out.liveness = summarize(slices.plugvisor)
-    out.bareFastify = summarize(slices.bareFastify)
-    // Neighbouring slices share the machine's outside load: the ratio is taken per pair.
-    out.livenessRatio = stats(slices.plugvisor.map((r, i) => r.requests.average / slices.bareFastify[i].requests.average)).median
-    // Requests per CPU-second of the server: insensitive to CPU taken by other processes.
-    const perCpu = (rs) => rs.reduce((a, r) => a + r.requests.total, 0) / rs.reduce((a, r) => a + r.serverCpuSeconds, 0)
-    out.livenessCpuRatio = perCpu(slices.plugvisor) / perCpu(slices.bareFastify)
-
-    out.peakRssMb = procStatusKb(daemon.pid, 'VmHWM') / 1024
+    out.liveness500 = await livenessVsBare(daemon.pid, livenessUrl, plugins, { slices: cannonSlices, seconds: cannonSeconds })
+    peak('liveness, all running')
     out.rssMb = procStatusKb(daemon.pid, 'VmRSS') / 1024
-
     await sleep(500)
     out.stopMs.push(await stopAll(pids))
 
+    const startMs = stats(out.startMs)
+    const grouped = stats(out.bareSpawnGroupedMs)
     return {
       plugins,
       rounds,
-      start: { plugvisorMs: stats(out.startMs), bareLoopMs: stats(out.bareSpawnMs), bareLoopGroupedMs: stats(out.bareSpawnGroupedMs), ratio: stats(out.startMs).median / stats(out.bareSpawnMs).median, cpuMs: { plugvisor: stats(out.startCpuMs), bareLoop: stats(out.bareSpawnCpuMs) }, raw: { plugvisor: out.startMs.map((x) => round(x)), bare: out.bareSpawnMs.map((x) => round(x)), bareGrouped: out.bareSpawnGroupedMs.map((x) => round(x)) } },
+      start: {
+        plugvisorMs: startMs,
+        bareLoopMs: grouped,
+        plainLoopMs: stats(out.bareSpawnMs),
+        ratio: startMs.median / grouped.median,
+        cpuMs: { plugvisor: stats(out.startCpuMs), bareLoop: stats(out.bareSpawnGroupedCpuMs), plainLoop: stats(out.bareSpawnCpuMs) },
+        raw: { plugvisor: out.startMs.map((x) => round(x)), bare: out.bareSpawnGroupedMs.map((x) => round(x)), plain: out.bareSpawnMs.map((x) => round(x)) }
+      },
       stop: { plugvisorMs: stats(out.stopMs), raw: out.stopMs.map((x) => round(x)) },
       statusApiMs: out.statusApiMs,
       statusCliMs: out.statusCliMs,
-      peakRssMb: out.peakRssBeforeLoadMb,
-      peakRssAfterLoadMb: out.peakRssMb,
-      rssMb: out.rssMb,
-      idleCpu: { percentOfOneCore: out.idleCpuPercent, seconds: out.idleSeconds },
-      liveness: { plugvisor: out.liveness, bareFastify: out.bareFastify, ratio: out.livenessRatio, perCpuSecondRatio: out.livenessCpuRatio }
+      nodeStartMs: out.nodeStartMs,
+      peakRssMb,
+      rssMb: round(out.rssMb, 1),
+      idleCpu: { percentOfOneCore: out.idleCpuPercent, seconds: out.idleSeconds, fromSecondsAfterStart: idleSettleSeconds },
+      liveness: { none: out.liveness0, all: out.liveness500 }
     }
   } finally {
     await pool.close().catch(() => {})

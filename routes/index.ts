@@ -9,6 +9,7 @@ import metrics from './metrics.js'
 import events from './events.js'
 import pluginHealth from './plugin-health.js'
 import invoke from './invoke.js'
+import ui from './ui.js'
 import { ConfigProblem } from '../src/config/load.js'
 import { HealthReport, PluginHealth } from '../src/health/health-report.js'
 import { HealthStats } from '../src/health/health-history.js'
@@ -28,4 +29,5 @@ export async function registerRoutes (app: FastifyInstance): Promise<void> {
   await app.register(events)
   await app.register(pluginHealth)
   await app.register(invoke)
+  await app.register(ui)
 }

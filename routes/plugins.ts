@@ -6,11 +6,12 @@ import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary }
 import { StateEvent } from '../src/store/state-store.js'
 import { StatusSummary, summarize } from '../src/status-summary.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
-import { redactManifest } from '../src/config/redact.js'
-import { UnloadResult, redactedConfig } from '../src/plugin-changes.js'
+import { matchesFilter } from '../src/plugin-filter.js'
+import { redactManifest, redactedConfig } from '../src/config/redact.js'
+import { UnloadResult } from '../src/plugin-changes.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 
@@ -21,9 +22,20 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   const waitHealthy = (name: string, timeoutMs: number): Promise<Summary> =>
     supervisor.waitFor(name, (s) => s.status === 'healthy' || s.status === 'degraded', timeoutMs, 'healthy')
 
+  /** The latest resource sample of a plugin, as the API shows it. */
+  const resourcesOf = (name: string) => {
+    const usage = app.daemon.resources.usage(name)
+    return usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+  }
+
   app.get('/plugins', {
-    schema: { tags: ['plugins'], summary: 'Every plugin with its state, health and status', response: { 200: PluginList } }
-  }, async () => ({ plugins: supervisor.list() }))
+    schema: {
+      tags: ['plugins'],
+      summary: 'Every plugin with its state, health, status and latest resource sample; ?capability, ?tag, ?status, ?q filter (each repeatable: any value of one filter, all filters given)',
+      querystring: PluginListQuery,
+      response: { 200: PluginListWithResources, ...errorResponses }
+    }
+  }, async (req) => ({ plugins: supervisor.list().filter((p) => matchesFilter(p, req.query)).map((s) => ({ ...s, resources: resourcesOf(s.name) })) }))
 
   app.get('/plugins/status', {
     schema: {
@@ -93,15 +105,15 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => {
     const { name } = req.params
     const summary = supervisor.summary(name)
-    const usage = app.daemon.resources.usage(name)
-    const resources = usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+    const resources = resourcesOf(name)
     const { trend, ...stats } = app.daemon.healthHistory.stats(name)
     return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, trend }
   })
 
   // ---- changing the set of plugins at run time ----
 
-  const changeErrors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
+  // 403: the wrong role, a change from another site (PLUGVISOR_CROSS_ORIGIN), a Host not this daemon's (PLUGVISOR_HOST_NOT_ALLOWED).
+  const changeErrors = { 400: Type.Ref(ErrorResponse), 403: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
 
   app.post('/plugins', {
     schema: {

@@ -1,7 +1,8 @@
 // The shapes only HTTP has: parameters, querystrings, bodies, the error answer, and answers
 // composed of the domain's shapes (declared once by their owners; openapi.yaml is generated from
 // these).
-import { Type } from '@sinclair/typebox'
+import { Type, type TSchema } from '@sinclair/typebox'
+import { STATUS_NAMES } from '../src/supervisor/lifecycle.js'
 import { PluginName as PluginNameSchema } from '../src/config/schema.js'
 import { TREND_NAMES } from '../src/health/trend.js'
 import { Timestamp, oneOf } from '../src/shapes.js'
@@ -14,11 +15,24 @@ export { ErrorResponse }
 
 export const PluginList = Type.Object({ plugins: Type.Array(Type.Ref(PluginSummary)) })
 
+const oneOrMore = <T extends TSchema>(item: T, description: string) =>
+  Type.Optional(Type.Array(item, { description: `${description}; repeat for several (any of them matches)` }))
+
+export const PluginListQuery = Type.Object({
+  capability: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins declaring this capability'),
+  tag: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins carrying this tag'),
+  status: oneOrMore(oneOf(STATUS_NAMES), 'Only plugins with this status'),
+  q: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins with this text (ignoring case) in their name, description, a capability or a tag')
+}, { additionalProperties: false, description: 'Different filters must all match' })
+
 export const PluginResources = Type.Union([Type.Object({
   residentMemoryBytes: Type.Integer({ description: 'Resident memory of the whole process group (bytes; 0 when not running)' }),
   cpuSeconds: Type.Number({ description: 'CPU time (user + system) of every process the plugin has run since the daemon started (seconds)' }),
   sampledAt: Timestamp
 }), Type.Null()], { description: 'Latest resource sample (every resources.sampleIntervalMs); null before the first' })
+
+/** GET /plugins: the summaries with their latest resource sample (what `pm2 list` shows). */
+export const PluginListWithResources = Type.Object({ plugins: Type.Array(Type.Object({ ...pluginSummaryProperties, resources: PluginResources })) })
 
 export const PluginDetail = Type.Object({
   ...pluginSummaryProperties,

@@ -1,8 +1,9 @@
-// The application as one Fastify plugin: the plugins under plugins/ (services, rate limit, auth,
-// audit log, HTTP metrics, API docs, error handler), then the routes.
+// The application as one Fastify plugin: the plugins under plugins/ (browser guard, auth, rate
+// limit, services, audit log, HTTP metrics, API docs, error handler), then the routes.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import authPlugin from './plugins/auth.js'
+import authPlugin, { authorize } from './plugins/auth.js'
+import browserGuardPlugin from './plugins/browser-guard.js'
 import auditPlugin from './plugins/audit.js'
 import daemonPlugin, { type DaemonPluginOptions } from './plugins/daemon.js'
 import apiDocsPlugin from './plugins/api-docs.js'
@@ -25,9 +26,12 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     reply.header('x-request-id', req.id)
     done()
   })
-  await fastify.register(rateLimitPlugin, config.rateLimit)
+  // First: a rebound or cross-site request is refused before it costs anything.
+  await fastify.register(browserGuardPlugin, { server: config.server })
   // Before the daemon: a config that names a missing token must not start anything.
   await fastify.register(authPlugin, { auth: config.auth, configFile: file, env: env ?? process.env })
+  await fastify.register(rateLimitPlugin, config.rateLimit)
+  await fastify.register(authorize)
   await fastify.register(daemonPlugin, daemonOptions)
   await fastify.register(auditPlugin)
   await fastify.register(httpMetricsPlugin)

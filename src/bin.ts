@@ -1,7 +1,11 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --no-allocation-site-pretenuring
-// --max-semi-space-size=1 (MiB): a small young generation keeps the daemon's resident memory
-// and its GC pauses down (measured: peak RSS with 500 plugins under load 178 MB instead of 217,
-// liveness throughput up ~15 %).
+#!/usr/bin/env -S node --max-semi-space-size=4 --no-allocation-site-pretenuring
+// --max-semi-space-size=4 (MiB): a young generation smaller than V8's default keeps resident
+// memory down, but at 1 MiB (the earlier choice) objects of in-flight calls survive scavenges
+// and are promoted, so under invoke load the old generation grew instead. Measured side by side
+// (500 plugins, then invoke load, npm run bench's phases): peak RSS 120 / 132 / 140 MB and after
+// invoke load 135 / 175 / 153 MB for 4 MiB / 1 MiB / V8's default; daemon CPU per proxied call
+// at 50 connections 80 % / 64 % / 97 % of reply-from's requests per CPU-second (10
+// connections: 79 / 82 / 83 %); start of 500 CPU 1.40 / 1.34 / 1.52 s.
 // --no-allocation-site-pretenuring: spawning plugins creates ~1,000 long-lived pipe streams and
 // ChildProcess objects, so V8 learns to allocate stream/emitter objects straight in the old
 // generation; every HTTP request's IncomingMessage/ServerResponse then went there too, the old

@@ -30,6 +30,9 @@ const USAGE = `usage: plugvisor <command> [options]
                                    a plugin's probe results or their rollups
   reload [--dry-run] [--json]      re-read the config and plugins folder, apply what changed
                                    (--dry-run: only show it); exit 1 when a manifest was not applied
+  check-plugin MANIFEST [--cases FILE] [--bench N --concurrency C] [--min-success-rate R] [--max-p95-ms M] [--json]
+                                   run one plugin alone through every check of the plugin contract;
+                                   exit 0 only when all passed
 
   --version                        print the version
 
@@ -80,6 +83,7 @@ async function dispatch (argv: string[]): Promise<number> {
       process.stdout.write(pkg.version + '\n')
       return 0
     }
+    case 'check-plugin': return (await import('./check-plugin/command.js')).checkPluginCommand(rest)
     case undefined:
     case 'help':
     case '--help':

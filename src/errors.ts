@@ -11,6 +11,8 @@ export const errors = {
   Conflict: createError('PLUGVISOR_CONFLICT', '%s', 409),
   Unauthorized: createError('PLUGVISOR_UNAUTHORIZED', 'a bearer token is required', 401),
   Forbidden: createError('PLUGVISOR_FORBIDDEN', "role '%s' may not do this", 403),
+  CrossOrigin: createError('PLUGVISOR_CROSS_ORIGIN', 'a change from another site is refused (%s)', 403),
+  HostNotAllowed: createError('PLUGVISOR_HOST_NOT_ALLOWED', "host '%s' is not this daemon's; add it to server.allowedHosts if it is", 403),
   NotFound: createError('PLUGVISOR_NOT_FOUND', 'no route %s %s', 404),
   RateLimited: createError('PLUGVISOR_RATE_LIMITED', 'too many requests, retry in %s', 429),
   PluginUnavailable: createError('PLUGVISOR_PLUGIN_UNAVAILABLE', "plugin '%s' is not available: %s", 503),

@@ -2,14 +2,14 @@
 // plugin's config, reload the config files. What runs and what is on disk are kept in step:
 // every change is written to the plugins folder (atomically) before it is applied, so a reload
 // or a daemon restart finds exactly what runs now. One change at a time, daemon-wide.
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from './logger.js'
 import { Type, type Static } from '@sinclair/typebox'
-import { ConfigProblem, loadConfig, parseManifest, readStructuredFile, type LoadedConfig, type LoadedManifest } from './config/load.js'
+import { ConfigProblem, expandEnv, loadConfig, parseManifest, readStructuredFile, type LoadedConfig, type LoadedManifest } from './config/load.js'
 import { manifestFileFor, manifestText, retireManifestFile, withConfig, writeFileAtomic } from './config/manifest-files.js'
 import { planReload } from './config/reload-plan.js'
-import { REDACTED, redactValue } from './config/redact.js'
+import { restoreRedacted } from './config/redact.js'
 import type { Supervisor } from './supervisor/supervisor.js'
 import type { PluginSummary } from './supervisor/events.js'
 import { errors, withProblems } from './errors.js'
@@ -86,8 +86,10 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
   return {
     register (doc, { start } = {}) {
       return serial(async () => {
-        const { pluginsDir } = getLoaded()
-        const parsed = parseManifest(doc, { file: REQUEST_BODY, baseDir: pluginsDir, env })
+        const { pluginsDir, policy } = getLoaded()
+        // The folder the manifest will be written to is its default cwd, which must exist.
+        mkdirSync(pluginsDir, { recursive: true })
+        const parsed = parseManifest(doc, { file: REQUEST_BODY, baseDir: pluginsDir, env, policy, fromApi: true })
         if (!parsed.manifest) throw withProblems(new errors.InvalidManifest(briefly(parsed.problems)), parsed.problems)
         const name = parsed.manifest.name
         if (supervisor.has(name)) throw new errors.Conflict(`plugin '${name}' is already loaded (from ${supervisor.manifest(name).source})`)
@@ -125,10 +127,15 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
           throw new errors.Conflict(`the manifest file ${source} of plugin '${name}' cannot be used now (${raw.problem?.reason ?? 'not an object'}); fix it and POST /config/reload`)
         }
         const current = supervisor.manifest(name)
+        const { policy } = getLoaded()
+        // The config sent may read only the variables an API-registered manifest may read.
+        const refused: ConfigProblem[] = []
+        expandEnv(config, env, REQUEST_BODY, '/config', refused, policy.allowEnv)
+        if (refused.length > 0) throw withProblems(new errors.Validation(`invalid config: ${briefly(refused)}`), refused)
         const rawDoc = raw.value as Record<string, unknown>
         // A value sent back as "[redacted]" (as GET /plugins/:name shows it) keeps the value on file.
         const nextConfig = restoreRedacted(config, rawDoc.config, current.configSchema) as Record<string, unknown>
-        const parsed = parseManifest({ ...rawDoc, config: nextConfig }, { file: source, baseDir: path.dirname(source), env })
+        const parsed = parseManifest({ ...rawDoc, config: nextConfig }, { file: source, baseDir: path.dirname(source), env, policy })
         if (!parsed.manifest) throw withProblems(new errors.Validation(`invalid config: ${briefly(parsed.problems)}`), parsed.problems)
         if (parsed.manifest.name !== name) throw new errors.Conflict(`the manifest file ${source} now names plugin '${parsed.manifest.name}'; POST /config/reload to apply it`)
         supervisor.checkChanges({ replace: [parsed.manifest] })
@@ -172,21 +179,3 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
 
 /** Problems of a request body, without the file name (it is always the body). */
 const briefly = (problems: ConfigProblem[]): string => problems.map((p) => `${p.path || '/'}: ${p.reason}`).join('; ')
-
-type JsonSchema = { sensitive?: boolean, properties?: Record<string, JsonSchema> }
-
-/** Puts back the value on file wherever a sensitive property was sent as "[redacted]". */
-function restoreRedacted (sent: unknown, onFile: unknown, schema: JsonSchema | undefined): unknown {
-  if (schema === undefined) return sent
-  if (schema.sensitive === true && sent === REDACTED) return onFile
-  if (sent === null || typeof sent !== 'object' || Array.isArray(sent) || !schema.properties) return sent
-  const old = (onFile !== null && typeof onFile === 'object' && !Array.isArray(onFile) ? onFile : {}) as Record<string, unknown>
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(sent)) out[k] = restoreRedacted(v, old[k], schema.properties[k])
-  return out
-}
-
-/** The config of a plugin as answers show it. */
-export function redactedConfig (m: LoadedManifest): unknown {
-  return redactValue(m.config, m.configSchema as JsonSchema | undefined)
-}

@@ -7,6 +7,7 @@ import app, { type AppOptions } from './app.js'
 import { errors, problemsOf } from './errors.js'
 import { errorBody } from './plugins/error-handler.js'
 import { isLoopback } from './loopback.js'
+import { lazyCompilers } from './lazy-compilers.js'
 import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -25,7 +26,10 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : { level }),
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',
+    // Only from these peers is X-Forwarded-For believed (req.ip: rate-limit key, audit address).
+    trustProxy: opts.loaded.config.server.trustProxy.length > 0 ? opts.loaded.config.server.trustProxy : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    schemaController: { compilersFactory: lazyCompilers },
     forceCloseConnections: true,
     // Errors the router raises before any route runs (malformed %-encoding, over-long
     // parameters) get the same { statusCode, code, error, message } shape as every other error.

@@ -70,7 +70,7 @@ t.test('defaults are filled in from the schema', async (t) => {
 })
 
 t.test('inline manifests: path names the index; cwd is relative to the main config', async (t) => {
-  const dir = setup({ 'plugvisor.json': JSON.stringify({ pluginsDir: './none', plugins: [{ name: 'ok', command: 'x', cwd: 'sub' }, { name: 'broken' }] }) })
+  const dir = setup({ 'plugvisor.json': JSON.stringify({ pluginsDir: './none', plugins: [{ name: 'ok', command: 'x', cwd: 'sub' }, { name: 'broken' }] }), 'sub/.keep': '' })
   const loaded = loadConfig(path.join(dir, 'plugvisor.json'))
   t.same(loaded.manifests.map((m) => m.name), ['ok'])
   t.equal(loaded.manifests[0].cwd, path.join(dir, 'sub'))

@@ -34,6 +34,14 @@ export function fixturePlugin (name: string, mode: string, extra: Record<string,
   }
 }
 
+/**
+ * tap options for a test that needs a program from Debian (.ci/run installs it): skipped where it
+ * is missing on a developer machine, a failure in CI (CI=true).
+ */
+export function needs (available: boolean, program: string, debianPackage: string): { skip: string | false } {
+  return { skip: !available && process.env.CI !== 'true' ? `${program} is not installed (apt-get install ${debianPackage}); CI=true makes this a failure` : false }
+}
+
 /** Writes a main config (JSON) with inline plugins into a temp folder and loads it. */
 export function writeConfig (plugins: unknown[], extra: Record<string, unknown> = {}, dir = tempDir()): LoadedConfig {
   mkdirSync(dir, { recursive: true })

@@ -129,7 +129,7 @@ t.test('series of an unloaded plugin are removed', async (t) => {
   const probes = new EventEmitter<HealthMonitorEvents>()
   const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => ({ residentMemoryBytes: 1024, cpuSeconds: 1.5, sampledAt: 0 }), defaultMetrics: false })
   t.teardown(() => metrics.close())
-  const summary = (name: string): PluginSummary => ({ name, version: null, description: null, state: 'running', health: 'healthy', status: 'healthy', desired: 'running', critical: false, pid: 1, port: null, startedAt: null, uptimeMs: 1000, restartCount: 0, lastExit: null, nextRestartAt: null, circuit: null })
+  const summary = (name: string): PluginSummary => ({ name, version: null, description: null, author: null, homepage: null, capabilities: [], tags: [], state: 'running', health: 'healthy', status: 'healthy', desired: 'running', critical: false, pid: 1, port: null, startedAt: null, uptimeMs: 1000, restartCount: 0, lastExit: null, nextRestartAt: null, circuit: null })
   for (const name of ['gone', 'kept']) {
     summaries.set(name, summary(name))
     bus.emit('loaded', name)

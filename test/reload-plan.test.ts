@@ -6,13 +6,13 @@ import { MainConfig } from '../src/config/schema.js'
 import { Value } from '@sinclair/typebox/value'
 
 const m = (doc: Record<string, unknown>, file = `/p/${String(doc.name)}.json`): LoadedManifest => {
-  const r = parseManifest({ command: 'x', ...doc }, { file, baseDir: '/p', env: {} })
+  const r = parseManifest({ command: 'x', ...doc }, { file, baseDir: '/', env: {} })
   if (!r.manifest) throw new Error(JSON.stringify(r.problems))
   return r.manifest
 }
 const config = (over: Record<string, unknown> = {}): MainConfig => Value.Default(MainConfig, structuredClone(over)) as MainConfig
 const next = (manifests: LoadedManifest[], problems: ConfigProblem[] = [], cfg = config()): LoadedConfig =>
-  ({ file: '/c.json', config: cfg, dataDir: '/d', pluginsDir: '/p', manifests, problems, authModeExplicit: false })
+  ({ file: '/c.json', config: cfg, dataDir: '/d', pluginsDir: '/p', manifests, problems, authModeExplicit: false, policy: { allowEnv: [] } })
 
 t.test('manifests are equal whatever the key order and dependsOn order; args order counts', async (t) => {
   t.ok(sameManifest(m({ name: 'a', env: { X: '1', Y: '2' }, dependsOn: ['b', 'c'] }), m({ dependsOn: ['c', 'b'], env: { Y: '2', X: '1' }, name: 'a' })))

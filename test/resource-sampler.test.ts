@@ -1,6 +1,6 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { createResourceSampler, type ProcessSource, type SampledSupervisor } from '../src/resources/resource-sampler.js'
+import { IDLE_BACKOFF, createResourceSampler, type ProcessSource, type SampledSupervisor } from '../src/resources/resource-sampler.js'
 import type { ProcessIdentity } from '../src/process/runner.js'
 import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
 import type { RestartEvent, TransitionEvent } from '../src/supervisor/events.js'
@@ -104,6 +104,38 @@ t.test('CPU time is monotonic across exited members and plugin restarts', async 
   t.equal(f.sampler.usage('w')!.cpuSeconds, 1.8, 'a new process adds to it')
 })
 
+t.test('a tick that finds nothing changed makes the next wait IDLE_BACKOFF times as long; a change, a transition or a memory limit keeps the configured pace', async (t) => {
+  const f = fixture({ w: undefined })
+  f.setProcess('w', 100)
+  f.setRows([f.proc(100, 100, 10, 50)])
+  f.tick()
+  t.equal(f.sampler.nextDelayMs(), 1000, 'a first sample is a change')
+  f.tick()
+  t.equal(f.sampler.nextDelayMs(), 1000 * IDLE_BACKOFF, 'same memory, same CPU time: slower')
+  f.setRows([f.proc(100, 100, 10, 51)])
+  f.tick()
+  t.equal(f.sampler.nextDelayMs(), 1000, 'CPU time moved')
+  f.tick()
+  t.equal(f.sampler.nextDelayMs(), 1000 * IDLE_BACKOFF)
+  f.setRows([f.proc(100, 100, 11, 51)])
+  f.tick()
+  t.equal(f.sampler.nextDelayMs(), 1000, 'memory moved')
+  f.tick()
+  f.bus.emit('transition', { plugin: 'w' } as TransitionEvent)
+  t.equal(f.sampler.nextDelayMs(), 1000, 'a plugin started or stopped')
+  f.setProcess('w', 200)
+  f.setRows([f.proc(200, 200, 11, 51)])
+  f.tick()
+  t.equal(f.sampler.nextDelayMs(), 1000, 'a new process')
+
+  const limited = fixture({ big: 64 })
+  limited.setProcess('big', 100)
+  limited.setRows([limited.proc(100, 100, 10)])
+  limited.tick()
+  limited.tick()
+  t.equal(limited.sampler.nextDelayMs(), 1000, 'memory limits are counted in samples: no slowing down')
+})
+
 t.test('an unloaded plugin is forgotten', async (t) => {
   const f = fixture({ w: undefined })
   f.setProcess('w', 100)
@@ -114,6 +146,7 @@ t.test('an unloaded plugin is forgotten', async (t) => {
   t.equal(f.sampler.usage('w'), undefined)
   f.sampler.stop()
   t.equal(f.bus.listenerCount('unloaded'), 0, 'stop() stops listening')
+  t.equal(f.bus.listenerCount('transition'), 0)
 })
 
 t.test('a plugin that grows past its memory limit is restarted with reason memory; one under it is not', async (t) => {

@@ -80,6 +80,8 @@ export function requiredRole (method: string, route: string | undefined, auth: P
     case 'metrics': if (auth.openMetrics) return 'open'; break
     // The API description holds no secrets, and a browser cannot send a bearer token to it.
     case 'docs': return 'open'
+    // The dashboard's files hold no data; the page asks for a token and sends it to the API.
+    case 'ui': return 'open'
     // Who did what, from where: for admins only.
     case 'audit': return 'admin'
     default: break

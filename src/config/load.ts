@@ -1,12 +1,15 @@
 // Reading and validating the main config and plugin manifests. Nothing here touches processes
 // or HTTP: the result is plain data plus a list of problems, each naming file, JSON path, reason.
-import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { isIP } from 'node:net'
 import path from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import { Type, type Static } from '@sinclair/typebox'
 import { MainConfig, Manifest } from './schema.js'
+import { compatibilityProblems } from './compatibility.js'
 import { errors, withProblems, type ProblemsError } from '../errors.js'
+import { matchesAny } from './glob.js'
 
 /** One thing wrong with a config file, a manifest or a request body. */
 export const ConfigProblem = Type.Object({
@@ -29,6 +32,16 @@ export function formatProblem (p: ConfigProblem): string {
 export interface LoadedManifest extends Manifest {
   source: string
   baseDir: string
+  /** The document as written, ${VAR} not expanded: what the API shows (see shownManifest). */
+  written?: unknown
+}
+
+/** pluginPolicy with its folders made absolute: what every manifest is checked against. */
+export interface ManifestPolicy {
+  allowedCommands?: string[]
+  allowedCwd?: string[]
+  /** Variables a manifest registered over the API may expand. */
+  allowEnv: string[]
 }
 
 export interface LoadedConfig {
@@ -42,6 +55,8 @@ export interface LoadedConfig {
   problems: ConfigProblem[]
   /** auth.mode was written in the file (not a default): required to listen off loopback without tokens. */
   authModeExplicit: boolean
+  /** pluginPolicy, resolved against the config file's folder. */
+  policy: ManifestPolicy
 }
 
 // coerceTypes: a ${VAR} always expands to a string; "8080" must still fill an integer field.
@@ -100,10 +115,23 @@ export function readStructuredFile (file: string): { value?: unknown, problem?: 
 
 const VAR_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 
-/** Expands ${VAR} and ${VAR:-default} in every string of a parsed document; unset variables are problems. */
-export function expandEnv (value: unknown, env: NodeJS.ProcessEnv, file: string, at = '', problems: ConfigProblem[] = []): unknown {
+/** Whether a string takes anything from the environment (holds a ${VAR}). */
+export function hasTemplate (value: string): boolean {
+  VAR_RE.lastIndex = 0
+  return VAR_RE.test(value)
+}
+
+/**
+ * Expands ${VAR} and ${VAR:-default} in every string of a parsed document; unset variables are
+ * problems, and so is any variable not matched by `allowed` when it is given.
+ */
+export function expandEnv (value: unknown, env: NodeJS.ProcessEnv, file: string, at = '', problems: ConfigProblem[] = [], allowed?: readonly string[]): unknown {
   if (typeof value === 'string') {
     return value.replace(VAR_RE, (_m, name: string, def: string | undefined) => {
+      if (allowed !== undefined && !matchesAny(name, allowed)) {
+        problems.push({ file, path: at, reason: `environment variable ${name} is not in pluginPolicy.allowEnv (a manifest sent over the API may read only those)` })
+        return ''
+      }
       const v = env[name]
       if (v !== undefined) return v
       if (def !== undefined) return def
@@ -111,17 +139,17 @@ export function expandEnv (value: unknown, env: NodeJS.ProcessEnv, file: string,
       return ''
     })
   }
-  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, file, `${at}/${i}`, problems))
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, file, `${at}/${i}`, problems, allowed))
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env, file, `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, problems)
+    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env, file, `${at}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, problems, allowed)
     return out
   }
   return value
 }
 
 function checkManifestSemantics (m: Manifest, file: string, prefix: string): ConfigProblem[] {
-  const problems: ConfigProblem[] = []
+  const problems: ConfigProblem[] = compatibilityProblems(m, file, prefix)
   if (m.healthCheck) {
     const kinds = (['http', 'tcp', 'exec'] as const).filter((k) => m.healthCheck?.[k] !== undefined)
     if (kinds.length !== 1) problems.push({ file, path: `${prefix}/healthCheck`, reason: `must have exactly one of http, tcp, exec (has ${kinds.length === 0 ? 'none' : kinds.join(', ')})` })
@@ -146,23 +174,87 @@ function checkManifestSemantics (m: Manifest, file: string, prefix: string): Con
   return problems
 }
 
+/** The program a command names: as written when absolute, from cwd with a '/', else from PATH. */
+function resolveCommand (command: string, cwd: string, envPath: string | undefined): string | undefined {
+  if (path.isAbsolute(command)) return command
+  if (command.includes('/')) return path.resolve(cwd, command)
+  for (const dir of (envPath ?? '').split(':')) {
+    if (dir === '') continue
+    const candidate = path.resolve(dir, command)
+    try {
+      if (statSync(candidate).isFile()) return candidate
+    } catch {}
+  }
+  return undefined
+}
+
+const realOrSelf = (p: string): string => {
+  try {
+    return realpathSync(p)
+  } catch {
+    return p
+  }
+}
+
+const within = (dir: string, folder: string): boolean => dir === folder || dir.startsWith(folder.endsWith('/') ? folder : `${folder}/`)
+
+/** cwd must exist; pluginPolicy confines cwd and the programs run (command, exec probe). */
+function checkManifestPolicy (m: Manifest, cwd: string, policy: ManifestPolicy | undefined, env: NodeJS.ProcessEnv, file: string, prefix: string): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  let isDir = false
+  try {
+    isDir = statSync(cwd).isDirectory()
+  } catch {}
+  if (!isDir) problems.push({ file, path: `${prefix}/cwd`, reason: `folder ${cwd} does not exist` })
+  else if (policy?.allowedCwd !== undefined) {
+    const real = realOrSelf(cwd)
+    if (!policy.allowedCwd.some((f) => within(real, realOrSelf(f)))) problems.push({ file, path: `${prefix}/cwd`, reason: `${real} is not in a folder of pluginPolicy.allowedCwd (${policy.allowedCwd.join(', ')})` })
+  }
+  const allowed = policy?.allowedCommands
+  if (allowed !== undefined) {
+    const envPath = m.env.PATH ?? env.PATH
+    const programs: [string, string][] = [[`${prefix}/command`, m.command]]
+    if (m.healthCheck?.exec) programs.push([`${prefix}/healthCheck/exec/command`, m.healthCheck.exec.command])
+    for (const [at, command] of programs) {
+      const program = resolveCommand(command, cwd, envPath)
+      if (program === undefined) problems.push({ file, path: at, reason: `'${command}' is not found on PATH, so pluginPolicy.allowedCommands cannot allow it` })
+      else if (!matchesAny(program, allowed) && !matchesAny(realOrSelf(program), allowed)) problems.push({ file, path: at, reason: `${program} is not allowed by pluginPolicy.allowedCommands (${allowed.join(', ')})` })
+    }
+  }
+  return problems
+}
+
 /**
  * Validates one manifest document. Returns the manifest with defaults filled in, or the problems.
  * `prefix` is the JSON path of the document inside its file (for inline manifests).
  */
-export function parseManifest (doc: unknown, opts: { file: string, baseDir: string, env: NodeJS.ProcessEnv, prefix?: string }): { manifest?: LoadedManifest, problems: ConfigProblem[] } {
+export function parseManifest (doc: unknown, opts: {
+  file: string
+  baseDir: string
+  env: NodeJS.ProcessEnv
+  prefix?: string
+  policy?: ManifestPolicy
+  /** Sent over the API: only the variables of policy.allowEnv may be expanded. */
+  fromApi?: boolean
+}): { manifest?: LoadedManifest, problems: ConfigProblem[] } {
   const prefix = opts.prefix ?? ''
   const problems: ConfigProblem[] = []
-  const expanded = expandEnv(doc, opts.env, opts.file, prefix, problems)
+  const written = (doc as { name?: unknown } | null)?.name
+  // The name is shown everywhere (logs, metrics labels, URLs): it cannot come from a variable.
+  // eslint-disable-next-line no-template-curly-in-string -- the reason names the template syntax
+  if (typeof written === 'string' && hasTemplate(written)) problems.push({ file: opts.file, path: `${prefix}/name`, reason: 'must be written out, not taken from ${VAR}' })
+  const expanded = expandEnv(doc, opts.env, opts.file, prefix, problems, opts.fromApi === true ? opts.policy?.allowEnv ?? [] : undefined)
   if (expanded === null || typeof expanded !== 'object' || Array.isArray(expanded)) {
     return { problems: [{ file: opts.file, path: prefix, reason: 'must be an object (a plugin manifest)' }] }
   }
   const candidate = structuredClone(expanded) as Record<string, unknown>
   if (!validateManifest(candidate)) return { problems: [...problems, ...ajvProblems(opts.file, validateManifest.errors, prefix)] }
   const m = candidate as unknown as Manifest
+  const cwd = path.resolve(opts.baseDir, m.cwd)
   problems.push(...checkManifestSemantics(m, opts.file, prefix))
+  problems.push(...checkManifestPolicy(m, cwd, opts.policy, opts.env, opts.file, prefix))
   if (problems.length > 0) return { problems }
-  return { manifest: { ...m, cwd: path.resolve(opts.baseDir, m.cwd), source: opts.file, baseDir: opts.baseDir }, problems }
+  return { manifest: { ...m, cwd, source: opts.file, baseDir: opts.baseDir, written: doc }, problems }
 }
 
 /** Cycles and unknown dependencies across the whole set; offending plugins are dropped with a problem each. */
@@ -242,10 +334,23 @@ export function loadConfig (file: string, opts: LoadOptions = {}): LoadedConfig 
   if (!validateMain(main)) throw configInvalid([...expandProblems, ...ajvProblems(abs, validateMain.errors)])
   if (expandProblems.length > 0) throw configInvalid(expandProblems)
   const config = main as unknown as MainConfig
+  const badProxies = config.server.trustProxy.map((a, i) => [a, i] as const).filter(([a]) => !proxyAddress(a))
+  if (badProxies.length > 0) throw configInvalid(badProxies.map(([a, i]) => ({ file: abs, path: `/server/trustProxy/${i}`, reason: `'${a}' is not an address, a CIDR or one of loopback, linklocal, uniquelocal` })))
   const pluginsDir = path.resolve(dir, config.pluginsDir)
-  const { manifests, problems } = loadManifests(config, abs, pluginsDir, env)
+  const { allowEnv, allowedCommands, allowedCwd } = config.pluginPolicy
+  const policy: ManifestPolicy = { allowEnv, allowedCommands, allowedCwd: allowedCwd?.map((f) => path.resolve(dir, f)) }
+  const { manifests, problems } = loadManifests(config, abs, pluginsDir, env, policy)
   const authModeExplicit = typeof rest.auth === 'object' && rest.auth !== null && (rest.auth as { mode?: unknown }).mode !== undefined
-  return { file: abs, config, dataDir: path.resolve(dir, config.dataDir), pluginsDir, manifests, problems, authModeExplicit }
+  return { file: abs, config, dataDir: path.resolve(dir, config.dataDir), pluginsDir, manifests, problems, authModeExplicit, policy }
+}
+
+/** What Fastify's trustProxy (proxy-addr) takes: an address, address/prefix, or a named range. */
+function proxyAddress (a: string): boolean {
+  if (a === 'loopback' || a === 'linklocal' || a === 'uniquelocal') return true
+  const [addr, prefix, ...more] = a.split('/')
+  const family = isIP(addr)
+  if (family === 0 || more.length > 0) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
 }
 
 function applyEnvOverrides (main: Record<string, unknown>, env: NodeJS.ProcessEnv, file: string, problems: ConfigProblem[]): void {
@@ -261,11 +366,11 @@ function applyEnvOverrides (main: Record<string, unknown>, env: NodeJS.ProcessEn
   if (env.PLUGVISOR_LOG_LEVEL) main.log = { ...(main.log as object | undefined), level: env.PLUGVISOR_LOG_LEVEL }
 }
 
-function loadManifests (config: MainConfig, configFile: string, pluginsDir: string, env: NodeJS.ProcessEnv): { manifests: LoadedManifest[], problems: ConfigProblem[] } {
+function loadManifests (config: MainConfig, configFile: string, pluginsDir: string, env: NodeJS.ProcessEnv, policy: ManifestPolicy): { manifests: LoadedManifest[], problems: ConfigProblem[] } {
   const problems: ConfigProblem[] = []
   const found: LoadedManifest[] = []
   config.plugins.forEach((doc, i) => {
-    const r = parseManifest(doc, { file: configFile, baseDir: path.dirname(configFile), env, prefix: `/plugins/${i}` })
+    const r = parseManifest(doc, { file: configFile, baseDir: path.dirname(configFile), env, prefix: `/plugins/${i}`, policy })
     problems.push(...r.problems)
     if (r.manifest) found.push(Object.assign(r.manifest, { inlineIndex: i }))
   })
@@ -279,7 +384,7 @@ function loadManifests (config: MainConfig, configFile: string, pluginsDir: stri
     const file = path.join(pluginsDir, entry)
     const { value, problem } = readStructuredFile(file)
     if (problem) { problems.push(problem); continue }
-    const r = parseManifest(value, { file, baseDir: pluginsDir, env })
+    const r = parseManifest(value, { file, baseDir: pluginsDir, env, policy })
     problems.push(...r.problems)
     if (r.manifest) found.push(r.manifest)
   }

@@ -118,8 +118,9 @@ export function sameManifest (a: LoadedManifest, b: LoadedManifest): boolean {
 }
 
 function comparable (m: LoadedManifest): Record<string, unknown> {
-  // Where an inline manifest sits in the list is not part of what it is.
-  const { inlineIndex, ...rest } = m as LoadedManifest & { inlineIndex?: number }
+  // Where an inline manifest sits in the list is not part of what it is, nor how its document
+  // was laid out (written): what runs is the expanded manifest.
+  const { inlineIndex, written, ...rest } = m as LoadedManifest & { inlineIndex?: number }
   return { ...rest, dependsOn: [...m.dependsOn].sort() }
 }
 

@@ -1,6 +1,7 @@
 // The one place where every config and manifest field, its unit and its default are declared.
 // The JSON Schemas published in schemas/ and the README reference table are generated from here.
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { IDLE_BACKOFF } from '../resources/resource-sampler.js'
 
 const ms = (description: string, def: number, minimum = 0) =>
   Type.Integer({ minimum, default: def, description: `${description} (milliseconds, default ${def})` })
@@ -99,10 +100,25 @@ export const Resilience = Type.Object({
   ], { description: 'When a call fails: { plugin: other } forwards to another plugin, or { status, body } answers' }))
 }, { additionalProperties: false, default: {} })
 
+// A capability or tag: one lower-case word, matched exactly by the ?capability= and ?tag= filters of GET /plugins.
+const Label = Type.String({ pattern: '^[a-z0-9][a-z0-9._:/-]{0,63}$' })
+
+/** Who wrote a plugin, what it can do, what it needs: shown in the API, filtered on by GET /plugins. */
+const PluginMetadataFields = {
+  author: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Who wrote or maintains the plugin (a name, an e-mail address); shown in the API' })),
+  homepage: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048, description: 'http(s) address of its documentation or source; shown in the API' })),
+  capabilities: Type.Array(Label, { default: [], uniqueItems: true, description: 'What the plugin can do, one lower-case word each (letters, digits, . _ : / -; at most 64 characters); GET /plugins?capability= filters on them' }),
+  tags: Type.Array(Label, { default: [], uniqueItems: true, description: 'Free labels, same form as capabilities; GET /plugins?tag= filters on them' }),
+  requires: Type.Optional(Type.Object({
+    plugvisor: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: "Range of plugvisor versions the plugin works with, in npm's semver syntax (e.g. '>=0.1 <2'); a daemon outside it rejects the manifest" }))
+  }, { additionalProperties: false, description: 'What the plugin needs to run' }))
+}
+
 export const Manifest = Type.Object({
   name: PluginName,
   version: Type.Optional(Type.String({ maxLength: 64, description: 'Shown in the API' })),
   description: Type.Optional(Type.String({ maxLength: 1024, description: 'Shown in the API' })),
+  ...PluginMetadataFields,
   command: Type.String({ minLength: 1, description: 'Program to run, without a shell (looked up on PATH)' }),
   args: Type.Array(Type.String(), { default: [], description: 'Arguments, passed as they are (no shell expansion)' }),
   cwd: Type.String({ default: '.', description: "Working directory, relative to the manifest's folder (inline manifests: the main config's folder)" }),
@@ -130,7 +146,9 @@ export const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', '
 export const MainConfig = Type.Object({
   server: Type.Object({
     host: Type.String({ default: '127.0.0.1', description: 'Listen address (env PLUGVISOR_HOST)' }),
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 7070, description: 'Listen port (env PLUGVISOR_PORT)' })
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 7070, description: 'Listen port (env PLUGVISOR_PORT)' }),
+    allowedHosts: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'While listening on loopback, Host names (without port) accepted besides localhost, *.localhost, loopback addresses and the listen address; any other Host is refused 403 PLUGVISOR_HOST_NOT_ALLOWED, against DNS rebinding (default none)' }),
+    trustProxy: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Addresses or CIDRs of proxies in front of the daemon: from these peers X-Forwarded-For names the client, which then is the rate-limit key and the audit log address (default none: the peer is the client)' })
   }, { additionalProperties: false, default: {} }),
   dataDir: Type.String({ default: './data', description: "Folder of the SQLite file, relative to the config file's folder (env PLUGVISOR_DATA_DIR)" }),
   pluginsDir: Type.String({ default: './plugins.d', description: "Folder of manifest files (*.yaml, *.yml, *.json), relative to the config file's folder" }),
@@ -156,15 +174,21 @@ export const MainConfig = Type.Object({
     openMetrics: Type.Boolean({ default: true, description: 'GET /metrics needs no token' })
   }, { additionalProperties: false, default: {} }),
   rateLimit: Type.Object({
-    max: Type.Integer({ minimum: 1, default: 300, description: 'Management calls one client address may make per window (default 300); probes, /metrics, /docs and the invoke proxy are not limited' }),
+    max: Type.Integer({ minimum: 1, default: 300, description: 'Management calls one client may make per window (default 300): a token holder counts by its token name, everyone else by address; probes, /metrics, /docs and the invoke proxy are not limited' }),
     windowMs: ms('The rate-limit window', 60000, 1000),
-    exemptLoopback: Type.Boolean({ default: true, description: 'Clients on 127.0.0.0/8 and ::1 (the CLI, a local agent) are not limited (default true)' })
+    exemptLoopback: Type.Boolean({ default: false, description: 'Clients on 127.0.0.0/8 and ::1 are not limited; off by default, as behind a same-host proxy or sidecar every client is loopback (default false)' })
   }, { additionalProperties: false, default: {} }),
+  pluginPolicy: Type.Object({
+    // eslint-disable-next-line no-template-curly-in-string -- the text names the template syntax
+    allowEnv: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Environment variables a manifest registered over the API (POST /plugins, PUT /plugins/:name/config) may read through ${VAR}: names or globs (PLUGIN_*); a reference to another is a 400 naming it (default none). Manifests on disk and inline read any' }),
+    allowedCommands: Type.Optional(Type.Array(Type.String({ minLength: 1, pattern: '^/' }), { description: 'Programs manifests may run (command and exec probe), as absolute paths or globs (/usr/bin/*, /opt/plugins/**); a bare command is looked up on PATH first (default: any program)' })),
+    allowedCwd: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "Folders a manifest's cwd must be in (the folder itself or below it), relative to the config file's folder (default: anywhere)" }))
+  }, { additionalProperties: false, default: {}, description: 'Limits on what manifests may do; every manifest, from a file, inline or over the API, is checked' }),
   log: Type.Object({
     level: LogLevel
   }, { additionalProperties: false, default: {} }),
   resources: Type.Object({
-    sampleIntervalMs: ms('Resident memory and CPU time of every plugin process group are read from /proc this often; limits.maxMemoryMb needs two samples in a row over it', 5000, 10)
+    sampleIntervalMs: ms(`Resident memory and CPU time of every plugin process group are read from /proc this often (${IDLE_BACKOFF} times as rarely while nothing changed and no plugin has limits.maxMemoryMb); limits.maxMemoryMb needs two samples in a row over it`, 5000, 10)
   }, { additionalProperties: false, default: {} }),
   events: Type.Object({
     keepAliveMs: ms('GET /events sends a keep-alive comment this often', 15000, 10),

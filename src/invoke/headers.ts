@@ -9,8 +9,14 @@ const HOP_BY_HOP = new Set([
 
 export type HeaderMap = Record<string, string | string[]>
 
-function connectionListed (value: string | string[] | undefined): Set<string> | undefined {
+// What nearly every client and plugin sends: answered without building a set per call.
+const KEEP_ALIVE: ReadonlySet<string> = new Set(['keep-alive'])
+const CLOSE: ReadonlySet<string> = new Set(['close'])
+
+function connectionListed (value: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined
+  if (value === 'keep-alive' || value === 'Keep-Alive') return KEEP_ALIVE
+  if (value === 'close' || value === 'Close') return CLOSE
   const v = Array.isArray(value) ? value.join(',') : value
   return new Set(v.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean))
 }

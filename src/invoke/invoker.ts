@@ -5,10 +5,9 @@
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
-import { finished } from 'node:stream/promises'
 import type { IncomingHttpHeaders } from 'node:http'
 import { Agent, type Dispatcher } from 'undici'
-import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel'
+import { BrokenCircuitError } from 'cockatiel'
 import type { Supervisor } from '../supervisor/supervisor.js'
 import { buildPolicies, IDEMPOTENT_METHODS, type PluginPolicies, type Upstream } from './policies.js'
 import type { CircuitInfo, CircuitStateName } from './circuit.js'
@@ -16,6 +15,7 @@ import type { CircuitEvent } from '../supervisor/events.js'
 import { systemClock, type Clock } from '../clock.js'
 import { errors } from '../errors.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
+import type { Deadline } from './deadline.js'
 
 /** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
 export const INVOCATION_OUTCOMES = ['success', 'error', 'timeout', 'connection_error', 'unavailable', 'circuit_open', 'rejected'] as const
@@ -49,10 +49,12 @@ export type InvokeResult =
   }
   | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number }
 
+type Observe = (plugin: string, outcome: InvocationOutcome, seconds: number) => void
+
 export interface InvokerOptions {
   supervisor: Supervisor
   /** Every call: plugin, outcome, seconds until the answer's headers (or the failure). */
-  observe?: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
+  observe?: Observe
   /** Bodies that may be replayed (retries, fallback plugin) are buffered up to this many bytes. */
   maxReplayBodyBytes: number
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
@@ -75,6 +77,8 @@ export interface Invoker extends EventEmitter<InvokerEvents> {
 }
 
 type Body = Readable | Buffer | undefined
+
+const ignore = (): void => {}
 
 export function createInvoker (opts: InvokerOptions): Invoker {
   const { supervisor } = opts
@@ -119,74 +123,55 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
-  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, timeoutMs: number, signal: AbortSignal): Promise<Upstream> => {
+  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
     const options: Dispatcher.RequestOptions = {
       origin: `http://127.0.0.1:${port}`,
       path: req.path,
       method: req.method as Dispatcher.HttpMethod,
       headers,
       body: body ?? null,
-      signal,
-      // Between chunks of the answer's body; the timeout policy covers the wait for its headers.
-      bodyTimeout: timeoutMs,
+      // undici reads aborted/reason and adds an 'abort' listener, all a Deadline provides.
+      signal: deadline as unknown as AbortSignal,
+      // Between chunks of the answer's body; the deadline covers the wait for its headers.
+      bodyTimeout: deadline.ms,
       headersTimeout: 0
     }
     return agent.request(options).then(
       (res) => res as unknown as Upstream,
-      (err: unknown) => { throw signal.aborted ? new errors.PluginTimeout(name, timeoutMs) : err }
+      (err: unknown) => { throw deadline.aborted ? new errors.PluginTimeout(name, deadline.ms) : err }
     )
   }
 
   /** The call into one plugin through its policies, without the fallback. */
   const call = async (name: string, req: InvokeRequest, body: Body): Promise<InvokeResult> => {
     const started = performance.now()
-    const done = (outcome: InvocationOutcome, result: InvokeResult): InvokeResult => {
-      observe(name, outcome, (performance.now() - started) / 1000)
-      return result
-    }
-    const fail = (outcome: InvocationOutcome, reason: FailureReason, message: string, extra: { timeoutMs?: number } = {}): InvokeResult =>
-      done(outcome, { type: 'failure', reason, plugin: name, message, ...extra })
 
     // Not summary(): that builds the whole API object on every call.
     const state = supervisor.snapshot(name).state.name
-    if (state !== 'running') return fail('unavailable', 'unavailable', `it is ${state}`)
+    if (state !== 'running') return failure(observe, name, started, 'unavailable', 'unavailable', `it is ${state}`)
     const port = supervisor.portOf(name)
-    if (port === undefined) return fail('unavailable', 'unavailable', 'it has no port (set port in its manifest to call into it)')
+    if (port === undefined) return failure(observe, name, started, 'unavailable', 'unavailable', 'it has no port (set port in its manifest to call into it)')
     const p = policiesOf(name)
-    if (p.refusesCalls()) return fail('circuit_open', 'circuit-open', `circuit ${p.state()}`)
+    if (p.refusesCalls()) return failure(observe, name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
     const { timeoutMs, bulkhead } = p.resilience
+    // The slot is held until the answer's body is done (its 'close'), not only until its headers.
+    const slot = p.bulkhead.acquire()
+    if (slot === null) return failure(observe, name, started, 'rejected', 'rejected', `${bulkhead.maxConcurrent} calls in flight and ${bulkhead.maxQueued} queued (bulkhead full)`)
+    if (slot !== undefined) await slot
     const headers = requestHeaders(req.headers, { clientIp: req.clientIp, requestId: req.requestId, dropAuthorization: opts.dropAuthorization })
-    const chain = p.chainFor(req.method)
 
     let upstream: Upstream
     try {
-      upstream = await new Promise<Upstream>((resolve, reject) => {
-        // The bulkhead slot is held until the answer's body is done, not only until its headers.
-        p.bulkhead.execute(async () => {
-          let previous: Upstream | undefined
-          let res: Upstream
-          try {
-            res = await chain.execute(({ signal }) => {
-              // A retry after a 5xx: the failed answer's body is not wanted.
-              if (previous) void previous.body.dump().catch(() => {})
-              return attempt(name, port, req, headers, body, timeoutMs, signal).then((r) => { previous = r; return r })
-            })
-          } catch (err) {
-            reject(err)
-            return
-          }
-          resolve(res)
-          await finished(res.body).catch(() => {})
-        }).catch(reject)
-      })
+      upstream = await p.call(req.method, (deadline) => attempt(name, port, req, headers, body, deadline))
     } catch (err) {
-      if (err instanceof BulkheadRejectedError) return fail('rejected', 'rejected', `${bulkhead.maxConcurrent} calls in flight and ${bulkhead.maxQueued} queued (bulkhead full)`)
-      if (err instanceof BrokenCircuitError) return fail('circuit_open', 'circuit-open', `circuit ${p.state()}`)
-      if (err instanceof errors.PluginTimeout) return fail('timeout', 'timeout', err.message, { timeoutMs })
-      const message = (err as Error).message || String(err)
+      p.bulkhead.release()
+      if (err instanceof BrokenCircuitError) return failure(observe, name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
+      if (err instanceof errors.PluginTimeout) return failure(observe, name, started, 'timeout', 'timeout', err.message, timeoutMs)
       // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
-      return fail('connection_error', 'connection', message)
+      return failure(observe, name, started, 'connection_error', 'connection', (err as Error).message || String(err))
     }
+    // A body destroyed unread (the fallback answered instead) errors: that is no news here.
+    upstream.body.once('close', p.bulkhead.release).on('error', ignore)
     let answerBody: Body = upstream.body as unknown as Readable
     // No body may follow (HEAD, 204, 304): read the (empty) stream to its end here, which also
     // frees the bulkhead slot.
@@ -194,8 +179,8 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       await upstream.body.dump().catch(() => {})
       answerBody = undefined
     }
-    const result: InvokeResult = { type: 'answer', statusCode: upstream.statusCode, headers: responseHeaders(upstream.headers), body: answerBody, plugin: name, fallback: null }
-    return done(upstream.statusCode >= 500 ? 'error' : 'success', result)
+    observe(name, upstream.statusCode >= 500 ? 'error' : 'success', (performance.now() - started) / 1000)
+    return { type: 'answer', statusCode: upstream.statusCode, headers: responseHeaders(upstream.headers), body: answerBody, plugin: name, fallback: null }
   }
 
   const fallbackFor = async (name: string, req: InvokeRequest, body: Body, first: InvokeResult): Promise<InvokeResult> => {
@@ -256,6 +241,12 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       if (opts.agent === undefined) await agent.close()
     }
   })
+}
+
+/** A call that did not reach an answer: observed, and described for the route. */
+function failure (observe: Observe, plugin: string, started: number, outcome: InvocationOutcome, reason: FailureReason, message: string, timeoutMs?: number): InvokeResult {
+  observe(plugin, outcome, (performance.now() - started) / 1000)
+  return timeoutMs === undefined ? { type: 'failure', reason, plugin, message } : { type: 'failure', reason, plugin, message, timeoutMs }
 }
 
 async function readBounded (stream: Readable, limit: number): Promise<Buffer> {

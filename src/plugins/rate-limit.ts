@@ -1,7 +1,8 @@
-// Rate limits on management routes, per client address; probes, metrics, the API description
-// and the invoke proxy are not limited, and loopback clients may be exempt
-// (rateLimit.exemptLoopback). Registered before auth, so its hook runs before the token check
-// and guessing tokens is slowed down too.
+// Rate limits on management routes, per token holder once `auth` found one, else per client
+// address (the forwarded one when the peer is in server.trustProxy): unauthenticated noise
+// cannot lock operators out. Probes, metrics, the API description and the invoke proxy are not
+// limited; loopback clients only with rateLimit.exemptLoopback. Its hook runs before
+// `authorize`, so a call with a wrong token is counted too and guessing tokens is slowed down.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
@@ -22,6 +23,8 @@ async function rateLimitPlugin (fastify: FastifyInstance, limits: MainConfig['ra
     global: false,
     max: limits.max,
     timeWindow: limits.windowMs,
+    // A token name cannot look like an address, so the two kinds of key never meet.
+    keyGenerator: (req) => req.principal === undefined ? req.ip : `token:${req.principal.name}`,
     errorResponseBuilder: (_req, context) => new errors.RateLimited(`${Math.ceil(context.ttl / 1000)} s`)
   })
   const limit = fastify.rateLimit()
@@ -33,4 +36,4 @@ async function rateLimitPlugin (fastify: FastifyInstance, limits: MainConfig['ra
   })
 }
 
-export default fp(rateLimitPlugin, { name: 'rate-limit', fastify: '5.x' })
+export default fp(rateLimitPlugin, { name: 'rate-limit', fastify: '5.x', dependencies: ['auth'] })

@@ -1,6 +1,7 @@
 // What the supervisor publishes: the summary of a plugin as the API shows it, and its events.
 import { Type, type Static } from '@sinclair/typebox'
 import { Nullable, Timestamp, oneOf } from '../shapes.js'
+import { pluginMetadataProperties } from '../config/metadata.js'
 import { CIRCUIT_STATE_NAMES, type CircuitStateName } from '../invoke/circuit.js'
 import { DESIRED_NAMES, HEALTH_NAMES, STATE_NAMES, STATUS_NAMES, type Health, type RestartEventReason, type StateName } from './lifecycle.js'
 
@@ -10,6 +11,7 @@ export const pluginSummaryProperties = {
   name: Type.String(),
   version: Type.Union([Type.String(), Type.Null()]),
   description: Type.Union([Type.String(), Type.Null()]),
+  ...pluginMetadataProperties,
   state: oneOf(STATE_NAMES, 'Process lifecycle state'),
   health: oneOf(HEALTH_NAMES, 'Health verdict'),
   status: StatusField,

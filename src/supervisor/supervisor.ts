@@ -8,6 +8,7 @@ import { checkDependencies, formatProblem, type LoadedManifest } from '../config
 import { errors, withProblems } from '../errors.js'
 import type { CircuitStateName } from '../invoke/circuit.js'
 import type { HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
+import { pluginMetadata } from '../config/metadata.js'
 import {
   initialSnapshot, statusOf, transition,
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
@@ -16,6 +17,7 @@ import { RestartBudget } from './backoff.js'
 import { LogRing, type LogLine } from '../process/log-ring.js'
 import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
 import type { LifecycleStore } from './lifecycle-store.js'
+import { shownField } from '../config/redact.js'
 
 export const LOG_RING_LINES = 1000
 
@@ -262,8 +264,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const running = s.state.name === 'running'
     return {
       name: p.name,
-      version: p.manifest.version ?? null,
-      description: p.manifest.description ?? null,
+      // As written: a version or description taken from ${VAR} shows the template, not the value.
+      version: shownField(p.manifest, 'version') as string | undefined ?? null,
+      description: shownField(p.manifest, 'description') as string | undefined ?? null,
+      ...pluginMetadata({
+        author: shownField(p.manifest, 'author') as string | undefined,
+        homepage: shownField(p.manifest, 'homepage') as string | undefined,
+        capabilities: shownField(p.manifest, 'capabilities') as string[],
+        tags: shownField(p.manifest, 'tags') as string[]
+      }),
       state: s.state.name,
       health: p.health,
       status: statusOf(s.state, p.health, s.restartCount),
@@ -600,8 +609,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       onSpawnError: (err) => {
         if (p.handle !== handle) return
         p.handle = undefined
-        this.#log.error({ plugin: m.name, err: err.message }, `plugin ${m.name}: cannot start ${m.command}: ${err.message}`)
-        this.#feed(p, { type: 'spawn-failed', error: err.message })
+        // Node's message names the program as expanded: say it as written.
+        const command = String(shownField(m, 'command'))
+        const error = err.message.replaceAll(m.command, command)
+        this.#log.error({ plugin: m.name, err: error }, `plugin ${m.name}: cannot start ${command}: ${error}`)
+        this.#feed(p, { type: 'spawn-failed', error })
       },
       onExit: (code, signal) => {
         if (p.handle !== handle) return
