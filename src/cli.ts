@@ -19,7 +19,11 @@ const USAGE = `usage: plugvisor <command> [options]
   serve [--config FILE]            run the daemon (FILE also from PLUGVISOR_CONFIG; default config/plugvisor.yaml)
   validate [FILE]                  check a config and its manifests offline; exit 1 with the errors
   status [--json]                  every plugin's state, health and restarts
-  start|stop|restart NAME...|--all act on plugins, answer once done
+  start|stop|restart NAME...|--all [--wait]
+                                   act on plugins, answer once done (--wait: until healthy)
+  add FILE|-                       load a plugin from a manifest file (YAML or JSON; - reads stdin)
+  remove NAME                      unload a plugin (stop it, retire its manifest file)
+  config NAME --set key=value...   change a plugin's config (values parsed as JSON when they parse)
   logs NAME [--tail N]             last lines of a plugin's output
   events NAME [--limit N]          a plugin's state transitions
   history NAME [--resolution raw|minute|hour] [--limit N]
@@ -30,12 +34,32 @@ const USAGE = `usage: plugvisor <command> [options]
                                    run one plugin alone through every check of the plugin contract;
                                    exit 0 only when all passed
 
-environment: PLUGVISOR_URL (API address), PLUGVISOR_TOKEN (bearer token),
-             PLUGVISOR_HOST, PLUGVISOR_PORT, PLUGVISOR_DATA_DIR (override the config file)`
+  --version                        print the version
+
+environment: PLUGVISOR_URL (API address; else http://PLUGVISOR_HOST:PLUGVISOR_PORT, default
+             127.0.0.1:7070), PLUGVISOR_TOKEN (bearer token), PLUGVISOR_DATA_DIR
+             (PLUGVISOR_HOST/PORT/DATA_DIR also override the config file for serve)`
 
 const DEFAULT_CONFIG = 'config/plugvisor.yaml'
 
 export async function main (argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv)
+  } catch (err) {
+    // node:util parseArgs rejects unknown or malformed options: a usage error, no stack trace.
+    if (typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('ERR_PARSE_ARGS_')) {
+      return usageError((err as Error).message)
+    }
+    throw err
+  }
+}
+
+function usageError (message: string): number {
+  process.stderr.write(`plugvisor: ${message}\n${USAGE}\n`)
+  return 2
+}
+
+async function dispatch (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case 'serve': return serveCommand(rest)
@@ -48,6 +72,17 @@ export async function main (argv: string[]): Promise<number> {
     case 'events': return eventsCommand(rest)
     case 'history': return historyCommand(rest)
     case 'reload': return reloadCommand(rest)
+    case 'add': return addCommand(rest)
+    case 'remove': return removeCommand(rest)
+    case 'config': return configCommand(rest)
+    case '--version':
+    case '-v': {
+      const { readFileSync } = await import('node:fs')
+      const { packageRoot } = await import('./paths.js')
+      const pkg = JSON.parse(readFileSync(`${packageRoot}/package.json`, 'utf8')) as { version: string }
+      process.stdout.write(pkg.version + '\n')
+      return 0
+    }
     case 'check-plugin': return (await import('./check-plugin/command.js')).checkPluginCommand(rest)
     case undefined:
     case 'help':
@@ -56,8 +91,7 @@ export async function main (argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n')
       return command === undefined ? 2 : 0
     default:
-      process.stderr.write(`plugvisor: unknown command '${command}'\n${USAGE}\n`)
-      return 2
+      return usageError(`unknown command '${command}'`)
   }
 }
 
@@ -115,10 +149,12 @@ async function validateCommand (args: string[]): Promise<number> {
  * One API call with node:http (global fetch would first load the whole undici bundle, tens of
  * milliseconds of every command's run time).
  */
-async function api (method: string, path: string): Promise<unknown> {
-  const base = (process.env.PLUGVISOR_URL ?? 'http://127.0.0.1:7070').replace(/\/$/, '')
+async function api (method: string, path: string, payload?: unknown): Promise<unknown> {
+  const base = apiBase()
   const url = new URL(base + path)
   const headers: Record<string, string> = { accept: 'application/json' }
+  const data = payload === undefined ? undefined : JSON.stringify(payload)
+  if (data !== undefined) headers['content-type'] = 'application/json'
   if (process.env.PLUGVISOR_TOKEN) headers.authorization = `Bearer ${process.env.PLUGVISOR_TOKEN}`
   const request: typeof import('node:http').request = url.protocol === 'https:' ? (await import('node:https')).request : (await import('node:http')).request
   const { status, text } = await new Promise<{ status: number, text: string }>((resolve, reject) => {
@@ -129,7 +165,7 @@ async function api (method: string, path: string): Promise<unknown> {
       res.on('error', reject)
     })
     req.on('error', (err: Error) => reject(new CliError(`cannot reach plugvisor at ${base}: ${err.message}`)))
-    req.end()
+    req.end(data)
   })
   let body: Partial<ErrorBody> & Record<string, unknown> = {}
   try { body = JSON.parse(text) } catch {}
@@ -138,6 +174,13 @@ async function api (method: string, path: string): Promise<unknown> {
 }
 
 class CliError extends Error {}
+
+/** PLUGVISOR_URL, else http://PLUGVISOR_HOST:PLUGVISOR_PORT (defaults 127.0.0.1 and 7070). */
+function apiBase (): string {
+  if (process.env.PLUGVISOR_URL) return process.env.PLUGVISOR_URL.replace(/\/$/, '')
+  const host = process.env.PLUGVISOR_HOST || '127.0.0.1'
+  return `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PLUGVISOR_PORT || '7070'}`
+}
 
 function table (plugins: PluginSummary[]): string {
   const rows = [['NAME', 'STATUS', 'STATE', 'HEALTH', 'PID', 'PORT', 'UPTIME', 'RESTARTS', 'LAST EXIT']]
@@ -184,10 +227,7 @@ function statusCommand (args: string[]): Promise<number> {
 
 function actionCommand (op: 'start' | 'stop' | 'restart', args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { all: { type: 'boolean' }, wait: { type: 'boolean' } } })
-  if (!values.all && positionals.length === 0) {
-    process.stderr.write(`plugvisor: ${op} needs plugin names or --all\n`)
-    return Promise.resolve(2)
-  }
+  if (!values.all && positionals.length === 0) return Promise.resolve(usageError(`${op} needs plugin names or --all`))
   const q = new URLSearchParams()
   if (values.all) q.set('all', 'true')
   for (const n of positionals) q.append('plugin', n)
@@ -200,7 +240,7 @@ function actionCommand (op: 'start' | 'stop' | 'restart', args: string[]): Promi
 
 function logsCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tail: { type: 'string', default: '100' } } })
-  if (positionals.length !== 1) { process.stderr.write('plugvisor: logs needs one plugin name\n'); return Promise.resolve(2) }
+  if (positionals.length !== 1) return Promise.resolve(usageError('logs needs one plugin name'))
   return withApi(async () => {
     const { lines } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: Static<typeof LogLine>[] }
     process.stdout.write(lines.map((l) => `${l.at} ${l.stream === 'stderr' ? 'ERR' : 'OUT'} ${l.line}`).join('\n') + (lines.length ? '\n' : ''))
@@ -209,7 +249,7 @@ function logsCommand (args: string[]): Promise<number> {
 
 function eventsCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { limit: { type: 'string', default: '20' } } })
-  if (positionals.length !== 1) { process.stderr.write('plugvisor: events needs one plugin name\n'); return Promise.resolve(2) }
+  if (positionals.length !== 1) return Promise.resolve(usageError('events needs one plugin name'))
   return withApi(async () => {
     const { events } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/events?limit=${encodeURIComponent(values.limit)}`) as { events: Static<typeof StateEvent>[] }
     for (const e of events.reverse()) {
@@ -221,7 +261,7 @@ function eventsCommand (args: string[]): Promise<number> {
 
 function historyCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { resolution: { type: 'string', default: 'raw' }, limit: { type: 'string', default: '20' } } })
-  if (positionals.length !== 1) { process.stderr.write('plugvisor: history needs one plugin name\n'); return Promise.resolve(2) }
+  if (positionals.length !== 1) return Promise.resolve(usageError('history needs one plugin name'))
   const q = new URLSearchParams({ resolution: values.resolution, limit: values.limit })
   return withApi(async () => {
     const body = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/health/history?${q}`) as { checks?: Static<typeof RawCheck>[], buckets?: Static<typeof RollupBucket>[] }
@@ -259,4 +299,60 @@ async function reloadCommand (args: string[]): Promise<number> {
     for (const p of r.problems) process.stderr.write(`  ${p.file}: ${p.path || '/'}: ${p.reason}\n`)
   }
   return r.problems.length > 0 ? 1 : 0
+}
+
+async function addCommand (args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true })
+  if (positionals.length !== 1) return usageError('add needs one manifest file (or - for stdin)')
+  const { readFileSync } = await import('node:fs')
+  let text: string
+  try {
+    text = readFileSync(positionals[0] === '-' ? 0 : positionals[0], 'utf8')
+  } catch (err) {
+    process.stderr.write(`plugvisor: cannot read ${positionals[0]}: ${(err as Error).message}\n`)
+    return 1
+  }
+  let manifest: unknown
+  try {
+    // YAML is a superset of JSON: one parser reads both.
+    manifest = (await import('yaml')).parse(text)
+  } catch (err) {
+    process.stderr.write(`plugvisor: ${positionals[0]} is not YAML or JSON: ${(err as Error).message}\n`)
+    return 1
+  }
+  return withApi(async () => {
+    const p = await api('POST', '/plugins', manifest) as PluginSummary
+    process.stdout.write(table([p]) + '\n')
+  })
+}
+
+function removeCommand (args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true })
+  if (positionals.length !== 1) return Promise.resolve(usageError('remove needs one plugin name'))
+  return withApi(async () => {
+    await api('DELETE', `/plugins/${encodeURIComponent(positionals[0])}`)
+    process.stdout.write(`removed ${positionals[0]}\n`)
+  })
+}
+
+function configCommand (args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { set: { type: 'string', multiple: true } } })
+  const sets = values.set ?? []
+  if (positionals.length !== 1 || sets.length === 0) return Promise.resolve(usageError('config needs one plugin name and --set key=value'))
+  const changes: Record<string, unknown> = {}
+  for (const kv of sets) {
+    const eq = kv.indexOf('=')
+    if (eq <= 0) return Promise.resolve(usageError(`--set wants key=value, got '${kv}'`))
+    const raw = kv.slice(eq + 1)
+    let value: unknown = raw
+    try { value = JSON.parse(raw) } catch {}
+    changes[kv.slice(0, eq)] = value
+  }
+  const path = `/plugins/${encodeURIComponent(positionals[0])}`
+  return withApi(async () => {
+    // Sensitive values come back as "[redacted]", which the daemon reads as "keep the current one".
+    const { manifest } = await api('GET', path) as { manifest: { config?: Record<string, unknown> } }
+    const { config } = await api('PUT', `${path}/config`, { ...(manifest.config ?? {}), ...changes }) as { config: unknown }
+    process.stdout.write(JSON.stringify(config, null, 2) + '\n')
+  })
 }

@@ -3,15 +3,19 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { build, fixturePlugin, served, writeConfig } from './helper.js'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { stringify } from 'yaml'
+import { build, fixturePlugin, served, tempDir, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 
 const run = promisify(execFile)
 const bin = path.join(packageRoot, 'dist/src/bin.js')
 
-async function cli (url: string, ...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+async function cli (url: string | Record<string, string>, ...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  const env: Record<string, string | undefined> = { ...process.env, PLUGVISOR_URL: undefined, PLUGVISOR_HOST: undefined, PLUGVISOR_PORT: undefined }
+  Object.assign(env, typeof url === 'string' ? { PLUGVISOR_URL: url } : url)
   try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { ...process.env, PLUGVISOR_URL: url }, timeout: 20000 })
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env, timeout: 20000 })
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code: number, stdout: string, stderr: string }
@@ -69,4 +73,38 @@ t.test('an unreachable daemon is a clear error, exit 1', async (t) => {
   const r = await cli('http://127.0.0.1:1', 'status')
   t.equal(r.code, 1)
   t.match(r.stderr, /cannot reach plugvisor at http:\/\/127\.0\.0\.1:1/)
+})
+
+t.test('--version, usage errors, PLUGVISOR_HOST/PORT, add, config --set and remove', async (t) => {
+  const pkg = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }
+  const version = await cli('http://127.0.0.1:1', '--version')
+  t.equal(version.code, 0)
+  t.equal(version.stdout.trim(), pkg.version)
+  for (const args of [['frobnicate'], ['logs'], ['status', '--bogus'], ['remove'], ['config', 'x']]) {
+    const r = await cli('http://127.0.0.1:1', ...args)
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`)
+    t.match(r.stderr, /usage: plugvisor <command>/, `${args.join(' ')}: usage line`)
+    t.notMatch(r.stderr, /\n\s+at /, `${args.join(' ')}: no stack trace`)
+  }
+  t.match((await cli('http://127.0.0.1:1', 'help')).stdout, /--wait/)
+  t.ok((statSync(bin).mode & 0o111) !== 0, 'the bin file is executable')
+
+  const app = await build(t, writeConfig([fixturePlugin('base', 'sleep', { autostart: false })]))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const env = { PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_PORT: String((app.server.address() as { port: number }).port) }
+  const status = await cli(env, 'status')
+  t.equal(status.code, 0, status.stderr)
+  t.match(status.stdout, /\nbase\s+/)
+
+  const file = path.join(tempDir(), 'added.yaml')
+  writeFileSync(file, stringify(fixturePlugin('added', 'sleep', { config: { level: 1, name: 'a' } })))
+  const add = await cli(env, 'add', file)
+  t.equal(add.code, 0, add.stderr)
+  t.ok(app.daemon.supervisor.has('added'), 'added is loaded')
+  const config = await cli(env, 'config', 'added', '--set', 'level=5', '--set', 'tag=blue', '--set', 'flags={"x":true}')
+  t.equal(config.code, 0, config.stderr)
+  t.same(app.daemon.supervisor.manifest('added').config, { level: 5, name: 'a', tag: 'blue', flags: { x: true } })
+  const remove = await cli(env, 'remove', 'added')
+  t.equal(remove.code, 0, remove.stderr)
+  t.notOk(app.daemon.supervisor.has('added'), 'added is unloaded')
 })

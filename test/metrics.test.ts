@@ -158,3 +158,19 @@ t.test('closing the metrics stops listening to the supervisor', async (t) => {
   for (const e of ['loaded', 'unloaded', 'restart'] as const) t.equal(bus.listenerCount(e), 0, e)
   t.equal(probes.listenerCount('probe'), 0, 'probe')
 })
+
+t.test('an idle daemon reports its real event-loop lag (ms), not the monitor resolution', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('idle', 'sleep', { autostart: false })]))
+  await app.inject({ method: 'GET', url: '/metrics' }) // resets the window: startup is not idle
+  // An idle window of several resolutions (waiting is the point here: nothing to await).
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const { series } = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  const lag = valueOf(series, 'plugvisor_event_loop_lag_seconds', {})
+  t.type(lag, 'number')
+  t.ok((lag as number) < 0.05, `plugvisor_event_loop_lag_seconds ${lag} < 0.05`)
+  for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_p50_seconds']) {
+    const v = valueOf(series, name, {})
+    t.type(v, 'number', `${name} is reported`)
+    t.ok((v as number) < 0.05, `${name} ${v} < 0.05`)
+  }
+})

@@ -16,6 +16,13 @@ import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
 /** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
 export const MAX_FIRST_PROBE_JITTER_MS = 1000
 
+/**
+ * Until a cycle's first probe passes, a refused connection (the plugin is still binding its port)
+ * is retried after this many ms instead of a whole interval, for at most one interval, without
+ * counting as a failure; after that window refusals count as usual.
+ */
+export const BINDING_RETRY_MS = 100
+
 /** What the health endpoints show about the probes of one plugin. */
 export interface LastCheck {
   probe: ProbeKind | null
@@ -34,6 +41,8 @@ interface Cycle {
   timer: NodeJS.Timeout | undefined
   counters: ProbeCounters
   target: ProbeTarget | undefined
+  /** performance.now() of the cycle's first refused connection; null once a probe passed. */
+  refusedSince: number | undefined | null
 }
 
 interface Entry {
@@ -111,7 +120,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     let e = this.#entries.get(name)
     if (!e) {
       const hc = this.#healthCheck(name)
-      e = { cycle: { generation: 0, timer: undefined, counters: initialCounters(hc), target: undefined }, last: emptyLastCheck(hc) }
+      e = { cycle: { generation: 0, timer: undefined, counters: initialCounters(hc), target: undefined, refusedSince: undefined }, last: emptyLastCheck(hc) }
       this.#entries.set(name, e)
     }
     return e
@@ -144,6 +153,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     const m = this.#supervisor.manifest(name)
     const port = this.#supervisor.summary(name).port ?? undefined
     e.cycle.counters = initialCounters(hc)
+    e.cycle.refusedSince = undefined
     e.cycle.target = { port, cwd: m.cwd, env: hc.exec ? pluginEnv(m, port) : {} }
     e.last.failureCount = 0
     e.last.phase = e.cycle.counters.phase
@@ -191,6 +201,15 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
       lastHealthyTime: outcome.result === 'failure' ? e.last.lastHealthyTime : at
     }
     this.emit('probe', { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at, ...(outcome.error ? { error: outcome.error } : {}) })
+    if (outcome.result !== 'failure') {
+      e.cycle.refusedSince = null
+    } else if (e.cycle.refusedSince !== null && outcome.error?.includes('ECONNREFUSED') === true) {
+      e.cycle.refusedSince ??= started
+      if (performance.now() - e.cycle.refusedSince < this.#intervalOf(hc, e.cycle.counters)) {
+        this.#schedule(name, e, generation, BINDING_RETRY_MS)
+        return
+      }
+    }
     const verdict = nextVerdict(e.cycle.counters, outcome.result, hc)
     e.cycle.counters = verdict.counters
     e.last.failureCount = verdict.counters.phase === 'startup' ? verdict.counters.startupFailures : verdict.counters.failures
