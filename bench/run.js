@@ -44,6 +44,8 @@ async function main () {
   const history = await jsonChild(['bench/history-query.js'])
   process.stdout.write('bench: invoke through the proxy vs straight to the plugin ...\n')
   const invoke = await jsonChild(['bench/invoke.js'])
+  process.stdout.write('bench: file watchers, 500 manifests and 500 watched plugin folders, idle ...\n')
+  const watchIdle = await jsonChild(['bench/watch-idle.js', '500', '5', '20'])
 
   const rows = [
     {
@@ -117,12 +119,18 @@ async function main () {
       measured: `${fmt(invoke.throughput.ratio * 100, '%', 1)} of the throughput (${invoke.throughput.proxyReqPerSec} vs ${invoke.throughput.directReqPerSec} req/s, median of ${invoke.slices} alternating slices); p50 added ${fmt(invoke.latency.addedP50Ms, 'ms', 3)} (${fmt(invoke.latency.proxyP50Ms, 'ms', 3)} vs ${fmt(invoke.latency.directP50Ms, 'ms', 3)}, n=${invoke.latency.requests})`,
       budget: '>= 70 %; <= 0.5 ms added at p50',
       pass: invoke.throughput.ratio >= 0.7 && invoke.latency.addedP50Ms <= 0.5
+    },
+    {
+      figure: `daemon CPU, ${watchIdle.plugins} manifests watched (${watchIdle.watchedFolders} folders), idle, not started`,
+      measured: `${fmt(watchIdle.cpuPercentOfOneCore, '%', 3)} of one core over ${watchIdle.windowSeconds} s`,
+      budget: '<= 0.3 % of a core',
+      pass: watchIdle.cpuPercentOfOneCore <= 0.3
     }
   ]
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke }, null, 2) + '\n')
+  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, watchIdle }, null, 2) + '\n')
 
   const head = ['figure', 'measured', 'budget', 'result']
   const cells = rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL'])
