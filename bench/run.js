@@ -69,6 +69,8 @@ async function main () {
   const dashboard = await jsonChild(['bench/dashboard.js'])
   step('calls: POST /plugins/:name/calls, a batch of 1,000')
   const calls = await benchCalls({ quick })
+  step('daemon CPU with 500 manifests watched, idle')
+  const watchIdle = await jsonChild(['bench/watch-idle.js', quick ? '50' : '500', '5', quick ? '5' : '20'])
   let peers
   if (args.peers) {
     step('peers: PM2 and supervisord with the same children')
@@ -190,12 +192,18 @@ async function main () {
       measured: `${fmt(dashboard.daemonCpuPercent.dashboardOpen, '%', 2)} (without: ${fmt(dashboard.daemonCpuPercent.noDashboard, '%', 2)}; ${dashboard.daemonCpuPercent.windowSeconds} s each)`,
       budget: '<= idle + 0.2 %',
       pass: dashboard.daemonCpuPercent.added <= 0.2
+    },
+    {
+      figure: `daemon CPU, ${watchIdle.plugins} manifests watched (${watchIdle.watchedFolders} folders), idle, not started`,
+      measured: `${fmt(watchIdle.cpuPercentOfOneCore, '%', 3)} of one core over ${watchIdle.windowSeconds} s`,
+      budget: '<= 0.3 % of a core',
+      pass: watchIdle.cpuPercentOfOneCore <= 0.3
     }
   ]
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, calls, peers }, null, 2) + '\n')
+  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, calls, watchIdle, peers }, null, 2) + '\n')
 
   process.stdout.write(`\n${table(['figure', 'measured', 'budget', 'result'], rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL']))}\n`)
   if (peers) process.stdout.write(`\n${peerTable(peers, table)}\n`)

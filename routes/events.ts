@@ -9,7 +9,7 @@ const events: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/events', {
     schema: {
       tags: ['observability'],
-      summary: 'Server-sent events: `event:` transition | health | restart | circuit, `data:` JSON { plugin, from, to, reason, at }; keep-alive comments every events.keepAliveMs',
+      summary: 'Server-sent events: `event:` transition | health | restart | circuit, `data:` JSON { plugin, from, to, reason, at }; `event: config` after every reload, `data:` { trigger, files, added, removed, changed, kept, problems, refused, at }; keep-alive comments every events.keepAliveMs',
       response: {
         200: {
           description: 'An endless text/event-stream',

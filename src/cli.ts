@@ -137,8 +137,11 @@ async function validateCommand (args: string[]): Promise<number> {
   } catch (err) {
     return reportConfigError(config, err)
   }
-  if (loaded.problems.length > 0) {
-    process.stderr.write(`${loaded.file}: ${loaded.problems.length} problem(s)\n${loaded.problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
+  // Offline as well: each pinned executable is hashed here, as the daemon does before a spawn.
+  const { checksumProblems } = await import('./process/executable.js')
+  const problems = [...loaded.problems, ...await checksumProblems(loaded.manifests)]
+  if (problems.length > 0) {
+    process.stderr.write(`${loaded.file}: ${problems.length} problem(s)\n${problems.map((p) => '  ' + formatProblem(p)).join('\n')}\n`)
     return 1
   }
   process.stdout.write(`${loaded.file}: valid, ${loaded.manifests.length} plugin(s): ${loaded.manifests.map((m) => m.name).join(', ')}\n`)

@@ -2,6 +2,7 @@
 // The Fastify layer (app.ts) publishes this object; the CLI and tests can use it directly.
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
+import { problemsOf } from './errors.js'
 import { openStore, type Store } from './store/store.js'
 import type { AuditStore } from './store/audit-store.js'
 import { Supervisor } from './supervisor/supervisor.js'
@@ -17,6 +18,9 @@ import { createInvoker, type Invoker } from './invoke/invoker.js'
 /** Bodies the invoke proxy may send twice (retries, fallback plugin) are buffered up to this (bytes). */
 export const DEFAULT_MAX_REPLAY_BODY_BYTES = 1024 * 1024
 import { createPluginChanges, type PluginChanges } from './plugin-changes.js'
+import { createConfigWatcher, createOwnWrites, type ConfigWatcher } from './watch/config-watcher.js'
+import { createPluginWatcher } from './watch/plugin-watcher.js'
+import type { AuditEntry } from './store/audit-store.js'
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -123,10 +127,31 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     maxBufferedBytes: loaded.config.events.maxBufferedBytes,
     onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
+  const { audit } = store
+  /** Entries the daemon itself causes (a reload on a file change, a refused executable); never throws. */
+  const recordAudit = (entry: Omit<AuditEntry, 'role' | 'remote' | 'requestId'>): void => {
+    try {
+      audit.append({ role: null, remote: null, requestId: entry.actor, ...entry })
+    } catch (err) { logger.error({ err }, 'writing the audit log failed') }
+  }
+  // Created before load() so plugins with watch paths are watched from their `loaded` event on.
+  const pluginWatcher = createPluginWatcher({ supervisor, logger })
+  supervisor.on('checksum', (e) => recordAudit({ at: e.at, actor: 'supervisor', method: 'SPAWN', route: '(checksum)', url: e.file ?? e.reason, plugin: e.plugin, status: 409, durationMs: 0 }))
   supervisor.load(loaded.manifests)
   resources.start()
-  const changes = createPluginChanges({ supervisor, logger, getLoaded: () => loaded, setLoaded: (l) => { loaded = l } })
-  const { audit } = store
+  const ownWrites = createOwnWrites()
+  const changes = createPluginChanges({
+    supervisor,
+    logger,
+    getLoaded: () => loaded,
+    setLoaded: (l) => { loaded = l },
+    ownWrites,
+    onReload: (o) => {
+      events.config(o)
+      if (o.trigger === 'watch') recordAudit({ at: o.at, actor: 'watch', method: 'WATCH', route: '/config/reload', url: '/config/reload', plugin: null, status: o.refused ? 400 : 200, durationMs: 0 })
+    }
+  })
+  let configWatcher: ConfigWatcher | undefined
   // State events and the audit log are kept as long as the health rollups, pruned a chunk a minute.
   const eventRetentionMs = loaded.config.history.rollupRetentionDays * 86_400_000
   const clock = opts.clock ?? systemClock
@@ -159,12 +184,29 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         progress.orphansReaped = true
         await supervisor.startDesired()
         progress.initialStartDone = true
+        const { watch } = loaded.config
+        if (watch.enabled && !closing) {
+          configWatcher = createConfigWatcher({
+            configFile: loaded.file,
+            pluginsDir: () => loaded.pluginsDir,
+            debounceMs: watch.debounceMs,
+            ownWrites,
+            reload: async (files) => {
+              logger.info({ files }, `config files changed (${files.join(', ')}): reloading`)
+              // A refused reload (invalid main config) was logged, published and audited already.
+              await changes.reload({ trigger: 'watch', files }).catch((err: Error) => logger.error({ err, problems: problemsOf(err) }, `reload after a file change failed, nothing applied: ${err.message}`))
+            },
+            onError: (err, dir) => logger.error({ err, dir }, `watching ${dir} failed: ${err.message}`)
+          })
+        }
         logger.info({ plugins: supervisor.names().length }, 'initial start pass done')
       })()
       return booting
     },
     close () {
       closing ??= (async () => {
+        configWatcher?.close()
+        pluginWatcher.close()
         events.close()
         resources.stop()
         clearInterval(pruneEvents)

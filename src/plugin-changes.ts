@@ -12,7 +12,8 @@ import { planReload } from './config/reload-plan.js'
 import { restoreRedacted } from './config/redact.js'
 import type { Supervisor } from './supervisor/supervisor.js'
 import type { PluginSummary } from './supervisor/events.js'
-import { errors, withProblems } from './errors.js'
+import { errors, problemsOf, withProblems } from './errors.js'
+import type { OwnWrites } from './watch/config-watcher.js'
 
 /** What a reload found and did (POST /config/reload). */
 export const ReloadResult = Type.Object({
@@ -26,6 +27,20 @@ export const ReloadResult = Type.Object({
   restartRequired: Type.Array(Type.String(), { description: 'Main config keys that changed but take effect only at a daemon restart (everything but plugins and pluginsDir)' })
 })
 export type ReloadResult = Static<typeof ReloadResult>
+
+/** What started a reload: an API call or the CLI, SIGHUP, or a change the watcher saw on disk. */
+export const RELOAD_TRIGGERS = ['api', 'signal', 'watch'] as const
+export type ReloadTrigger = typeof RELOAD_TRIGGERS[number]
+
+/** A reload that was applied, or refused (an invalid main config: `refused` with its problems, nothing changed). */
+export interface ReloadOutcome {
+  trigger: ReloadTrigger
+  /** The files whose change started it (trigger watch). */
+  files: string[]
+  result?: ReloadResult
+  refused?: ConfigProblem[]
+  at: number
+}
 
 /** What unloading a plugin did to its manifest file (DELETE /plugins/:name). */
 export const UnloadResult = Type.Object({
@@ -43,7 +58,7 @@ export interface PluginChanges {
   /** Replaces a plugin's config (validated by its configSchema), writes it to its file, restarts the plugin. */
   setConfig: (name: string, config: Record<string, unknown>) => Promise<PluginSummary>
   /** Re-reads the main config and the plugins folder and applies what changed (nothing with dryRun). */
-  reload: (opts?: { dryRun?: boolean }) => Promise<ReloadResult>
+  reload: (opts?: { dryRun?: boolean, trigger?: ReloadTrigger, files?: string[] }) => Promise<ReloadResult>
 }
 
 export interface PluginChangesOptions {
@@ -53,6 +68,10 @@ export interface PluginChangesOptions {
   getLoaded: () => LoadedConfig
   setLoaded: (loaded: LoadedConfig) => void
   env?: NodeJS.ProcessEnv
+  /** Told of every file the daemon writes, renames or removes (the watcher ignores those). */
+  ownWrites?: OwnWrites
+  /** Every reload that was not a dry run, applied or refused. */
+  onReload?: (outcome: ReloadOutcome) => void
 }
 
 const REQUEST_BODY = 'request body'
@@ -60,6 +79,7 @@ const REQUEST_BODY = 'request body'
 export function createPluginChanges (opts: PluginChangesOptions): PluginChanges {
   const { supervisor, logger, getLoaded, setLoaded } = opts
   const env = opts.env ?? process.env
+  const written = (file: string): void => opts.ownWrites?.note(file)
   let tail: Promise<unknown> = Promise.resolve()
   /** One change at a time: a reload never sees a registration half done. */
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
@@ -100,6 +120,7 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         supervisor.checkChanges({ add: [manifest] })
         // The document as sent (${VAR} not expanded): the file is what an operator would have written.
         writeFileAtomic(file, manifestText(doc))
+        written(file)
         logger.info({ plugin: name, file }, `plugin ${name}: registered (${file})`)
         await supervisor.applyChanges({ add: [manifest], desired })
         syncLoaded()
@@ -112,6 +133,7 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         const source = fileOf(name, 'remove it')
         supervisor.checkChanges({ remove: [name] })
         const retiredTo = existsSync(source) ? retireManifestFile(source) : null
+        written(source)
         logger.info({ plugin: name, file: source, retiredTo }, `plugin ${name}: unloading${retiredTo ? ` (manifest renamed to ${retiredTo})` : ''}`)
         await supervisor.applyChanges({ remove: [name] })
         syncLoaded()
@@ -140,6 +162,7 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         if (parsed.manifest.name !== name) throw new errors.Conflict(`the manifest file ${source} now names plugin '${parsed.manifest.name}'; POST /config/reload to apply it`)
         supervisor.checkChanges({ replace: [parsed.manifest] })
         writeFileAtomic(source, withConfig(source, nextConfig))
+        written(source)
         logger.info({ plugin: name, file: source }, `plugin ${name}: config changed, restarting`)
         await supervisor.applyChanges({ replace: [parsed.manifest] })
         syncLoaded()
@@ -147,11 +170,22 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
       })
     },
 
-    reload ({ dryRun = false } = {}) {
+    reload ({ dryRun = false, trigger = 'api', files = [] } = {}) {
       return serial(async () => {
         const before = getLoaded()
         // An invalid main config throws PLUGVISOR_INVALID_CONFIG: nothing is applied.
-        const next = loadConfig(before.file, { env })
+        let next: LoadedConfig
+        try {
+          next = loadConfig(before.file, { env })
+        } catch (err) {
+          const refused = problemsOf(err)
+          if (!dryRun && refused) {
+            // GET /config/status shows what is wrong until a reload goes through.
+            syncLoaded({ problems: refused })
+            opts.onReload?.({ trigger, files, refused, at: Date.now() })
+          }
+          throw err
+        }
         const running = supervisor.names().map((n) => supervisor.manifest(n))
         const plan = planReload(running, before.config, next)
         const result: ReloadResult = {
@@ -170,7 +204,8 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         // The plugins folder follows the file; the rest of the main config waits for a restart.
         syncLoaded({ pluginsDir: next.pluginsDir, problems: plan.problems, config: { ...before.config, pluginsDir: next.config.pluginsDir, plugins: next.config.plugins } })
         logger.info({ added: result.added, removed: result.removed, changed: result.changed, kept: result.kept, problems: result.problems.length, restartRequired: result.restartRequired },
-          `config reloaded: ${result.added.length} added, ${result.removed.length} removed, ${result.changed.length} changed, ${result.unchanged.length} unchanged${result.restartRequired.length > 0 ? `; needs a restart for: ${result.restartRequired.join(', ')}` : ''}`)
+          `config reloaded${trigger === 'watch' ? ' (files changed)' : ''}: ${result.added.length} added, ${result.removed.length} removed, ${result.changed.length} changed, ${result.unchanged.length} unchanged${result.restartRequired.length > 0 ? `; needs a restart for: ${result.restartRequired.join(', ')}` : ''}`)
+        opts.onReload?.({ trigger, files, result, at: Date.now() })
         return result
       })
     }

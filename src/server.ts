@@ -126,7 +126,7 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
       fastify.recordAudit({ at: started, actor: 'signal', role: null, remote: null, method: 'SIGHUP', route: '/config/reload', url: '/config/reload', plugin: null, status, requestId: 'SIGHUP', durationMs: Date.now() - started })
     }
     // The reload logs what it applied; a refused one (invalid main config) changes nothing.
-    fastify.daemon.changes.reload().then(() => audit(200), (err: Error) => {
+    fastify.daemon.changes.reload({ trigger: 'signal' }).then(() => audit(200), (err: Error) => {
       audit(400)
       fastify.log.error({ err, problems: problemsOf(err) }, `reload (SIGHUP) failed, nothing applied: ${err.message}`)
     })

@@ -46,7 +46,8 @@ export function needs (available: boolean, program: string, debianPackage: strin
 export function writeConfig (plugins: unknown[], extra: Record<string, unknown> = {}, dir = tempDir()): LoadedConfig {
   mkdirSync(dir, { recursive: true })
   const file = path.join(dir, 'plugvisor.json')
-  writeFileSync(file, JSON.stringify({ dataDir: './data', pluginsDir: './plugins.d', plugins, log: { level: 'silent' }, ...extra }))
+  // Watching is off unless a test turns it on: a test that writes files and then reloads must not race a watcher.
+  writeFileSync(file, JSON.stringify({ dataDir: './data', pluginsDir: './plugins.d', plugins, log: { level: 'silent' }, watch: { enabled: false }, ...extra }))
   return loadConfig(file)
 }
 

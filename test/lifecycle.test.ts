@@ -29,18 +29,20 @@ const events: Record<LifecycleEvent['type'], LifecycleEvent> = {
   unhealthy: { type: 'unhealthy' },
   healthy: { type: 'healthy' },
   'memory-exceeded': { type: 'memory-exceeded' },
-  'nothing-to-kill': { type: 'nothing-to-kill' }
+  'nothing-to-kill': { type: 'nothing-to-kill' },
+  'files-changed': { type: 'files-changed', detail: 'app.js' },
+  'checksum-mismatch': { type: 'checksum-mismatch', detail: 'sha256 differs' }
 }
 
 // Expected next state for each (state, event); '-' = refused (ignored, nothing changes). The
 // stopping state below is a shutdown's (intent stopped, desired running): an operator stop still records desired stopped.
 const table: Record<StateName, Record<LifecycleEvent['type'], StateName | '-'>> = {
-  stopped: { start: 'starting', stop: '-', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' },
-  starting: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: 'running', 'spawn-failed': 'backoff', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' },
-  running: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: '-', 'spawn-failed': '-', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: 'stopping', healthy: 'running', 'memory-exceeded': 'stopping', 'nothing-to-kill': '-' },
-  stopping: { start: 'stopping', stop: 'stopping', shutdown: '-', restart: 'stopping', spawned: '-', 'spawn-failed': 'stopped', exited: 'stopped', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': 'stopped' },
-  backoff: { start: 'starting', stop: 'stopped', shutdown: 'stopped', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': 'starting', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' },
-  failed: { start: 'starting', stop: 'stopped', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-' }
+  stopped: { start: 'starting', stop: '-', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-' },
+  starting: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: 'running', 'spawn-failed': 'backoff', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': 'stopping', 'checksum-mismatch': 'failed' },
+  running: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: '-', 'spawn-failed': '-', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: 'stopping', healthy: 'running', 'memory-exceeded': 'stopping', 'nothing-to-kill': '-', 'files-changed': 'stopping', 'checksum-mismatch': '-' },
+  stopping: { start: 'stopping', stop: 'stopping', shutdown: '-', restart: 'stopping', spawned: '-', 'spawn-failed': 'stopped', exited: 'stopped', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': 'stopped', 'files-changed': '-', 'checksum-mismatch': '-' },
+  backoff: { start: 'starting', stop: 'stopped', shutdown: 'stopped', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': 'starting', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-' },
+  failed: { start: 'starting', stop: 'stopped', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-' }
 }
 
 t.test('every state × event: allowed transitions go where the table says, refused ones change nothing', async (t) => {
@@ -128,6 +130,34 @@ t.test('unhealthy and memory restart through the backoff with their reason; poli
     t.equal(kept.snapshot.state.name, 'running', `${type} with policy never keeps it running`)
     t.equal(kept.snapshot.stableSince, undefined, 'but it is no longer stable')
   }
+})
+
+t.test('a watched file change restarts a running plugin with reason watch, keeping counters and desired', async (t) => {
+  const running: Snapshot = { ...initialSnapshot('running'), state: { name: 'running', since: 0 }, stableSince: 0, restartCount: 3, backoffAttempt: 2, recentRestarts: [5] }
+  const down = transition(running, { type: 'files-changed', detail: 'app.js' }, ctx())
+  t.same(down.restart, { reason: 'watch' }, 'counted as a restart with reason watch')
+  t.match(down.snapshot.state, { name: 'stopping', intent: { then: 'start' } })
+  t.same(down.effects, [{ type: 'kill', reason: 'watch' }])
+  t.equal(down.reason, 'watch: app.js')
+  t.same([down.snapshot.restartCount, down.snapshot.backoffAttempt, down.snapshot.recentRestarts, down.snapshot.desired], [3, 2, [5], 'running'])
+  const up = transition(down.snapshot, { type: 'exited', code: null, signal: 'SIGTERM' }, ctx())
+  t.equal(up.snapshot.state.name, 'starting')
+  t.same(up.effects, [{ type: 'spawn' }])
+  for (const state of [states.stopped, states.failed, states.backoff]) {
+    const r = transition({ ...initialSnapshot('stopped'), state }, { type: 'files-changed', detail: 'app.js' }, ctx())
+    t.ok(r.ignored, `a change while ${state.name} does not start it`)
+    t.equal(r.restart, undefined)
+  }
+})
+
+t.test('a checksum mismatch before the spawn leaves the plugin failed with reason checksum, no restart scheduled', async (t) => {
+  const starting: Snapshot = { ...initialSnapshot('running'), state: { name: 'starting', since: 0 } }
+  const r = transition(starting, { type: 'checksum-mismatch', detail: 'sha256 of /bin/x is ab, the manifest pins cd' }, ctx())
+  t.match(r.snapshot.state, { name: 'failed', reason: 'checksum' })
+  t.equal(r.reason, 'checksum')
+  t.same(r.effects, [], 'nothing spawned, nothing scheduled')
+  t.equal(r.restart, undefined)
+  t.equal(r.snapshot.desired, 'running', 'desired stays: a fixed binary starts with the next operator start')
 })
 
 t.test('backoff sequence with jitter 0: initial × multiplier^(n−1), capped', async (t) => {

@@ -309,7 +309,8 @@ export function findCycles (manifests: Pick<Manifest, 'name' | 'dependsOn'>[]): 
   return cycles
 }
 
-const MANIFEST_EXT = /\.(ya?ml|json)$/
+/** Names the loader reads from the plugins folder. */
+export const MANIFEST_EXT = /\.(ya?ml|json)$/
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv

@@ -135,6 +135,11 @@ export const Manifest = Type.Object({
   stop: StopPolicy,
   limits: Limits,
   resilience: Resilience,
+  watch: Type.Optional(Type.Object({
+    paths: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Globs relative to cwd (*, **, ?, {a,b}); a change to a matching file restarts the plugin (reason watch) while it runs' }),
+    debounceMs: ms('Changes within this time of each other are one restart', 300)
+  }, { additionalProperties: false, description: 'Restart the plugin when one of its files changes (not while it is stopped)' })),
+  sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'Hex SHA-256 of the resolved executable, checked before every spawn; a mismatch leaves the plugin failed (reason checksum), never started' })),
   configSchema: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'JSON Schema for config; properties marked sensitive: true are redacted' })),
   config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Passed to the plugin as PLUGVISOR_CONFIG (JSON)' })
 }, { additionalProperties: false, $id: 'https://plugvisor.dev/schemas/manifest.schema.json', title: 'plugvisor plugin manifest' })
@@ -192,6 +197,10 @@ export const MainConfig = Type.Object({
   }, { additionalProperties: false, default: {} }),
   resources: Type.Object({
     sampleIntervalMs: ms(`Resident memory and CPU time of every plugin process group are read from /proc this often (${IDLE_BACKOFF} times as rarely while nothing changed and no plugin has limits.maxMemoryMb); limits.maxMemoryMb needs two samples in a row over it`, 5000, 10)
+  }, { additionalProperties: false, default: {} }),
+  watch: Type.Object({
+    enabled: Type.Boolean({ default: true, description: 'Watch the main config file and pluginsDir and reload on a change, as SIGHUP does (default true)' }),
+    debounceMs: ms('Changes within this time of each other are one reload', 300)
   }, { additionalProperties: false, default: {} }),
   events: Type.Object({
     keepAliveMs: ms('GET /events sends a keep-alive comment this often', 15000, 10),

@@ -1,4 +1,4 @@
-// Server-sent events: every transition, health verdict change and restart of the supervisor, every circuit change of the invoker,
+// Server-sent events: every transition, health verdict change and restart of the supervisor, every circuit change of the invoker, every reload,
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
@@ -10,8 +10,10 @@ import type { EventEmitter } from 'node:events'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { InvokerEvents } from '../invoke/invoker.js'
 import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
+import type { ConfigProblem } from '../config/load.js'
+import type { ReloadOutcome } from '../plugin-changes.js'
 
-export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit'
+export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'config'
 
 /** The `data:` of every event. `from`/`to` are states (transition), verdicts (health), circuit states (circuit), or null (restart). */
 export interface StreamEventData {
@@ -20,6 +22,22 @@ export interface StreamEventData {
   to: string | null
   reason: string
   /** ISO 8601 time of the change. */
+  at: string
+}
+
+/** The `data:` of a `config` event: a reload (applied, or refused with `refused` problems) and what started it. */
+export interface ConfigEventData {
+  trigger: ReloadOutcome['trigger']
+  /** The files whose change started it (trigger watch; [] otherwise). */
+  files: string[]
+  added: string[]
+  removed: string[]
+  changed: string[]
+  kept: string[]
+  /** Manifests not applied (the running version of each stays). */
+  problems: ConfigProblem[]
+  /** The main config was invalid: nothing applied, these say why. */
+  refused: ConfigProblem[] | null
   at: string
 }
 
@@ -49,13 +67,15 @@ export interface EventStreamOptions {
 export interface EventStream {
   /** Adds a client: writes the opening comment, then every event. Returns the unsubscribe. */
   subscribe: (sink: EventSink) => () => void
+  /** Relays a reload (every one that was not a dry run) as a `config` event. */
+  config: (outcome: ReloadOutcome) => void
   clientCount: () => number
   /** Ends every client stream and stops listening (app close). */
   close: () => void
 }
 
 /** One event in the text/event-stream format. */
-export function formatEvent (event: StreamEventName, data: StreamEventData): string {
+export function formatEvent (event: StreamEventName, data: StreamEventData | ConfigEventData): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
 }
 
@@ -105,6 +125,21 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       clients.add(sink)
       sink.write(': connected\n\n')
       return () => drop(sink)
+    },
+    config (o) {
+      if (clients.size === 0) return
+      const r = o.result
+      send(formatEvent('config', {
+        trigger: o.trigger,
+        files: o.files,
+        added: r?.added ?? [],
+        removed: r?.removed ?? [],
+        changed: r?.changed ?? [],
+        kept: r?.kept ?? [],
+        problems: r?.problems ?? [],
+        refused: o.refused ?? null,
+        at: new Date(o.at).toISOString()
+      }))
     },
     clientCount: () => clients.size,
     close () {

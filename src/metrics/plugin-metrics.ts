@@ -102,7 +102,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
 
   const restarts = new Counter({
     name: 'plugvisor_plugin_restarts_total',
-    help: 'Restarts by reason: crash (unexpected exit), unhealthy (failed probes), memory (limits.maxMemoryMb), manual (operator)',
+    help: 'Restarts by reason: crash (unexpected exit), unhealthy (failed probes), memory (limits.maxMemoryMb), manual (operator), watch (a watched file changed)',
     labelNames: ['plugin', 'reason'],
     registers
   })

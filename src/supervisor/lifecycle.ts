@@ -14,12 +14,13 @@ export type Desired = typeof DESIRED_NAMES[number]
 /**
  * Why a plugin was restarted (the `reason` label of plugvisor_restarts_total): crash (an
  * unexpected exit, or a failed spawn), unhealthy (failed probes), memory (limits.maxMemoryMb),
- * manual (an operator restart). The first three go through the backoff.
+ * manual (an operator restart), watch (one of its watched files changed). The first three go
+ * through the backoff.
  */
-export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual'] as const
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual', 'watch'] as const
 export type RestartEventReason = typeof RESTART_REASONS[number]
-/** The restart reasons the supervisor decides itself. */
-export type RestartReason = Exclude<RestartEventReason, 'manual'>
+/** The restart reasons that go through the backoff. */
+export type RestartReason = Exclude<RestartEventReason, 'manual' | 'watch'>
 
 export interface ExitInfo { code: number | null, signal: string | null, at: number }
 
@@ -64,6 +65,8 @@ export type LifecycleEvent =
   | { type: 'unhealthy' } // failureThreshold reached
   | { type: 'healthy' } // verdict healthy (again): starts the stable period of a probed plugin
   | { type: 'memory-exceeded' }
+  | { type: 'files-changed', detail: string } // a file of manifest watch.paths changed
+  | { type: 'checksum-mismatch', detail: string } // the executable is not the one manifest sha256 pins
 
 export type Effect =
   | { type: 'spawn' }
@@ -148,11 +151,20 @@ function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, 
   })
 }
 
+/**
+ * A watched file changed: down and up again like an operator restart, but the counters and the
+ * desired state stay (nobody asked for it). Only a process that exists is restarted.
+ */
+function watchRestart (s: Snapshot, detail: string, now: number): Transition {
+  return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, `watch: ${detail}`, [{ type: 'kill', reason: 'watch' }], { stableSince: undefined })
+}
+
 export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transition {
   const t = decide(s, ev, ctx)
   if (t.ignored) return t
   const out: Transition = { ...t }
   if (ev.type === 'restart') out.restart = { reason: 'manual' }
+  else if (ev.type === 'files-changed') out.restart = { reason: 'watch' }
   else if (ev.type === 'backoff-elapsed' && s.state.name === 'backoff') out.restart = { reason: s.state.reason }
   const to = t.snapshot.state.name
   if (to !== s.state.name) {
@@ -195,6 +207,11 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
           return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now }, 'spawn-error')
         case 'exited':
           return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
+        case 'checksum-mismatch':
+          // Never spawned, never retried: another binary than the pinned one needs an operator.
+          return go(s, { name: 'failed', since: now, reason: 'checksum' }, 'checksum', [], { stableSince: undefined })
+        case 'files-changed':
+          return watchRestart(s, ev.detail, now)
         default:
           return ignore(s)
       }
@@ -215,6 +232,8 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
           if (ctx.policy.policy === 'never') return { ...ignore({ ...s, stableSince: undefined }), reason }
           return go(s, { name: 'stopping', since: now, intent: { then: 'crash', reason } }, reason, [{ type: 'kill', reason }], { stableSince: undefined })
         }
+        case 'files-changed':
+          return watchRestart(s, ev.detail, now)
         case 'healthy':
           if (s.stableSince !== undefined) return ignore(s)
           return { snapshot: { ...s, stableSince: now }, effects: [], reason: 'healthy', ignored: false }

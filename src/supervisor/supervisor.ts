@@ -14,6 +14,7 @@ import {
   type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
 } from './lifecycle.js'
 import { RestartBudget } from './backoff.js'
+import { verifyExecutable } from '../process/executable.js'
 import { LogRing, type LogLine } from '../process/log-ring.js'
 import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
 import type { LifecycleStore } from './lifecycle-store.js'
@@ -30,6 +31,8 @@ export interface SupervisorEvents {
   /** A plugin was added to or removed from supervision. */
   loaded: [string]
   unloaded: [string]
+  /** A spawn was refused: the executable is not the one manifest sha256 pins. */
+  checksum: [{ plugin: string, file: string | undefined, reason: string, at: number }]
 }
 
 /** Plugins to add, remove and replace in one operation, checked as a whole before anything changes. */
@@ -43,7 +46,7 @@ export interface ChangeSet {
 
 type Op = 'start' | 'stop' | 'restart'
 /** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
-type TailOp = Op | 'unload' | 'replace' | 'shutdown'
+type TailOp = Op | 'unload' | 'replace' | 'shutdown' | 'watch'
 
 class Plugin {
   snapshot: Snapshot
@@ -322,6 +325,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   stop (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'stop') }
   restart (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'restart') }
 
+  /**
+   * One of the plugin's watched files changed: restarts it (reason watch) if it runs or is
+   * starting; anything else (stopped, failed, backoff, stopping) is left as it is. A second
+   * change while the first restart is queued joins it.
+   */
+  watchRestart (name: string, detail: string): Promise<PluginSummary> {
+    const p = this.#get(name)
+    if (p.tail?.op === 'watch') return p.tail.promise as Promise<PluginSummary>
+    return this.#enqueueTask(p, 'watch', async () => {
+      if (this.#closing || p.unloading) return this.#summary(p)
+      this.#feed(p, { type: 'files-changed', detail })
+      await this.#settled(p)
+      return this.#summary(p)
+    })
+  }
+
   /** Starts several plugins; each waits for its dependencies, so order is kept while the rest runs in parallel. */
   async startMany (names: string[]): Promise<PluginSummary[]> {
     names.forEach((n) => this.#get(n))
@@ -597,6 +616,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // The state may have moved on (even to a newer start) while a port was picked.
     if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
     const env = pluginEnv(m, p.port)
+    if (m.sha256 !== undefined) {
+      const verdict = await verifyExecutable(m.command, m.cwd, env.PATH, m.sha256)
+      if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
+      if (!verdict.ok) {
+        this.#log.error({ plugin: m.name, file: verdict.file, expected: m.sha256, actual: verdict.actual }, `plugin ${m.name}: not started: ${verdict.reason}`)
+        this.emit('checksum', { plugin: m.name, file: verdict.file, reason: verdict.reason, at: this.#clock.now() })
+        this.#feed(p, { type: 'checksum-mismatch', detail: verdict.reason })
+        return
+      }
+    }
     p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
     const logs = p.outputLogs
     const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env }, {
