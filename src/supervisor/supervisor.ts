@@ -16,6 +16,8 @@ import { RestartBudget } from './backoff.js'
 import { LogRing, type LogLine } from '../process/log-ring.js'
 import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
 import type { LifecycleStore } from './lifecycle-store.js'
+import { DEFAULT_STOP } from '../config/schema.js'
+import { INSTANCE_VAR, isEarlierDaemon, markerOf } from '../process/instance-marker.js'
 
 export const LOG_RING_LINES = 1000
 
@@ -89,6 +91,12 @@ export interface SupervisorOptions {
   restartBudget: { burst: number, perSecond: number }
   /** Picks a free loopback port for `port: auto`. */
   allocatePort?: () => Promise<number>
+  /**
+   * This daemon's instance marker (PLUGVISOR_INSTANCE in every plugin's environment): stops find
+   * a plugin's descendants that left its process group by it, and the start-up cleanup finds what
+   * an earlier daemon of the same data folder left. Without one, neither looks.
+   */
+  instance?: string
 }
 
 const SETTLED: ReadonlySet<StateName> = new Set(['running', 'stopped', 'backoff', 'failed'])
@@ -102,6 +110,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #random: () => number
   readonly #budget: RestartBudget
   readonly #allocatePort: () => Promise<number>
+  readonly #instance: string | undefined
   #closing = false
 
   constructor (opts: SupervisorOptions) {
@@ -113,6 +122,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#random = opts.random ?? Math.random
     this.#budget = new RestartBudget(opts.restartBudget, this.#clock.now())
     this.#allocatePort = opts.allocatePort ?? freeLoopbackPort
+    this.#instance = opts.instance
     // Waiters (dependencies, ?wait=healthy, SSE, metrics) subscribe per request: no fixed cap.
     this.setMaxListeners(0)
   }
@@ -587,14 +597,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     // The state may have moved on (even to a newer start) while a port was picked.
     if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
-    const env = pluginEnv(m, p.port)
+    const env = pluginEnv(m, p.port, this.#instance)
+    const tag = this.#instance === undefined ? [] : [`${INSTANCE_VAR}=${this.#instance}`, `PLUGVISOR_PLUGIN=${m.name}`]
+    const record = (identity: ProcessIdentity): void => {
+      p.identity = identity
+      this.#persist(m.name, 'process identity', () => this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() }))
+    }
     p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
     const logs = p.outputLogs
-    const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env }, {
+    const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env, tag }, {
       onSpawn: (identity) => {
         if (p.handle !== handle) return
-        p.identity = identity
-        this.#persist(m.name, 'process identity', () => this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() }))
+        if (p.identity === undefined) record(identity)
         this.#feed(p, { type: 'spawned' })
       },
       onSpawnError: (err) => {
@@ -618,6 +632,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
     })
     p.handle = handle
+    // Recorded now, not when 'spawn' is emitted: that comes only after every other spawn of a
+    // start burst, and a daemon killed in between would leave processes no record names.
+    if (handle.identity !== undefined) record(handle.identity)
   }
 
   async #kill (p: Plugin): Promise<void> {
@@ -634,18 +651,40 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * Terminates process groups recorded by a previous daemon that are still alive (through the
-   * runner) and forgets every record. Returns what was found, for the log.
+   * runner) and forgets every record; then every process that carries the marker of an earlier
+   * daemon of this data folder (what no record named: started just before a hard kill, or
+   * escaped from its group). A record that cannot be forgotten (full disk) is logged and left:
+   * the next start finds its pid gone or someone else's. Returns what was found, for the log.
    */
   async reapOrphans (): Promise<{ plugin: string, pid: number, action: ReapResult }[]> {
-    return Promise.all(this.#store.recordedProcesses().map(async (r) => {
+    let recorded: ReturnType<LifecycleStore['recordedProcesses']> = []
+    try {
+      recorded = this.#store.recordedProcesses()
+    } catch (err) {
+      this.#log.error({ err }, `could not read the processes recorded by a previous daemon: ${(err as Error).message}`)
+    }
+    const report = await Promise.all(recorded.map(async (r) => {
       try {
         const action = await this.#runner.reap(r)
-        if (action === 'terminated') this.#log.warn({ plugin: r.plugin, pid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
+        if (action === 'terminated') this.#log.warn({ plugin: r.plugin, pluginPid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
         return { plugin: r.plugin, pid: r.pid, action }
       } finally {
-        this.#store.forgetProcess(r.plugin)
+        this.#persist(r.plugin, 'process identity', () => this.#store.forgetProcess(r.plugin))
       }
     }))
+    const instance = this.#instance
+    if (instance === undefined) return report
+    const marked = await this.#runner.reapMarked((env) => {
+      if (!isEarlierDaemon(markerOf(env), instance)) return undefined
+      const name = env.find((e) => e.startsWith('PLUGVISOR_PLUGIN='))?.slice('PLUGVISOR_PLUGIN='.length) ?? ''
+      const stop = this.#plugins.get(name)?.manifest.stop ?? DEFAULT_STOP
+      return { stopSignal: stop.signal, stopTimeoutMs: stop.timeoutMs, plugin: name }
+    })
+    for (const { pid, plugin } of marked) {
+      this.#log.warn({ plugin, pluginPid: pid }, `terminated process ${pid} of plugin ${plugin} left by a previous daemon (found by its instance marker)`)
+      report.push({ plugin, pid, action: 'terminated' })
+    }
+    return report
   }
 }
 
