@@ -18,6 +18,7 @@ import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '
 import type { LifecycleStore } from './lifecycle-store.js'
 import { DEFAULT_STOP } from '../config/schema.js'
 import { INSTANCE_VAR, isEarlierDaemon, markerOf } from '../process/instance-marker.js'
+import { signalGroup } from '../process/proc.js'
 
 export const LOG_RING_LINES = 1000
 
@@ -356,6 +357,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#feed(p, { type: 'shutdown', reason: 'daemon shutdown' })
       await this.#settled(p)
     }))
+  }
+
+  /**
+   * The last resort before the daemon exits in the middle of a shutdown (a second SIGTERM/SIGINT):
+   * SIGKILL to every process group still running, synchronously, so no plugin outlives the daemon.
+   */
+  killAllNow (): void {
+    for (const p of this.#plugins.values()) {
+      const pgid = p.identity?.pgid ?? p.handle?.pid
+      if (pgid !== undefined) signalGroup(pgid, 'SIGKILL')
+    }
   }
 
   /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs (PLUGVISOR_WAIT_TIMEOUT). */
