@@ -8,6 +8,7 @@ import type { AuditStore } from './store/audit-store.js'
 import { Supervisor } from './supervisor/supervisor.js'
 import { systemClock, type Clock } from './clock.js'
 import { childProcessRunner, type ProcessRunner } from './process/runner.js'
+import { newInstanceMarker } from './process/instance-marker.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
 import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metrics.js'
 import { createEventStream, type EventStream } from './events/event-stream.js'
@@ -89,7 +90,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     logger,
     clock: opts.clock,
     random: opts.random,
-    restartBudget: loaded.config.restartBudget
+    restartBudget: loaded.config.restartBudget,
+    instance: newInstanceMarker(loaded.dataDir)
   })
   const healthHistory = createHealthHistory(store.healthHistory, {
     ...loaded.config.history,

@@ -12,6 +12,13 @@ import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
 
+/** The signals that shut the daemon down. */
+const SHUTDOWN_SIGNALS: readonly string[] = ['SIGTERM', 'SIGINT']
+/** Signals whose default action would end the daemon without a shutdown: logged and ignored. */
+const IGNORED_SIGNALS = ['SIGUSR2', 'SIGQUIT'] as const
+/** Every signal close-with-grace 2.x listens for unless skipped. */
+const CLOSE_WITH_GRACE_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'] as const
+
 export type ServerOptions = AppOptions & {
   /** Fastify's logger option; default: pino at the configured level. */
   logger?: boolean | object
@@ -132,9 +139,25 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
     })
   }
   process.on('SIGHUP', onHangup)
-  fastify.addHook('onClose', async () => { process.off('SIGHUP', onHangup) })
-  // close-with-grace would treat SIGHUP as a shutdown signal.
-  closeWithGrace({ delay: 60000, logger: fastify.log, skip: ['SIGHUP'] }, async ({ signal, err }) => {
+  // Their default action would end the daemon at once and leave every plugin running.
+  const onIgnored = (signal: NodeJS.Signals): void => { fastify.log.warn({ signal }, `${signal} ignored: SIGTERM or SIGINT shut plugvisor down, SIGHUP reloads`) }
+  for (const sig of IGNORED_SIGNALS) process.on(sig, onIgnored)
+  fastify.addHook('onClose', async () => {
+    process.off('SIGHUP', onHangup)
+    for (const sig of IGNORED_SIGNALS) process.off(sig, onIgnored)
+  })
+  // Only SIGTERM and SIGINT shut down (SIGHUP reloads); close-with-grace would also take SIGUSR2,
+  // SIGQUIT and the fault signals. A second one during the shutdown SIGKILLs every plugin's group
+  // still running, then exits.
+  closeWithGrace({
+    delay: 60000,
+    logger: fastify.log,
+    skip: CLOSE_WITH_GRACE_SIGNALS.filter((s) => !SHUTDOWN_SIGNALS.includes(s)),
+    onSecondSignal: (signal) => {
+      fastify.log.error({ signal }, `second ${signal} during shutdown: killing every plugin still running and exiting`)
+      fastify.daemon.supervisor.killAllNow()
+    }
+  }, async ({ signal, err }) => {
     if (err) fastify.log.error({ err }, 'shutting down after an error')
     else fastify.log.info({ signal }, 'shutting down: stopping plugins')
     await fastify.close()

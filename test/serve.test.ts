@@ -6,6 +6,8 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { alive, fixturePlugin, followLog, tempDir, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
+import { findByEnviron } from '../src/process/proc.js'
+import { randomUUID } from 'node:crypto'
 
 const bin = path.join(packageRoot, 'dist/src/bin.js')
 
@@ -55,4 +57,36 @@ t.test('serve refuses an open API on a non-loopback address', async (t) => {
   const r = spawnSync(process.execPath, [bin, 'serve', '--config', loaded.file], { encoding: 'utf8', timeout: 20000 })
   t.equal(r.status, 1)
   t.match(r.stderr, /refusing to listen on 0\.0\.0\.0/)
+})
+
+t.test('a second SIGTERM during shutdown SIGKILLs every plugin before the daemon exits; SIGUSR2 does not shut down (both failed before)', async (t) => {
+  const run = randomUUID()
+  const loaded = writeConfig([fixturePlugin('slow', 'ignore-sigterm', { env: { TEST_RUN: run }, stop: { timeoutMs: 60000 } })], { log: { level: 'info' } })
+  const daemon = spawn(process.execPath, [bin, 'serve', '--config', loaded.file], {
+    env: { ...process.env, PLUGVISOR_PORT: '0' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  let pid = 0
+  t.teardown(() => {
+    if (daemon.exitCode === null) daemon.kill('SIGKILL')
+    if (pid) { try { process.kill(pid, 'SIGKILL') } catch {} }
+  })
+  const { entries, until } = followLog(daemon.stdout!)
+  await until(() => entries.some((e) => e.msg === 'initial start pass done') && entries.some((e) => e.msg === 'ready'))
+  pid = findByEnviron((env) => env.includes(`TEST_RUN=${run}`))[0]?.pid ?? 0
+  daemon.kill('SIGUSR2')
+  // SIGHUP is handled in order after SIGUSR2: its reload line shows the daemon still runs.
+  daemon.kill('SIGHUP')
+  await until(() => entries.some((e) => /SIGHUP/.test(e.msg)))
+  t.equal(daemon.exitCode, null, 'SIGUSR2 did not shut the daemon down')
+  t.notOk(entries.some((e) => /shutting down/.test(e.msg)), 'no shutdown began')
+  const exited = once(daemon, 'exit')
+  daemon.kill('SIGTERM')
+  await until(() => entries.some((e) => /shutting down/.test(e.msg)) && entries.some((e) => e.plugin === 'slow' && e.to === 'stopping'))
+  daemon.kill('SIGTERM')
+  const [code] = await exited
+  t.not(code, 0, 'the second signal exits non-zero')
+  t.ok(entries.some((e) => /second SIGTERM/.test(e.msg)), 'it says why')
+  t.ok(pid > 0, 'the plugin pid was found in /proc')
+  t.notOk(alive(pid), 'the plugin (which ignores SIGTERM, stop timeout 60 s) is gone when the daemon has exited')
 })

@@ -98,7 +98,8 @@ t.test('the environment is explicit: manifest env, PATH/HOME/LANG/TZ, PLUGVISOR_
   t.ok(Number(env.PORT) > 0)
   t.equal(env.PATH, process.env.PATH)
   t.notOk('PLUGVISOR_TEST_SECRET' in env, 'the daemon environment is not inherited')
-  const allowed = new Set(['GREETING', 'PLUGVISOR_PLUGIN', 'PLUGVISOR_CONFIG', 'PORT', 'PATH', 'HOME', 'LANG', 'TZ'])
+  t.match(env.PLUGVISOR_INSTANCE, /^[0-9a-f]{16}\.[0-9a-f-]{36}$/, 'the instance marker: data folder key and this daemon\'s id')
+  const allowed = new Set(['GREETING', 'PLUGVISOR_PLUGIN', 'PLUGVISOR_CONFIG', 'PLUGVISOR_INSTANCE', 'PORT', 'PATH', 'HOME', 'LANG', 'TZ'])
   // tap's process-info hook patches child_process to add its own coverage variables to every child.
   const tapAdded = (k: string): boolean => k.startsWith('_TAPJS_') || (k === 'NODE_OPTIONS' && process.env.TAP === '1')
   t.same(Object.keys(env).filter((k) => !allowed.has(k) && !tapAdded(k)), [], 'nothing else')
@@ -246,4 +247,17 @@ t.test('a store whose writes fail makes readiness (daemon:store-migrated) and /h
   t.equal(health.statusCode, 503)
   t.equal(health.json().status, 'fail', 'the daemon-fail branch: every plugin is fine, the daemon is not')
   t.equal(health.json().plugins.sturdy.status, 'healthy')
+})
+
+t.test('stop ends a grandchild that left the process group with setsid (found by the instance marker); it failed before', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('runaway', 'setsid-grandchild', { stop: { timeoutMs: 300 } })]), { boot: false })
+  const sup = app.daemon.supervisor
+  const line = outputLine(sup, 'runaway', /^escaped (\d+)$/)
+  await app.daemon.boot()
+  const escaped = Number((await line)[1])
+  t.teardown(() => { try { process.kill(escaped, 'SIGKILL') } catch {} })
+  t.ok(alive(escaped), 'the escaped grandchild runs')
+  const res = await app.inject({ method: 'POST', url: '/plugins/runaway/stop' })
+  t.equal(res.json().state, 'stopped')
+  t.notOk(alive(escaped), 'the escaped grandchild (own session, ignores SIGTERM) is gone when stop answers')
 })

@@ -32,7 +32,8 @@ function fakeRunner () {
         }
       }
     },
-    reap: async () => 'gone'
+    reap: async () => 'gone',
+    reapMarked: async () => []
   }
   const up = (s: Spawned): void => s.cb.onSpawn({ pid: s.pid, pgid: s.pid, startTicks: null, bootId: 'test' })
   return { runner, spawned, up, exit, holdStops: (on: boolean) => { holdStops = on } }

@@ -41,6 +41,7 @@ export function observingRunner (inner: ProcessRunner): ObservingRunner {
     },
     // Its own data folder is new: nothing of an earlier daemon to reap, but the interface asks.
     reap: (r) => inner.reap(r),
+    reapMarked: (leftOver) => inner.reapMarked(leftOver),
     spawn (spec, cb) {
       let identity: ProcessIdentity | undefined
       const handle = inner.spawn(spec, {

@@ -1,5 +1,6 @@
 // The one place where every config and manifest field, its unit and its default are declared.
 // The JSON Schemas published in schemas/ and the README reference table are generated from here.
+import { Value } from '@sinclair/typebox/value'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { IDLE_BACKOFF } from '../resources/resource-sampler.js'
 
@@ -215,3 +216,6 @@ export const publishedSchemas: Record<string, TSchema> = {
   'manifest.schema.json': Manifest,
   'config.schema.json': MainConfig
 }
+
+/** The stop policy of a manifest that says nothing (from the schema's defaults): for processes no loaded manifest names. */
+export const DEFAULT_STOP = Value.Default(StopPolicy, {}) as StopPolicy

@@ -144,3 +144,26 @@ export function sysconf (): { pageSize: number, ticksPerSecond: number } {
   }
   return cachedSysconf
 }
+
+/** The environment a process was started with (NUL-separated KEY=VALUE); undefined when unreadable. */
+export function readEnviron (pid: number, procRoot = '/proc'): string[] | undefined {
+  try {
+    return readFileSync(`${procRoot}/${pid}/environ`, 'latin1').split('\0')
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Every live process (zombies and the daemon itself left out) that `pre` lets through (checked
+ * on /proc/<pid>/stat, so the environment is read only for candidates) and whose environment
+ * `match` accepts. The environment is inherited by every descendant, including those that left
+ * the process group with setsid, which is how they are found again.
+ */
+export function findByEnviron (match: (env: string[], st: ProcStat) => boolean, pre: (st: ProcStat) => boolean = () => true, procRoot = '/proc'): ProcStat[] {
+  return scanProcesses(procRoot).filter((st) => {
+    if (st.state === 'Z' || st.state === 'X' || st.pid === process.pid || !pre(st)) return false
+    const env = readEnviron(st.pid, procRoot)
+    return env !== undefined && match(env, st)
+  })
+}

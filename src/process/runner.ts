@@ -2,7 +2,7 @@
 // previous daemon left), so the supervisor can be driven by a fake in tests and by real child
 // processes in production.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
-import { bootId, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
+import { bootId, findByEnviron, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
 import { LineSplitter } from './line-splitter.js'
 
 /** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
@@ -13,6 +13,12 @@ export interface SpawnSpec {
   args: string[]
   cwd: string
   env: Record<string, string>
+  /**
+   * KEY=VALUE entries of `env` that every descendant inherits and nothing else carries (the
+   * daemon's instance marker and the plugin name): a stop also ends descendants that left the
+   * process group (setsid), found by these in /proc/<pid>/environ.
+   */
+  tag?: string[]
 }
 
 export interface ProcessIdentity {
@@ -35,6 +41,8 @@ export interface ProcessCallbacks {
 
 export interface ProcessHandle {
   readonly pid: number | undefined
+  /** Known as soon as spawn() returns, when the process was created (undefined when it could not be). */
+  readonly identity?: ProcessIdentity
   /**
    * Stop signal to the whole group, SIGKILL to the group after timeoutMs. Resolves once every
    * process of the group is gone (onExit has then been called).
@@ -48,6 +56,8 @@ export interface RecordedGroup extends ProcessIdentity {
   stopTimeoutMs: number
 }
 
+export interface StopSettings { stopSignal: string, stopTimeoutMs: number }
+
 /** terminated: it was still running and is gone now; gone: nothing of it was left; reused: the pid is someone else's now. */
 export type ReapResult = 'terminated' | 'gone' | 'reused'
 
@@ -58,6 +68,12 @@ export interface ProcessRunner {
    * SIGKILL after its stop timeout. A pid whose start time differs is someone else's: left alone.
    */
   reap: (r: RecordedGroup) => Promise<ReapResult>
+  /**
+   * Terminates every process whose environment `leftOver` recognises (each with the stop signal
+   * and timeout it answers, then SIGKILL); resolves once they are gone with their pids and
+   * what `leftOver` answered for each.
+   */
+  reapMarked: <T extends StopSettings>(leftOver: (env: string[]) => T | undefined) => Promise<(T & { pid: number })[]>
 }
 
 export const MAX_LINE_BYTES = 8 * 1024
@@ -92,9 +108,14 @@ class ChildHandle implements ProcessHandle {
   /** Set once the leader exited; the group may still be draining. */
   #leaderExit: { code: number | null, signal: string | null } | undefined
   #stopDeadline: number | undefined
+  readonly identity: ProcessIdentity | undefined
+  readonly #tag: string[]
+  /** Descendants outside the group (setsid) found at the last look, with their start times. */
+  #escaped: { pid: number, startTicks: number }[] = []
 
   constructor (spec: SpawnSpec, cb: ProcessCallbacks) {
     this.#cb = cb
+    this.#tag = spec.tag ?? []
     this.#done = new Promise((resolve) => { this.#resolveDone = resolve })
     this.#child = spawnChild(spec.command, spec.args, {
       cwd: spec.cwd,
@@ -104,6 +125,11 @@ class ChildHandle implements ProcessHandle {
       windowsHide: true
     })
     const child = this.#child
+    // libuv returns from spawn once the program is executing (or failed to): the pid and its
+    // start time are known now, before any other plugin of a start burst is spawned.
+    if (child.pid !== undefined) {
+      this.identity = { pid: child.pid, pgid: child.pid, startTicks: readProcStat(child.pid)?.startTicks ?? null, bootId: bootId() }
+    }
     for (const stream of ['stdout', 'stderr'] as const) {
       const splitter = new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine(stream, line))
       child[stream]!.on('data', (chunk: Buffer) => splitter.push(chunk))
@@ -112,7 +138,7 @@ class ChildHandle implements ProcessHandle {
     }
     child.once('spawn', () => {
       const pid = child.pid!
-      cb.onSpawn({ pid, pgid: pid, startTicks: readProcStat(pid)?.startTicks ?? null, bootId: bootId() })
+      cb.onSpawn(this.identity ?? { pid, pgid: pid, startTicks: readProcStat(pid)?.startTicks ?? null, bootId: bootId() })
     })
     child.once('error', (err) => {
       // 'error' without a pid is a failed spawn; with one it is a failed kill, which the group logic covers.
@@ -127,20 +153,49 @@ class ChildHandle implements ProcessHandle {
 
   get pid (): number | undefined { return this.#child.pid }
 
+  /** Descendants that left the process group, found by the tag in their environment. */
+  #findEscaped (): void {
+    const startTicks = this.identity?.startTicks
+    if (this.#tag.length === 0 || startTicks == null) return
+    const pgid = this.identity!.pgid
+    const found = findByEnviron((env) => this.#tag.every((e) => env.includes(e)), (st) => st.pgid !== pgid && st.startTicks >= startTicks)
+    const known = new Set(this.#escaped.map((e) => e.pid))
+    for (const st of found) if (!known.has(st.pid)) this.#escaped.push({ pid: st.pid, startTicks: st.startTicks })
+  }
+
+  #signalEscaped (signal: NodeJS.Signals): void {
+    for (const e of this.#escaped) {
+      try { process.kill(e.pid, signal) } catch {}
+    }
+  }
+
+  /** The group and every escaped descendant are gone (zombies count as gone). */
+  #allGone (): boolean {
+    if (groupAlive(this.#child.pid!)) return false
+    this.#escaped = this.#escaped.filter((e) => {
+      const st = readProcStat(e.pid)
+      return st !== undefined && st.startTicks === e.startTicks && st.state !== 'Z' && st.state !== 'X'
+    })
+    return this.#escaped.length === 0
+  }
+
   #onLeaderExit (code: number | null, signal: string | null): void {
     this.#leaderExit = { code, signal }
+    if (this.#stopDeadline === undefined) this.#findEscaped()
+    if (this.#allGone()) return this.#finish()
     const pgid = this.#child.pid!
-    if (!groupAlive(pgid)) return this.#finish()
     if (this.#stopDeadline === undefined) {
       // The leader died on its own and left processes behind: they would hold its port and
       // double its work after a restart, so they go at once.
       signalGroup(pgid, 'SIGKILL')
+      this.#signalEscaped('SIGKILL')
       this.#stopDeadline = Date.now() + KILL_GRACE_MS
     }
-    void waitGroupGone(pgid, this.#stopDeadline).then((gone) => {
+    void pollUntil(() => this.#allGone(), this.#stopDeadline).then((gone) => {
       if (!gone) {
         signalGroup(pgid, 'SIGKILL')
-        return waitGroupGone(pgid, Date.now() + KILL_GRACE_MS)
+        this.#signalEscaped('SIGKILL')
+        return pollUntil(() => this.#allGone(), Date.now() + KILL_GRACE_MS)
       }
       return true
     }).then(() => this.#finish())
@@ -172,10 +227,17 @@ class ChildHandle implements ProcessHandle {
       return this.#stop(signal, timeoutMs)
     }
     this.#stopDeadline = Date.now() + timeoutMs
+    this.#findEscaped()
     signalGroup(pid, signal)
-    const timer = setTimeout(() => { if (!this.#exited) signalGroup(pid, 'SIGKILL') }, timeoutMs)
+    this.#signalEscaped(signal)
+    const timer = setTimeout(() => {
+      if (this.#exited) return
+      signalGroup(pid, 'SIGKILL')
+      this.#findEscaped()
+      this.#signalEscaped('SIGKILL')
+    }, timeoutMs)
     // If the leader already exited, its group may be draining: make sure the drain uses our deadline.
-    if (this.#leaderExit !== undefined) void waitGroupGone(pid, this.#stopDeadline).then(() => this.#finish())
+    if (this.#leaderExit !== undefined) void pollUntil(() => this.#allGone(), this.#stopDeadline).then(() => this.#finish())
     await this.#done
     clearTimeout(timer)
   }
@@ -220,7 +282,30 @@ async function reap (r: RecordedGroup): Promise<ReapResult> {
   return 'terminated'
 }
 
+async function reapMarked<T extends StopSettings> (leftOver: (env: string[]) => T | undefined): Promise<(T & { pid: number })[]> {
+  const targets: (T & { pid: number, startTicks: number })[] = []
+  findByEnviron((env, st) => {
+    const stop = leftOver(env)
+    if (stop) targets.push({ pid: st.pid, startTicks: st.startTicks, ...stop })
+    return stop !== undefined
+  })
+  if (targets.length === 0) return []
+  const isAlive = (x: { pid: number, startTicks: number }): boolean => {
+    const st = readProcStat(x.pid)
+    return st !== undefined && st.startTicks === x.startTicks && st.state !== 'Z' && st.state !== 'X'
+  }
+  const kill = (x: { pid: number }, sig: NodeJS.Signals): void => { try { process.kill(x.pid, sig) } catch {} }
+  for (const x of targets) kill(x, x.stopSignal as NodeJS.Signals)
+  const start = Date.now()
+  await pollUntil(() => targets.every((x) => !isAlive(x) || Date.now() - start >= x.stopTimeoutMs), start + Math.max(...targets.map((x) => x.stopTimeoutMs)))
+  const left = targets.filter(isAlive)
+  for (const x of left) kill(x, 'SIGKILL')
+  await pollUntil(() => !left.some(isAlive), Date.now() + KILL_GRACE_MS)
+  return targets.map(({ startTicks, ...x }) => x as unknown as T & { pid: number })
+}
+
 export const childProcessRunner: ProcessRunner = {
   spawn: (spec, cb) => new ChildHandle(spec, cb),
-  reap
+  reap,
+  reapMarked
 }

@@ -2,17 +2,26 @@
 // Exec health probes run with the same environment.
 import { createServer } from 'node:net'
 import type { LoadedManifest } from '../config/load.js'
+import { INSTANCE_VAR } from '../process/instance-marker.js'
 
 const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const
 
-/** The manifest's env, PATH/HOME/LANG/TZ from the daemon, PLUGVISOR_PLUGIN, PLUGVISOR_CONFIG and PORT. */
-export function pluginEnv (m: LoadedManifest, port: number | undefined): Record<string, string> {
+/**
+ * The manifest's env, PATH/HOME/LANG/TZ from the daemon, PLUGVISOR_PLUGIN, PLUGVISOR_CONFIG,
+ * PORT and, for the plugin's own process, PLUGVISOR_INSTANCE (the daemon's instance marker).
+ */
+export function pluginEnv (m: LoadedManifest, port: number | undefined, instance?: string): Record<string, string> {
   const env: Record<string, string> = {}
+  // First, so a plain read of /proc/<pid>/environ meets it early.
+  if (instance !== undefined) env[INSTANCE_VAR] = instance
   for (const k of INHERITED_ENV) { const v = process.env[k]; if (v !== undefined) env[k] = v }
   Object.assign(env, m.env)
   env.PLUGVISOR_PLUGIN = m.name
   env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
   if (port !== undefined) env.PORT = String(port)
+  // The manifest cannot set or overwrite the marker: it is the daemon's.
+  if (instance !== undefined) env[INSTANCE_VAR] = instance
+  else delete env[INSTANCE_VAR]
   return env
 }
 

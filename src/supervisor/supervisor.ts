@@ -19,6 +19,9 @@ import { LogRing, type LogLine } from '../process/log-ring.js'
 import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
 import type { LifecycleStore } from './lifecycle-store.js'
 import { shownField } from '../config/redact.js'
+import { DEFAULT_STOP } from '../config/schema.js'
+import { INSTANCE_VAR, isEarlierDaemon, markerOf } from '../process/instance-marker.js'
+import { signalGroup } from '../process/proc.js'
 
 export const LOG_RING_LINES = 1000
 
@@ -94,6 +97,12 @@ export interface SupervisorOptions {
   restartBudget: { burst: number, perSecond: number }
   /** Picks a free loopback port for `port: auto`. */
   allocatePort?: () => Promise<number>
+  /**
+   * This daemon's instance marker (PLUGVISOR_INSTANCE in every plugin's environment): stops find
+   * a plugin's descendants that left its process group by it, and the start-up cleanup finds what
+   * an earlier daemon of the same data folder left. Without one, neither looks.
+   */
+  instance?: string
 }
 
 const SETTLED: ReadonlySet<StateName> = new Set(['running', 'stopped', 'backoff', 'failed'])
@@ -107,6 +116,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #random: () => number
   readonly #budget: RestartBudget
   readonly #allocatePort: () => Promise<number>
+  readonly #instance: string | undefined
   #closing = false
 
   constructor (opts: SupervisorOptions) {
@@ -118,6 +128,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#random = opts.random ?? Math.random
     this.#budget = new RestartBudget(opts.restartBudget, this.#clock.now())
     this.#allocatePort = opts.allocatePort ?? freeLoopbackPort
+    this.#instance = opts.instance
     // Waiters (dependencies, ?wait=healthy, SSE, metrics) subscribe per request: no fixed cap.
     this.setMaxListeners(0)
   }
@@ -376,6 +387,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }))
   }
 
+  /**
+   * The last resort before the daemon exits in the middle of a shutdown (a second SIGTERM/SIGINT):
+   * SIGKILL to every process group still running, synchronously, so no plugin outlives the daemon.
+   */
+  killAllNow (): void {
+    for (const p of this.#plugins.values()) {
+      const pgid = p.identity?.pgid ?? p.handle?.pid
+      if (pgid !== undefined) signalGroup(pgid, 'SIGKILL')
+    }
+  }
+
   /** Resolves when `pred` holds for the plugin (checked at every change), or rejects after timeoutMs (PLUGVISOR_WAIT_TIMEOUT). */
   waitFor (name: string, pred: (s: PluginSummary) => boolean, timeoutMs: number, what = 'as awaited'): Promise<PluginSummary> {
     const p = this.#get(name)
@@ -615,7 +637,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     // The state may have moved on (even to a newer start) while a port was picked.
     if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
-    const env = pluginEnv(m, p.port)
+    const env = pluginEnv(m, p.port, this.#instance)
     if (m.sha256 !== undefined) {
       const verdict = await verifyExecutable(m.command, m.cwd, env.PATH, m.sha256)
       if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
@@ -626,13 +648,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return
       }
     }
+    const tag = this.#instance === undefined ? [] : [`${INSTANCE_VAR}=${this.#instance}`, `PLUGVISOR_PLUGIN=${m.name}`]
+    const record = (identity: ProcessIdentity): void => {
+      p.identity = identity
+      this.#persist(m.name, 'process identity', () => this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() }))
+    }
     p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
     const logs = p.outputLogs
-    const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env }, {
+    const handle = this.#runner.spawn({ command: m.command, args: m.args, cwd: m.cwd, env, tag }, {
       onSpawn: (identity) => {
         if (p.handle !== handle) return
-        p.identity = identity
-        this.#persist(m.name, 'process identity', () => this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() }))
+        if (p.identity === undefined) record(identity)
         this.#feed(p, { type: 'spawned' })
       },
       onSpawnError: (err) => {
@@ -659,6 +685,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
     })
     p.handle = handle
+    // Recorded now, not when 'spawn' is emitted: that comes only after every other spawn of a
+    // start burst, and a daemon killed in between would leave processes no record names.
+    if (handle.identity !== undefined) record(handle.identity)
   }
 
   async #kill (p: Plugin): Promise<void> {
@@ -675,18 +704,40 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * Terminates process groups recorded by a previous daemon that are still alive (through the
-   * runner) and forgets every record. Returns what was found, for the log.
+   * runner) and forgets every record; then every process that carries the marker of an earlier
+   * daemon of this data folder (what no record named: started just before a hard kill, or
+   * escaped from its group). A record that cannot be forgotten (full disk) is logged and left:
+   * the next start finds its pid gone or someone else's. Returns what was found, for the log.
    */
   async reapOrphans (): Promise<{ plugin: string, pid: number, action: ReapResult }[]> {
-    return Promise.all(this.#store.recordedProcesses().map(async (r) => {
+    let recorded: ReturnType<LifecycleStore['recordedProcesses']> = []
+    try {
+      recorded = this.#store.recordedProcesses()
+    } catch (err) {
+      this.#log.error({ err }, `could not read the processes recorded by a previous daemon: ${(err as Error).message}`)
+    }
+    const report = await Promise.all(recorded.map(async (r) => {
       try {
         const action = await this.#runner.reap(r)
-        if (action === 'terminated') this.#log.warn({ plugin: r.plugin, pid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
+        if (action === 'terminated') this.#log.warn({ plugin: r.plugin, pluginPid: r.pid, pgid: r.pgid }, `terminated process group ${r.pgid} of plugin ${r.plugin} left by a previous daemon`)
         return { plugin: r.plugin, pid: r.pid, action }
       } finally {
-        this.#store.forgetProcess(r.plugin)
+        this.#persist(r.plugin, 'process identity', () => this.#store.forgetProcess(r.plugin))
       }
     }))
+    const instance = this.#instance
+    if (instance === undefined) return report
+    const marked = await this.#runner.reapMarked((env) => {
+      if (!isEarlierDaemon(markerOf(env), instance)) return undefined
+      const name = env.find((e) => e.startsWith('PLUGVISOR_PLUGIN='))?.slice('PLUGVISOR_PLUGIN='.length) ?? ''
+      const stop = this.#plugins.get(name)?.manifest.stop ?? DEFAULT_STOP
+      return { stopSignal: stop.signal, stopTimeoutMs: stop.timeoutMs, plugin: name }
+    })
+    for (const { pid, plugin } of marked) {
+      this.#log.warn({ plugin, pluginPid: pid }, `terminated process ${pid} of plugin ${plugin} left by a previous daemon (found by its instance marker)`)
+      report.push({ plugin, pid, action: 'terminated' })
+    }
+    return report
   }
 }
 
