@@ -44,6 +44,8 @@ async function main () {
   const history = await jsonChild(['bench/history-query.js'])
   process.stdout.write('bench: invoke through the proxy vs straight to the plugin ...\n')
   const invoke = await jsonChild(['bench/invoke.js'])
+  process.stdout.write('bench: liveness with 200 stalled GET /events clients ...\n')
+  const sse = await jsonChild(['bench/sse-stall.js', '200'])
 
   const rows = [
     {
@@ -118,11 +120,17 @@ async function main () {
       budget: '>= 70 %; <= 0.5 ms added at p50',
       pass: invoke.throughput.ratio >= 0.7 && invoke.latency.addedP50Ms <= 0.5
     }
+    {
+      figure: `GET /health/liveness with ${sse.clients} stalled GET /events clients (p99)`,
+      measured: `${fmt(sse.liveness.p99Ms, 'ms')} (p50 ${fmt(sse.liveness.p50Ms, 'ms')}, n=${sse.liveness.n}, ${sse.liveness.failed} failed; ${sse.eventsProduced} events; RSS ${fmt(sse.baselineRssMb, 'MB', 1)} -> peak ${fmt(sse.peakRssMb, 'MB', 1)})`,
+      budget: '<= 50 ms',
+      pass: sse.liveness.p99Ms <= 50 && sse.liveness.failed === 0
+    }
   ]
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke }, null, 2) + '\n')
+  writeFileSync(path.join(dir, 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, sse }, null, 2) + '\n')
 
   const head = ['figure', 'measured', 'budget', 'result']
   const cells = rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL'])

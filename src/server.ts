@@ -7,6 +7,8 @@ import app, { type AppOptions } from './app.js'
 import { errors, problemsOf } from './errors.js'
 import { errorBody } from './plugins/error-handler.js'
 import { isLoopback } from './loopback.js'
+import { finiteNumbersValidator } from './finite-numbers.js'
+import { requestIds } from './request-id.js'
 import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -24,7 +26,11 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // logStream: the configured level, written somewhere else than stdout (tests capture it).
     logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : { level }),
     bodyLimit: BODY_LIMIT,
-    requestIdHeader: 'x-request-id',
+    // The caller's x-request-id only when it is sane (src/request-id.ts).
+    requestIdHeader: false,
+    genReqId: requestIds(),
+    // Every number in a URL is finite (?limit=1e400 is a 400, not Infinity).
+    schemaController: { compilersFactory: { buildValidator: finiteNumbersValidator() } },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     forceCloseConnections: true,
     // Errors the router raises before any route runs (malformed %-encoding, over-long
