@@ -8,10 +8,10 @@ import { StateEvent } from '../src/store/state-store.js'
 import { StatusSummary, summarize } from '../src/status-summary.js'
 import {
   BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginParams,
-  RegisterQuery, UnloadResult, WaitQuery, errorResponses
+  RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { redactManifest } from '../src/config/redact.js'
-import { redactedConfig } from '../src/plugin-changes.js'
+import { UnloadResult, redactedConfig } from '../src/plugin-changes.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 

@@ -6,7 +6,7 @@ import { PluginName as PluginNameSchema } from '../src/config/schema.js'
 import { TREND_NAMES } from '../src/health/trend.js'
 import { Timestamp, oneOf } from '../src/shapes.js'
 import { PluginSummary, pluginSummaryProperties } from '../src/supervisor/events.js'
-import { PluginHealth } from '../src/health/health-report.js'
+import { PluginHealth, ReadinessCheck } from '../src/health/health-report.js'
 import { HealthStats, RESOLUTIONS, RawCheck, RollupBucket } from '../src/health/health-history.js'
 import { ErrorResponse } from '../src/plugins/error-handler.js'
 
@@ -66,11 +66,7 @@ export const ReadinessQuery = Type.Object({
 
 export const ReadinessResponse = Type.Object({
   status: oneOf(['pass', 'fail']),
-  checks: Type.Optional(Type.Array(Type.Object({
-    name: Type.String({ description: 'daemon:store-migrated, daemon:startup, daemon:initial-start, or a critical plugin' }),
-    status: oneOf(['pass', 'fail']),
-    detail: Type.String()
-  })))
+  checks: Type.Optional(Type.Array(ReadinessCheck))
 })
 
 export const HistoryQuery = Type.Object({
@@ -102,12 +98,6 @@ export const ManifestBody = Type.Object({}, {
 
 export const ConfigBody = Type.Record(Type.String(), Type.Unknown(), {
   description: 'The whole new config of the plugin, validated by its configSchema; a sensitive value sent as "[redacted]" keeps the current one'
-})
-
-export const UnloadResult = Type.Object({
-  name: Type.String(),
-  source: Type.String({ description: 'The manifest file the plugin came from' }),
-  retiredTo: Type.Union([Type.String(), Type.Null()], { description: 'Where that file was renamed to (ignored by the loader); null when it was gone already' })
 })
 
 export const errorResponses = {

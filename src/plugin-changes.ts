@@ -27,11 +27,19 @@ export const ReloadResult = Type.Object({
 })
 export type ReloadResult = Static<typeof ReloadResult>
 
+/** What unloading a plugin did to its manifest file (DELETE /plugins/:name). */
+export const UnloadResult = Type.Object({
+  name: Type.String(),
+  source: Type.String({ description: 'The manifest file the plugin came from' }),
+  retiredTo: Type.Union([Type.String(), Type.Null()], { description: 'Where that file was renamed to (ignored by the loader); null when it was gone already' })
+})
+export type UnloadResult = Static<typeof UnloadResult>
+
 export interface PluginChanges {
   /** Validates a manifest, writes it to `<pluginsDir>/<name>.json`, loads it and starts it when `start` (default: autostart). */
   register: (doc: unknown, opts?: { start?: boolean }) => Promise<PluginSummary>
   /** Stops and unloads a plugin; its file in the plugins folder is renamed to `<file>.deleted`. */
-  unregister: (name: string) => Promise<{ name: string, source: string, retiredTo: string | null }>
+  unregister: (name: string) => Promise<UnloadResult>
   /** Replaces a plugin's config (validated by its configSchema), writes it to its file, restarts the plugin. */
   setConfig: (name: string, config: Record<string, unknown>) => Promise<PluginSummary>
   /** Re-reads the main config and the plugins folder and applies what changed (nothing with dryRun). */

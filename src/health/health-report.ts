@@ -77,7 +77,12 @@ export function healthReport (list: PluginSummary[], lastCheck: (name: string) =
   return { status, timestamp: new Date(now).toISOString(), plugins, summary: summarize(list) }
 }
 
-export interface ReadinessCheck { name: string, status: 'pass' | 'fail', detail: string }
+export const ReadinessCheck = Type.Object({
+  name: Type.String({ description: 'daemon:store-migrated, daemon:startup, daemon:initial-start, or a critical plugin' }),
+  status: oneOf(['pass', 'fail']),
+  detail: Type.String()
+})
+export type ReadinessCheck = Static<typeof ReadinessCheck>
 
 export interface ReadinessInput {
   progress: { storeMigrated: boolean, storeProblem?: string, orphansReaped: boolean, initialStartDone: boolean }
