@@ -119,7 +119,7 @@ async function main () {
       measured: `${fmt(invoke.throughput.ratio * 100, '%', 1)} of the throughput (${invoke.throughput.proxyReqPerSec} vs ${invoke.throughput.directReqPerSec} req/s, median of ${invoke.slices} alternating slices); p50 added ${fmt(invoke.latency.addedP50Ms, 'ms', 3)} (${fmt(invoke.latency.proxyP50Ms, 'ms', 3)} vs ${fmt(invoke.latency.directP50Ms, 'ms', 3)}, n=${invoke.latency.requests})`,
       budget: '>= 70 %; <= 0.5 ms added at p50',
       pass: invoke.throughput.ratio >= 0.7 && invoke.latency.addedP50Ms <= 0.5
-    }
+    },
     {
       figure: `GET /health/liveness with ${sse.clients} stalled GET /events clients (p99)`,
       measured: `${fmt(sse.liveness.p99Ms, 'ms')} (p50 ${fmt(sse.liveness.p50Ms, 'ms')}, n=${sse.liveness.n}, ${sse.liveness.failed} failed; ${sse.eventsProduced} events; RSS ${fmt(sse.baselineRssMb, 'MB', 1)} -> peak ${fmt(sse.peakRssMb, 'MB', 1)})`,
