@@ -11,7 +11,7 @@ t.setTimeout(120000)
 t.test('200 stalled event-stream clients do not freeze the daemon', async (t) => {
   const r = await sseStall({ clients: 200, produceMs: 10000 })
   t.comment(JSON.stringify(r))
-  t.ok(r.eventsProduced > 1000, `events were produced (${r.eventsProduced})`)
+  t.ok(r.eventsProduced > 100, `events were produced (${r.eventsProduced})`)
   t.equal(r.refused.status, 503, 'client 201 is refused')
   t.equal(r.refused.code, 'PLUGVISOR_EVENT_STREAM_FULL')
   t.equal(r.refused.retryAfter, '10', 'with Retry-After')
