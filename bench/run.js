@@ -69,6 +69,8 @@ async function main () {
   const dashboard = await jsonChild(['bench/dashboard.js'])
   step('calls: POST /plugins/:name/calls, a batch of 1,000')
   const calls = await benchCalls({ quick })
+  step('liveness with 200 stalled GET /events clients')
+  const sse = await jsonChild(['bench/sse-stall.js', quick ? '50' : '200'])
   step('daemon CPU with 500 manifests watched, idle')
   const watchIdle = await jsonChild(['bench/watch-idle.js', quick ? '50' : '500', '5', quick ? '5' : '20'])
   let peers
@@ -198,12 +200,18 @@ async function main () {
       measured: `${fmt(watchIdle.cpuPercentOfOneCore, '%', 3)} of one core over ${watchIdle.windowSeconds} s`,
       budget: '<= 0.3 % of a core',
       pass: watchIdle.cpuPercentOfOneCore <= 0.3
+    },
+    {
+      figure: `GET /health/liveness with ${sse.clients} stalled GET /events clients (p99)`,
+      measured: `${fmt(sse.liveness.p99Ms, 'ms')} (p50 ${fmt(sse.liveness.p50Ms, 'ms')}, n=${sse.liveness.n}, ${sse.liveness.failed} failed; ${sse.eventsProduced} events; RSS ${fmt(sse.baselineRssMb, 'MB', 1)} -> peak ${fmt(sse.peakRssMb, 'MB', 1)})`,
+      budget: '<= 50 ms',
+      pass: sse.liveness.p99Ms <= 50 && sse.liveness.failed === 0
     }
   ]
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, calls, watchIdle, peers }, null, 2) + '\n')
+  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, calls, watchIdle, sse, peers }, null, 2) + '\n')
 
   process.stdout.write(`\n${table(['figure', 'measured', 'budget', 'result'], rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL']))}\n`)
   if (peers) process.stdout.write(`\n${peerTable(peers, table)}\n`)

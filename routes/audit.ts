@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { AuditEntry } from '../src/store/audit-store.js'
+import { timeOf } from '../src/shapes.js'
 import { errorResponses } from './schemas.js'
 
 const audit: FastifyPluginAsyncTypebox = async (app) => {
@@ -17,7 +18,7 @@ const audit: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: Type.Object({ entries: Type.Array(AuditEntry) }), ...errorResponses }
     }
   }, async (req) => {
-    const since = req.query.since ? Date.parse(req.query.since) : undefined
+    const since = req.query.since !== undefined ? timeOf(req.query.since) : undefined
     const entries = app.daemon.audit.list({ plugin: req.query.plugin, since, limit: req.query.limit })
       .map((e) => ({ ...e, at: new Date(e.at).toISOString() }))
     return { entries }

@@ -2,6 +2,9 @@
 // so the reply is hijacked; the event stream service owns formatting, keep-alive and slow clients.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { errors } from '../src/errors.js'
+import { FULL_RETRY_AFTER_S } from '../src/events/event-stream.js'
+import { ErrorResponse } from './schemas.js'
 
 const events: FastifyPluginAsyncTypebox = async (app) => {
   const stream = app.daemon.events
@@ -14,10 +17,15 @@ const events: FastifyPluginAsyncTypebox = async (app) => {
         200: {
           description: 'An endless text/event-stream',
           content: { 'text/event-stream': { schema: Type.String() } }
-        }
+        },
+        503: Type.Ref(ErrorResponse, { description: `events.maxClients clients are connected already: PLUGVISOR_EVENT_STREAM_FULL, with Retry-After: ${FULL_RETRY_AFTER_S}` })
       }
     }
   }, (req, reply) => {
+    if (stream.full()) {
+      reply.header('retry-after', String(FULL_RETRY_AFTER_S))
+      throw new errors.EventStreamFull(stream.clientCount())
+    }
     reply.hijack()
     const res = reply.raw
     res.writeHead(200, {

@@ -1,10 +1,12 @@
 // Probe endpoints. Cheap by rule: no database read, warn-level logging only.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from '@sinclair/typebox'
+import { Type, type TSchema } from '@sinclair/typebox'
 import { HealthReport, healthReport, isUp, pluginHealthEntry, readiness } from '../src/health/health-report.js'
 import { ErrorResponse, PluginHealthResponse, PluginParams, ReadinessQuery, ReadinessResponse } from './schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
+/** An answer in application/health+json (what /health and /health/:name send). */
+const healthJson = <T extends TSchema>(schema: T, description: string) => ({ description, content: { [HEALTH_JSON]: { schema } } })
 
 const health: FastifyPluginAsyncTypebox = async (app) => {
   const { supervisor, healthMonitor, progress } = app.daemon
@@ -26,7 +28,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       tags: ['health'],
       summary: 'The daemon and every plugin (application/health+json); 503 when the daemon fails or a critical plugin is failed or unhealthy',
-      response: { 200: Type.Ref(HealthReport), 503: Type.Ref(HealthReport) }
+      response: { 200: healthJson(Type.Ref(HealthReport), 'pass or warn'), 503: healthJson(Type.Ref(HealthReport), 'fail: the daemon, or a critical plugin failed or unhealthy') }
     }
   }, async (_req, reply) => {
     const report = healthReport(supervisor.list(), (n) => healthMonitor.lastCheck(n), progress.storeMigrated, Date.now())
@@ -56,7 +58,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['health'],
       summary: 'One plugin (application/health+json): 200 when healthy or degraded, 503 otherwise; usable as a probe target',
       params: PluginParams,
-      response: { 200: PluginHealthResponse, 503: PluginHealthResponse, 404: Type.Ref(ErrorResponse) }
+      response: { 200: healthJson(PluginHealthResponse, 'healthy or degraded'), 503: healthJson(PluginHealthResponse, 'any other status'), 404: Type.Ref(ErrorResponse) }
     }
   }, async (req, reply) => {
     const { name } = req.params

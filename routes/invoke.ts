@@ -1,6 +1,6 @@
 // /plugins/:name/invoke/*: the request goes to the plugin through its policies, the answer
 // (status, headers, body) streams back. /plugins/:name/circuit: the breaker, and manual control.
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import { Type } from '@sinclair/typebox'
@@ -15,10 +15,6 @@ const PREFIX = /^\/plugins\/[^/?]+\/invoke/
 
 const invoke: FastifyPluginAsyncTypebox = async (app) => {
   const { invoker } = app.daemon
-
-  // Bodies pass through as they are, of any content type: no parsing, no 415.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_req, payload, done) => { done(null, payload) })
 
   const failure = (r: Extract<InvokeResult, { type: 'failure' }>): Error => {
     switch (r.reason) {
@@ -35,41 +31,48 @@ const invoke: FastifyPluginAsyncTypebox = async (app) => {
     }
   }
 
-  for (const url of ['/plugins/:name/invoke', '/plugins/:name/invoke/*']) {
-    app.route({
-      method: INVOKE_METHODS,
-      url,
-      schema: {
-        tags: ['invoke'],
-        summary: 'Forward the request (method, path after /invoke, query, headers, body) to the plugin through its resilience policies; the plugin\'s answer comes back as it is',
-        params: InvokeParams,
-        response: {
-          404: Type.Ref(ErrorResponse),
-          413: Type.Ref(ErrorResponse),
-          503: Type.Ref(ErrorResponse),
-          504: Type.Ref(ErrorResponse)
+  // Its own scope: the proxy's bodies pass through as they are, of any content type (no parsing,
+  // no 415); the circuit routes below parse JSON (and its limit) like every other route.
+  await app.register(async (scope) => {
+    const proxy = scope.withTypeProvider<TypeBoxTypeProvider>()
+    proxy.removeAllContentTypeParsers()
+    proxy.addContentTypeParser('*', (_req, payload, done) => { done(null, payload) })
+    for (const url of ['/plugins/:name/invoke', '/plugins/:name/invoke/*']) {
+      proxy.route({
+        method: INVOKE_METHODS,
+        url,
+        schema: {
+          tags: ['invoke'],
+          summary: 'Forward the request (method, path after /invoke, query, headers, body) to the plugin through its resilience policies; the plugin\'s answer comes back as it is',
+          params: InvokeParams,
+          response: {
+            404: Type.Ref(ErrorResponse),
+            413: Type.Ref(ErrorResponse),
+            503: Type.Ref(ErrorResponse),
+            504: Type.Ref(ErrorResponse)
+          }
+        },
+        handler: async (req, reply) => {
+          const { name } = req.params
+          const raw = req.raw.url ?? req.url
+          const path = raw.replace(PREFIX, '')
+          const result = await invoker.invoke({
+            plugin: name,
+            method: req.method,
+            path: path.startsWith('/') ? path : `/${path}`,
+            headers: req.headers,
+            body: req.body as Readable | undefined,
+            clientIp: req.ip,
+            requestId: req.id
+          })
+          if (result.type === 'failure') throw failure(result)
+          // The plugin's status and body pass as they are, outside the error schemas above.
+          const passThrough = reply as unknown as FastifyReply
+          return passThrough.code(result.statusCode).headers(result.headers).send(result.body)
         }
-      },
-      handler: async (req, reply) => {
-        const { name } = req.params
-        const raw = req.raw.url ?? req.url
-        const path = raw.replace(PREFIX, '')
-        const result = await invoker.invoke({
-          plugin: name,
-          method: req.method,
-          path: path.startsWith('/') ? path : `/${path}`,
-          headers: req.headers,
-          body: req.body as Readable | undefined,
-          clientIp: req.ip,
-          requestId: req.id
-        })
-        if (result.type === 'failure') throw failure(result)
-        // The plugin's status and body pass as they are, outside the error schemas above.
-        const passThrough = reply as unknown as FastifyReply
-        return passThrough.code(result.statusCode).headers(result.headers).send(result.body)
-      }
-    })
-  }
+      })
+    }
+  })
 
   // The breaker, and manual control: each answers the circuit as it is afterwards.
   const circuitRoutes = [

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
+import { timeOf } from '../src/shapes.js'
 import { HealthReport, healthReport } from '../src/health/health-report.js'
 import { HistoryQuery, HistoryResponse, PluginParams, errorResponses } from './schemas.js'
 
@@ -30,8 +31,8 @@ const pluginHealth: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => {
     const { name } = req.params
     if (!supervisor.has(name)) throw new errors.PluginNotFound(name)
-    const until = req.query.until !== undefined ? Date.parse(req.query.until) : Date.now()
-    const since = req.query.since !== undefined ? Date.parse(req.query.since) : until - DAY
+    const until = req.query.until !== undefined ? timeOf(req.query.until) : Date.now()
+    const since = req.query.since !== undefined ? timeOf(req.query.since) : until - DAY
     if (since > until) throw new errors.Validation('since must not be after until')
     const { resolution, limit } = req.query
     const out = healthHistory.query(name, { since, until, limit, resolution })

@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
+import { timeOf } from '../src/shapes.js'
 import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
 import { StateEvent } from '../src/store/state-store.js'
 import { StatusSummary, summarize } from '../src/status-summary.js'
@@ -164,7 +165,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req) => {
     const { name } = req.params
-    const since = req.query.since ? Date.parse(req.query.since) : undefined
+    const since = req.query.since !== undefined ? timeOf(req.query.since) : undefined
     const events = supervisor.events(name, { limit: req.query.limit, since }).map((e) => ({ ...e, at: new Date(e.at).toISOString() }))
     return { plugin: name, events }
   })

@@ -112,7 +112,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'resource sampling failed')
   })
-  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name) })
+  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name), eventStreamClients: () => events.clientCount() })
   // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
   const invoker = createInvoker({
     supervisor,
@@ -127,6 +127,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     circuits: invoker,
     keepAliveMs: loaded.config.events.keepAliveMs,
     maxBufferedBytes: loaded.config.events.maxBufferedBytes,
+    maxClients: loaded.config.events.maxClients,
     onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
   const { audit } = store

@@ -5,8 +5,8 @@
 // idle daemon with 500 plugins configured). These factories wrap Fastify's own compilers: the
 // real function is built on the first call, with the same options and shared schemas.
 import type { FastifyServerOptions } from 'fastify'
-import AjvCompiler from '@fastify/ajv-compiler'
 import { SerializerSelector } from '@fastify/fast-json-stringify-compiler'
+import { finiteNumbersValidator } from './finite-numbers.js'
 
 type Compiled = ((this: unknown, data: unknown) => unknown) & { errors?: unknown }
 type Factory = (...args: any[]) => (route: any) => Compiled
@@ -30,6 +30,7 @@ function lazy<F extends Factory> (factory: F): F {
 /** Fastify's schemaController.compilersFactory with lazy validators and serializers. */
 type CompilersFactory = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>
 export const lazyCompilers: CompilersFactory = {
-  buildValidator: lazy(AjvCompiler() as unknown as Factory) as unknown as CompilersFactory['buildValidator'],
+  // Validators refuse non-finite numbers in the URL and headers (src/finite-numbers.ts).
+  buildValidator: lazy(finiteNumbersValidator() as unknown as Factory) as unknown as CompilersFactory['buildValidator'],
   buildSerializer: lazy(SerializerSelector() as unknown as Factory) as unknown as CompilersFactory['buildSerializer']
 }

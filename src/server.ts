@@ -8,6 +8,7 @@ import { errors, problemsOf } from './errors.js'
 import { errorBody } from './plugins/error-handler.js'
 import { isLoopback } from './loopback.js'
 import { lazyCompilers } from './lazy-compilers.js'
+import { requestIds } from './request-id.js'
 import type { LoadedConfig } from './config/load.js'
 
 export const BODY_LIMIT = 1024 * 1024
@@ -32,7 +33,9 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // logStream: the configured level, written somewhere else than stdout (tests capture it).
     logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : { level }),
     bodyLimit: BODY_LIMIT,
-    requestIdHeader: 'x-request-id',
+    // The caller's x-request-id only when it is sane (src/request-id.ts).
+    requestIdHeader: false,
+    genReqId: requestIds(),
     // Only from these peers is X-Forwarded-For believed (req.ip: rate-limit key, audit address).
     trustProxy: opts.loaded.config.server.trustProxy.length > 0 ? opts.loaded.config.server.trustProxy : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },

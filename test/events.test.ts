@@ -1,6 +1,7 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import http from 'node:http'
+import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { InvokerEvents } from '../src/invoke/invoker.js'
 import { createEventStream, KEEP_ALIVE, type EventSink } from '../src/events/event-stream.js'
@@ -74,6 +75,32 @@ t.test('GET /events streams a restart, with its transitions and health changes',
   t.equal(app.daemon.events.clientCount(), 0)
 })
 
+t.test('a real client that stops reading is disconnected once its socket and its queue are full, with one log line', async (t) => {
+  const lines: string[] = []
+  const app = await build(t, writeConfig([], { log: { level: 'warn' }, events: { keepAliveMs: 600000, maxBufferedBytes: 65536 } }), {
+    boot: false, logger: undefined, logStream: { write: (l: string) => { lines.push(l) } }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const socket = net.connect({ host: '127.0.0.1', port })
+  t.teardown(() => socket.destroy())
+  socket.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  // Reads the response head, then never again.
+  await new Promise<void>((resolve) => socket.once('data', () => { socket.pause(); resolve() }))
+  t.equal(app.daemon.events.clientCount(), 1)
+  const sup = app.daemon.supervisor as unknown as EventEmitter<SupervisorEvents>
+  // The kernel takes a few MB on loopback before the daemon's socket says it is full.
+  for (let i = 0; i < 400000 && app.daemon.events.clientCount() > 0; i++) {
+    sup.emit('health', { plugin: 'p', from: 'healthy', to: 'degraded', reason: `probe said warn ${i}`, at: 0 })
+    if (i % 2000 === 1999) await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(app.daemon.events.clientCount(), 0, 'the client was disconnected')
+  const drops = lines.filter((l) => l.includes('did not keep up'))
+  t.equal(drops.length, 1, 'one log line')
+  t.ok(JSON.parse(drops[0]).bufferedBytes > 65536, 'saying how much waited')
+  t.notOk(lines.some((l) => /ERR_STREAM_DESTROYED|write after/.test(l)), 'no error per waiting chunk')
+})
+
 t.test('a client that disconnects is unsubscribed', async (t) => {
   const app = await build(t, writeConfig([]), { boot: false })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -89,51 +116,103 @@ t.test('a client that disconnects is unsubscribed', async (t) => {
   t.equal(app.daemon.events.clientCount(), 0)
 })
 
-/** An in-memory client whose socket takes nothing once `stalled` is set. */
+/** An in-memory client whose socket says it is full once `stalled` is set, until drain(). */
 function sink () {
   const chunks: string[] = []
   let onWrite: ((chunk: string) => void) | undefined
+  let onDrain: (() => void) | undefined
   const s = {
     chunks,
     stalled: false,
-    writableLength: 0,
     ended: false,
-    destroyed: false,
+    destroyed: 0,
     write (chunk: string) {
       chunks.push(chunk)
-      if (s.stalled) s.writableLength += chunk.length
       onWrite?.(chunk)
       return !s.stalled
     },
+    once (_event: 'drain', listener: () => void) { onDrain = listener },
+    drain () { s.stalled = false; const d = onDrain; onDrain = undefined; d?.() },
     end () { s.ended = true },
-    destroy () { s.destroyed = true },
+    destroy () { s.destroyed++ },
     nextWrite: () => new Promise<string>((resolve) => { onWrite = (c) => { onWrite = undefined; resolve(c) } })
   }
   return s satisfies EventSink & Record<string, unknown>
 }
 
-t.test('a slow client is disconnected once its unsent bytes pass the cap; the others keep receiving', async (t) => {
+const options = { circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 600000, maxBufferedBytes: 1024, maxClients: 10 }
+const healthEvent = (i: number) => ({ plugin: 'p', from: 'healthy', to: 'degraded', reason: `probe said warn ${i}`, at: 0 }) as const
+
+t.test('a full socket gets no more writes: its events wait, and go in one write at its drain', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const stream = createEventStream({ ...options, supervisor: bus })
+  t.teardown(() => stream.close())
+  const s = sink()
+  stream.subscribe(s)
+  bus.emit('health', healthEvent(0))
+  s.stalled = true
+  bus.emit('health', healthEvent(1))
+  t.equal(s.chunks.length, 3, 'the write that filled the socket went; nothing after it')
+  for (let i = 2; i < 5; i++) bus.emit('health', healthEvent(i))
+  t.equal(s.chunks.length, 3, 'events wait while the socket is full')
+  s.drain()
+  t.equal(s.chunks.length, 4, 'one write at the drain')
+  t.same([...s.chunks[3].matchAll(/warn (\d)/g)].map((m) => m[1]), ['2', '3', '4'], 'every waiting event, in order')
+  t.equal(s.destroyed, 0)
+})
+
+t.test('a slow client is disconnected once its waiting events pass the cap; the others keep receiving', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
   const slowOnes: number[] = []
-  const stream = createEventStream({ supervisor: bus, circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 600000, maxBufferedBytes: 1024, onSlowClient: (b) => slowOnes.push(b) })
+  const stream = createEventStream({ ...options, supervisor: bus, onSlowClient: (b) => slowOnes.push(b) })
   t.teardown(() => stream.close())
   const slow = sink()
   const fast = sink()
   stream.subscribe(slow)
   stream.subscribe(fast)
   slow.stalled = true
-  for (let i = 0; i < 50; i++) bus.emit('health', { plugin: 'p', from: 'healthy', to: 'degraded', reason: `probe said warn ${i}`, at: 0 })
-  t.ok(slow.destroyed, 'the slow client was disconnected')
-  t.ok(slow.writableLength <= 1024 + 200, `its buffer stopped growing near the cap (${slow.writableLength} bytes)`)
+  for (let i = 0; i < 50; i++) bus.emit('health', healthEvent(i))
+  t.equal(slow.destroyed, 1, 'the slow client was disconnected, once')
+  t.ok(slow.chunks.length <= 2, `it got no write after its socket was full (${slow.chunks.length} writes)`)
   t.equal(slowOnes.length, 1, 'reported once')
+  t.ok(slowOnes[0] > 1024 && slowOnes[0] < 1024 + 200, `with the bytes that waited (${slowOnes[0]})`)
   t.equal(stream.clientCount(), 1)
   t.equal(fast.chunks.length, 51, 'the fast client got the opening comment and every event')
-  t.notOk(fast.destroyed)
+  t.equal(fast.destroyed, 0)
+})
+
+t.test('a client whose socket took nothing for two keep-alive intervals is disconnected', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const slowOnes: number[] = []
+  const stream = createEventStream({ ...options, keepAliveMs: 10, supervisor: bus, onSlowClient: (b) => slowOnes.push(b) })
+  t.teardown(() => stream.close())
+  const hold = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(hold))
+  const s = sink()
+  s.stalled = true
+  stream.subscribe(s)
+  const gone = new Promise<void>((resolve) => { s.destroy = () => { s.destroyed++; resolve() } })
+  await gone
+  t.equal(s.destroyed, 1)
+  t.equal(slowOnes.length, 1)
+  t.equal(stream.clientCount(), 0)
+})
+
+t.test('full() once maxClients are connected', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const stream = createEventStream({ ...options, maxClients: 2, supervisor: bus })
+  t.teardown(() => stream.close())
+  t.notOk(stream.full())
+  stream.subscribe(sink())
+  const unsubscribe = stream.subscribe(sink())
+  t.ok(stream.full())
+  unsubscribe()
+  t.notOk(stream.full())
 })
 
 t.test('keep-alive comments are sent on the configured interval', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
-  const stream = createEventStream({ supervisor: bus, circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 10, maxBufferedBytes: 1024 })
+  const stream = createEventStream({ ...options, keepAliveMs: 10, supervisor: bus })
   t.teardown(() => stream.close())
   const s = sink()
   stream.subscribe(s)
@@ -145,7 +224,7 @@ t.test('keep-alive comments are sent on the configured interval', async (t) => {
 
 t.test('close ends every stream and stops listening', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
-  const stream = createEventStream({ supervisor: bus, circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 600000, maxBufferedBytes: 1024 })
+  const stream = createEventStream({ ...options, supervisor: bus })
   const s = sink()
   stream.subscribe(s)
   stream.close()

@@ -247,7 +247,7 @@ t.test('metrics: invocations by outcome, duration, circuit state set; GET /event
   const app = await build(t, writeConfig([serve('m', { resilience: { retry: { maxAttempts: 0 } } }), serve('off', { autostart: false })]), { boot: false })
   await started(app)
   const chunks: string[] = []
-  app.daemon.events.subscribe({ write: (c) => { chunks.push(c); return true }, writableLength: 0, end: () => {}, destroy: () => {} })
+  app.daemon.events.subscribe({ write: (c) => { chunks.push(c); return true }, once: () => {}, end: () => {}, destroy: () => {} })
   await app.inject({ method: 'GET', url: '/plugins/m/invoke/x' })
   await app.inject({ method: 'GET', url: '/plugins/m/invoke/status/500' })
   await app.inject({ method: 'GET', url: '/plugins/off/invoke/x' })

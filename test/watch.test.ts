@@ -45,7 +45,7 @@ function configEvents (t: { teardown: (fn: () => void) => void }, app: App): { n
       }
       return true
     },
-    writableLength: 0,
+    once () {},
     end () {},
     destroy () {}
   })

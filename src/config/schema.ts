@@ -205,7 +205,8 @@ export const MainConfig = Type.Object({
   }, { additionalProperties: false, default: {} }),
   events: Type.Object({
     keepAliveMs: ms('GET /events sends a keep-alive comment this often', 15000, 10),
-    maxBufferedBytes: Type.Integer({ minimum: 1024, default: 1048576, description: 'A GET /events client with more than this many bytes not yet taken by its socket is disconnected (bytes, default 1048576)' })
+    maxBufferedBytes: Type.Integer({ minimum: 1024, maximum: 1073741824, default: 262144, description: 'A GET /events client with more than this many bytes of events not yet taken by its socket is disconnected (bytes, default 262144)' }),
+    maxClients: Type.Integer({ minimum: 1, maximum: 100000, default: 256, description: 'GET /events clients at once; one more is refused with 503 PLUGVISOR_EVENT_STREAM_FULL and Retry-After (default 256)' })
   }, { additionalProperties: false, default: {} })
 }, { additionalProperties: false, $id: 'https://plugvisor.dev/schemas/config.schema.json', title: 'plugvisor main config' })
 

@@ -2,10 +2,12 @@
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
-// Slow clients: a client whose socket has not taken more than maxBufferedBytes is disconnected
-// rather than having events dropped. A dropped event would leave it with a wrong picture and no
-// way to know; a disconnect is visible, and EventSource reconnects on its own (then re-reads
-// GET /plugins for the current state).
+// Backpressure: once a client's socket says it is full (write() returned false), its events
+// wait in its own queue, joined into one write at the next 'drain', instead of piling up in the
+// socket one small write each. A client whose queue passes maxBufferedBytes is disconnected,
+// once, rather than having events dropped. A dropped event would leave it with a wrong picture
+// and no way to know; a disconnect is visible, and EventSource reconnects on its own (then
+// re-reads GET /plugins for the current state). At most maxClients clients at once.
 import type { EventEmitter } from 'node:events'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { InvokerEvents } from '../invoke/invoker.js'
@@ -43,8 +45,9 @@ export interface ConfigEventData {
 
 /** What a client connection must offer (http.ServerResponse does). */
 export interface EventSink {
+  /** false: the socket is full, wait for 'drain' before writing more. */
   write: (chunk: string) => boolean
-  readonly writableLength: number
+  once: (event: 'drain', listener: () => void) => unknown
   end: () => void
   destroy: () => void
 }
@@ -58,11 +61,16 @@ export interface EventStreamOptions {
   circuits: Pick<EventEmitter<InvokerEvents>, 'on' | 'off'>
   /** Keep-alive comment interval, milliseconds (config `events.keepAliveMs`). */
   keepAliveMs: number
-  /** Unsent bytes allowed per client before it is disconnected (config `events.maxBufferedBytes`). */
+  /** Bytes of events a client's socket has not taken yet, allowed before it is disconnected (config `events.maxBufferedBytes`). */
   maxBufferedBytes: number
-  /** A client was disconnected for being too slow. */
+  /** Clients at once (config `events.maxClients`). */
+  maxClients: number
+  /** A client was disconnected for being too slow (called once per client). */
   onSlowClient?: (bufferedBytes: number) => void
 }
+
+/** Seconds a client refused for maxClients is told to wait (Retry-After). */
+export const FULL_RETRY_AFTER_S = 10
 
 export interface EventStream {
   /** Adds a client: writes the opening comment, then every event. Returns the unsubscribe. */
@@ -70,6 +78,8 @@ export interface EventStream {
   /** Relays a reload (every one that was not a dry run) as a `config` event. */
   config: (outcome: ReloadOutcome) => void
   clientCount: () => number
+  /** Whether maxClients are connected (a new one must be refused). */
+  full: () => boolean
   /** Ends every client stream and stops listening (app close). */
   close: () => void
 }
@@ -81,25 +91,57 @@ export function formatEvent (event: StreamEventName, data: StreamEventData | Con
 
 export const KEEP_ALIVE = ': keep-alive\n\n'
 
+/** A connected client: its sink, and the events its full socket has not taken yet. */
+interface Client {
+  sink: EventSink
+  queue: string[]
+  queuedBytes: number
+  /** The socket said it is full; events queue until its 'drain'. */
+  waiting: boolean
+  /** Keep-alive ticks seen while waiting: two in a row without a 'drain' is a stalled client. */
+  stalledTicks: number
+}
+
 export function createEventStream (opts: EventStreamOptions): EventStream {
   const { supervisor, circuits, maxBufferedBytes } = opts
-  const clients = new Set<EventSink>()
+  const clients = new Map<EventSink, Client>()
   let closed = false
 
   const drop = (sink: EventSink): void => {
+    const c = clients.get(sink)
+    if (c === undefined) return
     clients.delete(sink)
+    c.queue = []
   }
-  const send = (chunk: string): void => {
-    for (const sink of clients) {
-      // Over the cap before this write: the socket has not kept up, disconnect instead of buffering more.
-      if (sink.writableLength > maxBufferedBytes) {
-        const buffered = sink.writableLength
-        drop(sink)
-        sink.destroy()
-        opts.onSlowClient?.(buffered)
-        continue
-      }
-      sink.write(chunk)
+  const write = (c: Client, chunk: string): void => {
+    if (c.sink.write(chunk)) return
+    c.waiting = true
+    c.sink.once('drain', () => flush(c))
+  }
+  const flush = (c: Client): void => {
+    c.waiting = false
+    c.stalledTicks = 0
+    if (!clients.has(c.sink) || c.queue.length === 0) return
+    const text = c.queue.join('')
+    c.queue = []
+    c.queuedBytes = 0
+    write(c, text)
+  }
+  const disconnect = (c: Client): void => {
+    const buffered = c.queuedBytes
+    drop(c.sink)
+    c.sink.destroy()
+    opts.onSlowClient?.(buffered)
+  }
+  const send = (chunk: string, tick = false): void => {
+    for (const c of clients.values()) {
+      if (!c.waiting) { write(c, chunk); continue }
+      c.queue.push(chunk)
+      c.queuedBytes += chunk.length
+      if (tick) c.stalledTicks++
+      // It has not kept up, or took nothing for a whole keep-alive interval: disconnect it
+      // (once), not buffer more or hold its place among maxClients.
+      if (c.queuedBytes > maxBufferedBytes || c.stalledTicks >= 2) disconnect(c)
     }
   }
 
@@ -113,7 +155,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
   supervisor.on('restart', onRestart)
   circuits.on('circuit', onCircuit)
 
-  const keepAlive = setInterval(() => send(KEEP_ALIVE), opts.keepAliveMs)
+  const keepAlive = setInterval(() => send(KEEP_ALIVE, true), opts.keepAliveMs)
   keepAlive.unref()
 
   return {
@@ -122,8 +164,9 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
         sink.end()
         return () => {}
       }
-      clients.add(sink)
-      sink.write(': connected\n\n')
+      const c: Client = { sink, queue: [], queuedBytes: 0, waiting: false, stalledTicks: 0 }
+      clients.set(sink, c)
+      write(c, ': connected\n\n')
       return () => drop(sink)
     },
     config (o) {
@@ -142,6 +185,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       }))
     },
     clientCount: () => clients.size,
+    full: () => clients.size >= opts.maxClients,
     close () {
       if (closed) return
       closed = true
@@ -150,7 +194,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       supervisor.off('health', onHealth)
       supervisor.off('restart', onRestart)
       circuits.off('circuit', onCircuit)
-      for (const sink of clients) sink.end()
+      for (const sink of clients.keys()) sink.end()
       clients.clear()
     }
   }

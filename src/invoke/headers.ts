@@ -1,11 +1,12 @@
 // Which headers cross the proxy. Hop-by-hop headers (RFC 9110 section 7.6.1) describe one
-// connection and are never forwarded, nor is any header the Connection header names.
+// connection and are never forwarded, nor is any header the Connection header names, nor any
+// Proxy-* header (credentials and settings meant for a proxy, not for the plugin).
 import type { IncomingHttpHeaders } from 'node:http'
 
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',
-  'te', 'trailer', 'transfer-encoding', 'upgrade'
-])
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+
+/** Node gives header names in lower case. */
+const hopByHop = (name: string): boolean => HOP_BY_HOP.has(name) || name.startsWith('proxy-')
 
 export type HeaderMap = Record<string, string | string[]>
 
@@ -38,7 +39,7 @@ export function requestHeaders (incoming: IncomingHttpHeaders, opts: ForwardOpti
   const out: HeaderMap = {}
   for (const name in incoming) {
     const value = incoming[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || name === 'host' || name === 'expect') continue
+    if (value === undefined || hopByHop(name) || name === 'host' || name === 'expect') continue
     if (listed?.has(name)) continue
     if (opts.dropAuthorization && name === 'authorization') continue
     out[name] = value
@@ -55,7 +56,7 @@ export function responseHeaders (incoming: Record<string, string | string[] | un
   const out: HeaderMap = {}
   for (const name in incoming) {
     const value = incoming[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue
+    if (value === undefined || hopByHop(name) || listed?.has(name)) continue
     out[name] = value
   }
   return out

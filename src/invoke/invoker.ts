@@ -56,7 +56,7 @@ export interface InvokerOptions {
   supervisor: Supervisor
   /** Every call: plugin, outcome, seconds until the answer's headers (or the failure). */
   observe?: Observe
-  /** Bodies that may be replayed (retries, fallback plugin) are buffered up to this many bytes. */
+  /** Bodies that may be replayed (retries, fallback plugin) are buffered up to this many bytes; a declared Content-Length over it is refused for every method. */
   maxReplayBodyBytes: number
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
   dropAuthorization: boolean
@@ -257,6 +257,8 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   return Object.assign(emitter, {
     async invoke (req: InvokeRequest) {
       const r = supervisor.manifest(req.plugin).resilience
+      // A declared length over the limit is refused before anything is read or sent, whatever the method.
+      if (Number(req.headers['content-length']) > opts.maxReplayBodyBytes) throw new errors.PayloadTooLarge()
       // A body that may be sent twice (retries, a fallback plugin) is read first; others stream.
       const replay = IDEMPOTENT_METHODS.has(req.method) || (r.fallback !== undefined && 'plugin' in r.fallback)
       const body: Body = req.body !== undefined && replay ? await readBounded(req.body, opts.maxReplayBodyBytes) : req.body
@@ -296,17 +298,33 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   })
 }
 
-async function readBounded (stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of stream) {
-    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string)
-    size += b.length
-    if (size > limit) {
-      stream.destroy()
-      throw new errors.PayloadTooLarge()
+/**
+ * Reads a body up to `limit` bytes. Past it: 413, and the rest of the body is read and thrown
+ * away, so the answer reaches the client and the connection stays usable (destroying the request
+ * would close the socket under the client before it saw the 413).
+ */
+function readBounded (stream: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const stop = (): void => {
+      stream.off('data', onData)
+      stream.off('end', onEnd)
+      stream.off('error', onError)
     }
-    chunks.push(b)
-  }
-  return Buffer.concat(chunks)
+    const onData = (chunk: Buffer | string): void => {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
+      size += b.length
+      if (size <= limit) { chunks.push(b); return }
+      stop()
+      stream.on('error', () => {})
+      stream.resume()
+      reject(new errors.PayloadTooLarge())
+    }
+    const onEnd = (): void => { stop(); resolve(Buffer.concat(chunks)) }
+    const onError = (err: Error): void => { stop(); reject(err) }
+    stream.on('data', onData)
+    stream.on('end', onEnd)
+    stream.on('error', onError)
+  })
 }

@@ -40,6 +40,8 @@ export interface PluginMetricsOptions {
   probes: Pick<EventEmitter<HealthMonitorEvents>, 'on' | 'off'>
   /** Latest resource sample of a plugin. */
   resources: (name: string) => PluginResources | undefined
+  /** GET /events clients connected now. */
+  eventStreamClients?: () => number
   /** prom-client's default process and Node.js metrics (default true). */
   defaultMetrics?: boolean
 }
@@ -155,6 +157,16 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     }
   })
   registry.registerMetric(loopLag)
+
+  const { eventStreamClients } = opts
+  if (eventStreamClients !== undefined) {
+    registry.registerMetric(new Gauge({
+      name: 'plugvisor_event_stream_clients',
+      help: 'GET /events clients connected (at most events.maxClients)',
+      registers: [],
+      collect () { this.set(eventStreamClients()) }
+    }))
+  }
 
   if (opts.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LOOP_SAMPLE_MS })

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { completeContract } from './api-contract.js'
 
 export const API_VERSION = '0.1.0'
 
@@ -11,7 +12,13 @@ async function apiDocsPlugin (fastify: FastifyInstance): Promise<void> {
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'plugvisor', description: 'Supervises plugins: starts, health-checks, restarts with backoff, and calls into them.', version: API_VERSION },
+      info: {
+        title: 'plugvisor',
+        description: 'Supervises plugins: starts, health-checks, restarts with backoff, and calls into them.',
+        version: API_VERSION,
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' }
+      },
+      servers: [{ url: 'http://127.0.0.1:7070', description: 'The default listen address (server.host, server.port)' }],
       tags: [
         { name: 'plugins', description: 'Plugin lifecycle' },
         { name: 'health', description: 'Daemon and plugin health, for people and for probes' },
@@ -22,6 +29,7 @@ async function apiDocsPlugin (fastify: FastifyInstance): Promise<void> {
       ]
     },
     // Shared schemas appear under their $id (#/components/schemas/PluginSummary), not def-N.
+    transformObject: (documents) => completeContract(documents as Parameters<typeof completeContract>[0]) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}` }
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: false } })

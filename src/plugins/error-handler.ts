@@ -9,7 +9,11 @@ import { ConfigProblem } from '../config/load.js'
 import { errors, problemsOf } from '../errors.js'
 
 const VALIDATION = new errors.Validation('').code
-const PAYLOAD_TOO_LARGE = new errors.PayloadTooLarge().code
+/** Fastify's own client errors whose status has a code of its own here; any other one is PLUGVISOR_VALIDATION. */
+const CODE_OF_STATUS: Partial<Record<number, string>> = {
+  413: new errors.PayloadTooLarge().code,
+  415: new errors.UnsupportedMediaType('').code
+}
 
 /** The body of every error answer; routes refer to it as ErrorResponse. */
 export const ErrorResponse = Type.Object({
@@ -35,7 +39,7 @@ function answerFor (err: FastifyError): ErrorBody | undefined {
   const status = err.statusCode ?? 500
   const ours = err.code?.startsWith('PLUGVISOR_') === true
   // Fastify's own client errors (bad JSON, body too large, ...) keep their status under our codes.
-  if (status < 500) return errorBody(status, ours ? err.code : status === 413 ? PAYLOAD_TOO_LARGE : VALIDATION, err.message, problemsOf(err))
+  if (status < 500) return errorBody(status, ours ? err.code : CODE_OF_STATUS[status] ?? VALIDATION, err.message, problemsOf(err))
   // The catalogue's 503 and 504 say which plugin is unavailable or slow; anything else is hidden.
   if (ours && status !== 500) return errorBody(status, err.code, err.message)
   return undefined
