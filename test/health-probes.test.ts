@@ -35,9 +35,11 @@ t.test('http probe: failureThreshold consecutive failures make it unhealthy; res
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'web' && e.to === 'unhealthy')
   await app.daemon.boot()
   await unhealthy
-  t.same(probes.map((p) => p.result), ['failure', 'failure', 'failure'], 'unhealthy exactly at the third failure')
-  // The first may find nothing listening yet (refused); then the fixture answers 500.
-  t.match(probes[2].error, /HTTP 500|ECONNREFUSED/)
+  // Unhealthy at the third counted failure; one refusal while the plugin still binds its port
+  // is retried and does not count, so there may be a fourth before it.
+  t.ok(probes.length === 3 || probes.length === 4, `three counted failures (${probes.length} probes)`)
+  t.ok(probes.every((p) => p.result === 'failure'), 'every probe failed')
+  t.match(probes[probes.length - 1].error, /HTTP 500|ECONNREFUSED/)
   // Probing goes on and the process stays up, unhealthy, for an operator to look at.
   await waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'web' && e.error === 'HTTP 500')
   t.match(sup.summary('web'), { state: 'running', health: 'unhealthy', status: 'unhealthy' })
@@ -147,7 +149,9 @@ t.test('startup probe: startup.failureThreshold failures make the plugin unhealt
   const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'never-up' && e.to === 'unhealthy')
   await app.daemon.boot()
   t.match(await unhealthy, { reason: 'startup probe failed 3 times' })
-  t.same(probes.map((p) => `${p.phase}:${p.result}`), ['startup:failure', 'startup:failure', 'startup:failure'])
+  // One refusal while the plugin still binds its port is retried and does not count.
+  t.ok(probes.length === 3 || probes.length === 4, `three counted failures (${probes.length} probes)`)
+  t.ok(probes.every((p) => p.phase === 'startup' && p.result === 'failure'), 'every startup probe failed')
 })
 
 t.test('unhealthy restarts the plugin through the backoff, with reason unhealthy in its events; a new process starts a fresh probe cycle', async (t) => {
