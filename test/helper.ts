@@ -147,3 +147,12 @@ export async function outputLine (sup: Supervisor, plugin: string, re: RegExp, t
   const { line } = await waitForEvent(sup, 'output', (e) => e.plugin === plugin && re.test(e.line), timeoutMs)
   return re.exec(line)!
 }
+
+/** Boots the daemon, then waits until every plugin running the fixture's `serve` mode listens (its "listening" line). */
+export async function bootListening (app: FastifyInstance): Promise<void> {
+  const sup = app.daemon.supervisor
+  const serving = sup.names().filter((n) => sup.snapshot(n).desired === 'running' && sup.manifest(n).args.includes('serve'))
+  const listening = Promise.all(serving.map((n) => outputLine(sup, n, /^listening/)))
+  await app.daemon.boot()
+  await listening
+}
