@@ -83,7 +83,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/:name', {
     schema: {
       tags: ['plugins'],
-      summary: 'One plugin: summary, resource usage, manifest (sensitive config redacted), probe stats and health trend',
+      summary: 'One plugin: summary, resource usage, manifest (sensitive config redacted), probe stats, call statistics and the trend of probes and calls',
       params: PluginParams,
       response: {
         200: PluginDetail,
@@ -94,7 +94,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     const { name } = req.params
     const summary = supervisor.summary(name)
     const resources = resourcesOf(name)
-    const { trend, ...stats } = app.daemon.healthHistory.stats(name)
+    const { trend, ...stats } = app.daemon.healthHistory.stats(name, (now) => app.daemon.invoker.callWindows(name, now))
     return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, calls: app.daemon.invoker.calls(name), trend }
   })
 

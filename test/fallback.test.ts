@@ -5,7 +5,7 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { bootListening, build, fixturePlugin, outputLine, served, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { type Tap, bootListening, build, fixturePlugin, outputLine, served, tempDir, waitForEvent, writeConfig } from './helper.js'
 import type { FallbackChange } from '../src/invoke/fallback.js'
 
 const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlugin(name, 'serve', { port: 'auto', ...extra })
@@ -28,7 +28,6 @@ function sseEvents (t: Tap, app: FastifyInstance): () => { event: string, data: 
   t.teardown(unsubscribe)
   return () => chunks.join('').split('\n\n').map((block) => /^event: (\w+)\ndata: (.*)$/.exec(block)).filter((m) => m !== null).map((m) => ({ event: m[1], data: JSON.parse(m[2]) }))
 }
-type Tap = { teardown: (fn: () => unknown) => void }
 
 t.test('auto: a killed plugin\'s calls go to the fallback plugin, and back to it once it runs again', async (t) => {
   const app = await build(t, writeConfig([

@@ -194,7 +194,8 @@ export function createFallbacks ({ inputs, now, publish }: FallbackOptions) {
     loaded (name: string): void {
       const previous = records.get(name)
       const r = create(name, previous)
-      if (previous !== undefined && previous.shown !== r.shown) {
+      // Told when who answers changed with the manifest (a target of the same content is no change).
+      if (previous !== undefined && (previous.shown !== r.shown || (r.active && JSON.stringify(previous.shownTarget) !== JSON.stringify(r.shownTarget)))) {
         r.since = now()
         publish({ plugin: name, from: previous.shown, to: r.shown, reason: `manifest changed: ${r.reason}`, at: r.since, target: r.active ? r.target ?? null : null, actor: null })
       }

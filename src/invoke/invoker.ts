@@ -20,6 +20,7 @@ import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 import type { Deadline } from './deadline.js'
 import { createFallbacks, type FallbackChange, type FallbackRecord, type FallbackView } from './fallback.js'
 import type { FallbackTarget } from '../config/schema.js'
+import type { TrendWindows } from '../health/trend.js'
 
 /** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
 export const INVOCATION_OUTCOMES = ['success', 'error', 'timeout', 'connection_error', 'unavailable', 'circuit_open', 'rejected', 'fallback'] as const
@@ -86,6 +87,8 @@ export interface Invoker extends EventEmitter<InvokerEvents> {
   calls: (plugin: string) => CallStatsView
   /** Calls a host made elsewhere: counted in the statistics, the breaker and the metrics like proxied ones. */
   recordCalls: (plugin: string, calls: readonly ReportedCall[]) => Promise<void>
+  /** The plugin's calls in the trend's two windows ending at `now` (ms since the epoch). */
+  callWindows: (plugin: string, now: number) => TrendWindows
   /** The plugin's fallback state. */
   fallback: (plugin: string) => FallbackView
   /** Every call goes to the fallback (`override`, or the manifest's) until deactivated; `actor` is the operator. */
@@ -341,6 +344,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       return p.circuit()
     },
     calls: (name: string) => statsOf(name).view(name),
+    callWindows: (name: string, now: number) => statsOf(name).windows(now),
     fallback: (name: string) => fallbacks.view(name),
     activateFallback: (name: string, override: FallbackTarget | undefined, actor: string) => fallbacks.activate(name, override, actor),
     deactivateFallback: (name: string, actor: string) => fallbacks.deactivate(name, actor),
