@@ -17,7 +17,7 @@ import { HealthReport, PluginHealth } from '../src/health/health-report.js'
 import { HealthStats } from '../src/health/health-history.js'
 import { CircuitInfo } from '../src/invoke/circuit.js'
 import { CallStats } from '../src/invoke/call-stats.js'
-import { FallbackEvent, FallbackInfo } from '../src/invoke/fallback.js'
+import { FallbackInfo } from '../src/invoke/fallback.js'
 import { StatusSummary } from '../src/status-summary.js'
 import { PluginSummary } from '../src/supervisor/events.js'
 import { HockeypuckHealth, HockeypuckStatus } from '../src/hosts/hockeypuck.js'
@@ -25,7 +25,7 @@ import { ErrorResponse } from './schemas.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   // The shapes routes refer to by $ref, published once under their $id.
-  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo, CallStats, HockeypuckStatus, HockeypuckHealth, FallbackInfo, FallbackEvent]) app.addSchema(s)
+  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo, CallStats, HockeypuckStatus, HockeypuckHealth, FallbackInfo]) app.addSchema(s)
   await app.register(plugins)
   await app.register(health)
   await app.register(config)
