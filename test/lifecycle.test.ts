@@ -23,7 +23,7 @@ const events: Record<LifecycleEvent['type'], LifecycleEvent> = {
   shutdown: { type: 'shutdown' },
   restart: { type: 'restart' },
   spawned: { type: 'spawned' },
-  'spawn-failed': { type: 'spawn-failed', error: 'ENOENT' },
+  'spawn-failed': { type: 'spawn-failed', error: { code: 'ENOENT', message: 'spawn x ENOENT' } },
   exited: { type: 'exited', code: 1, signal: null },
   'backoff-elapsed': { type: 'backoff-elapsed' },
   unhealthy: { type: 'unhealthy' },
@@ -313,7 +313,7 @@ t.test('the restart reason is an output of the transition, in one vocabulary', a
     t.equal(restarted.reason, `restart after ${reason}`)
   }
   const starting: Snapshot = { ...initialSnapshot('running'), state: { name: 'starting', since: 0 } }
-  const spawnFailed = transition(starting, { type: 'spawn-failed', error: 'ENOENT' }, ctx())
+  const spawnFailed = transition(starting, { type: 'spawn-failed', error: { code: 'ENOENT', message: 'spawn x ENOENT' } }, ctx())
   t.match(spawnFailed.snapshot.state, { name: 'backoff', reason: 'crash', detail: 'spawn-error' }, 'a failed spawn restarts as a crash')
   t.equal(spawnFailed.reason, 'spawn-error', 'and says so in the state event')
   t.same(transition(spawnFailed.snapshot, { type: 'backoff-elapsed' }, ctx()).restart, { reason: 'crash' })

@@ -1,6 +1,8 @@
 // The driver with real child processes from the fixture program.
 import t from 'tap'
-import { alive, build, collectEvents, fixturePlugin, outputLine, writeConfig } from './helper.js'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { alive, build, collectEvents, fixturePlugin, outputLine, tempDir, writeConfig } from './helper.js'
 
 t.test('a SIGKILLed plugin is restarted', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('victim', 'sleep')]), { boot: false })
@@ -175,6 +177,27 @@ t.test('a missing program is a spawn error that backs off like a crash', async (
   const s = await failed
   t.equal(s.restartCount, 1)
   t.ok(sup.events('ghost').some((e) => e.reason === 'spawn-error'))
+})
+
+t.test('why a spawn failed is in lastExit.error, the transition event and the stored events: a missing program and a file that is not executable (it failed before)', async (t) => {
+  const dir = tempDir()
+  const notExecutable = path.join(dir, 'plain.sh')
+  writeFileSync(notExecutable, '#!/bin/sh\nexit 0\n', { mode: 0o644 })
+  const once = { restart: { policy: 'never' } }
+  const app = await build(t, writeConfig([
+    { name: 'missing', command: '/nonexistent/program', ...once },
+    { name: 'plain', command: notExecutable, ...once }
+  ]), { boot: false })
+  const transitions = collectEvents(t, app.daemon.supervisor, 'transition')
+  await app.daemon.boot()
+  for (const [name, code, file] of [['missing', 'ENOENT', '/nonexistent/program'], ['plain', 'EACCES', notExecutable]]) {
+    const res = await app.inject({ method: 'GET', url: `/plugins/${name}` })
+    t.match(res.json(), { state: 'stopped', lastExit: { code: null, signal: null, error: { code, message: new RegExp(`${code}`) } } }, `${name}: GET /plugins/${name} says ${code}`)
+    t.match(res.json().lastExit.error.message, file, 'the message names the program')
+    t.match(transitions.find((e) => e.plugin === name && e.from === 'starting'), { to: 'stopped', error: { code } }, `${name}: the transition event carries it`)
+    const events = await app.inject({ method: 'GET', url: `/plugins/${name}/events` })
+    t.match(events.json().events.find((e: { from: string }) => e.from === 'starting'), { to: 'stopped', error: { code } }, `${name}: so does the stored event`)
+  }
 })
 
 t.test('the daemon-wide restart budget holds back restarts when many plugins crash at once', async (t) => {

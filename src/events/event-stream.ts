@@ -13,6 +13,7 @@ import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { InvokerEvents } from '../invoke/invoker.js'
 import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
 import type { ConfigProblem } from '../config/load.js'
+import type { SpawnError } from '../supervisor/lifecycle.js'
 import type { ReloadOutcome } from '../plugin-changes.js'
 
 export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'config'
@@ -25,6 +26,8 @@ export interface StreamEventData {
   reason: string
   /** ISO 8601 time of the change. */
   at: string
+  /** A transition caused by a failed spawn: the system's code (ENOENT, EACCES, ...) and message. */
+  error?: SpawnError
 }
 
 /** The `data:` of a `config` event: a reload (applied, or refused with `refused` problems) and what started it. */
@@ -146,7 +149,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
   }
 
   // Nothing is formatted while nobody listens: a start of 500 plugins is 1,500 events.
-  const onTransition = (e: TransitionEvent): void => { if (clients.size > 0) send(formatEvent('transition', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
+  const onTransition = (e: TransitionEvent): void => { if (clients.size > 0) send(formatEvent('transition', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString(), ...(e.error ? { error: e.error } : {}) })) }
   const onHealth = (e: HealthEvent): void => { if (clients.size > 0) send(formatEvent('health', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onRestart = (e: RestartEvent): void => { if (clients.size > 0) send(formatEvent('restart', { plugin: e.plugin, from: null, to: null, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onCircuit = (e: CircuitEvent): void => { if (clients.size > 0) send(formatEvent('circuit', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }

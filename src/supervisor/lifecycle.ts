@@ -22,7 +22,11 @@ export type RestartEventReason = typeof RESTART_REASONS[number]
 /** The restart reasons that go through the backoff. */
 export type RestartReason = Exclude<RestartEventReason, 'manual' | 'watch'>
 
-export interface ExitInfo { code: number | null, signal: string | null, at: number }
+/** Why a process could not be created: the system's error code (ENOENT, EACCES, ...) and message. */
+export interface SpawnError { code: string, message: string }
+
+/** How the last process ended; `error` when it never ran (a failed spawn). */
+export interface ExitInfo { code: number | null, signal: string | null, at: number, error?: SpawnError }
 
 /** Why the plugin is going down when it is stopping. */
 export type StopIntent =
@@ -58,7 +62,7 @@ export type LifecycleEvent =
   | { type: 'shutdown', reason?: string } // the daemon stops: like stop, but desired stays as it is
   | { type: 'restart', reason?: string }
   | { type: 'spawned' } // the process is running
-  | { type: 'spawn-failed', error: string }
+  | { type: 'spawn-failed', error: SpawnError }
   | { type: 'exited', code: number | null, signal: string | null }
   | { type: 'nothing-to-kill' } // a kill found no process (the spawn was still picking a port): it is down at once
   | { type: 'backoff-elapsed' }
@@ -204,7 +208,7 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         case 'spawned':
           return go(s, { name: 'running', since: now }, 'spawned', [], { stableSince: ctx.probed ? undefined : now })
         case 'spawn-failed':
-          return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now }, 'spawn-error')
+          return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now, error: ev.error }, 'spawn-error')
         case 'exited':
           return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
         case 'checksum-mismatch':
@@ -253,7 +257,9 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         case 'exited':
         case 'spawn-failed':
         case 'nothing-to-kill': {
-          const exit = ev.type === 'exited' ? { code: ev.code, signal: ev.signal, at: now } : { code: null, signal: null, at: now }
+          const exit: ExitInfo = ev.type === 'exited'
+            ? { code: ev.code, signal: ev.signal, at: now }
+            : ev.type === 'spawn-failed' ? { code: null, signal: null, at: now, error: ev.error } : { code: null, signal: null, at: now }
           switch (st.intent.then) {
             case 'stopped':
               return go(s, { name: 'stopped' }, 'stopped', [], { lastExit: exit, stableSince: undefined })

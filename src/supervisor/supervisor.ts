@@ -11,7 +11,7 @@ import type { HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from '
 import { pluginMetadata } from '../config/metadata.js'
 import {
   initialSnapshot, statusOf, transition,
-  type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
+  type Health, type LifecycleEvent, type Snapshot, type SpawnError, type StateName, type Status, type Transition
 } from './lifecycle.js'
 import { RestartBudget } from './backoff.js'
 import { verifyExecutable } from '../process/executable.js'
@@ -297,7 +297,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       startedAt: running && p.startedAt !== undefined ? new Date(p.startedAt).toISOString() : null,
       uptimeMs: running && p.startedAt !== undefined ? now - p.startedAt : 0,
       restartCount: s.restartCount,
-      lastExit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal, at: new Date(s.lastExit.at).toISOString() } : null,
+      lastExit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal, at: new Date(s.lastExit.at).toISOString(), error: s.lastExit.error ?? null } : null,
       nextRestartAt: s.state.name === 'backoff' && p.nextRestartAt !== undefined ? new Date(p.nextRestartAt).toISOString() : null,
       circuit: p.circuit
     }
@@ -561,7 +561,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       at: now,
       exitCode: ev.type === 'exited' ? ev.code : null,
       signal: ev.type === 'exited' ? ev.signal : null,
-      restartCount: t.snapshot.restartCount
+      restartCount: t.snapshot.restartCount,
+      error: ev.type === 'spawn-failed' ? ev.error : null
     }
     if (to === 'running') p.startedAt = now
     this.#persist(p.name, 'state event', () => this.#store.addEvent(event))
@@ -631,7 +632,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       try {
         p.port = await this.#allocatePort()
       } catch (err) {
-        if (seq === p.spawnSeq) this.#feed(p, { type: 'spawn-failed', error: `no free port: ${(err as Error).message}` })
+        if (seq === p.spawnSeq) this.#feed(p, { type: 'spawn-failed', error: spawnError(err, `no free port: ${(err as Error).message}`) })
         return
       }
     }
@@ -668,7 +669,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const command = String(shownField(m, 'command'))
         const error = err.message.replaceAll(m.command, command)
         this.#log.error({ plugin: m.name, err: error }, `plugin ${m.name}: cannot start ${command}: ${error}`)
-        this.#feed(p, { type: 'spawn-failed', error })
+        this.#feed(p, { type: 'spawn-failed', error: spawnError(err, error) })
       },
       onExit: (code, signal) => {
         if (p.handle !== handle) return
@@ -739,6 +740,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     return report
   }
+}
+
+/** The system's code of a failed spawn (ENOENT, EACCES, ...) with the message as the operator reads it. */
+function spawnError (err: unknown, message: string): SpawnError {
+  const code = (err as NodeJS.ErrnoException).code
+  return { code: typeof code === 'string' ? code : 'UNKNOWN', message }
 }
 
 /** Runs fn after ms; a delay of 0 runs at the next turn of the loop, not after a 1 ms timer. */
