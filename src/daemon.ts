@@ -4,6 +4,7 @@ import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
 import { problemsOf } from './errors.js'
 import { openStore, type Store } from './store/store.js'
+import { LOCK_FILE, lockDataDir } from './store/data-dir-lock.js'
 import type { AuditStore } from './store/audit-store.js'
 import { Supervisor } from './supervisor/supervisor.js'
 import { systemClock, type Clock } from './clock.js'
@@ -77,7 +78,18 @@ export interface Daemon {
 export function createDaemon (opts: DaemonOptions): Daemon {
   const { logger } = opts
   let loaded = opts.loaded
-  const store = openStore(loaded.dataDir)
+  // Before anything touches the folder (migrations, the cleanup of a previous daemon, plugins): a
+  // second daemon on it stops here and changes nothing.
+  const lock = lockDataDir(loaded.dataDir, {
+    onStale: (holder, why) => logger.warn({ lockFile: LOCK_FILE, holderPid: holder?.pid ?? null }, `took over the stale lock of data folder ${loaded.dataDir}: ${why}`)
+  })
+  let store: Store
+  try {
+    store = openStore(loaded.dataDir)
+  } catch (err) {
+    lock.release()
+    throw err
+  }
   const progress: StartupProgress = {
     get storeMigrated () { return store.status.ok },
     get storeProblem () { return store.status.problem },
@@ -221,6 +233,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         await invoker.close()
         healthHistory.stop()
         store.close()
+        lock.release()
       })()
       return closing
     }

@@ -24,6 +24,8 @@ export const errors = {
   EventStreamFull: createError('PLUGVISOR_EVENT_STREAM_FULL', '%s event stream clients are connected already (events.maxClients); retry later', 503),
   /** Start-up only: the data directory was written by a newer plugvisor. */
   DatabaseTooNew: createError('PLUGVISOR_DATABASE_TOO_NEW', '%s: database schema version %s is newer than this plugvisor knows (%s); upgrade plugvisor or use another dataDir', 500),
+  /** Start-up only: another daemon holds the data folder (its lock file names a live process). */
+  DataDirLocked: createError('PLUGVISOR_DATA_DIR_LOCKED', 'data folder %s is in use by another plugvisor (pid %s, lock file %s): stop that daemon first, or give this one another dataDir', 500),
   Internal: createError('PLUGVISOR_INTERNAL', 'internal error', 500)
 } as const
 

@@ -127,7 +127,8 @@ export function listenRefusal (loaded: LoadedConfig): string | undefined {
 export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
   const refusal = listenRefusal(loaded)
   if (refusal) throw new Error(refusal)
-  const fastify = await buildServer({ loaded })
+  // Plugins start only once the API listens: a daemon that cannot listen leaves nothing running.
+  const fastify = await buildServer({ loaded, boot: false })
   const { host, port } = loaded.config.server
   const onHangup = (): void => {
     fastify.log.info({ signal: 'SIGHUP' }, 'reloading the config (SIGHUP)')
@@ -152,7 +153,7 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
   // Only SIGTERM and SIGINT shut down (SIGHUP reloads); close-with-grace would also take SIGUSR2,
   // SIGQUIT and the fault signals. A second one during the shutdown SIGKILLs every plugin's group
   // still running, then exits.
-  closeWithGrace({
+  const grace = closeWithGrace({
     delay: 60000,
     logger: fastify.log,
     skip: CLOSE_WITH_GRACE_SIGNALS.filter((s) => !SHUTDOWN_SIGNALS.includes(s)),
@@ -165,6 +166,13 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
     else fastify.log.info({ signal }, 'shutting down: stopping plugins')
     await fastify.close()
   })
-  await fastify.listen({ host, port })
+  try {
+    await fastify.listen({ host, port })
+  } catch (err) {
+    grace.uninstall()
+    await fastify.close()
+    throw err
+  }
+  void fastify.daemon.boot().catch((err) => fastify.log.error({ err }, 'boot failed'))
   return fastify
 }
