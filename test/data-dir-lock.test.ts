@@ -4,13 +4,13 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { lstatSync, mkdirSync, readlinkSync, symlinkSync } from 'node:fs'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import { build, fixturePlugin, followLog, writeConfig, type Tap } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 import { bootId, findByEnviron, readProcStat } from '../src/process/proc.js'
-import { LOCK_FILE } from '../src/store/data-dir-lock.js'
+import { LOCK_FILE, formatHolder, parseHolder } from '../src/store/data-dir-lock.js'
 import { createDaemon } from '../src/daemon.js'
 
 const bin = path.join(packageRoot, 'dist/src/bin.js')
@@ -43,8 +43,8 @@ t.test('a second daemon on the same data folder exits 1 naming the holder, and c
   const before = processesOf(run)
   t.equal(before.length, 1, 'the first daemon runs the plugin')
   const lockFile = path.join(loaded.dataDir, LOCK_FILE)
-  const lock = readFileSync(lockFile, 'utf8')
-  t.match(JSON.parse(lock), { pid: first.daemon.pid, startTicks: readProcStat(first.daemon.pid!)!.startTicks, bootId: bootId() }, 'the lock file names the holder: pid, start time, boot')
+  const lock = readlinkSync(lockFile)
+  t.match(parseHolder(lock), { pid: first.daemon.pid, startTicks: readProcStat(first.daemon.pid!)!.startTicks, bootId: bootId() }, 'the lock file names the holder: pid, start time, boot')
 
   const second = serve(t, loaded.file)
   const [code] = await exitWithin(second.exited, 60000)
@@ -53,11 +53,11 @@ t.test('a second daemon on the same data folder exits 1 naming the holder, and c
   t.same(second.log.entries.filter((e) => /terminated|-> /.test(e.msg)).map((e) => e.msg), [], 'it reaped nothing and started nothing')
   t.same(processesOf(run), before, 'the plugin of the first daemon runs on, the same process')
   t.equal(first.daemon.exitCode, null, 'the first daemon runs on')
-  t.equal(readFileSync(lockFile, 'utf8'), lock, 'its lock is untouched')
+  t.equal(readlinkSync(lockFile), lock, 'its lock is untouched')
 
   first.daemon.kill('SIGTERM')
   t.equal((await first.exited)[0], 0)
-  t.notOk(existsSync(lockFile), 'a daemon that shuts down releases the folder')
+  t.throws(() => lstatSync(lockFile), { code: 'ENOENT' }, 'a daemon that shuts down releases the folder')
 })
 
 t.test('a daemon that cannot listen (port in use) exits non-zero with no plugin left running; it failed before', async (t) => {
@@ -77,7 +77,7 @@ t.test('a daemon that cannot listen (port in use) exits non-zero with no plugin 
   t.not(code, 0, 'it exits non-zero')
   t.match(stderr, /EADDRINUSE/, 'saying why')
   t.same(processesOf(run), [], 'no plugin process is left')
-  t.notOk(existsSync(path.join(loaded.dataDir, LOCK_FILE)), 'and the folder is released')
+  t.throws(() => lstatSync(path.join(loaded.dataDir, LOCK_FILE)), { code: 'ENOENT' }, 'and the folder is released')
 })
 
 t.test('in one process too, a second daemon on a held folder is refused before it opens anything', async (t) => {
@@ -92,19 +92,19 @@ t.test('a stale lock (its pid gone, or reused by another process) is taken over 
   await once(gone, 'exit')
   const own = readProcStat(process.pid)!.startTicks
   for (const [holder, why] of [
-    [{ pid: gone.pid, startTicks: 1, bootId: bootId() }, `pid ${gone.pid} is gone`],
+    [{ pid: gone.pid!, startTicks: 1, bootId: bootId() }, `pid ${gone.pid} is gone`],
     [{ pid: process.pid, startTicks: own - 1, bootId: bootId() }, `pid ${process.pid} now belongs to another process`]
   ] as const) {
     const loaded = writeConfig([], { log: { level: 'warn' } })
     const lockFile = path.join(loaded.dataDir, LOCK_FILE)
     mkdirSync(loaded.dataDir, { recursive: true })
-    writeFileSync(lockFile, JSON.stringify(holder))
+    symlinkSync(formatHolder(holder), lockFile)
     const lines: string[] = []
     const app = await build(t, loaded, { boot: false, logger: undefined, logStream: { write: (l: string) => { lines.push(l) } } })
     const took = lines.map((l) => JSON.parse(l)).find((e) => /took over the stale lock/.test(e.msg))
     t.match(took, { level: 40, holderPid: holder.pid, msg: new RegExp(why) }, `logged: ${why}`)
-    t.match(JSON.parse(readFileSync(lockFile, 'utf8')), { pid: process.pid, startTicks: own }, 'the lock is this daemon\'s now')
+    t.match(parseHolder(readlinkSync(lockFile)), { pid: process.pid, startTicks: own }, 'the lock is this daemon\'s now')
     await app.close()
-    t.notOk(existsSync(lockFile), 'and released at close')
+    t.throws(() => lstatSync(lockFile), { code: 'ENOENT' }, 'and released at close')
   }
 })
