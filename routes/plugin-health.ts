@@ -18,7 +18,7 @@ const pluginHealth: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'Detailed health of every plugin (the management API of existing plugin hosts); always 200',
       response: { 200: Type.Ref(HealthReport) }
     }
-  }, async () => healthReport(supervisor.list(), (n) => healthMonitor.lastCheck(n), progress.storeMigrated, Date.now()))
+  }, async () => healthReport(supervisor.list(), (n) => healthMonitor.lastCheck(n), progress.storeWritable, Date.now()))
 
   app.get('/plugins/:name/health/history', {
     schema: {

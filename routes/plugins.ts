@@ -15,6 +15,8 @@ import { redactManifest, redactedConfig } from '../src/config/redact.js'
 import { UnloadResult } from '../src/plugin-changes.js'
 
 const Op = ['start', 'stop', 'restart'] as const
+/** The operation was done but its desired state could not be saved (a full disk). */
+const notPersisted = Type.Ref(ErrorResponse, { description: 'PLUGVISOR_STATE_NOT_PERSISTED: done, but the desired state could not be saved (written again once the store takes writes; readiness fails until then)' })
 
 const plugins: FastifyPluginAsyncTypebox = async (app) => {
   const { supervisor, changes } = app.daemon
@@ -65,7 +67,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['plugins'],
         summary: `${op[0].toUpperCase()}${op.slice(1)} several plugins (?plugin=NAME, repeatable, or ?all=true), keeping dependency order`,
         querystring: BulkQuery,
-        response: { 200: PluginList, ...errorResponses }
+        response: { 200: PluginList, ...errorResponses, 503: notPersisted }
       }
     }, async (req) => {
       const { plugin, all, wait, timeoutMs } = req.query
@@ -83,7 +85,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
         summary: `${op[0].toUpperCase()}${op.slice(1)} one plugin; answers once the action took effect`,
         params: PluginParams,
         querystring: WaitQuery,
-        response: { 200: Type.Ref(PluginSummary), ...errorResponses, 504: Type.Ref(ErrorResponse) }
+        response: { 200: Type.Ref(PluginSummary), ...errorResponses, 503: notPersisted, 504: Type.Ref(ErrorResponse) }
       }
     }, async (req) => {
       const { name } = req.params

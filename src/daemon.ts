@@ -3,11 +3,11 @@
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
 import { problemsOf } from './errors.js'
-import { openStore, type Store } from './store/store.js'
+import { STORE_MAINTENANCE_INTERVAL_MS, openStore, type Store } from './store/store.js'
 import { LOCK_FILE, lockDataDir } from './store/data-dir-lock.js'
 import type { AuditStore } from './store/audit-store.js'
 import { Supervisor } from './supervisor/supervisor.js'
-import { systemClock, type Clock } from './clock.js'
+import { systemClock, systemEvery, type Clock, type Every } from './clock.js'
 import { childProcessRunner, type ProcessRunner } from './process/runner.js'
 import { newInstanceMarker } from './process/instance-marker.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
@@ -34,13 +34,17 @@ export interface DaemonOptions {
   processSource?: ProcessSource
   /** Largest request body the invoke proxy buffers for a replay (default 1 MiB; the app passes its body limit). */
   maxReplayBodyBytes?: number
+  /** Runs the store maintenance (WAL checkpoint, writes again what failed) every STORE_MAINTENANCE_INTERVAL_MS; tests fire it by hand. */
+  every?: Every
 }
 
 /** What readiness is made of, besides critical plugins. */
 export interface StartupProgress {
-  /** The database schema is as migrated and its last write went through. */
+  /** The database schema is as migrated (the daemon does not start otherwise). */
   readonly storeMigrated: boolean
-  /** Why not, when storeMigrated is false. */
+  /** The last write went through and nothing a failed write missed is still waiting. */
+  readonly storeWritable: boolean
+  /** Why not, when storeWritable is false. */
   readonly storeProblem: string | undefined
   orphansReaped: boolean
   initialStartDone: boolean
@@ -91,8 +95,13 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     throw err
   }
   const progress: StartupProgress = {
-    get storeMigrated () { return store.status.ok },
-    get storeProblem () { return store.status.problem },
+    storeMigrated: true,
+    get storeWritable () { return store.status.ok && supervisor.unsaved().length === 0 },
+    get storeProblem () {
+      const unsaved = supervisor.unsaved()
+      const parts = [store.status.problem ?? unsaved[0]?.reason, ...unsaved.map((u) => `the ${u.what} of plugin ${u.plugin} is not saved yet`)]
+      return parts[0] === undefined ? undefined : parts.join('; ')
+    },
     orphansReaped: false,
     initialStartDone: false
   }
@@ -177,6 +186,18 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     } catch (err) { logger.error({ err }, 'pruning state events failed') }
   }, 60_000)
   pruneEvents.unref()
+  // The write-ahead log is copied into the database and truncated on a timer, and once writes work
+  // again after a failure (a full disk with room again); what a failed write missed is written again.
+  const checkpoint = (): void => {
+    try {
+      store.checkpoint()
+    } catch (err) { logger.error({ err }, `checkpointing the database's write-ahead log failed: ${(err as Error).message}`) }
+  }
+  const stopMaintenance = (opts.every ?? systemEvery)(STORE_MAINTENANCE_INTERVAL_MS, () => {
+    supervisor.persistPending()
+    checkpoint()
+  })
+  store.status.onRecovered(() => setImmediate(() => { if (!closing) checkpoint() }))
 
   let booting: Promise<void> | undefined
   let closing: Promise<void> | undefined
@@ -225,6 +246,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         events.close()
         resources.stop()
         clearInterval(pruneEvents)
+        stopMaintenance()
         // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
         await supervisor.shutdown()
         metrics.close()

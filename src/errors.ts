@@ -21,6 +21,8 @@ export const errors = {
   WaitTimeout: createError('PLUGVISOR_WAIT_TIMEOUT', "plugin '%s' did not become %s within %s ms", 504),
   PayloadTooLarge: createError('PLUGVISOR_PAYLOAD_TOO_LARGE', 'request body is too large', 413),
   UnsupportedMediaType: createError('PLUGVISOR_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: %s', 415),
+  /** The operation took effect, but the store could not keep its desired state (a full disk): a daemon restarted now would not keep it. */
+  StateNotPersisted: createError('PLUGVISOR_STATE_NOT_PERSISTED', "plugin '%s': %s done, but its desired state could not be saved (%s); it is written again once the store takes writes, and a daemon restarted before that would not keep it", 503),
   EventStreamFull: createError('PLUGVISOR_EVENT_STREAM_FULL', '%s event stream clients are connected already (events.maxClients); retry later', 503),
   /** Start-up only: the data directory was written by a newer plugvisor. */
   DatabaseTooNew: createError('PLUGVISOR_DATABASE_TOO_NEW', '%s: database schema version %s is newer than this plugvisor knows (%s); upgrade plugvisor or use another dataDir', 500),

@@ -249,13 +249,13 @@ t.test('a store that cannot be written does not stop supervision', async (t) => 
   t.ok(lines.some((l) => l.includes('could not persist the state event of plugin sturdy')), 'the failed write is logged')
 })
 
-t.test('a store whose writes fail makes readiness (daemon:store-migrated) and /health fail', async (t) => {
+t.test('a store whose writes fail makes readiness (daemon:store-writable) and /health fail', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('sturdy', 'sleep')], { log: { level: 'fatal' } }), { boot: false })
   const sup = app.daemon.supervisor
   await app.daemon.boot()
   const before = await app.inject({ method: 'GET', url: '/health/readiness?verbose' })
   t.equal(before.statusCode, 200)
-  t.match(before.json().checks, [{ name: 'daemon:store-migrated', status: 'pass' }])
+  t.match(before.json().checks, [{ name: 'daemon:store-migrated', status: 'pass' }, { name: 'daemon:store-writable', status: 'pass' }])
   t.equal((await app.inject({ method: 'GET', url: '/health' })).json().status, 'pass')
 
   app.daemon.store.close()
@@ -265,7 +265,7 @@ t.test('a store whose writes fail makes readiness (daemon:store-migrated) and /h
 
   const ready = await app.inject({ method: 'GET', url: '/health/readiness?verbose' })
   t.equal(ready.statusCode, 503)
-  t.match(ready.json().checks, [{ name: 'daemon:store-migrated', status: 'fail', detail: /database not usable as migrated: .*not open/ }])
+  t.match(ready.json().checks, [{ name: 'daemon:store-migrated', status: 'pass' }, { name: 'daemon:store-writable', status: 'fail', detail: /store writes fail: .*not open/ }])
   const health = await app.inject({ method: 'GET', url: '/health' })
   t.equal(health.statusCode, 503)
   t.equal(health.json().status, 'fail', 'the daemon-fail branch: every plugin is fine, the daemon is not')

@@ -18,6 +18,7 @@ import { verifyExecutable } from '../process/executable.js'
 import { LogRing, type LogLine } from '../process/log-ring.js'
 import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
 import type { LifecycleStore } from './lifecycle-store.js'
+import type { RecordedProcess } from '../store/state-store.js'
 import { shownField } from '../config/redact.js'
 import { DEFAULT_STOP } from '../config/schema.js'
 import { INSTANCE_VAR, isEarlierDaemon, markerOf } from '../process/instance-marker.js'
@@ -48,6 +49,8 @@ export interface ChangeSet {
 }
 
 type Op = 'start' | 'stop' | 'restart'
+/** What the store keeps of a plugin and is written again until it went through (a full disk). */
+export type KeptRecord = 'desired state' | 'process identity'
 /** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
 type TailOp = Op | 'unload' | 'replace' | 'shutdown' | 'watch'
 
@@ -117,6 +120,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #budget: RestartBudget
   readonly #allocatePort: () => Promise<number>
   readonly #instance: string | undefined
+  /** Records a store write missed, per plugin name, with the reason: written again by persistPending(). */
+  readonly #unsaved = new Map<string, Map<KeptRecord, string>>()
   #closing = false
 
   constructor (opts: SupervisorOptions) {
@@ -456,6 +461,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     this.#feed(p, { type: op, reason: op === 'restart' ? 'manual restart' : `operator ${op}` })
     await this.#settled(p)
+    // The change is done; a desired state the store does not hold would be lost at a daemon restart: say so.
+    if (this.#unsaved.get(p.name)?.has('desired state')) this.#persist(p.name, 'desired state', () => this.#writeKept(p.name, 'desired state'))
+    const reason = this.#unsaved.get(p.name)?.get('desired state')
+    if (reason !== undefined && !this.#closing) throw new errors.StateNotPersisted(p.name, op, reason)
     return this.#summary(p)
   }
 
@@ -599,12 +608,58 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * supervisor down with it (the processes still need watching). The error is logged and the
    * in-memory state goes on; what was not written is lost.
    */
-  #persist (plugin: string, what: string, write: () => void): void {
+  #persist (plugin: string, what: KeptRecord | 'state event', write: () => void): boolean {
     try {
       write()
     } catch (err) {
-      this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${(err as Error).message}`)
+      const reason = (err as Error).message
+      this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${reason}`)
+      if (what !== 'state event') {
+        const kept = this.#unsaved.get(plugin) ?? new Map<KeptRecord, string>()
+        kept.set(what, reason)
+        this.#unsaved.set(plugin, kept)
+      }
+      return false
     }
+    if (what !== 'state event') {
+      const kept = this.#unsaved.get(plugin)
+      kept?.delete(what)
+      if (kept?.size === 0) this.#unsaved.delete(plugin)
+    }
+    return true
+  }
+
+  /** The desired state and process identity of a plugin, as the store should hold them now. */
+  #writeKept (name: string, what: KeptRecord): void {
+    const p = this.#plugins.get(name)
+    if (what === 'desired state') {
+      if (p) this.#store.setDesired(name, p.snapshot.desired, this.#clock.now())
+      else this.#store.forgetDesired(name)
+    } else if (p?.identity) {
+      this.#store.recordProcess(this.#processRecord(p, p.identity))
+    } else {
+      this.#store.forgetProcess(name)
+    }
+  }
+
+  #processRecord (p: Plugin, identity: ProcessIdentity): RecordedProcess {
+    const { stop } = p.manifest
+    return { ...identity, plugin: p.name, stopSignal: stop.signal, stopTimeoutMs: stop.timeoutMs, startedAt: this.#clock.now() }
+  }
+
+  /**
+   * Writes again what the store missed (desired states, process identities), as it is now; a
+   * full disk that has room again gets them. Called by the daemon's store maintenance.
+   */
+  persistPending (): void {
+    for (const [name, kept] of [...this.#unsaved]) {
+      for (const what of [...kept.keys()]) this.#persist(name, what, () => this.#writeKept(name, what))
+    }
+  }
+
+  /** What the store does not hold yet, with why the write failed (readiness reports it). */
+  unsaved (): { plugin: string, what: KeptRecord, reason: string }[] {
+    return [...this.#unsaved].flatMap(([plugin, kept]) => [...kept].map(([what, reason]) => ({ plugin, what, reason })))
   }
 
   #scheduleRestart (p: Plugin, at: number): void {
@@ -652,7 +707,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const tag = this.#instance === undefined ? [] : [`${INSTANCE_VAR}=${this.#instance}`, `PLUGVISOR_PLUGIN=${m.name}`]
     const record = (identity: ProcessIdentity): void => {
       p.identity = identity
-      this.#persist(m.name, 'process identity', () => this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() }))
+      this.#persist(m.name, 'process identity', () => this.#store.recordProcess(this.#processRecord(p, identity)))
     }
     p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
     const logs = p.outputLogs
