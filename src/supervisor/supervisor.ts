@@ -257,6 +257,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   names (): string[] { return [...this.#plugins.keys()] }
 
+  /** This daemon's instance marker (PLUGVISOR_INSTANCE), if it has one. */
+  get instance (): string | undefined { return this.#instance }
+
   has (name: string): boolean { return this.#plugins.has(name) }
 
   manifest (name: string): LoadedManifest { return this.#get(name).manifest }
