@@ -579,7 +579,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (to === 'running') p.startedAt = now
     this.#persist(p.name, 'state event', () => this.#store.addEvent(event))
     const level = to === 'failed' || to === 'backoff' ? 'warn' : 'info'
-    this.#log[level]({ plugin: p.name, from, to, reason: t.reason, exitCode: event.exitCode, signal: event.signal, restartCount: event.restartCount }, `plugin ${p.name}: ${from} -> ${to} (${t.reason})`)
+    // pluginPid: pino writes the daemon's own `pid` on every line.
+    this.#log[level]({ plugin: p.name, from, to, reason: t.reason, pluginPid: p.handle?.pid ?? null, exitCode: event.exitCode, signal: event.signal, restartCount: event.restartCount }, `plugin ${p.name}: ${from} -> ${to} (${t.reason})`)
     this.emit('transition', event)
   }
 
