@@ -15,7 +15,7 @@ import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Client, request } from 'undici'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, freePort, procStatusKb, quantile, round, startProcess, stopProcess, until, writeConfig } from './lib.js'
+import { cleanup, freePort, procStatusKb, quantile, round, startDaemon, stopProcess, until, writeConfig } from './lib.js'
 
 const DISCONNECTED = 'GET /events client disconnected: it did not keep up with the event stream'
 
@@ -47,14 +47,13 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     // 200 streams, the producer's circuit calls and the reconnect all come from 127.0.0.1: not what the limiter is measured on here.
     rateLimit: { max: 100000 }
   })
-  const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] }, 'plugvisor')
+  // Its log (stdout) is read from the start: a pipe holds what comes before the reader.
+  const { child: daemon, base } = await startDaemon(file, { port, stdio: ['ignore', 'pipe', 'inherit'] })
   let dropLines = 0
   createInterface({ input: daemon.stdout }).on('line', (line) => { if (line.includes(DISCONNECTED)) dropLines++ })
-  const base = `http://127.0.0.1:${port}`
   const sockets = []
   const live = new Client(base, { pipelining: 1 })
   try {
-    await until(async () => (await request(`${base}/health/liveness`).then((r) => r.body.dump().then(() => r.statusCode), () => 0)) === 200, 20000, 'daemon listening')
     const rss = () => procStatusKb(daemon.pid, 'VmRSS') / 1024
     const baselineRssMb = rss()
 
