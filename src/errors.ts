@@ -20,6 +20,7 @@ export const errors = {
   PluginTimeout: createError('PLUGVISOR_PLUGIN_TIMEOUT', "plugin '%s' did not answer within %s ms", 504),
   WaitTimeout: createError('PLUGVISOR_WAIT_TIMEOUT', "plugin '%s' did not become %s within %s ms", 504),
   PayloadTooLarge: createError('PLUGVISOR_PAYLOAD_TOO_LARGE', 'request body is too large', 413),
+  UriTooLong: createError('PLUGVISOR_URI_TOO_LONG', '%s', 414),
   UnsupportedMediaType: createError('PLUGVISOR_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: %s', 415),
   EventStreamFull: createError('PLUGVISOR_EVENT_STREAM_FULL', '%s event stream clients are connected already (events.maxClients); retry later', 503),
   /** Start-up only: the data directory was written by a newer plugvisor. */
