@@ -15,7 +15,7 @@ import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Client, request } from 'undici'
-import { cleanup, freePort, procStatusKb, quantile, round, startDaemon, stopProcess, until, writeConfig } from './lib.js'
+import { cleanup, cpuSeconds, freePort, procStatusKb, quantile, round, startDaemon, stopProcess, until, writeConfig } from './lib.js'
 
 const DISCONNECTED = 'GET /events client disconnected: it did not keep up with the event stream'
 
@@ -79,6 +79,7 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     let failed = 0
     let peakRssMb = rss()
     const sampler = setInterval(() => { peakRssMb = Math.max(peakRssMb, rss()) }, 100)
+    const cpu0 = cpuSeconds(daemon.pid)
     const t0 = performance.now()
     try {
       const going = () => performance.now() - t0 < produceMs
@@ -98,6 +99,8 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     }
     done.abort()
     await produced
+    // The daemon's CPU for the window: the events to every client, the calls that made them, liveness.
+    const cpuMs = (cpuSeconds(daemon.pid) - cpu0) * 1000
     await producer.close()
     const connected = await streamClients(base)
     for (const c of sockets.splice(0)) c.destroy()
@@ -109,6 +112,8 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     return {
       clients,
       eventsProduced: calls * 2,
+      daemonCpuMs: Math.round(cpuMs),
+      daemonCpuUsPerEvent: round(cpuMs * 1000 / (calls * 2), 1),
       baselineRssMb: round(baselineRssMb, 1),
       peakRssMb: round(peakRssMb, 1),
       vmHwmMb: round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1),
