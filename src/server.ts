@@ -44,8 +44,8 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // Errors the router raises before any route runs (malformed %-encoding, over-long
     // parameters) get the same { statusCode, code, error, message } shape as every other error.
     frameworkErrors: (err, _req, reply) => {
-      const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
-      void (reply as FastifyReply).code(status).send(errorBody(status, new errors.Validation('').code, err.message))
+      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new errors.UriTooLong(err.message) : new errors.Validation(err.message)
+      void (reply as FastifyReply).code(e.statusCode!).send(errorBody(e.statusCode!, e.code, e.message))
     },
     ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
   }).withTypeProvider<TypeBoxTypeProvider>()

@@ -53,6 +53,9 @@ export interface EventSink {
   once: (event: 'drain', listener: () => void) => unknown
   end: () => void
   destroy: () => void
+  /** Hold writes in memory until uncork(), then send them as one (http.ServerResponse has both). */
+  cork?: () => void
+  uncork?: () => void
 }
 
 /** The supervisor's events the stream relays. */
@@ -71,6 +74,13 @@ export interface EventStreamOptions {
   /** A client was disconnected for being too slow (called once per client). */
   onSlowClient?: (bufferedBytes: number) => void
 }
+
+/**
+ * Milliseconds the clients' sockets are corked after an event: the events of that window go to
+ * each socket as one write (one system call) instead of one each. With 200 clients every event
+ * was 200 writev calls, over 40 % of the daemon's CPU while events flowed.
+ */
+export const CORK_MS = 20
 
 /** Seconds a client refused for maxClients is told to wait (Retry-After). */
 export const FULL_RETRY_AFTER_S = 10
@@ -136,7 +146,18 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
     c.sink.destroy()
     opts.onSlowClient?.(buffered)
   }
+  let corked = false
+  const uncork = (): void => {
+    corked = false
+    for (const c of clients.values()) c.sink.uncork?.()
+  }
   const send = (chunk: string, tick = false): void => {
+    if (clients.size === 0) return
+    if (!corked) {
+      corked = true
+      for (const c of clients.values()) c.sink.cork?.()
+      setTimeout(uncork, CORK_MS).unref()
+    }
     for (const c of clients.values()) {
       if (!c.waiting) { write(c, chunk); continue }
       c.queue.push(chunk)

@@ -286,15 +286,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const running = s.state.name === 'running'
     return {
       name: p.name,
-      // As written: a version or description taken from ${VAR} shows the template, not the value.
-      version: shownField(p.manifest, 'version') as string | undefined ?? null,
-      description: shownField(p.manifest, 'description') as string | undefined ?? null,
-      ...pluginMetadata({
-        author: shownField(p.manifest, 'author') as string | undefined,
-        homepage: shownField(p.manifest, 'homepage') as string | undefined,
-        capabilities: shownField(p.manifest, 'capabilities') as string[],
-        tags: shownField(p.manifest, 'tags') as string[]
-      }),
+      ...shownManifestFields(p.manifest),
       state: s.state.name,
       health: p.health,
       status: statusOf(s.state, p.health, s.restartCount),
@@ -836,4 +828,26 @@ function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>)
     return pr
   }
   return Promise.all(plugins.map(one))
+}
+
+type ManifestFields = Pick<PluginSummary, 'version' | 'description' | 'author' | 'homepage' | 'capabilities' | 'tags'>
+/** The fields of a summary that come from its manifest alone: made once per manifest (GET /plugins makes 500 summaries). */
+const manifestFields = new WeakMap<LoadedManifest, ManifestFields>()
+function shownManifestFields (m: LoadedManifest): ManifestFields {
+  let f = manifestFields.get(m)
+  if (f === undefined) {
+    f = {
+      // As written: a version or description taken from ${VAR} shows the template, not the value.
+      version: shownField(m, 'version') as string | undefined ?? null,
+      description: shownField(m, 'description') as string | undefined ?? null,
+      ...pluginMetadata({
+        author: shownField(m, 'author') as string | undefined,
+        homepage: shownField(m, 'homepage') as string | undefined,
+        capabilities: shownField(m, 'capabilities') as string[],
+        tags: shownField(m, 'tags') as string[]
+      })
+    }
+    manifestFields.set(m, f)
+  }
+  return f
 }
