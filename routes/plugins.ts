@@ -5,13 +5,13 @@ import { errors } from '../src/errors.js'
 import { timeOf } from '../src/shapes.js'
 import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
 import { StateEvent } from '../src/store/state-store.js'
-import { StatusSummary, summarize } from '../src/status-summary.js'
+import { HockeypuckStatus, hockeypuckStatus } from '../src/hosts/hockeypuck.js'
 import {
   BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { matchesFilter } from '../src/plugin-filter.js'
-import { redactManifest, redactedConfig } from '../src/config/redact.js'
+import { redactManifest, redactedConfig, shownField } from '../src/config/redact.js'
 import { UnloadResult } from '../src/plugin-changes.js'
 
 const Op = ['start', 'stop', 'restart'] as const
@@ -56,23 +56,10 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/status', {
     schema: {
       tags: ['plugins', 'compatibility'],
-      summary: 'Status overview (the management API of existing plugin hosts)',
-      response: {
-        200: Type.Object({
-          timestamp: Type.String({ format: 'date-time' }),
-          plugins: Type.Record(Type.String(), Type.Pick(PluginSummary, ['state', 'status', 'health', 'desired', 'version', 'pid', 'uptimeMs', 'restartCount'])),
-          summary: Type.Ref(StatusSummary)
-        })
-      }
+      summary: "Status overview in the shape of the Hockeypuck plugin host's management API",
+      response: { 200: Type.Ref(HockeypuckStatus) }
     }
-  }, async () => {
-    const list = supervisor.list()
-    const out: Record<string, Pick<Summary, 'state' | 'status' | 'health' | 'desired' | 'version' | 'pid' | 'uptimeMs' | 'restartCount'>> = {}
-    for (const { state, status, health, desired, version, pid, uptimeMs, restartCount, name } of list) {
-      out[name] = { state, status, health, desired, version, pid, uptimeMs, restartCount }
-    }
-    return { timestamp: new Date().toISOString(), plugins: out, summary: summarize(list) }
-  })
+  }, async () => hockeypuckStatus(supervisor.list(), (n) => shownField(supervisor.manifest(n), 'command') as string, app.daemon.progress.initialStartDone))
 
   for (const op of Op) {
     app.post(`/plugins/${op}`, {
@@ -111,7 +98,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/:name', {
     schema: {
       tags: ['plugins'],
-      summary: 'One plugin: summary, resource usage, manifest (sensitive config redacted), probe stats and health trend',
+      summary: 'One plugin: summary, resource usage, manifest (sensitive config redacted), probe stats, call statistics and the trend of probes and calls',
       params: PluginParams,
       response: {
         200: PluginDetail,
@@ -122,7 +109,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     const { name } = req.params
     const summary = supervisor.summary(name)
     const resources = resourcesOf(name)
-    const { trend, ...stats } = app.daemon.healthHistory.stats(name)
+    const { trend, ...stats } = app.daemon.healthHistory.stats(name, (now) => app.daemon.invoker.callWindows(name, now))
     return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, calls: app.daemon.invoker.calls(name), trend }
   })
 

@@ -133,7 +133,13 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'resource sampling failed')
   })
-  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name), eventStreamClients: () => events.clientCount() })
+  const metrics = createPluginMetrics({
+    supervisor,
+    probes: healthMonitor,
+    resources: (name) => resources.usage(name),
+    eventStreamClients: () => events.clientCount(),
+    fallbackActive: (name) => invoker.fallbackActive(name)
+  })
   // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
   const invoker = createInvoker({
     supervisor,
@@ -161,6 +167,10 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   // Created before load() so plugins with watch paths are watched from their `loaded` event on.
   const pluginWatcher = createPluginWatcher({ supervisor, logger })
   supervisor.on('checksum', (e) => recordAudit({ at: e.at, actor: 'supervisor', method: 'SPAWN', route: '(checksum)', url: e.file ?? e.reason, plugin: e.plugin, status: 409, durationMs: 0 }))
+  // An automatic switch of a fallback is audited here; an operator's is audited with its request.
+  invoker.on('fallback', (e) => {
+    if (e.actor === null) recordAudit({ at: e.at, actor: 'supervisor', method: e.to === 'inactive' ? 'DEACTIVATE' : 'ACTIVATE', route: '(fallback)', url: `${e.from} -> ${e.to}: ${e.reason}`, plugin: e.plugin, status: 200, durationMs: 0 })
+  })
   supervisor.load(loaded.manifests)
   resources.start()
   const ownWrites = createOwnWrites()

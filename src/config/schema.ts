@@ -78,6 +78,13 @@ export const Limits = Type.Object({
   maxMemoryMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Resident memory of the process group in MiB; over it on two consecutive samples restarts the plugin (no limit by default)' }))
 }, { additionalProperties: false, default: {} })
 
+/** What answers instead of a plugin: another plugin, or a fixed answer (the manifest's resilience.fallback, or an operator's override). */
+export const FallbackTarget = Type.Union([
+  Type.Object({ plugin: PluginName }, { additionalProperties: false }),
+  Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), body: Type.Optional(Type.Unknown()) }, { additionalProperties: false })
+], { description: 'When a call fails, and while the fallback is active: { plugin: other } forwards to another plugin, or { status, body } answers' })
+export type FallbackTarget = Static<typeof FallbackTarget>
+
 export const Resilience = Type.Object({
   timeoutMs: ms('Timeout of one call into the plugin', 5000, 1),
   retry: Type.Object({
@@ -98,10 +105,7 @@ export const Resilience = Type.Object({
     maxConcurrent: Type.Integer({ minimum: 1, default: 50, description: 'Calls in flight (default 50)' }),
     maxQueued: Type.Integer({ minimum: 0, default: 100, description: 'Calls waiting (default 100)' })
   }, { additionalProperties: false, default: {} }),
-  fallback: Type.Optional(Type.Union([
-    Type.Object({ plugin: PluginName }, { additionalProperties: false }),
-    Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), body: Type.Optional(Type.Unknown()) }, { additionalProperties: false })
-  ], { description: 'When a call fails: { plugin: other } forwards to another plugin, or { status, body } answers' }))
+  fallback: Type.Optional(FallbackTarget)
 }, { additionalProperties: false, default: {} })
 
 // A capability or tag: one lower-case word, matched exactly by the ?capability= and ?tag= filters of GET /plugins.

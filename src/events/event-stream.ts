@@ -1,4 +1,4 @@
-// Server-sent events: every transition, health verdict change and restart of the supervisor, every circuit change of the invoker, every reload,
+// Server-sent events: every transition, health verdict change and restart of the supervisor, every circuit and fallback change of the invoker, every reload,
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
@@ -15,8 +15,10 @@ import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '.
 import type { ConfigProblem } from '../config/load.js'
 import type { SpawnError } from '../supervisor/lifecycle.js'
 import type { ReloadOutcome } from '../plugin-changes.js'
+import type { FallbackChange, FallbackEvent } from '../invoke/fallback.js'
+import type { Static } from '@sinclair/typebox'
 
-export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'config'
+export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'fallback' | 'config'
 
 /** The `data:` of every event. `from`/`to` are states (transition), verdicts (health), circuit states (circuit), or null (restart). */
 export interface StreamEventData {
@@ -63,7 +65,7 @@ export type StreamedSupervisor = Pick<EventEmitter<SupervisorEvents>, 'on' | 'of
 
 export interface EventStreamOptions {
   supervisor: StreamedSupervisor
-  /** Where circuit changes are published (the invoker). */
+  /** Where circuit and fallback changes are published (the invoker). */
   circuits: Pick<EventEmitter<InvokerEvents>, 'on' | 'off'>
   /** Keep-alive comment interval, milliseconds (config `events.keepAliveMs`). */
   keepAliveMs: number
@@ -98,7 +100,7 @@ export interface EventStream {
 }
 
 /** One event in the text/event-stream format. */
-export function formatEvent (event: StreamEventName, data: StreamEventData | ConfigEventData): string {
+export function formatEvent (event: StreamEventName, data: StreamEventData | ConfigEventData | Static<typeof FallbackEvent>): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
 }
 
@@ -174,10 +176,12 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
   const onHealth = (e: HealthEvent): void => { if (clients.size > 0) send(formatEvent('health', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onRestart = (e: RestartEvent): void => { if (clients.size > 0) send(formatEvent('restart', { plugin: e.plugin, from: null, to: null, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onCircuit = (e: CircuitEvent): void => { if (clients.size > 0) send(formatEvent('circuit', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
+  const onFallback = (e: FallbackChange): void => { if (clients.size > 0) send(formatEvent('fallback', { ...e, at: new Date(e.at).toISOString() })) }
   supervisor.on('transition', onTransition)
   supervisor.on('health', onHealth)
   supervisor.on('restart', onRestart)
   circuits.on('circuit', onCircuit)
+  circuits.on('fallback', onFallback)
 
   const keepAlive = setInterval(() => send(KEEP_ALIVE, true), opts.keepAliveMs)
   keepAlive.unref()
@@ -218,6 +222,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       supervisor.off('health', onHealth)
       supervisor.off('restart', onRestart)
       circuits.off('circuit', onCircuit)
+      circuits.off('fallback', onFallback)
       for (const sink of clients.keys()) sink.end()
       clients.clear()
     }
