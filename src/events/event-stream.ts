@@ -1,4 +1,4 @@
-// Server-sent events: every transition, health verdict change and restart of the supervisor, every circuit change of the invoker, every reload,
+// Server-sent events: every transition, health verdict change, restart and hook run of the supervisor, every circuit change of the invoker, every reload,
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
@@ -11,11 +11,14 @@
 import type { EventEmitter } from 'node:events'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { InvokerEvents } from '../invoke/invoker.js'
-import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
+import type { CircuitEvent, HealthEvent, HookEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
 import type { ConfigProblem } from '../config/load.js'
 import type { ReloadOutcome } from '../plugin-changes.js'
 
-export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'config'
+export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'config' | 'hook'
+
+/** The `data:` of a `hook` event: one run of a lifecycle hook (the HookEvent shape, `at` as ISO 8601). */
+export type HookEventData = Omit<HookEvent, 'at'> & { at: string }
 
 /** The `data:` of every event. `from`/`to` are states (transition), verdicts (health), circuit states (circuit), or null (restart). */
 export interface StreamEventData {
@@ -35,6 +38,8 @@ export interface ConfigEventData {
   added: string[]
   removed: string[]
   changed: string[]
+  /** Config applied in place by the plugins' reload hooks (no restart). */
+  reconfigured: string[]
   kept: string[]
   /** Manifests not applied (the running version of each stays). */
   problems: ConfigProblem[]
@@ -85,7 +90,7 @@ export interface EventStream {
 }
 
 /** One event in the text/event-stream format. */
-export function formatEvent (event: StreamEventName, data: StreamEventData | ConfigEventData): string {
+export function formatEvent (event: StreamEventName, data: StreamEventData | ConfigEventData | HookEventData): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
 }
 
@@ -150,7 +155,9 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
   const onHealth = (e: HealthEvent): void => { if (clients.size > 0) send(formatEvent('health', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onRestart = (e: RestartEvent): void => { if (clients.size > 0) send(formatEvent('restart', { plugin: e.plugin, from: null, to: null, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onCircuit = (e: CircuitEvent): void => { if (clients.size > 0) send(formatEvent('circuit', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
+  const onHook = (e: HookEvent): void => { if (clients.size > 0) send(formatEvent('hook', { ...e, at: new Date(e.at).toISOString() })) }
   supervisor.on('transition', onTransition)
+  supervisor.on('hook', onHook)
   supervisor.on('health', onHealth)
   supervisor.on('restart', onRestart)
   circuits.on('circuit', onCircuit)
@@ -178,6 +185,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
         added: r?.added ?? [],
         removed: r?.removed ?? [],
         changed: r?.changed ?? [],
+        reconfigured: r?.reconfigured ?? [],
         kept: r?.kept ?? [],
         problems: r?.problems ?? [],
         refused: o.refused ?? null,
@@ -191,6 +199,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       closed = true
       clearInterval(keepAlive)
       supervisor.off('transition', onTransition)
+      supervisor.off('hook', onHook)
       supervisor.off('health', onHealth)
       supervisor.off('restart', onRestart)
       circuits.off('circuit', onCircuit)

@@ -8,6 +8,10 @@ import type { LifecycleStore } from '../supervisor/lifecycle-store.js'
 import { Timestamp, oneOf, type InMs } from '../shapes.js'
 import { STATE_NAMES } from '../supervisor/lifecycle.js'
 import type { RecordedGroup } from '../process/runner.js'
+import type { HookEvent } from '../supervisor/events.js'
+
+/** A stored hook run, with its id for paging. */
+export type HookEventRow = HookEvent & { id: number }
 
 /** One state transition of a plugin, as GET /plugins/:name/events lists it. */
 export const StateEvent = Type.Object({
@@ -46,6 +50,9 @@ export function createStateStore (db: Db, status: StoreStatus = createStoreStatu
   const addEvent = db.prepare('INSERT INTO state_events (plugin, at, from_state, to_state, reason, exit_code, signal, restart_count) VALUES (@plugin, @at, @from, @to, @reason, @exitCode, @signal, @restartCount)')
   const eventsOf = db.prepare('SELECT id, plugin, at, from_state AS "from", to_state AS "to", reason, exit_code AS exitCode, signal, restart_count AS restartCount FROM state_events WHERE plugin = ? AND at >= ? AND id < ? ORDER BY id DESC LIMIT ?')
   const pruneEvents = db.prepare('DELETE FROM state_events WHERE id IN (SELECT id FROM state_events WHERE at < ? LIMIT ?)')
+  const addHook = db.prepare('INSERT INTO hook_events (plugin, at, hook, kind, target, outcome, duration_ms, reason, actor) VALUES (@plugin, @at, @hook, @kind, @target, @outcome, @durationMs, @reason, @actor)')
+  const hooksOf = db.prepare('SELECT id, plugin, at, hook, kind, target, outcome, duration_ms AS durationMs, reason, actor FROM hook_events WHERE plugin = ? AND at >= ? ORDER BY id DESC LIMIT ?')
+  const pruneHooks = db.prepare('DELETE FROM hook_events WHERE id IN (SELECT id FROM hook_events WHERE at < ? LIMIT ?)')
 
   return {
     setDesired (plugin, desired, at) {
@@ -73,8 +80,14 @@ export function createStateStore (db: Db, status: StoreStatus = createStoreStatu
     events (plugin: string, opts: { since?: number, limit?: number, before?: number } = {}): StateEventRow[] {
       return eventsOf.all(plugin, opts.since ?? 0, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as StateEventRow[]
     },
+    addHookEvent (e: HookEvent): void {
+      status.run(() => addHook.run(e))
+    },
+    hookEvents (plugin: string, opts: { since?: number, limit?: number } = {}): HookEventRow[] {
+      return hooksOf.all(plugin, opts.since ?? 0, opts.limit ?? 100) as HookEventRow[]
+    },
     pruneEvents (before: number, chunk = 1000): number {
-      return status.run(() => pruneEvents.run(before, chunk).changes)
+      return status.run(() => pruneEvents.run(before, chunk).changes + pruneHooks.run(before, chunk).changes)
     }
   }
 }
