@@ -19,6 +19,7 @@ t.test('a reload signal the plugin has no handler for fails "reload-hook": the p
   const r = await check(fixturePlugin('fixture', 'sleep', { hooks: { reload: { signal: 'SIGHUP' } } }))
   t.equal(r.by['reload-hook'].status, 'fail')
   t.match(r.by['reload-hook'].reason, /^process \d+ (ended after SIGHUP|did not survive the reload) \(the default action of SIGHUP ends a process: install a handler for it\)/)
+  t.same(withStatus(r, 'fail'), ['reload-hook'], 'the checks after it take the restarted process: ' + failures(r))
 })
 
 t.test('a plugin that takes the signal but never shows the new config fails "reload-hook", saying how to report it', async (t) => {

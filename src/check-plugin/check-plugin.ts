@@ -388,6 +388,11 @@ async function runChecks (r: Run): Promise<void> {
 
   // ---- its reload hook works ----
   await reloadHook(r, { pid, lastOutput })
+  // A reload that ended the process (a signal without a handler): plugvisor restarts it, and the
+  // checks that follow take the new process rather than failing for the same reason again.
+  const runsAgain = (): boolean => { const s = sup.summary(name); return s.state === 'running' && s.pid !== null }
+  if (sup.summary(name).pid !== pid) await changes.until(runsAgain, Date.now() + m.restart.initialDelayMs * (1 + m.restart.jitter) + budget.ms, signal)
+  const stopPid = sup.summary(name).pid ?? pid
 
   // ---- requests through the invoke proxy ----
   const agent = new Agent({ connections: 4 })
@@ -417,15 +422,15 @@ async function runChecks (r: Run): Promise<void> {
   const { signal: stopSignal, timeoutMs } = m.stop
   const before = r.runner.stops.length
   await guard(sup.stop(name), signal)
-  const observed = r.runner.stops.slice(before).find((o) => o.pid === pid)
+  const observed = r.runner.stops.slice(before).find((o) => o.pid === stopPid)
   const obs = observed && await guard(observed.outcome, signal)
   if (obs === undefined) {
-    set('stop', 'fail', `process ${pid} had ended before it was asked to stop${lastOutput()}`)
+    set('stop', 'fail', `process ${stopPid} had ended before it was asked to stop${lastOutput()}`)
   } else if (obs.goneAfterMs !== null) {
     set('stop', 'pass', `its group was gone ${seconds(obs.goneAfterMs)} after ${stopSignal} (stop.timeoutMs ${timeoutMs})`)
   } else {
     const [who, ...more] = obs.survivors
-    const why = who === pid
+    const why = who === stopPid
       ? `its main process ignored ${stopSignal} or took too long to exit`
       : 'its main process had exited, a process it started had not: stop your children when you exit'
     set('stop', 'fail', `process ${who ?? '?'} of its group was still running ${seconds(timeoutMs)} after ${stopSignal}${more.length > 0 ? `, and ${more.length} more (${more.slice(0, 5).join(', ')})` : ''} (${why}); plugvisor then kills the group with SIGKILL`)
