@@ -1,9 +1,10 @@
 // /plugins: lifecycle API. Thin: take the supervisor, call it, shape the answer.
+import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import { timeOf } from '../src/shapes.js'
-import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
+import { HookEvent, PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
 import { StateEvent } from '../src/store/state-store.js'
 import { HockeypuckStatus, hockeypuckStatus } from '../src/hosts/hockeypuck.js'
 import {
@@ -17,6 +18,9 @@ import { UnloadResult } from '../src/plugin-changes.js'
 const Op = ['start', 'stop', 'restart'] as const
 /** The operation was done but its desired state could not be saved (a full disk). */
 const notPersisted = Type.Ref(ErrorResponse, { description: 'PLUGVISOR_STATE_NOT_PERSISTED: done, but the desired state could not be saved (written again once the store takes writes; readiness fails until then)' })
+
+/** Who asked, as the audit log names them: hooks an operation runs are audited with it. */
+const actorOf = (req: FastifyRequest): string => req.principal?.name ?? 'anonymous'
 
 const plugins: FastifyPluginAsyncTypebox = async (app) => {
   const { supervisor, changes } = app.daemon
@@ -73,7 +77,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       const { plugin, all, wait, timeoutMs } = req.query
       if (!all && (plugin === undefined || plugin.length === 0)) throw new errors.Validation('name plugins with ?plugin=NAME (repeatable) or ask for ?all=true')
       const names = all ? supervisor.names() : [...new Set(plugin!)]
-      const run = op === 'start' ? supervisor.startMany(names) : op === 'stop' ? supervisor.stopMany(names) : supervisor.restartMany(names)
+      const run = op === 'start' ? supervisor.startMany(names, actorOf(req)) : op === 'stop' ? supervisor.stopMany(names, actorOf(req)) : supervisor.restartMany(names, actorOf(req))
       let result = await run
       if (wait === 'healthy' && op !== 'stop') result = await Promise.all(names.map((n) => waitHealthy(n, timeoutMs)))
       return { plugins: result }
@@ -89,7 +93,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       }
     }, async (req) => {
       const { name } = req.params
-      const summary = await supervisor[op](name)
+      const summary = await supervisor[op](name, actorOf(req))
       if (req.query.wait === 'healthy' && op !== 'stop') return waitHealthy(name, req.query.timeoutMs)
       return summary
     })
@@ -127,7 +131,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       response: { 201: Type.Ref(PluginSummary), ...changeErrors }
     }
   }, async (req, reply) => {
-    const summary = await changes.register(req.body, { start: req.query.start })
+    const summary = await changes.register(req.body, { start: req.query.start, actor: actorOf(req) })
     return reply.code(201).header('location', `/plugins/${summary.name}`).send(summary)
   })
 
@@ -138,38 +142,40 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       params: PluginParams,
       response: { 200: UnloadResult, ...changeErrors }
     }
-  }, async (req) => changes.unregister(req.params.name))
+  }, async (req) => changes.unregister(req.params.name, actorOf(req)))
 
   app.put('/plugins/:name/config', {
     schema: {
       tags: ['plugins'],
-      summary: "Replace a plugin's config: validated by its configSchema, written to its manifest file, applied by restarting the plugin (sensitive values redacted in the answer)",
+      summary: "Replace a plugin's config: validated by its configSchema, written to its manifest file, applied in place by the plugin's reload hook when it has one and runs (same process; a failed hook restores the old config and answers 502 PLUGVISOR_HOOK_FAILED), else by restarting the plugin (sensitive values redacted in the answer)",
       params: PluginParams,
       body: ConfigBody,
       response: {
         200: Type.Object({ ...pluginSummaryProperties, config: Type.Unknown({ description: 'The config now in effect, sensitive values redacted' }) }),
-        ...changeErrors
+        ...changeErrors,
+        502: Type.Ref(ErrorResponse, { description: "PLUGVISOR_HOOK_FAILED: the reload hook failed or timed out (the message carries the plugin's answer); the old config is back in place, on file and in PLUGVISOR_CONFIG_FILE" })
       }
     }
   }, async (req) => {
     const { name } = req.params
-    const summary = await changes.setConfig(name, req.body)
+    const summary = await changes.setConfig(name, req.body, actorOf(req))
     return { ...summary, config: redactedConfig(supervisor.manifest(name)) }
   })
 
   app.get('/plugins/:name/events', {
     schema: {
       tags: ['plugins'],
-      summary: 'State transitions and restarts, newest first, with reason, exit code and signal',
+      summary: 'State transitions and restarts, newest first, with reason, exit code and signal; and the runs of its lifecycle hooks (hooks), newest first',
       params: PluginParams,
       querystring: EventsQuery,
-      response: { 200: Type.Object({ plugin: Type.String(), events: Type.Array(StateEvent) }), ...errorResponses }
+      response: { 200: Type.Object({ plugin: Type.String(), events: Type.Array(StateEvent), hooks: Type.Array(Type.Ref(HookEvent)) }), ...errorResponses }
     }
   }, async (req) => {
     const { name } = req.params
     const since = req.query.since !== undefined ? timeOf(req.query.since) : undefined
     const events = supervisor.events(name, { limit: req.query.limit, since }).map((e) => ({ ...e, at: new Date(e.at).toISOString() }))
-    return { plugin: name, events }
+    const hooks = supervisor.hookEvents(name, { limit: req.query.limit, since }).map(({ id, ...e }) => ({ ...e, at: new Date(e.at).toISOString() }))
+    return { plugin: name, events, hooks }
   })
 
   app.get('/plugins/:name/logs', {

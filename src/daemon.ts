@@ -1,5 +1,6 @@
 // The daemon's services wired together, without HTTP: store, supervisor, boot and shutdown.
 // The Fastify layer (app.ts) publishes this object; the CLI and tests can use it directly.
+import path from 'node:path'
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
 import { problemsOf } from './errors.js'
@@ -23,6 +24,11 @@ import { createPluginChanges, type PluginChanges } from './plugin-changes.js'
 import { createConfigWatcher, createOwnWrites, type ConfigWatcher } from './watch/config-watcher.js'
 import { createPluginWatcher } from './watch/plugin-watcher.js'
 import type { AuditEntry } from './store/audit-store.js'
+
+/** Where the files named by PLUGVISOR_CONFIG_FILE live: `<dataDir>/plugin-config/<plugin>.json`. */
+export function pluginConfigDir (dataDir: string): string {
+  return path.join(dataDir, 'plugin-config')
+}
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -112,7 +118,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     random: opts.random,
     restartBudget: loaded.config.restartBudget,
-    instance: newInstanceMarker(loaded.dataDir)
+    instance: newInstanceMarker(loaded.dataDir),
+    configDir: pluginConfigDir(loaded.dataDir)
   })
   const healthHistory = createHealthHistory(store.healthHistory, {
     ...loaded.config.history,
@@ -166,6 +173,10 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   }
   // Created before load() so plugins with watch paths are watched from their `loaded` event on.
   const pluginWatcher = createPluginWatcher({ supervisor, logger })
+  // A hook an operator's call ran is theirs: audited with their name (the call itself is audited too).
+  supervisor.on('hook', (e) => {
+    if (e.actor !== null) recordAudit({ at: e.at, actor: e.actor, method: 'HOOK', route: `(hook ${e.hook})`, url: e.target, plugin: e.plugin, status: e.outcome === 'success' ? 200 : 502, durationMs: e.durationMs })
+  })
   supervisor.on('checksum', (e) => recordAudit({ at: e.at, actor: 'supervisor', method: 'SPAWN', route: '(checksum)', url: e.file ?? e.reason, plugin: e.plugin, status: 409, durationMs: 0 }))
   // An automatic switch of a fallback is audited here; an operator's is audited with its request.
   invoker.on('fallback', (e) => {

@@ -1,4 +1,4 @@
-// Server-sent events: every transition, health verdict change and restart of the supervisor, every circuit and fallback change of the invoker, every reload,
+// Server-sent events: every transition, health verdict change, restart and hook run of the supervisor, every circuit and fallback change of the invoker, every reload,
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
@@ -11,14 +11,17 @@
 import type { EventEmitter } from 'node:events'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { InvokerEvents } from '../invoke/invoker.js'
-import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
+import type { CircuitEvent, HealthEvent, HookEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
 import type { ConfigProblem } from '../config/load.js'
 import type { SpawnError } from '../supervisor/lifecycle.js'
 import type { ReloadOutcome } from '../plugin-changes.js'
 import type { FallbackChange, FallbackEvent } from '../invoke/fallback.js'
 import type { Static } from '@sinclair/typebox'
 
-export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'fallback' | 'config'
+export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'fallback' | 'config' | 'hook'
+
+/** The `data:` of a `hook` event: one run of a lifecycle hook (the HookEvent shape, `at` as ISO 8601). */
+export type HookEventData = Omit<HookEvent, 'at'> & { at: string }
 
 /** The `data:` of every event. `from`/`to` are states (transition), verdicts (health), circuit states (circuit), or null (restart). */
 export interface StreamEventData {
@@ -40,6 +43,8 @@ export interface ConfigEventData {
   added: string[]
   removed: string[]
   changed: string[]
+  /** Config applied in place by the plugins' reload hooks (no restart). */
+  reconfigured: string[]
   kept: string[]
   /** Manifests not applied (the running version of each stays). */
   problems: ConfigProblem[]
@@ -100,7 +105,7 @@ export interface EventStream {
 }
 
 /** One event in the text/event-stream format. */
-export function formatEvent (event: StreamEventName, data: StreamEventData | ConfigEventData | Static<typeof FallbackEvent>): string {
+export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'fallback' | 'config' | 'hook'
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
 }
 
@@ -176,8 +181,9 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
   const onHealth = (e: HealthEvent): void => { if (clients.size > 0) send(formatEvent('health', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onRestart = (e: RestartEvent): void => { if (clients.size > 0) send(formatEvent('restart', { plugin: e.plugin, from: null, to: null, reason: e.reason, at: new Date(e.at).toISOString() })) }
   const onCircuit = (e: CircuitEvent): void => { if (clients.size > 0) send(formatEvent('circuit', { plugin: e.plugin, from: e.from, to: e.to, reason: e.reason, at: new Date(e.at).toISOString() })) }
-  const onFallback = (e: FallbackChange): void => { if (clients.size > 0) send(formatEvent('fallback', { ...e, at: new Date(e.at).toISOString() })) }
+export function formatEvent (event: StreamEventName, data: StreamEventData | ConfigEventData | HookEventData | Static<typeof FallbackEvent>): string {
   supervisor.on('transition', onTransition)
+  supervisor.on('hook', onHook)
   supervisor.on('health', onHealth)
   supervisor.on('restart', onRestart)
   circuits.on('circuit', onCircuit)
@@ -206,6 +212,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
         added: r?.added ?? [],
         removed: r?.removed ?? [],
         changed: r?.changed ?? [],
+        reconfigured: r?.reconfigured ?? [],
         kept: r?.kept ?? [],
         problems: r?.problems ?? [],
         refused: o.refused ?? null,
@@ -219,6 +226,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       closed = true
       clearInterval(keepAlive)
       supervisor.off('transition', onTransition)
+      supervisor.off('hook', onHook)
       supervisor.off('health', onHealth)
       supervisor.off('restart', onRestart)
       circuits.off('circuit', onCircuit)

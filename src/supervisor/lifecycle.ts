@@ -14,10 +14,10 @@ export type Desired = typeof DESIRED_NAMES[number]
 /**
  * Why a plugin was restarted (the `reason` label of plugvisor_restarts_total): crash (an
  * unexpected exit, or a failed spawn), unhealthy (failed probes), memory (limits.maxMemoryMb),
- * manual (an operator restart), watch (one of its watched files changed). The first three go
- * through the backoff.
+ * manual (an operator restart), watch (one of its watched files changed), hook (its postStart
+ * hook failed: a failed start). All but manual and watch go through the backoff.
  */
-export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual', 'watch'] as const
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual', 'watch', 'hook'] as const
 export type RestartEventReason = typeof RESTART_REASONS[number]
 /** The restart reasons that go through the backoff. */
 export type RestartReason = Exclude<RestartEventReason, 'manual' | 'watch'>
@@ -71,6 +71,7 @@ export type LifecycleEvent =
   | { type: 'memory-exceeded' }
   | { type: 'files-changed', detail: string } // a file of manifest watch.paths changed
   | { type: 'checksum-mismatch', detail: string } // the executable is not the one manifest sha256 pins
+  | { type: 'post-start-failed', detail: string } // hooks.postStart failed or timed out: a failed start
 
 export type Effect =
   | { type: 'spawn' }
@@ -138,6 +139,9 @@ function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, 
   if (reason === 'crash' && (policy.policy === 'never' || (policy.policy === 'on-failure' && cleanExit))) {
     return go(s, { name: 'stopped' }, cleanExit ? 'exited' : 'exited (restart policy ' + policy.policy + ')', [], patch)
   }
+  // A failed postStart is a failed start: restarted unless the policy is never (how the process
+  // ended does not matter, it was stopped).
+  if (reason === 'hook' && policy.policy === 'never') return go(s, { name: 'stopped' }, 'postStart hook failed (restart policy never)', [], patch)
   let attempt = s.backoffAttempt
   let recent = s.recentRestarts.filter((t) => now - t < policy.windowMs)
   if (s.stableSince !== undefined && now - s.stableSince >= policy.resetAfterMs) {
@@ -238,6 +242,8 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         }
         case 'files-changed':
           return watchRestart(s, ev.detail, now)
+        case 'post-start-failed':
+          return go(s, { name: 'stopping', since: now, intent: { then: 'crash', reason: 'hook' } }, `postStart hook failed: ${ev.detail}`, [{ type: 'kill', reason: 'hook' }], { stableSince: undefined })
         case 'healthy':
           if (s.stableSince !== undefined) return ignore(s)
           return { snapshot: { ...s, stableSince: now }, effects: [], reason: 'healthy', ignored: false }
