@@ -19,10 +19,11 @@ import { CallStats } from '../src/invoke/call-stats.js'
 import { StatusSummary } from '../src/status-summary.js'
 import { PluginSummary } from '../src/supervisor/events.js'
 import { ErrorResponse } from './schemas.js'
+import { LogLineBody } from '../src/process/log-ring.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   // The shapes routes refer to by $ref, published once under their $id.
-  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo, CallStats]) app.addSchema(s)
+  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo, CallStats, LogLineBody]) app.addSchema(s)
   await app.register(plugins)
   await app.register(health)
   await app.register(config)

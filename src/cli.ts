@@ -8,7 +8,7 @@ import type { StateEvent } from './store/state-store.js'
 import type { RawCheck, RollupBucket } from './health/health-history.js'
 import type { ReloadResult } from './plugin-changes.js'
 import type { ErrorBody } from './plugins/error-handler.js'
-import type { LogLine } from '../routes/schemas.js'
+import type { LogLineBody } from './process/log-ring.js'
 // config/load.js compiles every JSON Schema with ajv when imported (~200 ms): only `serve` and
 // `validate` need it, so it is imported there and `status` & co. start as fast as Node does.
 type ConfigModule = typeof import('./config/load.js')
@@ -245,7 +245,7 @@ function logsCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tail: { type: 'string', default: '100' } } })
   if (positionals.length !== 1) return Promise.resolve(usageError('logs needs one plugin name'))
   return withApi(async () => {
-    const { lines } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: Static<typeof LogLine>[] }
+    const { lines } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: Static<typeof LogLineBody>[] }
     process.stdout.write(lines.map((l) => `${l.at} ${l.stream === 'stderr' ? 'ERR' : 'OUT'} ${l.line}`).join('\n') + (lines.length ? '\n' : ''))
   })
 }

@@ -2,18 +2,18 @@
 // fanned out to the connected clients, with keep-alive comments. Speaks to plain writable
 // sinks (an http.ServerResponse in production), so it knows nothing of Fastify.
 //
-// Backpressure: once a client's socket says it is full (write() returned false), its events
-// wait in its own queue, joined into one write at the next 'drain', instead of piling up in the
-// socket one small write each. A client whose queue passes maxBufferedBytes is disconnected,
-// once, rather than having events dropped. A dropped event would leave it with a wrong picture
-// and no way to know; a disconnect is visible, and EventSource reconnects on its own (then
-// re-reads GET /plugins for the current state). At most maxClients clients at once.
+// Backpressure and slow clients: see sse-client.ts (a slow client is disconnected, never sent a
+// stream with gaps; EventSource reconnects on its own, then re-reads GET /plugins for the
+// current state). At most maxClients clients at once.
 import type { EventEmitter } from 'node:events'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { InvokerEvents } from '../invoke/invoker.js'
 import type { CircuitEvent, HealthEvent, RestartEvent, TransitionEvent } from '../supervisor/events.js'
 import type { ConfigProblem } from '../config/load.js'
 import type { ReloadOutcome } from '../plugin-changes.js'
+import { KEEP_ALIVE, SseClient, type EventSink } from './sse-client.js'
+
+export { KEEP_ALIVE, type EventSink } from './sse-client.js'
 
 export type StreamEventName = 'transition' | 'health' | 'restart' | 'circuit' | 'config'
 
@@ -41,15 +41,6 @@ export interface ConfigEventData {
   /** The main config was invalid: nothing applied, these say why. */
   refused: ConfigProblem[] | null
   at: string
-}
-
-/** What a client connection must offer (http.ServerResponse does). */
-export interface EventSink {
-  /** false: the socket is full, wait for 'drain' before writing more. */
-  write: (chunk: string) => boolean
-  once: (event: 'drain', listener: () => void) => unknown
-  end: () => void
-  destroy: () => void
 }
 
 /** The supervisor's events the stream relays. */
@@ -89,60 +80,16 @@ export function formatEvent (event: StreamEventName, data: StreamEventData | Con
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
 }
 
-export const KEEP_ALIVE = ': keep-alive\n\n'
-
-/** A connected client: its sink, and the events its full socket has not taken yet. */
-interface Client {
-  sink: EventSink
-  queue: string[]
-  queuedBytes: number
-  /** The socket said it is full; events queue until its 'drain'. */
-  waiting: boolean
-  /** Keep-alive ticks seen while waiting: two in a row without a 'drain' is a stalled client. */
-  stalledTicks: number
-}
-
 export function createEventStream (opts: EventStreamOptions): EventStream {
   const { supervisor, circuits, maxBufferedBytes } = opts
-  const clients = new Map<EventSink, Client>()
+  const clients = new Map<EventSink, SseClient>()
   let closed = false
-
-  const drop = (sink: EventSink): void => {
-    const c = clients.get(sink)
-    if (c === undefined) return
-    clients.delete(sink)
-    c.queue = []
-  }
-  const write = (c: Client, chunk: string): void => {
-    if (c.sink.write(chunk)) return
-    c.waiting = true
-    c.sink.once('drain', () => flush(c))
-  }
-  const flush = (c: Client): void => {
-    c.waiting = false
-    c.stalledTicks = 0
-    if (!clients.has(c.sink) || c.queue.length === 0) return
-    const text = c.queue.join('')
-    c.queue = []
-    c.queuedBytes = 0
-    write(c, text)
-  }
-  const disconnect = (c: Client): void => {
-    const buffered = c.queuedBytes
-    drop(c.sink)
-    c.sink.destroy()
-    opts.onSlowClient?.(buffered)
+  const onSlow = (c: SseClient, bufferedBytes: number): void => {
+    clients.delete(c.sink)
+    opts.onSlowClient?.(bufferedBytes)
   }
   const send = (chunk: string, tick = false): void => {
-    for (const c of clients.values()) {
-      if (!c.waiting) { write(c, chunk); continue }
-      c.queue.push(chunk)
-      c.queuedBytes += chunk.length
-      if (tick) c.stalledTicks++
-      // It has not kept up, or took nothing for a whole keep-alive interval: disconnect it
-      // (once), not buffer more or hold its place among maxClients.
-      if (c.queuedBytes > maxBufferedBytes || c.stalledTicks >= 2) disconnect(c)
-    }
+    for (const c of clients.values()) c.send(chunk, tick)
   }
 
   // Nothing is formatted while nobody listens: a start of 500 plugins is 1,500 events.
@@ -164,10 +111,12 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
         sink.end()
         return () => {}
       }
-      const c: Client = { sink, queue: [], queuedBytes: 0, waiting: false, stalledTicks: 0 }
+      const c = new SseClient(sink, { maxBufferedBytes, onSlow })
       clients.set(sink, c)
-      write(c, ': connected\n\n')
-      return () => drop(sink)
+      return () => {
+        c.drop()
+        clients.delete(sink)
+      }
     },
     config (o) {
       if (clients.size === 0) return
@@ -194,7 +143,7 @@ export function createEventStream (opts: EventStreamOptions): EventStream {
       supervisor.off('health', onHealth)
       supervisor.off('restart', onRestart)
       circuits.off('circuit', onCircuit)
-      for (const sink of clients.keys()) sink.end()
+      for (const c of clients.values()) c.end()
       clients.clear()
     }
   }
