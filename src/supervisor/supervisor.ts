@@ -332,7 +332,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   // ---- operator operations ----------------------------------------------------------------
 
-  start (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start') }
+  /** `reason` is recorded with the transition (default: operator start). */
+  start (name: string, reason?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start', reason) }
   stop (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'stop') }
   restart (name: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'restart') }
 
@@ -353,9 +354,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Starts several plugins; each waits for its dependencies, so order is kept while the rest runs in parallel. */
-  async startMany (names: string[]): Promise<PluginSummary[]> {
+  async startMany (names: string[], reason?: string): Promise<PluginSummary[]> {
     names.forEach((n) => this.#get(n))
-    return Promise.all(names.map((n) => this.start(n)))
+    return Promise.all(names.map((n) => this.start(n, reason)))
   }
 
   /** Stops several plugins, every one after the plugins of the set that depend on it. */
@@ -373,7 +374,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Boot: starts every plugin whose desired state is running. */
   async startDesired (): Promise<void> {
     const names = [...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => p.name)
-    await this.startMany(names)
+    await this.startMany(names, 'daemon start')
   }
 
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
@@ -433,15 +434,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })
   }
 
-  #enqueue (p: Plugin, op: Op): Promise<PluginSummary> {
+  #enqueue (p: Plugin, op: Op, reason?: string): Promise<PluginSummary> {
     if (p.unloading && op !== 'stop') return Promise.reject(new errors.Conflict(`plugin '${p.name}' is being unloaded`))
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
     if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
-    return this.#enqueueTask(p, op, () => this.#perform(p, op))
+    return this.#enqueueTask(p, op, () => this.#perform(p, op, reason))
   }
 
-  async #perform (p: Plugin, op: Op): Promise<PluginSummary> {
+  async #perform (p: Plugin, op: Op, reason = op === 'restart' ? 'manual restart' : `operator ${op}`): Promise<PluginSummary> {
     if (op !== 'stop') {
       if (this.#closing) return this.#summary(p)
       const ac = new AbortController()
@@ -454,7 +455,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       // A stop (or shutdown) overtook this start while it waited.
       if (ac.signal.aborted || this.#closing) return this.#summary(p)
     }
-    this.#feed(p, { type: op, reason: op === 'restart' ? 'manual restart' : `operator ${op}` })
+    this.#feed(p, { type: op, reason })
     await this.#settled(p)
     return this.#summary(p)
   }
@@ -465,7 +466,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const dep = this.#plugins.get(depName)
       if (!dep) return
       // A stop of the dependent does not wait for the dependency's start to settle.
-      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName), aborted(signal)])
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName, `dependency of ${p.name}`), aborted(signal)])
       if (signal.aborted) return
       // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
       const settled = (): boolean => {
