@@ -8,12 +8,15 @@ import { HookEvent, PluginSummary, pluginSummaryProperties, type PluginSummary a
 import { StateEvent } from '../src/store/state-store.js'
 import { HockeypuckStatus, hockeypuckStatus } from '../src/hosts/hockeypuck.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { matchesFilter } from '../src/plugin-filter.js'
 import { redactManifest, redactedConfig, shownField } from '../src/config/redact.js'
 import { UnloadResult } from '../src/plugin-changes.js'
+import { LogLineBody, logLineBody } from '../src/process/log-ring.js'
+import { recentLines } from '../src/process/log-files.js'
+import { FULL_RETRY_AFTER_S } from '../src/events/event-stream.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 /** The operation was done but its desired state could not be saved (a full disk). */
@@ -181,15 +184,48 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/:name/logs', {
     schema: {
       tags: ['plugins'],
-      summary: 'Last lines of stdout and stderr, oldest first (ring buffer of 1000 lines, each cut at 8 KiB)',
+      summary: 'Last lines of stdout and stderr, oldest first (1000 kept in memory, each cut at 8 KiB; older ones from <dataDir>/logs/<name>.log and its rotated files); ?follow=true: a text/event-stream of them, then every new line',
       params: PluginParams,
       querystring: LogsQuery,
-      response: { 200: Type.Object({ plugin: Type.String(), lines: Type.Array(LogLine) }), ...errorResponses }
+      response: {
+        200: {
+          description: 'JSON { plugin, lines }; with follow=true an endless text/event-stream: `event: line`, `data:` one LogLine as JSON per line, keep-alive comments every events.keepAliveMs; ends when the plugin is unloaded or the daemon shuts down',
+          content: {
+            'application/json': { schema: Type.Object({ plugin: Type.String(), lines: Type.Array(Type.Ref(LogLineBody)) }) },
+            'text/event-stream': { schema: Type.String() }
+          }
+        },
+        ...errorResponses,
+        503: Type.Ref(ErrorResponse, { description: `follow=true while events.maxClients clients follow logs already: PLUGVISOR_EVENT_STREAM_FULL, with Retry-After: ${FULL_RETRY_AFTER_S}` })
+      }
     }
-  }, async (req) => {
+  }, async (req, reply) => {
     const { name } = req.params
-    const lines = supervisor.logs(name, req.query.tail).map((l) => ({ at: new Date(l.at).toISOString(), stream: l.stream, line: l.line }))
-    return { plugin: name, lines }
+    const { tail, follow } = req.query
+    const ring = supervisor.logs(name, tail)
+    if (!follow) {
+      const lines = await recentLines(ring, tail, app.daemon.logFiles, name)
+      return { plugin: name, lines: lines.map(logLineBody) }
+    }
+    const { logFollow } = app.daemon
+    if (logFollow.full()) {
+      reply.header('retry-after', String(FULL_RETRY_AFTER_S))
+      throw new errors.EventStreamFull(`${logFollow.clientCount()} log follow`)
+    }
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': req.id
+    })
+    // Subscribed before the files are read: a line printed meanwhile is held, not lost.
+    const follower = logFollow.subscribe(name, res)
+    res.on('close', follower.close)
+    follower.start(await recentLines(ring, tail, app.daemon.logFiles, name))
+    return reply
   })
 }
 

@@ -17,6 +17,8 @@ import { createEventStream, type EventStream } from './events/event-stream.js'
 import { HealthMonitor } from './health/health-monitor.js'
 import { createHealthHistory, type HealthHistory } from './health/health-history.js'
 import { createInvoker, type Invoker } from './invoke/invoker.js'
+import { createLogFiles, type LogFiles } from './process/log-files.js'
+import { createLogFollow, type LogFollow } from './events/log-follow.js'
 
 /** Bodies the invoke proxy may send twice (retries, fallback plugin) are buffered up to this (bytes). */
 export const DEFAULT_MAX_REPLAY_BODY_BYTES = 1024 * 1024
@@ -75,6 +77,10 @@ export interface Daemon {
   readonly metrics: PluginMetrics
   /** GET /events clients. */
   readonly events: EventStream
+  /** What plugins print, in <dataDir>/logs/<name>.log (rotated), written in batches. */
+  readonly logFiles: LogFiles
+  /** GET /plugins/:name/logs?follow=true clients. */
+  readonly logFollow: LogFollow
   /** Calls into plugins through their resilience policies; owns the circuit breakers. */
   readonly invoker: Invoker
   /** Register, unload, change config, reload: what runs and the plugins folder kept in step. */
@@ -164,6 +170,23 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     maxClients: loaded.config.events.maxClients,
     onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
+  const logFiles = createLogFiles({
+    dir: path.join(loaded.dataDir, 'logs'),
+    maxFileBytes: loaded.config.logs.maxFileMb * 1024 * 1024,
+    keepFiles: loaded.config.logs.keepFiles,
+    onError: (err, plugin) => logger.error({ err, plugin }, `plugin ${plugin}: writing its log file failed: ${err.message}`)
+  })
+  supervisor.on('output', (o) => logFiles.append(o.plugin, o))
+  // What a plugin printed before it stopped is in its file when the stop is answered.
+  supervisor.on('transition', (e) => { if (e.to === 'stopped' || e.to === 'failed' || e.to === 'backoff') void logFiles.flush(e.plugin) })
+  supervisor.on('unloaded', (name) => { if (!supervisor.has(name)) void logFiles.release(name) })
+  const logFollow = createLogFollow({
+    supervisor,
+    keepAliveMs: loaded.config.events.keepAliveMs,
+    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
+    maxClients: loaded.config.events.maxClients,
+    onSlowClient: (plugin, bufferedBytes) => logger.warn({ plugin, bufferedBytes }, `a client following the log of plugin ${plugin} was disconnected: it did not keep up`)
+  })
   const { audit } = store
   /** Entries the daemon itself causes (a reload on a file change, a refused executable); never throws. */
   const recordAudit = (entry: Omit<AuditEntry, 'role' | 'remote' | 'requestId'>): void => {
@@ -233,6 +256,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     resources,
     metrics,
     events,
+    logFiles,
+    logFollow,
     invoker,
     changes,
     boot () {
@@ -265,6 +290,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         configWatcher?.close()
         pluginWatcher.close()
         events.close()
+        logFollow.close()
         resources.stop()
         clearInterval(pruneEvents)
         stopMaintenance()
@@ -274,6 +300,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         await booting?.catch(() => {})
         await healthMonitor.stop()
         await invoker.close()
+        await logFiles.close()
         healthHistory.stop()
         store.close()
         lock.release()

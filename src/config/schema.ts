@@ -192,6 +192,9 @@ export type HealthCheck = Static<typeof HealthCheck>
 export type RestartPolicy = Static<typeof RestartPolicy>
 export type StopPolicy = Static<typeof StopPolicy>
 
+/** How the daemon writes its own log: auto picks pretty on a terminal, json otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const
+
 export const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level of the daemon and of plugin output lines (env PLUGVISOR_LOG_LEVEL)' })
 
 export const MainConfig = Type.Object({
@@ -236,8 +239,13 @@ export const MainConfig = Type.Object({
     allowedCwd: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "Folders a manifest's cwd must be in (the folder itself or below it), relative to the config file's folder (default: anywhere)" }))
   }, { additionalProperties: false, default: {}, description: 'Limits on what manifests may do; every manifest, from a file, inline or over the API, is checked' }),
   log: Type.Object({
-    level: LogLevel
+    level: LogLevel,
+    format: Type.Union(LOG_FORMATS.map((f) => Type.Literal(f)), { default: 'auto', description: 'The daemon\'s own log on stdout: json (one JSON object a line), pretty (time, level, message, fields; for people), auto: pretty when stdout is a terminal, else json (default auto; env PLUGVISOR_LOG_FORMAT)' })
   }, { additionalProperties: false, default: {} }),
+  logs: Type.Object({
+    maxFileMb: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'A plugin\'s log file <dataDir>/logs/<name>.log is rotated once a write would take it past this size (megabytes, default 10)' }),
+    keepFiles: Type.Integer({ minimum: 0, maximum: 1000, default: 5, description: 'Rotated files kept per plugin, <name>.log.1 (newest) to <name>.log.N; the oldest beyond is deleted (default 5)' })
+  }, { additionalProperties: false, default: {}, description: 'Files of what plugins print, one per plugin, kept across daemon restarts' }),
   resources: Type.Object({
     sampleIntervalMs: ms(`Resident memory and CPU time of every plugin process group are read from /proc this often (${IDLE_BACKOFF} times as rarely while nothing changed and no plugin has limits.maxMemoryMb); limits.maxMemoryMb needs two samples in a row over it`, 5000, 10)
   }, { additionalProperties: false, default: {} }),

@@ -89,8 +89,10 @@ export interface Transition {
   /** Set when this transition restarts the plugin (a manual restart, or a backoff that elapsed). */
   restart?: { reason: RestartEventReason }
   /**
-   * The health verdict the new state implies: unknown outside running; healthy on reaching
-   * running without a probe (with one, the probes decide). Unset when the state did not change.
+   * The health verdict the new state implies: unknown outside running, except that an unhealthy
+   * plugin stays unhealthy while it is taken down and waits out its backoff (the operator sees
+   * why it restarts); healthy on reaching running without a probe (with one, the probes decide).
+   * Unset when the state did not change.
    */
   health?: { to: Health, reason: string }
 }
@@ -167,6 +169,12 @@ function watchRestart (s: Snapshot, detail: string, now: number): Transition {
   return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, `watch: ${detail}`, [{ type: 'kill', reason: 'watch' }], { stableSince: undefined })
 }
 
+/** Stopping, or waiting out the backoff, because the probes said unhealthy. */
+function downForBeingUnhealthy (st: State): boolean {
+  return (st.name === 'stopping' && st.intent.then === 'crash' && st.intent.reason === 'unhealthy') ||
+    (st.name === 'backoff' && st.reason === 'unhealthy')
+}
+
 export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transition {
   const t = decide(s, ev, ctx)
   if (t.ignored) return t
@@ -176,6 +184,8 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
   else if (ev.type === 'backoff-elapsed' && s.state.name === 'backoff') out.restart = { reason: s.state.reason }
   const to = t.snapshot.state.name
   if (to !== s.state.name) {
+    // The verdict that brought the restart stays until the next process starts.
+    if (downForBeingUnhealthy(t.snapshot.state)) return out
     if (to !== 'running') out.health = { to: 'unknown', reason: `state ${to}` }
     else if (!ctx.probed) out.health = { to: 'healthy', reason: 'running, no health check' }
   }

@@ -442,8 +442,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   // ---- operator operations ----------------------------------------------------------------
 
-  /** `actor`: the operator who asked (hooks the operation runs are audited with it). */
-  start (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start', actor) }
+  /** `actor`: the operator who asked (hooks the operation runs are audited with it); `reason` is recorded with the transition (default: operator start). */
+  start (name: string, actor?: string, reason?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start', actor, reason) }
   stop (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'stop', actor) }
   restart (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'restart', actor) }
 
@@ -464,9 +464,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Starts several plugins; each waits for its dependencies, so order is kept while the rest runs in parallel. */
-  async startMany (names: string[], actor?: string): Promise<PluginSummary[]> {
+  async startMany (names: string[], actor?: string, reason?: string): Promise<PluginSummary[]> {
     names.forEach((n) => this.#get(n))
-    return Promise.all(names.map((n) => this.start(n, actor)))
+    return Promise.all(names.map((n) => this.start(n, actor, reason)))
   }
 
   /** Stops several plugins, every one after the plugins of the set that depend on it. */
@@ -484,7 +484,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Boot: starts every plugin whose desired state is running. */
   async startDesired (): Promise<void> {
     const names = [...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => p.name)
-    await this.startMany(names)
+    await this.startMany(names, undefined, 'daemon start')
   }
 
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
@@ -545,15 +545,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })
   }
 
-  #enqueue (p: Plugin, op: Op, actor?: string): Promise<PluginSummary> {
+  #enqueue (p: Plugin, op: Op, actor?: string, reason?: string): Promise<PluginSummary> {
     if (p.unloading && op !== 'stop') return Promise.reject(new errors.Conflict(`plugin '${p.name}' is being unloaded`))
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
     if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
-    return this.#enqueueTask(p, op, () => this.#withActor(p, actor, () => this.#perform(p, op)))
+    return this.#enqueueTask(p, op, () => this.#withActor(p, actor, () => this.#perform(p, op, reason)))
   }
 
-  async #perform (p: Plugin, op: Op): Promise<PluginSummary> {
+  async #perform (p: Plugin, op: Op, reason = op === 'restart' ? 'manual restart' : `operator ${op}`): Promise<PluginSummary> {
     if (op !== 'stop') {
       if (this.#closing) return this.#summary(p)
       const ac = new AbortController()
@@ -566,12 +566,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       // A stop (or shutdown) overtook this start while it waited.
       if (ac.signal.aborted || this.#closing) return this.#summary(p)
     }
-    this.#feed(p, { type: op, reason: op === 'restart' ? 'manual restart' : `operator ${op}` })
+    this.#feed(p, { type: op, reason })
     await this.#settled(p)
     // The change is done; a desired state the store does not hold would be lost at a daemon restart: say so.
     if (this.#unsaved.get(p.name)?.has('desired state')) this.#persist(p.name, 'desired state', () => this.#writeKept(p.name, 'desired state'))
-    const reason = this.#unsaved.get(p.name)?.get('desired state')
-    if (reason !== undefined && !this.#closing) throw new errors.StateNotPersisted(p.name, op, reason)
+    const unsaved = this.#unsaved.get(p.name)?.get('desired state')
+    if (unsaved !== undefined && !this.#closing) throw new errors.StateNotPersisted(p.name, op, unsaved)
     return this.#summary(p)
   }
 
@@ -581,7 +581,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const dep = this.#plugins.get(depName)
       if (!dep) return
       // A stop of the dependent does not wait for the dependency's start to settle.
-      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName), aborted(signal)])
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName, `dependency of ${p.name}`), aborted(signal)])
       if (signal.aborted) return
       // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
       const settled = (): boolean => {
@@ -735,23 +735,24 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * supervisor down with it (the processes still need watching). The error is logged and the
    * in-memory state goes on; what was not written is lost.
    */
-  #persist (plugin: string, what: KeptRecord | 'state event', write: () => void): boolean {
+  #persist (plugin: string, what: KeptRecord | 'state event' | 'hook event', write: () => void): boolean {
+    const kept = what === 'desired state' || what === 'process identity'
     try {
       write()
     } catch (err) {
       const reason = (err as Error).message
       this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${reason}`)
-      if (what !== 'state event') {
-        const kept = this.#unsaved.get(plugin) ?? new Map<KeptRecord, string>()
-        kept.set(what, reason)
-        this.#unsaved.set(plugin, kept)
+      if (kept) {
+        const unsaved = this.#unsaved.get(plugin) ?? new Map<KeptRecord, string>()
+        unsaved.set(what, reason)
+        this.#unsaved.set(plugin, unsaved)
       }
       return false
     }
-    if (what !== 'state event') {
-      const kept = this.#unsaved.get(plugin)
-      kept?.delete(what)
-      if (kept?.size === 0) this.#unsaved.delete(plugin)
+    if (kept) {
+      const unsaved = this.#unsaved.get(plugin)
+      unsaved?.delete(what)
+      if (unsaved?.size === 0) this.#unsaved.delete(plugin)
     }
     return true
   }
@@ -825,7 +826,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#writeConfigFile(p, m.config)
     } catch (err) {
       this.#log.error({ plugin: m.name, file: configFile, err }, `plugin ${m.name}: cannot write its config file ${configFile}: ${(err as Error).message}`)
-      this.#feed(p, { type: 'spawn-failed', error: `cannot write ${configFile}: ${(err as Error).message}` })
+      this.#feed(p, { type: 'spawn-failed', error: spawnError(err, `cannot write ${configFile}: ${(err as Error).message}`) })
       return
     }
     const env = pluginEnv(m, p.port, this.#instance, configFile)
