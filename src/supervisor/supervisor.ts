@@ -2,6 +2,7 @@
 // kill, timers), persists transitions and desired state, and publishes every change as an event.
 import { EventEmitter } from 'node:events'
 import path from 'node:path'
+import { readFileSync } from 'node:fs'
 import type { Logger } from '../logger.js'
 import { systemClock, type Clock } from '../clock.js'
 import { freeLoopbackPort, pluginEnv } from './plugin-env.js'
@@ -320,10 +321,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.#configDir === undefined ? undefined : path.join(this.#configDir, `${p.name}.json`)
   }
 
-  /** Writes the config (atomically: a reader sees the old file or the new one), readable by the daemon's user only. */
+  /**
+   * Writes the config (atomically: a reader sees the old file or the new one), readable by the
+   * daemon's user only. A file that already holds it is left alone: a restart (or a daemon
+   * restart on a full disk) needs no write.
+   */
   #writeConfigFile (p: Plugin, config: Record<string, unknown>): void {
     const file = this.#configFile(p)
-    if (file !== undefined) writeFileAtomic(file, JSON.stringify(config, null, 2) + '\n')
+    if (file === undefined) return
+    const text = JSON.stringify(config, null, 2) + '\n'
+    let current: string | undefined
+    try { current = readFileSync(file, 'utf8') } catch {}
+    if (current !== text) writeFileAtomic(file, text)
   }
 
   /** Runs one hook of the plugin's current process, publishes and persists the run. */
