@@ -19,13 +19,14 @@ import { CircuitInfo } from '../src/invoke/circuit.js'
 import { CallStats } from '../src/invoke/call-stats.js'
 import { FallbackInfo } from '../src/invoke/fallback.js'
 import { StatusSummary } from '../src/status-summary.js'
-import { PluginSummary } from '../src/supervisor/events.js'
+import { HookEvent, PluginSummary } from '../src/supervisor/events.js'
 import { HockeypuckHealth, HockeypuckStatus } from '../src/hosts/hockeypuck.js'
 import { ErrorResponse } from './schemas.js'
+import { LogLineBody } from '../src/process/log-ring.js'
 
 export async function registerRoutes (app: FastifyInstance): Promise<void> {
   // The shapes routes refer to by $ref, published once under their $id.
-  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo, CallStats, HockeypuckStatus, HockeypuckHealth, FallbackInfo]) app.addSchema(s)
+  for (const s of [ConfigProblem, ErrorResponse, PluginSummary, HookEvent, StatusSummary, PluginHealth, HealthReport, HealthStats, CircuitInfo, CallStats, HockeypuckStatus, HockeypuckHealth, FallbackInfo, LogLineBody]) app.addSchema(s)
   await app.register(plugins)
   await app.register(health)
   await app.register(config)

@@ -21,7 +21,7 @@ const pluginHealth: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async () => {
     const list = supervisor.list()
-    return hockeypuckHealth(list, (n) => healthMonitor.lastCheck(n), overallStatus(list, progress.storeMigrated), Date.now())
+    return hockeypuckHealth(list, (n) => healthMonitor.lastCheck(n), overallStatus(list, progress.storeWritable), Date.now())
   })
 
   app.get('/plugins/:name/health/history', {

@@ -64,13 +64,8 @@ export const EventsQuery = Type.Object({
 })
 
 export const LogsQuery = Type.Object({
-  tail: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000)' })
-})
-
-export const LogLine = Type.Object({
-  at: Timestamp,
-  stream: oneOf(['stdout', 'stderr']),
-  line: Type.String()
+  tail: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000); from the log files when the daemon has fewer in memory' }),
+  follow: Type.Boolean({ default: false, description: 'true: a text/event-stream of the last `tail` lines, then every new line as it is printed' })
 })
 
 export const PluginHealthResponse = Type.Object({ name: Type.String(), ...PluginHealth.properties })

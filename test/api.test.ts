@@ -89,5 +89,5 @@ t.test('router-level mistakes (bad %-encoding, over-long parameter) use the erro
   t.match(bad.json(), { statusCode: 400, code: 'PLUGVISOR_VALIDATION', error: 'Bad Request' })
   const long = await app.inject({ method: 'GET', url: `/plugins/${'a'.repeat(5000)}` })
   t.equal(long.statusCode, 414)
-  t.match(long.json(), { statusCode: 414, code: 'PLUGVISOR_VALIDATION', error: 'URI Too Long' })
+  t.match(long.json(), { statusCode: 414, code: 'PLUGVISOR_URI_TOO_LONG', error: 'URI Too Long' })
 })

@@ -298,9 +298,13 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       const fb = fallbackOf(name)
       // A declared length over the limit is refused before anything is read or sent, whatever the method.
       if (Number(req.headers['content-length']) > opts.maxReplayBodyBytes) throw new errors.PayloadTooLarge()
-      // A body that may be sent twice (retries, a fallback plugin) is read first; others stream.
+      // Read first, up to the limit: a body that may be sent twice (retries, a fallback plugin),
+      // and one of no declared length (chunked), whose size is known only at its end — past the
+      // limit it is a 413 before anything reaches the plugin (nginx buffers such bodies too).
+      // Others (a declared length within the limit) stream.
       const replay = IDEMPOTENT_METHODS.has(req.method) || fb.buffersBody
-      const body: Body = req.body !== undefined && replay ? await readBounded(req.body, opts.maxReplayBodyBytes) : req.body
+      const unsized = req.headers['content-length'] === undefined
+      const body: Body = req.body !== undefined && (replay || unsized) ? await readBounded(req.body, opts.maxReplayBodyBytes) : req.body
       // Active: the fallback answers without the plugin being tried, except a trial call of a
       // half-open circuit in auto mode (without trials it would never close).
       if (fb.active && !(fb.trialsPass && policiesOf(name).allowsCalls())) {

@@ -56,7 +56,7 @@ function describe (path: string, method: string, op: Operation): void {
   if (hasParams || op.requestBody !== undefined) add('400', 'PLUGVISOR_VALIDATION: a parameter or the body does not match the schema')
   if (pathParams) {
     add('404', 'PLUGVISOR_PLUGIN_NOT_FOUND: the plugin is not loaded')
-    add('414', 'PLUGVISOR_VALIDATION: a path parameter is too long')
+    add('414', "PLUGVISOR_URI_TOO_LONG: a path parameter is over the router's limit")
   }
   if (BODY_METHODS.has(method)) {
     add('413', 'PLUGVISOR_PAYLOAD_TOO_LARGE: the body is over 1 MiB')
