@@ -148,9 +148,10 @@ t.test('manual: activate overrides auto until deactivated; an override body name
 
   // The plugin dies and comes back while manual: manual stays.
   const sup = app.daemon.supervisor
-  const running = waitForEvent(sup, 'transition', (e) => e.plugin === 'web' && e.to === 'running')
+  // Listening, not only running: until it binds its port a call is refused and the fallback answers it.
+  const listening = outputLine(sup, 'web', /^listening/)
   await post('/plugins/web/restart')
-  await running
+  await listening
   t.match(await state(app, 'web', auth), { active: true, mode: 'manual' }, 'auto does not end a manual activation')
 
   res = await post('/plugins/web/fallback/deactivate')
