@@ -147,6 +147,29 @@ t.test('series of an unloaded plugin are removed', async (t) => {
   t.equal(valueOf(after, 'plugvisor_plugin_cpu_seconds_total', { plugin: 'kept' }), 1.5)
 })
 
+t.test('every scrape shows the events since the one before (the text kept between scrapes is made again after a change)', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => ['p'], manifest: () => ({ healthCheck: { http: {} } }) })
+  const probes = new EventEmitter<HealthMonitorEvents>()
+  const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => undefined, defaultMetrics: false })
+  t.teardown(() => metrics.close())
+  const scrape = async () => parseMetrics((await metrics.render()).body).series
+  const first = await scrape()
+  t.equal(valueOf(first, 'plugvisor_plugin_restarts_total', { plugin: 'p', reason: 'crash' }), 0)
+  t.equal(await scrape().then((s) => valueOf(s, 'plugvisor_plugin_restarts_total', { plugin: 'p', reason: 'crash' })), 0, 'unchanged, scraped again')
+  bus.emit('restart', { plugin: 'p', reason: 'crash', at: 0 })
+  probes.emit('probe', { plugin: 'p', probe: 'http', phase: 'regular', result: 'failure', durationMs: 3, at: 0 })
+  metrics.observeInvocation('p', 'timeout', 0.2)
+  const second = await scrape()
+  t.equal(valueOf(second, 'plugvisor_plugin_restarts_total', { plugin: 'p', reason: 'crash' }), 1, 'a restart')
+  t.equal(valueOf(second, 'plugvisor_plugin_health_checks_total', { plugin: 'p', probe: 'http', result: 'failure' }), 1, 'a probe result')
+  t.equal(valueOf(second, 'plugvisor_plugin_health_check_duration_seconds_count', { plugin: 'p', probe: 'http' }), 1, 'its duration')
+  t.equal(valueOf(second, 'plugvisor_invocations_total', { plugin: 'p', outcome: 'timeout' }), 1, 'a call')
+  t.equal(valueOf(second, 'plugvisor_invocation_duration_seconds_count', { plugin: 'p' }), 1, 'its duration')
+  bus.emit('loaded', 'q')
+  t.equal(valueOf(await scrape(), 'plugvisor_invocations_total', { plugin: 'q', outcome: 'success' }), 0, 'a plugin loaded later has its series')
+})
+
 t.test('closing the metrics stops listening to the supervisor', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
   const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => [], manifest: () => ({}) })

@@ -90,6 +90,8 @@ class Plugin {
   readonly settleWaiters = new Set<() => void>()
   /** Aborts a start that still waits for its dependencies (a stop came, or the daemon shuts down). */
   dependencyWait: AbortController | undefined
+  /** The records (SQLite, log, events) of transitions on the way to a spawn, made after it: see #feed. */
+  deferred: (() => void)[] = []
   /** The process that reached running (preStop runs only for it). */
   upHandle: ProcessHandle | undefined
   /** Set while postStart waits for the startup probe, or runs: aborted when the process leaves running. */
@@ -667,17 +669,46 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       return t
     }
     p.snapshot = t.snapshot
-    if (t.snapshot.desired !== before.desired && !this.#closing) this.#persist(p.name, 'desired state', () => this.#store.setDesired(p.name, t.snapshot.desired, now))
-    if (t.health) this.#setHealth(p, t.health.to, t.health.reason)
-    if (before.state.name !== t.snapshot.state.name) this.#onStateChange(p, before, ev, t, now)
-    if (t.restart) this.emit('restart', { plugin: p.name, reason: t.restart.reason, at: now })
-    for (const effect of t.effects) this.#performEffect(p, effect)
+    const record = (): void => {
+      if (t.snapshot.desired !== before.desired && !this.#closing) this.#persist(p.name, 'desired state', () => this.#store.setDesired(p.name, t.snapshot.desired, now))
+      if (t.health) this.#setHealth(p, t.health.to, t.health.reason)
+      if (before.state.name !== t.snapshot.state.name) this.#onStateChange(p, before, ev, t, now)
+      if (t.restart) this.emit('restart', { plugin: p.name, reason: t.restart.reason, at: now })
+    }
+    // An automatic restart with no delay goes exit -> backoff -> (next turn) starting + spawn.
+    // The records of those transitions (SQLite writes, log lines, events) wait until the spawn
+    // is under way, in their order, so the new process starts as soon after the exit as it can;
+    // anything else first makes what is waiting, then its own, then its effects.
+    const spawns = t.effects.some((e) => e.type === 'spawn')
+    const restartsNow = t.effects.some((e) => e.type === 'schedule-restart' && e.at <= now)
+    if (spawns) {
+      for (const effect of t.effects) this.#performEffect(p, effect)
+      this.#recordDeferred(p)
+      record()
+    } else if (restartsNow) {
+      this.#recordDeferred(p)
+      p.deferred.push(record)
+      for (const effect of t.effects) this.#performEffect(p, effect)
+      // After the restart's turn (it is queued first), if the budget held it back.
+      setImmediate(() => this.#recordDeferred(p))
+    } else {
+      this.#recordDeferred(p)
+      record()
+      for (const effect of t.effects) this.#performEffect(p, effect)
+    }
     if (SETTLED.has(p.snapshot.state.name) && p.settleWaiters.size > 0) {
       const waiters = [...p.settleWaiters]
       p.settleWaiters.clear()
       for (const w of waiters) w()
     }
     return t
+  }
+
+  #recordDeferred (p: Plugin): void {
+    if (p.deferred.length === 0) return
+    const waiting = p.deferred
+    p.deferred = []
+    for (const record of waiting) record()
   }
 
   #onStateChange (p: Plugin, before: Snapshot, ev: LifecycleEvent, t: Transition, now: number): void {
