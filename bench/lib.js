@@ -1,7 +1,7 @@
 // Shared bench helpers: statistics, temp configs, free loopback ports, child processes that are
 // always stopped (by pid) when the bench ends or fails, and what /proc says about a process.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -189,6 +189,23 @@ export function childrenOf (pid) {
   } catch {
     return []
   }
+}
+
+/** Every process below pid (children of any of its threads, their children, ...), read now. */
+export function descendantsOf (pid) {
+  const found = []
+  const queue = [pid]
+  while (queue.length > 0) {
+    const p = queue.shift()
+    let tasks = []
+    try { tasks = readdirSync(`/proc/${p}/task`) } catch {}
+    for (const tid of tasks) {
+      let kids = []
+      try { kids = readFileSync(`/proc/${p}/task/${tid}/children`, 'latin1').trim().split(' ').filter(Boolean).map(Number) } catch {}
+      for (const k of kids) { found.push(k); queue.push(k) }
+    }
+  }
+  return found
 }
 
 const waitCell = new Int32Array(new SharedArrayBuffer(4))

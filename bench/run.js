@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { DAEMON_NODE_FLAGS, cleanup, round, ROOT } from './lib.js'
+import { DAEMON_NODE_FLAGS, cleanup, descendantsOf, round, ROOT } from './lib.js'
 import { restartLatency } from './restart-latency.js'
 import { lifecycle } from './lifecycle.js'
 import { benchInvoke } from './invoke.js'
@@ -24,14 +24,22 @@ import { benchPeers, peerTable } from './peers.js'
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, peers: { type: 'boolean', default: false } } })
 const quick = args.quick || process.env.PLUGVISOR_BENCH_QUICK === '1'
 
-const WATCHDOG_MS = (args.peers ? 15 : 10) * 60 * 1000
+// PLUGVISOR_BENCH_WATCHDOG_MS: a shorter limit, for the test of the watchdog itself.
+const WATCHDOG_MS = Number(process.env.PLUGVISOR_BENCH_WATCHDOG_MS) || (args.peers ? 15 : 10) * 60 * 1000
 const watchdog = setTimeout(() => {
   process.stderr.write(`bench: watchdog: still running after ${WATCHDOG_MS / 60000} minutes, giving up\n`)
+  // The bench scripts running now, their daemons and those daemons' plugins (in their own process
+  // groups, but still below us): all read first, then SIGKILLed by pid, so nothing outlives the run.
+  killDescendants()
   cleanup()
   process.exit(2)
 }, WATCHDOG_MS)
 watchdog.unref()
-for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { cleanup(); process.exit(130) })
+for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => { killDescendants(); cleanup(); process.exit(130) })
+
+function killDescendants () {
+  for (const pid of descendantsOf(process.pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
+}
 
 const fmt = (x, unit, d = 2) => `${round(x, d)} ${unit}`.trim()
 const pct = (x) => fmt(x * 100, '%', 1)
