@@ -65,7 +65,17 @@ t.test("Prism, validating requests and answers against openapi.yaml, finds nothi
   // The daemon from dist/, with a plain environment (not the test runner's loaders and coverage hooks).
   const env = { PATH: process.env.PATH, HOME: process.env.HOME }
   const daemon = spawn(process.execPath, [path.join(packageRoot, 'dist/src/bin.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env })
-  t.teardown(() => { if (daemon.exitCode === null) daemon.kill('SIGKILL') })
+  const daemonExit = new Promise((resolve) => daemon.once('exit', resolve))
+  // A SIGKILL would leave its plugins running (they live in process groups of their own, and only
+  // a next daemon on this data folder reaps them): SIGTERM, which stops them, and SIGKILL only if
+  // it does not exit in time.
+  t.teardown(async () => {
+    if (daemon.exitCode !== null || daemon.signalCode !== null) return
+    daemon.kill('SIGTERM')
+    const timer = setTimeout(() => daemon.kill('SIGKILL'), 20000)
+    await daemonExit
+    clearTimeout(timer)
+  })
   const prism = spawn(bin('prism'), ['proxy', OPENAPI, `http://127.0.0.1:${daemonPort}`, '--errors', '--host', '127.0.0.1', '--port', String(prismPort)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env })
   // prism is a shell script starting node: its whole group goes.
   t.teardown(() => { try { process.kill(-prism.pid!, 'SIGKILL') } catch {} })
@@ -95,4 +105,11 @@ t.test("Prism, validating requests and answers against openapi.yaml, finds nothi
     t.notOk(violations, `${method} ${url}: no violation${violations ? `: ${String(violations)}` : ''}`)
     t.notMatch(String(res.headers['content-type']), /problem\+json/, `${method} ${url}: the daemon's answer, not Prism's (${res.statusCode} ${body.slice(0, 300)})`)
   }
+
+  // Nothing of the tour outlives the daemon.
+  const listed = await request(`http://127.0.0.1:${daemonPort}/plugins`).then(async (r) => await r.body.json() as { plugins: Array<{ pid: number | null }> })
+  const pids = listed.plugins.map((p) => p.pid).filter((pid): pid is number => pid !== null)
+  daemon.kill('SIGTERM')
+  await daemonExit
+  t.same(pids.filter((pid) => { try { process.kill(pid, 0); return true } catch { return false } }), [], 'the plugins stopped with the daemon')
 })
