@@ -92,6 +92,8 @@ class Plugin {
   postStart: AbortController | undefined
   /** The operator whose start brought the process up (its postStart is theirs). */
   postStartActor: string | undefined
+  /** What PLUGVISOR_CONFIG_FILE holds now, as this daemon wrote it (a start with the same config writes nothing). */
+  configText: string | undefined
   /** postStart waits for the startup probe to pass. */
   postStartWaiting = false
   /** The operator whose operation is in progress (hook runs are audited with it); undefined: the supervisor's own. */
@@ -315,10 +317,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.#configDir === undefined ? undefined : path.join(this.#configDir, `${p.name}.json`)
   }
 
-  /** Writes the config (atomically: a reader sees the old file or the new one), readable by the daemon's user only. */
+  /**
+   * Writes the config (atomically: a reader sees the old file or the new one), readable by the
+   * daemon's user only. Not flushed to disk: every daemon writes it again before it first starts
+   * the plugin, so a crash loses nothing, and a start burst pays no fsync per plugin.
+   */
   #writeConfigFile (p: Plugin, config: Record<string, unknown>): void {
     const file = this.#configFile(p)
-    if (file !== undefined) writeFileAtomic(file, JSON.stringify(config, null, 2) + '\n')
+    if (file === undefined) return
+    const text = JSON.stringify(config, null, 2) + '\n'
+    if (text === p.configText) return
+    p.configText = undefined
+    writeFileAtomic(file, text, { durable: false })
+    p.configText = text
   }
 
   /** Runs one hook of the plugin's current process, publishes and persists the run. */
