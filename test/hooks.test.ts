@@ -2,12 +2,13 @@
 // success, failure, timeout), reload without a restart (signal and http), a failed reload hook
 // (502, old config back on file and in PLUGVISOR_CONFIG_FILE), the hook events and audit rows.
 import t from 'tap'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { alive, build, collectEvents, outputLine, served, tempDir, waitForEvent, writeConfig, type Tap } from './helper.js'
 import type { FastifyInstance } from 'fastify'
 import type { HookEvent } from '../src/supervisor/events.js'
 import { pluginConfigDir } from '../src/daemon.js'
+import { HookRunner } from '../src/hooks/hook-runner.js'
 
 t.setTimeout(120_000)
 
@@ -292,4 +293,25 @@ t.test('a plugin with a reload hook that is not running gets its new config at t
   t.match(res.json(), { state: 'stopped', pid: null })
   await app.inject({ method: 'POST', url: '/plugins/idle/start?wait=healthy' })
   t.same((await app.inject({ url: '/plugins/idle/invoke/config' })).json(), { v: 2 })
+})
+
+t.test('killAll (the daemon must exit at once) SIGKILLs every exec hook still running, with its group', async (t) => {
+  const runner = new HookRunner()
+  const pidFile = path.join(tempDir(), 'pids')
+  const code = `const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' }); require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' + c.pid); setInterval(()=>{},1e9)`
+  const run = runner.run({ ...nodeHook(code), timeoutMs: 60_000 }, { pid: undefined, port: undefined, cwd: process.cwd(), env: { PATH: process.env.PATH ?? '' } })
+  const started = Date.now()
+  while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').split(' ').length < 2) {
+    if (Date.now() - started > 20_000) throw new Error('the hook never started')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const [hookPid, childPid] = readFileSync(pidFile, 'utf8').split(' ').map(Number)
+  t.teardown(() => { for (const pid of [hookPid, childPid]) try { process.kill(pid, 'SIGKILL') } catch {} })
+  runner.killAll()
+  t.match(await run, { kind: 'exec', outcome: 'failure', reason: /was killed by SIGKILL/ })
+  t.notOk(alive(hookPid))
+  // SIGKILL to the group is immediate; the orphaned child is reaped by init a moment later.
+  const deadline = Date.now() + 5000
+  while (alive(childPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.notOk(alive(childPid), 'its group went with it')
 })
