@@ -4,10 +4,11 @@ import path from 'node:path'
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
 import { problemsOf } from './errors.js'
-import { openStore, type Store } from './store/store.js'
+import { STORE_MAINTENANCE_INTERVAL_MS, openStore, type Store } from './store/store.js'
+import { LOCK_FILE, lockDataDir } from './store/data-dir-lock.js'
 import type { AuditStore } from './store/audit-store.js'
 import { Supervisor } from './supervisor/supervisor.js'
-import { systemClock, type Clock } from './clock.js'
+import { systemClock, systemEvery, type Clock, type Every } from './clock.js'
 import { childProcessRunner, type ProcessRunner } from './process/runner.js'
 import { newInstanceMarker } from './process/instance-marker.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
@@ -16,6 +17,8 @@ import { createEventStream, type EventStream } from './events/event-stream.js'
 import { HealthMonitor } from './health/health-monitor.js'
 import { createHealthHistory, type HealthHistory } from './health/health-history.js'
 import { createInvoker, type Invoker } from './invoke/invoker.js'
+import { createLogFiles, type LogFiles } from './process/log-files.js'
+import { createLogFollow, type LogFollow } from './events/log-follow.js'
 
 /** Bodies the invoke proxy may send twice (retries, fallback plugin) are buffered up to this (bytes). */
 export const DEFAULT_MAX_REPLAY_BODY_BYTES = 1024 * 1024
@@ -39,13 +42,17 @@ export interface DaemonOptions {
   processSource?: ProcessSource
   /** Largest request body the invoke proxy buffers for a replay (default 1 MiB; the app passes its body limit). */
   maxReplayBodyBytes?: number
+  /** Runs the store maintenance (WAL checkpoint, writes again what failed) every STORE_MAINTENANCE_INTERVAL_MS; tests fire it by hand. */
+  every?: Every
 }
 
 /** What readiness is made of, besides critical plugins. */
 export interface StartupProgress {
-  /** The database schema is as migrated and its last write went through. */
+  /** The database schema is as migrated (the daemon does not start otherwise). */
   readonly storeMigrated: boolean
-  /** Why not, when storeMigrated is false. */
+  /** The last write went through and nothing a failed write missed is still waiting. */
+  readonly storeWritable: boolean
+  /** Why not, when storeWritable is false. */
   readonly storeProblem: string | undefined
   orphansReaped: boolean
   initialStartDone: boolean
@@ -70,6 +77,10 @@ export interface Daemon {
   readonly metrics: PluginMetrics
   /** GET /events clients. */
   readonly events: EventStream
+  /** What plugins print, in <dataDir>/logs/<name>.log (rotated), written in batches. */
+  readonly logFiles: LogFiles
+  /** GET /plugins/:name/logs?follow=true clients. */
+  readonly logFollow: LogFollow
   /** Calls into plugins through their resilience policies; owns the circuit breakers. */
   readonly invoker: Invoker
   /** Register, unload, change config, reload: what runs and the plugins folder kept in step. */
@@ -83,10 +94,26 @@ export interface Daemon {
 export function createDaemon (opts: DaemonOptions): Daemon {
   const { logger } = opts
   let loaded = opts.loaded
-  const store = openStore(loaded.dataDir)
+  // Before anything touches the folder (migrations, the cleanup of a previous daemon, plugins): a
+  // second daemon on it stops here and changes nothing.
+  const lock = lockDataDir(loaded.dataDir, {
+    onStale: (holder, why) => logger.warn({ lockFile: LOCK_FILE, holderPid: holder?.pid ?? null }, `took over the stale lock of data folder ${loaded.dataDir}: ${why}`)
+  })
+  let store: Store
+  try {
+    store = openStore(loaded.dataDir)
+  } catch (err) {
+    lock.release()
+    throw err
+  }
   const progress: StartupProgress = {
-    get storeMigrated () { return store.status.ok },
-    get storeProblem () { return store.status.problem },
+    storeMigrated: true,
+    get storeWritable () { return store.status.ok && supervisor.unsaved().length === 0 },
+    get storeProblem () {
+      const unsaved = supervisor.unsaved()
+      const parts = [store.status.problem ?? unsaved[0]?.reason, ...unsaved.map((u) => `the ${u.what} of plugin ${u.plugin} is not saved yet`)]
+      return parts[0] === undefined ? undefined : parts.join('; ')
+    },
     orphansReaped: false,
     initialStartDone: false
   }
@@ -119,7 +146,13 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'resource sampling failed')
   })
-  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name), eventStreamClients: () => events.clientCount() })
+  const metrics = createPluginMetrics({
+    supervisor,
+    probes: healthMonitor,
+    resources: (name) => resources.usage(name),
+    eventStreamClients: () => events.clientCount(),
+    fallbackActive: (name) => invoker.fallbackActive(name)
+  })
   // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
   const invoker = createInvoker({
     supervisor,
@@ -137,6 +170,23 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     maxClients: loaded.config.events.maxClients,
     onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
+  const logFiles = createLogFiles({
+    dir: path.join(loaded.dataDir, 'logs'),
+    maxFileBytes: loaded.config.logs.maxFileMb * 1024 * 1024,
+    keepFiles: loaded.config.logs.keepFiles,
+    onError: (err, plugin) => logger.error({ err, plugin }, `plugin ${plugin}: writing its log file failed: ${err.message}`)
+  })
+  supervisor.on('output', (o) => logFiles.append(o.plugin, o))
+  // What a plugin printed before it stopped is in its file when the stop is answered.
+  supervisor.on('transition', (e) => { if (e.to === 'stopped' || e.to === 'failed' || e.to === 'backoff') void logFiles.flush(e.plugin) })
+  supervisor.on('unloaded', (name) => { if (!supervisor.has(name)) void logFiles.release(name) })
+  const logFollow = createLogFollow({
+    supervisor,
+    keepAliveMs: loaded.config.events.keepAliveMs,
+    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
+    maxClients: loaded.config.events.maxClients,
+    onSlowClient: (plugin, bufferedBytes) => logger.warn({ plugin, bufferedBytes }, `a client following the log of plugin ${plugin} was disconnected: it did not keep up`)
+  })
   const { audit } = store
   /** Entries the daemon itself causes (a reload on a file change, a refused executable); never throws. */
   const recordAudit = (entry: Omit<AuditEntry, 'role' | 'remote' | 'requestId'>): void => {
@@ -151,6 +201,10 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     if (e.actor !== null) recordAudit({ at: e.at, actor: e.actor, method: 'HOOK', route: `(hook ${e.hook})`, url: e.target, plugin: e.plugin, status: e.outcome === 'success' ? 200 : 502, durationMs: e.durationMs })
   })
   supervisor.on('checksum', (e) => recordAudit({ at: e.at, actor: 'supervisor', method: 'SPAWN', route: '(checksum)', url: e.file ?? e.reason, plugin: e.plugin, status: 409, durationMs: 0 }))
+  // An automatic switch of a fallback is audited here; an operator's is audited with its request.
+  invoker.on('fallback', (e) => {
+    if (e.actor === null) recordAudit({ at: e.at, actor: 'supervisor', method: e.to === 'inactive' ? 'DEACTIVATE' : 'ACTIVATE', route: '(fallback)', url: `${e.from} -> ${e.to}: ${e.reason}`, plugin: e.plugin, status: 200, durationMs: 0 })
+  })
   supervisor.load(loaded.manifests)
   resources.start()
   const ownWrites = createOwnWrites()
@@ -176,6 +230,18 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     } catch (err) { logger.error({ err }, 'pruning state events failed') }
   }, 60_000)
   pruneEvents.unref()
+  // The write-ahead log is copied into the database and truncated on a timer, and once writes work
+  // again after a failure (a full disk with room again); what a failed write missed is written again.
+  const checkpoint = (): void => {
+    try {
+      store.checkpoint()
+    } catch (err) { logger.error({ err }, `checkpointing the database's write-ahead log failed: ${(err as Error).message}`) }
+  }
+  const stopMaintenance = (opts.every ?? systemEvery)(STORE_MAINTENANCE_INTERVAL_MS, () => {
+    supervisor.persistPending()
+    checkpoint()
+  })
+  store.status.onRecovered(() => setImmediate(() => { if (!closing) checkpoint() }))
 
   let booting: Promise<void> | undefined
   let closing: Promise<void> | undefined
@@ -190,6 +256,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     resources,
     metrics,
     events,
+    logFiles,
+    logFollow,
     invoker,
     changes,
     boot () {
@@ -222,16 +290,20 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         configWatcher?.close()
         pluginWatcher.close()
         events.close()
+        logFollow.close()
         resources.stop()
         clearInterval(pruneEvents)
+        stopMaintenance()
         // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
         await supervisor.shutdown()
         metrics.close()
         await booting?.catch(() => {})
         await healthMonitor.stop()
         await invoker.close()
+        await logFiles.close()
         healthHistory.stop()
         store.close()
+        lock.release()
       })()
       return closing
     }

@@ -1,8 +1,9 @@
 // Probes against real fixture processes: each kind passing and failing, thresholds, the startup
 // probe, warn => degraded, and what verdicts do to the lifecycle.
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { readEnviron } from '../src/process/proc.js'
 import { FIXTURE, type Tap, build, collectEvents, fastProbe as fast, fixturePlugin, served, startupProbe as startup, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 /** For tests that count every failure from the first probe on. */
@@ -83,6 +84,23 @@ t.test('tcp probe: a listener passes, a closed port fails', async (t) => {
   t.match(await bad, { probe: 'tcp', result: 'failure', error: /ECONNREFUSED/ })
   await healthy
   await unhealthy
+})
+
+t.test('an exec probe carries the instance marker of its plugin, so the cleanup after a hard kill finds it too; it failed before', async (t) => {
+  const dir = tempDir()
+  const seen = path.join(dir, 'probe-env.json')
+  const record = "require('fs').writeFileSync(process.argv[1], JSON.stringify(process.env))"
+  const { app, sup } = await booted(t, [
+    fixturePlugin('marked', 'sleep', { healthCheck: { exec: { command: process.execPath, args: ['-e', record, seen] }, ...fast, timeoutMs: 10000 } })
+  ], dir)
+  const probed = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'marked')
+  await app.daemon.boot()
+  t.match(await probed, { result: 'success' })
+  const own = readEnviron(sup.summary('marked').pid!)!.find((e) => e.startsWith('PLUGVISOR_INSTANCE='))
+  t.ok(own, 'the plugin carries the marker')
+  const env = JSON.parse(readFileSync(seen, 'utf8')) as Record<string, string>
+  t.equal(`PLUGVISOR_INSTANCE=${env.PLUGVISOR_INSTANCE}`, own, 'and so does its probe, the same one')
+  t.equal(env.PLUGVISOR_PLUGIN, 'marked')
 })
 
 t.test('exec probe: runs without a shell in the plugin cwd and env; exit 0 passes, non-zero fails, a hang is killed at the timeout', async (t) => {
@@ -170,6 +188,35 @@ t.test('unhealthy restarts the plugin through the backoff, with reason unhealthy
   const first = res.json().events.filter((e: { reason: string }) => e.reason === 'unhealthy').reverse()
   t.match(first[0], { from: 'running', to: 'stopping' })
   t.match(first[1], { from: 'stopping', to: 'backoff' })
+})
+
+t.test('the summary says unhealthy from the failing probes until the restart (stopping and backoff), then unknown for the new process', async (t) => {
+  const { app, sup } = await booted(t, [served('web', { HEALTH: '500' }, { failureThreshold: 2, ...noStartup }, { restart: { initialDelayMs: 500, jitter: 0, maxRestarts: 5 } })])
+  const seen: { to: string, health: string, status: string }[] = []
+  const onTransition = (e: { plugin: string, to: string }): void => {
+    if (e.plugin !== 'web') return
+    const s = sup.summary('web')
+    seen.push({ to: e.to, health: s.health, status: s.status })
+  }
+  sup.on('transition', onTransition)
+  t.teardown(() => { sup.off('transition', onTransition) })
+  const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'web' && e.to === 'unhealthy')
+  const backoff = waitForEvent(sup, 'transition', (e) => e.plugin === 'web' && e.to === 'backoff')
+  const restarted = waitForEvent(sup, 'transition', (e) => e.plugin === 'web' && e.to === 'starting' && e.restartCount === 1)
+  await app.daemon.boot()
+  await unhealthy
+  await backoff
+  const during = await app.inject({ url: '/plugins/web' })
+  t.match(during.json(), { state: 'backoff', health: 'unhealthy', status: 'restarting' }, 'GET /plugins/:name during the backoff shows why it restarts')
+  const listed = await app.inject({ url: '/plugins' })
+  t.match(listed.json().plugins[0], { name: 'web', health: 'unhealthy' }, 'and so does the list')
+  await restarted
+  const restartIndex = seen.findIndex((x) => x.to === 'stopping')
+  t.same(seen.slice(restartIndex, restartIndex + 3), [
+    { to: 'stopping', health: 'unhealthy', status: 'restarting' },
+    { to: 'backoff', health: 'unhealthy', status: 'restarting' },
+    { to: 'starting', health: 'unknown', status: 'restarting' }
+  ], 'unhealthy through stopping and backoff; the new process starts without a verdict')
 })
 
 t.test('?wait=healthy on start answers once the probe says healthy', async (t) => {

@@ -23,7 +23,7 @@ const events: Record<LifecycleEvent['type'], LifecycleEvent> = {
   shutdown: { type: 'shutdown' },
   restart: { type: 'restart' },
   spawned: { type: 'spawned' },
-  'spawn-failed': { type: 'spawn-failed', error: 'ENOENT' },
+  'spawn-failed': { type: 'spawn-failed', error: { code: 'ENOENT', message: 'spawn x ENOENT' } },
   exited: { type: 'exited', code: 1, signal: null },
   'backoff-elapsed': { type: 'backoff-elapsed' },
   unhealthy: { type: 'unhealthy' },
@@ -332,7 +332,7 @@ t.test('the restart reason is an output of the transition, in one vocabulary', a
     t.equal(restarted.reason, `restart after ${reason}`)
   }
   const starting: Snapshot = { ...initialSnapshot('running'), state: { name: 'starting', since: 0 } }
-  const spawnFailed = transition(starting, { type: 'spawn-failed', error: 'ENOENT' }, ctx())
+  const spawnFailed = transition(starting, { type: 'spawn-failed', error: { code: 'ENOENT', message: 'spawn x ENOENT' } }, ctx())
   t.match(spawnFailed.snapshot.state, { name: 'backoff', reason: 'crash', detail: 'spawn-error' }, 'a failed spawn restarts as a crash')
   t.equal(spawnFailed.reason, 'spawn-error', 'and says so in the state event')
   t.same(transition(spawnFailed.snapshot, { type: 'backoff-elapsed' }, ctx()).restart, { reason: 'crash' })
@@ -347,6 +347,23 @@ t.test('the health a new state implies: unknown outside running, healthy on runn
   t.same(transition(running, { type: 'stop' }, ctx()).health, { to: 'unknown', reason: 'state stopping' })
   t.same(transition(running, { type: 'exited', code: 1, signal: null }, ctx()).health, { to: 'unknown', reason: 'state backoff' })
   t.equal(transition(running, { type: 'healthy' }, ctx()).health, undefined, 'no state change, no verdict')
+})
+
+t.test('an unhealthy plugin stays unhealthy while it is taken down and waits out its backoff; the next start clears it', async (t) => {
+  const running: Snapshot = { ...initialSnapshot('running'), state: { name: 'running', since: 0 } }
+  const down = transition(running, { type: 'unhealthy' }, ctx({ probed: true }))
+  t.equal(down.snapshot.state.name, 'stopping')
+  t.equal(down.health, undefined, 'stopping for being unhealthy keeps the verdict')
+  const waiting = transition(down.snapshot, { type: 'exited', code: null, signal: 'SIGTERM' }, ctx({ probed: true }))
+  t.equal(waiting.snapshot.state.name, 'backoff')
+  t.equal(waiting.health, undefined, 'so does its backoff')
+  const again = transition(waiting.snapshot, { type: 'backoff-elapsed' }, ctx({ probed: true }))
+  t.same(again.health, { to: 'unknown', reason: 'state starting' }, 'the new process has no verdict yet')
+  const memory = transition(running, { type: 'memory-exceeded' }, ctx({ probed: true }))
+  t.same(memory.health, { to: 'unknown', reason: 'state stopping' }, 'other restarts are not about health')
+  const stopped = transition(down.snapshot, { type: 'stop' }, ctx({ probed: true }))
+  const gone = transition(stopped.snapshot, { type: 'exited', code: null, signal: 'SIGTERM' }, ctx({ probed: true }))
+  t.same(gone.health, { to: 'unknown', reason: 'state stopped' }, 'an operator stop meanwhile ends it as any stop')
 })
 
 t.test('a kill that finds no process ends the stop at once, as its intent says', async (t) => {

@@ -390,6 +390,7 @@ function applyEnvOverrides (main: Record<string, unknown>, env: NodeJS.ProcessEn
   if (env.PLUGVISOR_HOST || env.PLUGVISOR_PORT) main.server = server
   if (env.PLUGVISOR_DATA_DIR) main.dataDir = path.resolve(env.PLUGVISOR_DATA_DIR)
   if (env.PLUGVISOR_LOG_LEVEL) main.log = { ...(main.log as object | undefined), level: env.PLUGVISOR_LOG_LEVEL }
+  if (env.PLUGVISOR_LOG_FORMAT) main.log = { ...(main.log as object | undefined), format: env.PLUGVISOR_LOG_FORMAT }
 }
 
 function loadManifests (config: MainConfig, configFile: string, pluginsDir: string, env: NodeJS.ProcessEnv, policy: ManifestPolicy): { manifests: LoadedManifest[], problems: ConfigProblem[] } {

@@ -78,6 +78,13 @@ export const Limits = Type.Object({
   maxMemoryMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Resident memory of the process group in MiB; over it on two consecutive samples restarts the plugin (no limit by default)' }))
 }, { additionalProperties: false, default: {} })
 
+/** What answers instead of a plugin: another plugin, or a fixed answer (the manifest's resilience.fallback, or an operator's override). */
+export const FallbackTarget = Type.Union([
+  Type.Object({ plugin: PluginName }, { additionalProperties: false }),
+  Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), body: Type.Optional(Type.Unknown()) }, { additionalProperties: false })
+], { description: 'When a call fails, and while the fallback is active: { plugin: other } forwards to another plugin, or { status, body } answers' })
+export type FallbackTarget = Static<typeof FallbackTarget>
+
 export const Resilience = Type.Object({
   timeoutMs: ms('Timeout of one call into the plugin', 5000, 1),
   retry: Type.Object({
@@ -98,10 +105,7 @@ export const Resilience = Type.Object({
     maxConcurrent: Type.Integer({ minimum: 1, default: 50, description: 'Calls in flight (default 50)' }),
     maxQueued: Type.Integer({ minimum: 0, default: 100, description: 'Calls waiting (default 100)' })
   }, { additionalProperties: false, default: {} }),
-  fallback: Type.Optional(Type.Union([
-    Type.Object({ plugin: PluginName }, { additionalProperties: false }),
-    Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), body: Type.Optional(Type.Unknown()) }, { additionalProperties: false })
-  ], { description: 'When a call fails: { plugin: other } forwards to another plugin, or { status, body } answers' }))
+  fallback: Type.Optional(FallbackTarget)
 }, { additionalProperties: false, default: {} })
 
 const HTTP_HOOK_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
@@ -188,6 +192,9 @@ export type HealthCheck = Static<typeof HealthCheck>
 export type RestartPolicy = Static<typeof RestartPolicy>
 export type StopPolicy = Static<typeof StopPolicy>
 
+/** How the daemon writes its own log: auto picks pretty on a terminal, json otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const
+
 export const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level of the daemon and of plugin output lines (env PLUGVISOR_LOG_LEVEL)' })
 
 export const MainConfig = Type.Object({
@@ -232,8 +239,13 @@ export const MainConfig = Type.Object({
     allowedCwd: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "Folders a manifest's cwd must be in (the folder itself or below it), relative to the config file's folder (default: anywhere)" }))
   }, { additionalProperties: false, default: {}, description: 'Limits on what manifests may do; every manifest, from a file, inline or over the API, is checked' }),
   log: Type.Object({
-    level: LogLevel
+    level: LogLevel,
+    format: Type.Union(LOG_FORMATS.map((f) => Type.Literal(f)), { default: 'auto', description: 'The daemon\'s own log on stdout: json (one JSON object a line), pretty (time, level, message, fields; for people), auto: pretty when stdout is a terminal, else json (default auto; env PLUGVISOR_LOG_FORMAT)' })
   }, { additionalProperties: false, default: {} }),
+  logs: Type.Object({
+    maxFileMb: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'A plugin\'s log file <dataDir>/logs/<name>.log is rotated once a write would take it past this size (megabytes, default 10)' }),
+    keepFiles: Type.Integer({ minimum: 0, maximum: 1000, default: 5, description: 'Rotated files kept per plugin, <name>.log.1 (newest) to <name>.log.N; the oldest beyond is deleted (default 5)' })
+  }, { additionalProperties: false, default: {}, description: 'Files of what plugins print, one per plugin, kept across daemon restarts' }),
   resources: Type.Object({
     sampleIntervalMs: ms(`Resident memory and CPU time of every plugin process group are read from /proc this often (${IDLE_BACKOFF} times as rarely while nothing changed and no plugin has limits.maxMemoryMb); limits.maxMemoryMb needs two samples in a row over it`, 5000, 10)
   }, { additionalProperties: false, default: {} }),

@@ -4,7 +4,13 @@ import { Nullable, Timestamp, oneOf, type InMs } from '../shapes.js'
 import { HOOK_KINDS, HOOK_NAMES, HOOK_OUTCOMES } from '../hooks/hook-runner.js'
 import { pluginMetadataProperties } from '../config/metadata.js'
 import { CIRCUIT_STATE_NAMES, type CircuitStateName } from '../invoke/circuit.js'
-import { DESIRED_NAMES, HEALTH_NAMES, STATE_NAMES, STATUS_NAMES, type Health, type RestartEventReason, type StateName } from './lifecycle.js'
+import { DESIRED_NAMES, HEALTH_NAMES, STATE_NAMES, STATUS_NAMES, type Health, type RestartEventReason, type SpawnError, type StateName } from './lifecycle.js'
+
+/** Why a process could not be started, as the system said it. */
+export const SpawnErrorField = Nullable(Type.Object({
+  code: Type.String({ description: "The system's error code: ENOENT (no such program), EACCES (not executable), ..." }),
+  message: Type.String()
+}), { description: 'Why the process could not be started (a failed spawn); null when it ran' })
 
 export const StatusField = oneOf(STATUS_NAMES, 'One-word summary of state and health')
 
@@ -26,7 +32,8 @@ export const pluginSummaryProperties = {
   lastExit: Type.Union([Type.Object({
     code: Type.Union([Type.Integer(), Type.Null()]),
     signal: Type.Union([Type.String(), Type.Null()]),
-    at: Timestamp
+    at: Timestamp,
+    error: SpawnErrorField
   }), Type.Null()]),
   nextRestartAt: Nullable(Timestamp),
   circuit: Type.Union([oneOf(CIRCUIT_STATE_NAMES), Type.Null()], { description: 'Circuit breaker of calls into the plugin (invoke proxy); every loaded plugin has one, null only before its policies are built' })
@@ -43,6 +50,8 @@ export interface TransitionEvent {
   exitCode: number | null
   signal: string | null
   restartCount: number
+  /** Set when the transition comes from a failed spawn. */
+  error: SpawnError | null
 }
 export interface RestartEvent { plugin: string, reason: RestartEventReason, at: number }
 export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }

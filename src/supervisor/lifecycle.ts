@@ -22,7 +22,11 @@ export type RestartEventReason = typeof RESTART_REASONS[number]
 /** The restart reasons that go through the backoff. */
 export type RestartReason = Exclude<RestartEventReason, 'manual' | 'watch'>
 
-export interface ExitInfo { code: number | null, signal: string | null, at: number }
+/** Why a process could not be created: the system's error code (ENOENT, EACCES, ...) and message. */
+export interface SpawnError { code: string, message: string }
+
+/** How the last process ended; `error` when it never ran (a failed spawn). */
+export interface ExitInfo { code: number | null, signal: string | null, at: number, error?: SpawnError }
 
 /** Why the plugin is going down when it is stopping. */
 export type StopIntent =
@@ -58,7 +62,7 @@ export type LifecycleEvent =
   | { type: 'shutdown', reason?: string } // the daemon stops: like stop, but desired stays as it is
   | { type: 'restart', reason?: string }
   | { type: 'spawned' } // the process is running
-  | { type: 'spawn-failed', error: string }
+  | { type: 'spawn-failed', error: SpawnError }
   | { type: 'exited', code: number | null, signal: string | null }
   | { type: 'nothing-to-kill' } // a kill found no process (the spawn was still picking a port): it is down at once
   | { type: 'backoff-elapsed' }
@@ -85,8 +89,10 @@ export interface Transition {
   /** Set when this transition restarts the plugin (a manual restart, or a backoff that elapsed). */
   restart?: { reason: RestartEventReason }
   /**
-   * The health verdict the new state implies: unknown outside running; healthy on reaching
-   * running without a probe (with one, the probes decide). Unset when the state did not change.
+   * The health verdict the new state implies: unknown outside running, except that an unhealthy
+   * plugin stays unhealthy while it is taken down and waits out its backoff (the operator sees
+   * why it restarts); healthy on reaching running without a probe (with one, the probes decide).
+   * Unset when the state did not change.
    */
   health?: { to: Health, reason: string }
 }
@@ -163,6 +169,12 @@ function watchRestart (s: Snapshot, detail: string, now: number): Transition {
   return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, `watch: ${detail}`, [{ type: 'kill', reason: 'watch' }], { stableSince: undefined })
 }
 
+/** Stopping, or waiting out the backoff, because the probes said unhealthy. */
+function downForBeingUnhealthy (st: State): boolean {
+  return (st.name === 'stopping' && st.intent.then === 'crash' && st.intent.reason === 'unhealthy') ||
+    (st.name === 'backoff' && st.reason === 'unhealthy')
+}
+
 export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transition {
   const t = decide(s, ev, ctx)
   if (t.ignored) return t
@@ -172,6 +184,8 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
   else if (ev.type === 'backoff-elapsed' && s.state.name === 'backoff') out.restart = { reason: s.state.reason }
   const to = t.snapshot.state.name
   if (to !== s.state.name) {
+    // The verdict that brought the restart stays until the next process starts.
+    if (downForBeingUnhealthy(t.snapshot.state)) return out
     if (to !== 'running') out.health = { to: 'unknown', reason: `state ${to}` }
     else if (!ctx.probed) out.health = { to: 'healthy', reason: 'running, no health check' }
   }
@@ -208,7 +222,7 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         case 'spawned':
           return go(s, { name: 'running', since: now }, 'spawned', [], { stableSince: ctx.probed ? undefined : now })
         case 'spawn-failed':
-          return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now }, 'spawn-error')
+          return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now, error: ev.error }, 'spawn-error')
         case 'exited':
           return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
         case 'checksum-mismatch':
@@ -259,7 +273,9 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         case 'exited':
         case 'spawn-failed':
         case 'nothing-to-kill': {
-          const exit = ev.type === 'exited' ? { code: ev.code, signal: ev.signal, at: now } : { code: null, signal: null, at: now }
+          const exit: ExitInfo = ev.type === 'exited'
+            ? { code: ev.code, signal: ev.signal, at: now }
+            : ev.type === 'spawn-failed' ? { code: null, signal: null, at: now, error: ev.error } : { code: null, signal: null, at: now }
           switch (st.intent.then) {
             case 'stopped':
               return go(s, { name: 'stopped' }, 'stopped', [], { lastExit: exit, stableSince: undefined })

@@ -2,6 +2,7 @@
 // kill, timers), persists transitions and desired state, and publishes every change as an event.
 import { EventEmitter } from 'node:events'
 import path from 'node:path'
+import { readFileSync } from 'node:fs'
 import type { Logger } from '../logger.js'
 import { systemClock, type Clock } from '../clock.js'
 import { freeLoopbackPort, pluginEnv } from './plugin-env.js'
@@ -12,13 +13,14 @@ import type { HealthEvent, HookEvent, PluginSummary, RestartEvent, TransitionEve
 import { pluginMetadata } from '../config/metadata.js'
 import {
   initialSnapshot, statusOf, transition,
-  type Health, type LifecycleEvent, type Snapshot, type StateName, type Status, type Transition
+  type Health, type LifecycleEvent, type Snapshot, type SpawnError, type StateName, type Status, type Transition
 } from './lifecycle.js'
 import { RestartBudget } from './backoff.js'
 import { verifyExecutable } from '../process/executable.js'
 import { LogRing, type LogLine } from '../process/log-ring.js'
 import type { ProcessHandle, ProcessIdentity, ProcessRunner, ReapResult } from '../process/runner.js'
 import type { LifecycleStore } from './lifecycle-store.js'
+import type { RecordedProcess } from '../store/state-store.js'
 import { shownField } from '../config/redact.js'
 import { DEFAULT_STOP } from '../config/schema.js'
 import { INSTANCE_VAR, isEarlierDaemon, markerOf } from '../process/instance-marker.js'
@@ -55,6 +57,8 @@ export interface ChangeSet {
 }
 
 type Op = 'start' | 'stop' | 'restart'
+/** What the store keeps of a plugin and is written again until it went through (a full disk). */
+export type KeptRecord = 'desired state' | 'process identity'
 /** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
 type TailOp = Op | 'unload' | 'replace' | 'shutdown' | 'watch'
 
@@ -143,6 +147,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #budget: RestartBudget
   readonly #allocatePort: () => Promise<number>
   readonly #instance: string | undefined
+  /** Records a store write missed, per plugin name, with the reason: written again by persistPending(). */
+  readonly #unsaved = new Map<string, Map<KeptRecord, string>>()
   readonly #configDir: string | undefined
   readonly #hooks: HookRunner
   #closing = false
@@ -319,16 +325,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * Writes the config (atomically: a reader sees the old file or the new one), readable by the
-   * daemon's user only. Not flushed to disk: every daemon writes it again before it first starts
-   * the plugin, so a crash loses nothing, and a start burst pays no fsync per plugin.
+   * daemon's user only. A file that already holds it is left alone: a restart (or a daemon
+   * restart on a full disk) needs no write. Not flushed to disk: it is checked again before every
+   * start, so a crash loses nothing, and a start burst pays no fsync per plugin.
    */
   #writeConfigFile (p: Plugin, config: Record<string, unknown>): void {
     const file = this.#configFile(p)
     if (file === undefined) return
     const text = JSON.stringify(config, null, 2) + '\n'
     if (text === p.configText) return
+    let current: string | undefined
+    try { current = readFileSync(file, 'utf8') } catch {}
     p.configText = undefined
-    writeFileAtomic(file, text, { durable: false })
+    if (current !== text) writeFileAtomic(file, text, { durable: false })
     p.configText = text
   }
 
@@ -367,6 +376,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   names (): string[] { return [...this.#plugins.keys()] }
 
+  /** This daemon's instance marker (PLUGVISOR_INSTANCE), if it has one. */
+  get instance (): string | undefined { return this.#instance }
+
   has (name: string): boolean { return this.#plugins.has(name) }
 
   manifest (name: string): LoadedManifest { return this.#get(name).manifest }
@@ -393,15 +405,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const running = s.state.name === 'running'
     return {
       name: p.name,
-      // As written: a version or description taken from ${VAR} shows the template, not the value.
-      version: shownField(p.manifest, 'version') as string | undefined ?? null,
-      description: shownField(p.manifest, 'description') as string | undefined ?? null,
-      ...pluginMetadata({
-        author: shownField(p.manifest, 'author') as string | undefined,
-        homepage: shownField(p.manifest, 'homepage') as string | undefined,
-        capabilities: shownField(p.manifest, 'capabilities') as string[],
-        tags: shownField(p.manifest, 'tags') as string[]
-      }),
+      ...shownManifestFields(p.manifest),
       state: s.state.name,
       health: p.health,
       status: statusOf(s.state, p.health, s.restartCount),
@@ -412,7 +416,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       startedAt: running && p.startedAt !== undefined ? new Date(p.startedAt).toISOString() : null,
       uptimeMs: running && p.startedAt !== undefined ? now - p.startedAt : 0,
       restartCount: s.restartCount,
-      lastExit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal, at: new Date(s.lastExit.at).toISOString() } : null,
+      lastExit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal, at: new Date(s.lastExit.at).toISOString(), error: s.lastExit.error ?? null } : null,
       nextRestartAt: s.state.name === 'backoff' && p.nextRestartAt !== undefined ? new Date(p.nextRestartAt).toISOString() : null,
       circuit: p.circuit
     }
@@ -453,8 +457,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   // ---- operator operations ----------------------------------------------------------------
 
-  /** `actor`: the operator who asked (hooks the operation runs are audited with it). */
-  start (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start', actor) }
+  /** `actor`: the operator who asked (hooks the operation runs are audited with it); `reason` is recorded with the transition (default: operator start). */
+  start (name: string, actor?: string, reason?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start', actor, reason) }
   stop (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'stop', actor) }
   restart (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'restart', actor) }
 
@@ -475,9 +479,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Starts several plugins; each waits for its dependencies, so order is kept while the rest runs in parallel. */
-  async startMany (names: string[], actor?: string): Promise<PluginSummary[]> {
+  async startMany (names: string[], actor?: string, reason?: string): Promise<PluginSummary[]> {
     names.forEach((n) => this.#get(n))
-    return Promise.all(names.map((n) => this.start(n, actor)))
+    return Promise.all(names.map((n) => this.start(n, actor, reason)))
   }
 
   /** Stops several plugins, every one after the plugins of the set that depend on it. */
@@ -495,7 +499,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Boot: starts every plugin whose desired state is running. */
   async startDesired (): Promise<void> {
     const names = [...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => p.name)
-    await this.startMany(names)
+    await this.startMany(names, undefined, 'daemon start')
   }
 
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
@@ -556,15 +560,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })
   }
 
-  #enqueue (p: Plugin, op: Op, actor?: string): Promise<PluginSummary> {
+  #enqueue (p: Plugin, op: Op, actor?: string, reason?: string): Promise<PluginSummary> {
     if (p.unloading && op !== 'stop') return Promise.reject(new errors.Conflict(`plugin '${p.name}' is being unloaded`))
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
     if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
-    return this.#enqueueTask(p, op, () => this.#withActor(p, actor, () => this.#perform(p, op)))
+    return this.#enqueueTask(p, op, () => this.#withActor(p, actor, () => this.#perform(p, op, reason)))
   }
 
-  async #perform (p: Plugin, op: Op): Promise<PluginSummary> {
+  async #perform (p: Plugin, op: Op, reason = op === 'restart' ? 'manual restart' : `operator ${op}`): Promise<PluginSummary> {
     if (op !== 'stop') {
       if (this.#closing) return this.#summary(p)
       const ac = new AbortController()
@@ -577,8 +581,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       // A stop (or shutdown) overtook this start while it waited.
       if (ac.signal.aborted || this.#closing) return this.#summary(p)
     }
-    this.#feed(p, { type: op, reason: op === 'restart' ? 'manual restart' : `operator ${op}` })
+    this.#feed(p, { type: op, reason })
     await this.#settled(p)
+    // The change is done; a desired state the store does not hold would be lost at a daemon restart: say so.
+    if (this.#unsaved.get(p.name)?.has('desired state')) this.#persist(p.name, 'desired state', () => this.#writeKept(p.name, 'desired state'))
+    const unsaved = this.#unsaved.get(p.name)?.get('desired state')
+    if (unsaved !== undefined && !this.#closing) throw new errors.StateNotPersisted(p.name, op, unsaved)
     return this.#summary(p)
   }
 
@@ -588,7 +596,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const dep = this.#plugins.get(depName)
       if (!dep) return
       // A stop of the dependent does not wait for the dependency's start to settle.
-      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName), aborted(signal)])
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName, `dependency of ${p.name}`), aborted(signal)])
       if (signal.aborted) return
       // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
       const settled = (): boolean => {
@@ -689,7 +697,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       at: now,
       exitCode: ev.type === 'exited' ? ev.code : null,
       signal: ev.type === 'exited' ? ev.signal : null,
-      restartCount: t.snapshot.restartCount
+      restartCount: t.snapshot.restartCount,
+      error: ev.type === 'spawn-failed' ? ev.error : null
     }
     if (to === 'running') {
       p.startedAt = now
@@ -708,7 +717,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     this.#persist(p.name, 'state event', () => this.#store.addEvent(event))
     const level = to === 'failed' || to === 'backoff' ? 'warn' : 'info'
-    this.#log[level]({ plugin: p.name, from, to, reason: t.reason, exitCode: event.exitCode, signal: event.signal, restartCount: event.restartCount }, `plugin ${p.name}: ${from} -> ${to} (${t.reason})`)
+    // pluginPid: pino writes the daemon's own `pid` on every line.
+    this.#log[level]({ plugin: p.name, from, to, reason: t.reason, pluginPid: p.handle?.pid ?? null, exitCode: event.exitCode, signal: event.signal, restartCount: event.restartCount }, `plugin ${p.name}: ${from} -> ${to} (${t.reason})`)
     this.emit('transition', event)
   }
 
@@ -740,12 +750,59 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * supervisor down with it (the processes still need watching). The error is logged and the
    * in-memory state goes on; what was not written is lost.
    */
-  #persist (plugin: string, what: string, write: () => void): void {
+  #persist (plugin: string, what: KeptRecord | 'state event' | 'hook event', write: () => void): boolean {
+    const kept = what === 'desired state' || what === 'process identity'
     try {
       write()
     } catch (err) {
-      this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${(err as Error).message}`)
+      const reason = (err as Error).message
+      this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${reason}`)
+      if (kept) {
+        const unsaved = this.#unsaved.get(plugin) ?? new Map<KeptRecord, string>()
+        unsaved.set(what, reason)
+        this.#unsaved.set(plugin, unsaved)
+      }
+      return false
     }
+    if (kept) {
+      const unsaved = this.#unsaved.get(plugin)
+      unsaved?.delete(what)
+      if (unsaved?.size === 0) this.#unsaved.delete(plugin)
+    }
+    return true
+  }
+
+  /** The desired state and process identity of a plugin, as the store should hold them now. */
+  #writeKept (name: string, what: KeptRecord): void {
+    const p = this.#plugins.get(name)
+    if (what === 'desired state') {
+      if (p) this.#store.setDesired(name, p.snapshot.desired, this.#clock.now())
+      else this.#store.forgetDesired(name)
+    } else if (p?.identity) {
+      this.#store.recordProcess(this.#processRecord(p, p.identity))
+    } else {
+      this.#store.forgetProcess(name)
+    }
+  }
+
+  #processRecord (p: Plugin, identity: ProcessIdentity): RecordedProcess {
+    const { stop } = p.manifest
+    return { ...identity, plugin: p.name, stopSignal: stop.signal, stopTimeoutMs: stop.timeoutMs, startedAt: this.#clock.now() }
+  }
+
+  /**
+   * Writes again what the store missed (desired states, process identities), as it is now; a
+   * full disk that has room again gets them. Called by the daemon's store maintenance.
+   */
+  persistPending (): void {
+    for (const [name, kept] of [...this.#unsaved]) {
+      for (const what of [...kept.keys()]) this.#persist(name, what, () => this.#writeKept(name, what))
+    }
+  }
+
+  /** What the store does not hold yet, with why the write failed (readiness reports it). */
+  unsaved (): { plugin: string, what: KeptRecord, reason: string }[] {
+    return [...this.#unsaved].flatMap(([plugin, kept]) => [...kept].map(([what, reason]) => ({ plugin, what, reason })))
   }
 
   #scheduleRestart (p: Plugin, at: number): void {
@@ -773,7 +830,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       try {
         p.port = await this.#allocatePort()
       } catch (err) {
-        if (seq === p.spawnSeq) this.#feed(p, { type: 'spawn-failed', error: `no free port: ${(err as Error).message}` })
+        if (seq === p.spawnSeq) this.#feed(p, { type: 'spawn-failed', error: spawnError(err, `no free port: ${(err as Error).message}`) })
         return
       }
     }
@@ -784,7 +841,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#writeConfigFile(p, m.config)
     } catch (err) {
       this.#log.error({ plugin: m.name, file: configFile, err }, `plugin ${m.name}: cannot write its config file ${configFile}: ${(err as Error).message}`)
-      this.#feed(p, { type: 'spawn-failed', error: `cannot write ${configFile}: ${(err as Error).message}` })
+      this.#feed(p, { type: 'spawn-failed', error: spawnError(err, `cannot write ${configFile}: ${(err as Error).message}`) })
       return
     }
     const env = pluginEnv(m, p.port, this.#instance, configFile)
@@ -801,7 +858,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const tag = this.#instance === undefined ? [] : [`${INSTANCE_VAR}=${this.#instance}`, `PLUGVISOR_PLUGIN=${m.name}`]
     const record = (identity: ProcessIdentity): void => {
       p.identity = identity
-      this.#persist(m.name, 'process identity', () => this.#store.recordProcess({ ...identity, plugin: m.name, stopSignal: m.stop.signal, stopTimeoutMs: m.stop.timeoutMs, startedAt: this.#clock.now() }))
+      this.#persist(m.name, 'process identity', () => this.#store.recordProcess(this.#processRecord(p, identity)))
     }
     p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
     const logs = p.outputLogs
@@ -818,7 +875,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const command = String(shownField(m, 'command'))
         const error = err.message.replaceAll(m.command, command)
         this.#log.error({ plugin: m.name, err: error }, `plugin ${m.name}: cannot start ${command}: ${error}`)
-        this.#feed(p, { type: 'spawn-failed', error })
+        this.#feed(p, { type: 'spawn-failed', error: spawnError(err, error) })
       },
       onExit: (code, signal) => {
         if (p.handle !== handle) return
@@ -899,6 +956,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 }
 
+/** The system's code of a failed spawn (ENOENT, EACCES, ...) with the message as the operator reads it. */
+function spawnError (err: unknown, message: string): SpawnError {
+  const code = (err as NodeJS.ErrnoException).code
+  return { code: typeof code === 'string' ? code : 'UNKNOWN', message }
+}
+
 /** Runs fn after ms; a delay of 0 runs at the next turn of the loop, not after a 1 ms timer. */
 function after (ms: number, fn: () => void): () => void {
   if (ms <= 0) {
@@ -928,4 +991,26 @@ function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>)
     return pr
   }
   return Promise.all(plugins.map(one))
+}
+
+type ManifestFields = Pick<PluginSummary, 'version' | 'description' | 'author' | 'homepage' | 'capabilities' | 'tags'>
+/** The fields of a summary that come from its manifest alone: made once per manifest (GET /plugins makes 500 summaries). */
+const manifestFields = new WeakMap<LoadedManifest, ManifestFields>()
+function shownManifestFields (m: LoadedManifest): ManifestFields {
+  let f = manifestFields.get(m)
+  if (f === undefined) {
+    f = {
+      // As written: a version or description taken from ${VAR} shows the template, not the value.
+      version: shownField(m, 'version') as string | undefined ?? null,
+      description: shownField(m, 'description') as string | undefined ?? null,
+      ...pluginMetadata({
+        author: shownField(m, 'author') as string | undefined,
+        homepage: shownField(m, 'homepage') as string | undefined,
+        capabilities: shownField(m, 'capabilities') as string[],
+        tags: shownField(m, 'tags') as string[]
+      })
+    }
+    manifestFields.set(m, f)
+  }
+  return f
 }
