@@ -2,12 +2,13 @@
 // success, failure, timeout), reload without a restart (signal and http), a failed reload hook
 // (502, old config back on file and in PLUGVISOR_CONFIG_FILE), the hook events and audit rows.
 import t from 'tap'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { alive, build, collectEvents, outputLine, served, tempDir, waitForEvent, writeConfig, type Tap } from './helper.js'
 import type { FastifyInstance } from 'fastify'
 import type { HookEvent } from '../src/supervisor/events.js'
 import { pluginConfigDir } from '../src/daemon.js'
+import { HookRunner } from '../src/hooks/hook-runner.js'
 
 t.setTimeout(120_000)
 
@@ -122,9 +123,9 @@ t.test('postStart exec: runs in the plugin environment with the instance marker;
   const timedOut = hookRun(app, 'exec-slow', 'postStart')
   // The hook starts a child in its group and waits forever: the timeout must take both.
   const code = `const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' }); require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' + c.pid); setInterval(()=>{},1e9)`
-  await register(app, { ...served('exec-slow', {}), healthCheck: undefined, restart: { policy: 'never' }, hooks: { postStart: nodeHook(code, { timeoutMs: 1000 }) } })
+  await register(app, { ...served('exec-slow', {}), healthCheck: undefined, restart: { policy: 'never' }, hooks: { postStart: nodeHook(code, { timeoutMs: 2000 }) } })
   const e = await timedOut
-  t.match(e, { outcome: 'timeout', reason: /did not finish within 1000 ms \(its process group was killed\)/ })
+  t.match(e, { outcome: 'timeout', reason: /did not finish within 2000 ms \(its process group was killed\)/ })
   const [hookPid, childPid] = readFileSync(pidFile, 'utf8').split(' ').map(Number)
   await waitForEvent(app.daemon.supervisor, 'transition', (ev) => ev.plugin === 'exec-slow' && ev.to === 'stopped').catch(() => {})
   t.notOk(alive(hookPid), 'the hook program was killed')
@@ -164,6 +165,40 @@ t.test('a preStop that hangs is cut at its timeout and the stop goes on; one tha
   t.equal((await app.inject({ method: 'POST', url: '/plugins/fails/stop' })).json().state, 'stopped')
   t.match(await ranExec, { kind: 'exec', outcome: 'failure', reason: /exited with code 2/ })
   t.notOk(alive(failing.pid))
+})
+
+t.test('preStop exec: runs while the plugin still runs; at its timeout its group is killed and the stop goes on', async (t) => {
+  const { app } = await daemon(t)
+  const dir = tempDir()
+  const seen = path.join(dir, 'seen')
+  // The hook asks the plugin (its pid in PID_FILE is not needed: the port is in its environment) and records what it saw.
+  const probe = `fetch('http://127.0.0.1:' + process.env.PORT + '/health').then((r) => require('fs').writeFileSync(${JSON.stringify(seen)}, String(r.status)))`
+  await registerUp(app, { ...served('exec-drain', {}), hooks: { preStop: nodeHook(probe) } })
+  const ran = hookRun(app, 'exec-drain', 'preStop')
+  t.equal((await app.inject({ method: 'POST', url: '/plugins/exec-drain/stop' })).json().state, 'stopped')
+  t.match(await ran, { kind: 'exec', outcome: 'success' })
+  t.equal(readFileSync(seen, 'utf8'), '200', 'the plugin still answered when preStop ran')
+
+  const pidFile = path.join(dir, 'pids')
+  const hang = `const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' }); require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' + c.pid); setInterval(()=>{},1e9)`
+  // Long enough for node to start and write its pids on a loaded machine.
+  const p = await registerUp(app, { ...served('exec-hang', {}), stop: { timeoutMs: 5000 }, hooks: { preStop: nodeHook(hang, { timeoutMs: 2000 }) } })
+  const cut = hookRun(app, 'exec-hang', 'preStop')
+  t.equal((await app.inject({ method: 'POST', url: '/plugins/exec-hang/stop' })).json().state, 'stopped')
+  t.match(await cut, { outcome: 'timeout', reason: /did not finish within 2000 ms \(its process group was killed\)/ })
+  const [hookPid, childPid] = readFileSync(pidFile, 'utf8').split(' ').map(Number)
+  t.notOk(alive(hookPid), 'the hook program is gone')
+  t.notOk(alive(childPid), 'and what it started')
+  t.notOk(alive(p.pid), 'the plugin stopped')
+})
+
+t.test('preStop runs when a config change restarts a plugin without a reload hook', async (t) => {
+  const { app, hooks } = await daemon(t)
+  const p = await registerUp(app, served('restarts', {}, {}, { config: { v: 1 }, hooks: { preStop: { http: { path: '/hook/pre-stop' } } } }))
+  const res = await app.inject({ method: 'PUT', url: '/plugins/restarts/config', payload: { v: 2 } })
+  t.equal(res.statusCode, 200, res.body)
+  t.not(res.json().pid, p.pid, 'restarted')
+  t.match(hooks, [{ plugin: 'restarts', hook: 'preStop', outcome: 'success', actor: 'anonymous' }])
 })
 
 t.test('preStop runs at daemon shutdown too, with no operator', async (t) => {
@@ -258,4 +293,25 @@ t.test('a plugin with a reload hook that is not running gets its new config at t
   t.match(res.json(), { state: 'stopped', pid: null })
   await app.inject({ method: 'POST', url: '/plugins/idle/start?wait=healthy' })
   t.same((await app.inject({ url: '/plugins/idle/invoke/config' })).json(), { v: 2 })
+})
+
+t.test('killAll (the daemon must exit at once) SIGKILLs every exec hook still running, with its group', async (t) => {
+  const runner = new HookRunner()
+  const pidFile = path.join(tempDir(), 'pids')
+  const code = `const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' }); require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' + c.pid); setInterval(()=>{},1e9)`
+  const run = runner.run({ ...nodeHook(code), timeoutMs: 60_000 }, { pid: undefined, port: undefined, cwd: process.cwd(), env: { PATH: process.env.PATH ?? '' } })
+  const started = Date.now()
+  while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8').split(' ').length < 2) {
+    if (Date.now() - started > 20_000) throw new Error('the hook never started')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  const [hookPid, childPid] = readFileSync(pidFile, 'utf8').split(' ').map(Number)
+  t.teardown(() => { for (const pid of [hookPid, childPid]) try { process.kill(pid, 'SIGKILL') } catch {} })
+  runner.killAll()
+  t.match(await run, { kind: 'exec', outcome: 'failure', reason: /was killed by SIGKILL/ })
+  t.notOk(alive(hookPid))
+  // SIGKILL to the group is immediate; the orphaned child is reaped by init a moment later.
+  const deadline = Date.now() + 5000
+  while (alive(childPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.notOk(alive(childPid), 'its group went with it')
 })

@@ -1,6 +1,6 @@
 // The driver with real child processes from the fixture program.
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { alive, build, collectEvents, fixturePlugin, outputLine, tempDir, writeConfig } from './helper.js'
 
@@ -101,7 +101,8 @@ t.test('the environment is explicit: manifest env, PATH/HOME/LANG/TZ, PLUGVISOR_
   t.equal(env.PATH, process.env.PATH)
   t.notOk('PLUGVISOR_TEST_SECRET' in env, 'the daemon environment is not inherited')
   t.match(env.PLUGVISOR_INSTANCE, /^[0-9a-f]{16}\.[0-9a-f-]{36}$/, 'the instance marker: data folder key and this daemon\'s id')
-  const allowed = new Set(['GREETING', 'PLUGVISOR_PLUGIN', 'PLUGVISOR_CONFIG', 'PLUGVISOR_INSTANCE', 'PORT', 'PATH', 'HOME', 'LANG', 'TZ'])
+  t.same(JSON.parse(readFileSync(env.PLUGVISOR_CONFIG_FILE, 'utf8')), { a: 1 }, 'PLUGVISOR_CONFIG_FILE holds the same config')
+  const allowed = new Set(['GREETING', 'PLUGVISOR_PLUGIN', 'PLUGVISOR_CONFIG', 'PLUGVISOR_CONFIG_FILE', 'PLUGVISOR_INSTANCE', 'PORT', 'PATH', 'HOME', 'LANG', 'TZ'])
   // tap's process-info hook patches child_process to add its own coverage variables to every child.
   const tapAdded = (k: string): boolean => k.startsWith('_TAPJS_') || (k === 'NODE_OPTIONS' && process.env.TAP === '1')
   t.same(Object.keys(env).filter((k) => !allowed.has(k) && !tapAdded(k)), [], 'nothing else')

@@ -12,8 +12,12 @@ export function manifestFileFor (pluginsDir: string, name: string): string {
   return path.join(pluginsDir, `${name}.json`)
 }
 
-/** Replaces (or creates) `file` with `text` atomically; a new file is readable by its owner only (it may hold secrets). */
-export function writeFileAtomic (file: string, text: string): void {
+/**
+ * Replaces (or creates) `file` with `text` atomically; a new file is readable by its owner only
+ * (it may hold secrets). `durable: false` skips the flushes to disk: readers still see the old
+ * file or the new one, but a crash may leave the old one (for files rewritten at every start).
+ */
+export function writeFileAtomic (file: string, text: string, { durable = true }: { durable?: boolean } = {}): void {
   const dir = path.dirname(file)
   mkdirSync(dir, { recursive: true })
   let mode = 0o600
@@ -22,7 +26,7 @@ export function writeFileAtomic (file: string, text: string): void {
   const fd = openSync(temp, 'wx', mode)
   try {
     writeSync(fd, text)
-    fsyncSync(fd)
+    if (durable) fsyncSync(fd)
   } catch (err) {
     closeSync(fd)
     try { unlinkSync(temp) } catch {}
@@ -36,6 +40,7 @@ export function writeFileAtomic (file: string, text: string): void {
     throw err
   }
   // The rename itself reaches the disk with the folder's metadata.
+  if (!durable) return
   try {
     const dirFd = openSync(dir, 'r')
     try { fsyncSync(dirFd) } finally { closeSync(dirFd) }

@@ -98,6 +98,8 @@ class Plugin {
   postStart: AbortController | undefined
   /** The operator whose start brought the process up (its postStart is theirs). */
   postStartActor: string | undefined
+  /** What PLUGVISOR_CONFIG_FILE holds now, as this daemon wrote it (a start with the same config writes nothing). */
+  configText: string | undefined
   /** postStart waits for the startup probe to pass. */
   postStartWaiting = false
   /** The operator whose operation is in progress (hook runs are audited with it); undefined: the supervisor's own. */
@@ -326,15 +328,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /**
    * Writes the config (atomically: a reader sees the old file or the new one), readable by the
    * daemon's user only. A file that already holds it is left alone: a restart (or a daemon
-   * restart on a full disk) needs no write.
+   * restart on a full disk) needs no write. Not flushed to disk: it is checked again before every
+   * start, so a crash loses nothing, and a start burst pays no fsync per plugin.
    */
   #writeConfigFile (p: Plugin, config: Record<string, unknown>): void {
     const file = this.#configFile(p)
     if (file === undefined) return
     const text = JSON.stringify(config, null, 2) + '\n'
+    if (text === p.configText) return
     let current: string | undefined
     try { current = readFileSync(file, 'utf8') } catch {}
-    if (current !== text) writeFileAtomic(file, text)
+    p.configText = undefined
+    if (current !== text) writeFileAtomic(file, text, { durable: false })
+    p.configText = text
   }
 
   /** Runs one hook of the plugin's current process, publishes and persists the run. */
