@@ -1,11 +1,13 @@
 // Log files under load: 500 plugins each printing 10 lines a second (5,000 lines/s into
 // <dataDir>/logs/), and the daemon's event-loop lag meanwhile (p99 of each scrape interval of
-// plugvisor_event_loop_lag_seconds, read every 2 s). Each plugin is bash printing a line, then
-// waiting 100 ms with `read -t` on a FIFO nobody writes (a builtin: no fork per line). The daemon
-// logs at warn, so plugin lines go to the files only, not to stdout as well. Prints one JSON object.
+// plugvisor_event_loop_lag_seconds, read every 2 s), beside the same daemon and plugins while they
+// print nothing (the machine's own share of the lag). Each plugin is bash that, while a "go" file
+// exists, prints a line, then waits 100 ms with `read -t` on a FIFO nobody writes (builtins only:
+// no fork per line). The daemon logs at warn, so plugin lines go to the files only, not to stdout
+// as well. Prints one JSON object.
 //   node bench/log-files.js [plugins=500] [seconds=20]
 import { execFileSync } from 'node:child_process'
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { BIN, DAEMON_NODE_FLAGS, cleanup, cpuSeconds, exitAfter, freePort, nowMs, round, sleep, startProcess, stats, stopProcess, until, writeConfig } from './lib.js'
 
@@ -14,14 +16,15 @@ const windowSeconds = Number(process.argv[3] ?? 20)
 const SCRAPE_MS = 2000
 exitAfter('log-files', (windowSeconds + 180) * 1000, cleanup)
 
-const PRINTER = 'exec 3<>"$0"; i=0; while :; do echo "plugin $1 line $i: the quick brown fox jumps over the lazy dog"; i=$((i+1)); read -t 0.1 -u 3; done'
+const PRINTER = 'exec 3<>"$0"; i=0; while :; do if [[ -e "$2" ]]; then echo "plugin $1 line $i: the quick brown fox jumps over the lazy dog"; i=$((i+1)); fi; read -t 0.1 -u 3; done'
 
 const names = Array.from({ length: plugins }, (_, i) => `log${String(i).padStart(3, '0')}`)
 const config = writeConfig([], { log: { level: 'warn' } })
 const dir = path.dirname(config)
 const fifo = path.join(dir, 'never-written')
 execFileSync('mkfifo', [fifo])
-const manifests = names.map((name) => ({ name, command: 'bash', args: ['-c', PRINTER, fifo, name], stop: { timeoutMs: 2000 } }))
+const go = path.join(dir, 'go')
+const manifests = names.map((name) => ({ name, command: 'bash', args: ['-c', PRINTER, fifo, name, go], stop: { timeoutMs: 2000 } }))
 // Inline manifests, once the FIFO they read from exists in the config's folder.
 writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8')), plugins: manifests }))
 
@@ -38,6 +41,7 @@ const lagSeconds = async () => {
 const logBytes = () => {
   let total = 0
   const logs = path.join(dir, 'data', 'logs')
+  if (!existsSync(logs)) return 0
   for (const f of readdirSync(logs)) total += statSync(path.join(logs, f)).size
   return total
 }
@@ -50,26 +54,30 @@ try {
   }, 150000, `${plugins} plugins running`, 250)
   // Settle: the start burst's lag is not the steady state's.
   await sleep(3000)
-  await lagSeconds()
-  const bytes0 = logBytes()
-  const cpu0 = cpuSeconds(daemon.pid)
-  const t0 = nowMs()
-  const lags = []
-  while (nowMs() - t0 < windowSeconds * 1000) {
-    await sleep(SCRAPE_MS)
-    lags.push((await lagSeconds()) * 1000)
+  const window = async () => {
+    await lagSeconds()
+    const bytes0 = logBytes()
+    const cpu0 = cpuSeconds(daemon.pid)
+    const t0 = nowMs()
+    const lags = []
+    while (nowMs() - t0 < windowSeconds * 1000) {
+      await sleep(SCRAPE_MS)
+      lags.push((await lagSeconds()) * 1000)
+    }
+    const seconds = (nowMs() - t0) / 1000
+    const s = stats(lags)
+    return {
+      windowSeconds: round(seconds, 1),
+      logMbPerSecond: round((logBytes() - bytes0) / seconds / 2 ** 20, 2),
+      lagP99Ms: { median: round(s.median, 2), max: round(s.max, 2), n: s.n },
+      daemonCpuPercentOfOneCore: round((cpuSeconds(daemon.pid) - cpu0) / seconds * 100, 1)
+    }
   }
-  const seconds = (nowMs() - t0) / 1000
-  const written = logBytes() - bytes0
-  const s = stats(lags)
-  process.stdout.write(JSON.stringify({
-    plugins,
-    windowSeconds: round(seconds, 1),
-    linesPerSecond: plugins * 10,
-    logMbPerSecond: round(written / seconds / 2 ** 20, 2),
-    lagP99Ms: { median: round(s.median, 2), max: round(s.max, 2), n: s.n },
-    daemonCpuPercentOfOneCore: round((cpuSeconds(daemon.pid) - cpu0) / seconds * 100, 1)
-  }) + '\n')
+  const quiet = await window()
+  writeFileSync(go, '')
+  await sleep(1000)
+  const printing = await window()
+  process.stdout.write(JSON.stringify({ plugins, linesPerSecond: plugins * 10, ...printing, quiet }) + '\n')
 } finally {
   await stopProcess(daemon)
   cleanup()
