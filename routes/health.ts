@@ -31,7 +31,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: healthJson(Type.Ref(HealthReport), 'pass or warn'), 503: healthJson(Type.Ref(HealthReport), 'fail: the daemon, or a critical plugin failed or unhealthy') }
     }
   }, async (_req, reply) => {
-    const report = healthReport(supervisor.list(), (n) => healthMonitor.lastCheck(n), progress.storeMigrated, Date.now())
+    const report = healthReport(supervisor.list(), (n) => healthMonitor.lastCheck(n), progress.storeWritable, Date.now())
     reply.header('cache-control', 'no-store').type(HEALTH_JSON).code(report.status === 'fail' ? 503 : 200)
     return report
   })

@@ -315,6 +315,7 @@ async function reloadCommand (args: string[]): Promise<number> {
       [r.dryRun ? 'dry run, nothing changed:' : 'reloaded:', ''],
       ...rows.map(([label, names]) => [`  ${label}`, list(names)]),
       ['  unchanged', list(r.unchanged)],
+      ...(r.reconfigured.length > 0 ? [[r.dryRun ? '  would reload config in place' : '  config reloaded in place', list(r.reconfigured)]] : []),
       ...(r.kept.length > 0 ? [['  kept as running (manifest invalid)', list(r.kept)]] : []),
       ...(r.restartRequired.length > 0 ? [['  needs a daemon restart', r.restartRequired.join(', ')]] : [])
     ]) + '\n')

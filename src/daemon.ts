@@ -1,12 +1,14 @@
 // The daemon's services wired together, without HTTP: store, supervisor, boot and shutdown.
 // The Fastify layer (app.ts) publishes this object; the CLI and tests can use it directly.
+import path from 'node:path'
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
 import { problemsOf } from './errors.js'
-import { openStore, type Store } from './store/store.js'
+import { STORE_MAINTENANCE_INTERVAL_MS, openStore, type Store } from './store/store.js'
+import { LOCK_FILE, lockDataDir } from './store/data-dir-lock.js'
 import type { AuditStore } from './store/audit-store.js'
 import { Supervisor } from './supervisor/supervisor.js'
-import { systemClock, type Clock } from './clock.js'
+import { systemClock, systemEvery, type Clock, type Every } from './clock.js'
 import { childProcessRunner, type ProcessRunner } from './process/runner.js'
 import { newInstanceMarker } from './process/instance-marker.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
@@ -17,7 +19,6 @@ import { createHealthHistory, type HealthHistory } from './health/health-history
 import { createInvoker, type Invoker } from './invoke/invoker.js'
 import { createLogFiles, type LogFiles } from './process/log-files.js'
 import { createLogFollow, type LogFollow } from './events/log-follow.js'
-import path from 'node:path'
 
 /** Bodies the invoke proxy may send twice (retries, fallback plugin) are buffered up to this (bytes). */
 export const DEFAULT_MAX_REPLAY_BODY_BYTES = 1024 * 1024
@@ -25,6 +26,11 @@ import { createPluginChanges, type PluginChanges } from './plugin-changes.js'
 import { createConfigWatcher, createOwnWrites, type ConfigWatcher } from './watch/config-watcher.js'
 import { createPluginWatcher } from './watch/plugin-watcher.js'
 import type { AuditEntry } from './store/audit-store.js'
+
+/** Where the files named by PLUGVISOR_CONFIG_FILE live: `<dataDir>/plugin-config/<plugin>.json`. */
+export function pluginConfigDir (dataDir: string): string {
+  return path.join(dataDir, 'plugin-config')
+}
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -36,13 +42,17 @@ export interface DaemonOptions {
   processSource?: ProcessSource
   /** Largest request body the invoke proxy buffers for a replay (default 1 MiB; the app passes its body limit). */
   maxReplayBodyBytes?: number
+  /** Runs the store maintenance (WAL checkpoint, writes again what failed) every STORE_MAINTENANCE_INTERVAL_MS; tests fire it by hand. */
+  every?: Every
 }
 
 /** What readiness is made of, besides critical plugins. */
 export interface StartupProgress {
-  /** The database schema is as migrated and its last write went through. */
+  /** The database schema is as migrated (the daemon does not start otherwise). */
   readonly storeMigrated: boolean
-  /** Why not, when storeMigrated is false. */
+  /** The last write went through and nothing a failed write missed is still waiting. */
+  readonly storeWritable: boolean
+  /** Why not, when storeWritable is false. */
   readonly storeProblem: string | undefined
   orphansReaped: boolean
   initialStartDone: boolean
@@ -84,10 +94,26 @@ export interface Daemon {
 export function createDaemon (opts: DaemonOptions): Daemon {
   const { logger } = opts
   let loaded = opts.loaded
-  const store = openStore(loaded.dataDir)
+  // Before anything touches the folder (migrations, the cleanup of a previous daemon, plugins): a
+  // second daemon on it stops here and changes nothing.
+  const lock = lockDataDir(loaded.dataDir, {
+    onStale: (holder, why) => logger.warn({ lockFile: LOCK_FILE, holderPid: holder?.pid ?? null }, `took over the stale lock of data folder ${loaded.dataDir}: ${why}`)
+  })
+  let store: Store
+  try {
+    store = openStore(loaded.dataDir)
+  } catch (err) {
+    lock.release()
+    throw err
+  }
   const progress: StartupProgress = {
-    get storeMigrated () { return store.status.ok },
-    get storeProblem () { return store.status.problem },
+    storeMigrated: true,
+    get storeWritable () { return store.status.ok && supervisor.unsaved().length === 0 },
+    get storeProblem () {
+      const unsaved = supervisor.unsaved()
+      const parts = [store.status.problem ?? unsaved[0]?.reason, ...unsaved.map((u) => `the ${u.what} of plugin ${u.plugin} is not saved yet`)]
+      return parts[0] === undefined ? undefined : parts.join('; ')
+    },
     orphansReaped: false,
     initialStartDone: false
   }
@@ -98,7 +124,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     random: opts.random,
     restartBudget: loaded.config.restartBudget,
-    instance: newInstanceMarker(loaded.dataDir)
+    instance: newInstanceMarker(loaded.dataDir),
+    configDir: pluginConfigDir(loaded.dataDir)
   })
   const healthHistory = createHealthHistory(store.healthHistory, {
     ...loaded.config.history,
@@ -119,7 +146,13 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'resource sampling failed')
   })
-  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name), eventStreamClients: () => events.clientCount() })
+  const metrics = createPluginMetrics({
+    supervisor,
+    probes: healthMonitor,
+    resources: (name) => resources.usage(name),
+    eventStreamClients: () => events.clientCount(),
+    fallbackActive: (name) => invoker.fallbackActive(name)
+  })
   // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
   const invoker = createInvoker({
     supervisor,
@@ -163,7 +196,15 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   }
   // Created before load() so plugins with watch paths are watched from their `loaded` event on.
   const pluginWatcher = createPluginWatcher({ supervisor, logger })
+  // A hook an operator's call ran is theirs: audited with their name (the call itself is audited too).
+  supervisor.on('hook', (e) => {
+    if (e.actor !== null) recordAudit({ at: e.at, actor: e.actor, method: 'HOOK', route: `(hook ${e.hook})`, url: e.target, plugin: e.plugin, status: e.outcome === 'success' ? 200 : 502, durationMs: e.durationMs })
+  })
   supervisor.on('checksum', (e) => recordAudit({ at: e.at, actor: 'supervisor', method: 'SPAWN', route: '(checksum)', url: e.file ?? e.reason, plugin: e.plugin, status: 409, durationMs: 0 }))
+  // An automatic switch of a fallback is audited here; an operator's is audited with its request.
+  invoker.on('fallback', (e) => {
+    if (e.actor === null) recordAudit({ at: e.at, actor: 'supervisor', method: e.to === 'inactive' ? 'DEACTIVATE' : 'ACTIVATE', route: '(fallback)', url: `${e.from} -> ${e.to}: ${e.reason}`, plugin: e.plugin, status: 200, durationMs: 0 })
+  })
   supervisor.load(loaded.manifests)
   resources.start()
   const ownWrites = createOwnWrites()
@@ -189,6 +230,18 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     } catch (err) { logger.error({ err }, 'pruning state events failed') }
   }, 60_000)
   pruneEvents.unref()
+  // The write-ahead log is copied into the database and truncated on a timer, and once writes work
+  // again after a failure (a full disk with room again); what a failed write missed is written again.
+  const checkpoint = (): void => {
+    try {
+      store.checkpoint()
+    } catch (err) { logger.error({ err }, `checkpointing the database's write-ahead log failed: ${(err as Error).message}`) }
+  }
+  const stopMaintenance = (opts.every ?? systemEvery)(STORE_MAINTENANCE_INTERVAL_MS, () => {
+    supervisor.persistPending()
+    checkpoint()
+  })
+  store.status.onRecovered(() => setImmediate(() => { if (!closing) checkpoint() }))
 
   let booting: Promise<void> | undefined
   let closing: Promise<void> | undefined
@@ -240,6 +293,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         logFollow.close()
         resources.stop()
         clearInterval(pruneEvents)
+        stopMaintenance()
         // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
         await supervisor.shutdown()
         metrics.close()
@@ -249,6 +303,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         await logFiles.close()
         healthHistory.stop()
         store.close()
+        lock.release()
       })()
       return closing
     }

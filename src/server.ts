@@ -45,8 +45,8 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // Errors the router raises before any route runs (malformed %-encoding, over-long
     // parameters) get the same { statusCode, code, error, message } shape as every other error.
     frameworkErrors: (err, _req, reply) => {
-      const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
-      void (reply as FastifyReply).code(status).send(errorBody(status, new errors.Validation('').code, err.message))
+      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new errors.UriTooLong(err.message) : new errors.Validation(err.message)
+      void (reply as FastifyReply).code(e.statusCode!).send(errorBody(e.statusCode!, e.code, e.message))
     },
     ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -134,7 +134,8 @@ export function listenRefusal (loaded: LoadedConfig): string | undefined {
 export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
   const refusal = listenRefusal(loaded)
   if (refusal) throw new Error(refusal)
-  const fastify = await buildServer({ loaded })
+  // Plugins start only once the API listens: a daemon that cannot listen leaves nothing running.
+  const fastify = await buildServer({ loaded, boot: false })
   const { host, port } = loaded.config.server
   const onHangup = (): void => {
     fastify.log.info({ signal: 'SIGHUP' }, 'reloading the config (SIGHUP)')
@@ -159,7 +160,7 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
   // Only SIGTERM and SIGINT shut down (SIGHUP reloads); close-with-grace would also take SIGUSR2,
   // SIGQUIT and the fault signals. A second one during the shutdown SIGKILLs every plugin's group
   // still running, then exits.
-  closeWithGrace({
+  const grace = closeWithGrace({
     delay: 60000,
     logger: fastify.log,
     skip: CLOSE_WITH_GRACE_SIGNALS.filter((s) => !SHUTDOWN_SIGNALS.includes(s)),
@@ -173,7 +174,15 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
     await fastify.close()
     fastify.log.info('daemon shutdown: done')
   })
-  const address = await fastify.listen({ host, port })
+  let address: string
+  try {
+    address = await fastify.listen({ host, port })
+  } catch (err) {
+    grace.uninstall()
+    await fastify.close()
+    throw err
+  }
   fastify.log.info({ address, dataDir: loaded.dataDir, config: loaded.file, plugins: fastify.daemon.supervisor.names().length }, `daemon start: listening on ${address}`)
+  void fastify.daemon.boot().catch((err) => fastify.log.error({ err }, 'boot failed'))
   return fastify
 }

@@ -24,6 +24,7 @@ t.test('readiness: waits for the initial start pass and critical plugins only; ?
   t.equal(res.statusCode, 503, 'not ready before the initial start pass')
   t.match(res.json().checks, [
     { name: 'daemon:store-migrated', status: 'pass' },
+    { name: 'daemon:store-writable', status: 'pass' },
     { name: 'daemon:startup', status: 'fail' },
     { name: 'daemon:initial-start', status: 'fail' },
     { name: 'core', status: 'fail' },
@@ -53,7 +54,7 @@ t.test('readiness: waits for the initial start pass and critical plugins only; ?
   t.notOk(res.json().checks.some((c: { name: string }) => c.name === 'core2'))
   res = await app.inject({ url: '/health/readiness?verbose&exclude=core2&exclude=core' })
   t.equal(res.statusCode, 200)
-  t.same(res.json().checks.map((c: { name: string }) => c.name), ['daemon:store-migrated', 'daemon:startup', 'daemon:initial-start'], '?exclude is repeatable')
+  t.same(res.json().checks.map((c: { name: string }) => c.name), ['daemon:store-migrated', 'daemon:store-writable', 'daemon:startup', 'daemon:initial-start'], '?exclude is repeatable')
 })
 
 t.test('GET /health: 503 only when a critical plugin is failed or unhealthy; warn for the others; liveness never fails because of plugins', async (t) => {
@@ -98,7 +99,7 @@ t.test('GET /health: 503 only when a critical plugin is failed or unhealthy; war
 
   res = await app.inject({ url: '/plugins/health' })
   t.equal(res.statusCode, 200, 'the compatibility route reports, it is no probe target')
-  t.match(res.json(), { status: 'fail', plugins: { crit: { status: 'unhealthy' }, side: { status: 'unhealthy' } } })
+  t.match(res.json(), { status: 'unhealthy', plugins: { crit: { status: 'unhealthy', healthy: false }, side: { status: 'unhealthy' } } })
 })
 
 t.test('GET /health/:plugin: 200 healthy or degraded, 503 otherwise, 404 unknown', async (t) => {

@@ -1,8 +1,9 @@
 // Probes against real fixture processes: each kind passing and failing, thresholds, the startup
 // probe, warn => degraded, and what verdicts do to the lifecycle.
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { readEnviron } from '../src/process/proc.js'
 import { FIXTURE, type Tap, build, collectEvents, fastProbe as fast, fixturePlugin, served, startupProbe as startup, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 /** For tests that count every failure from the first probe on. */
@@ -83,6 +84,23 @@ t.test('tcp probe: a listener passes, a closed port fails', async (t) => {
   t.match(await bad, { probe: 'tcp', result: 'failure', error: /ECONNREFUSED/ })
   await healthy
   await unhealthy
+})
+
+t.test('an exec probe carries the instance marker of its plugin, so the cleanup after a hard kill finds it too; it failed before', async (t) => {
+  const dir = tempDir()
+  const seen = path.join(dir, 'probe-env.json')
+  const record = "require('fs').writeFileSync(process.argv[1], JSON.stringify(process.env))"
+  const { app, sup } = await booted(t, [
+    fixturePlugin('marked', 'sleep', { healthCheck: { exec: { command: process.execPath, args: ['-e', record, seen] }, ...fast, timeoutMs: 10000 } })
+  ], dir)
+  const probed = waitForEvent(app.daemon.healthMonitor, 'probe', (e) => e.plugin === 'marked')
+  await app.daemon.boot()
+  t.match(await probed, { result: 'success' })
+  const own = readEnviron(sup.summary('marked').pid!)!.find((e) => e.startsWith('PLUGVISOR_INSTANCE='))
+  t.ok(own, 'the plugin carries the marker')
+  const env = JSON.parse(readFileSync(seen, 'utf8')) as Record<string, string>
+  t.equal(`PLUGVISOR_INSTANCE=${env.PLUGVISOR_INSTANCE}`, own, 'and so does its probe, the same one')
+  t.equal(env.PLUGVISOR_PLUGIN, 'marked')
 })
 
 t.test('exec probe: runs without a shell in the plugin cwd and env; exit 0 passes, non-zero fails, a hang is killed at the timeout', async (t) => {

@@ -1,6 +1,7 @@
 // Test helpers: a real daemon (real SQLite file in a temp folder, real child processes) built
 // from a config written for the test, torn down (every child stopped) even when the test fails.
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdtempSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
@@ -146,4 +147,48 @@ export function served (name: string, env: Record<string, string>, healthCheck: 
 export async function outputLine (sup: Supervisor, plugin: string, re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray> {
   const { line } = await waitForEvent(sup, 'output', (e) => e.plugin === plugin && re.test(e.line), timeoutMs)
   return re.exec(line)!
+}
+
+/** A disk of its own that a test can fill: a folder on a tmpfs of `bytes`, unmounted at teardown. */
+export interface SmallDisk {
+  dir: string
+  /** Writes a file until the disk is full (ENOSPC): every write needing a new block fails from then on. */
+  fill: () => void
+  /** Deletes that file: room again. */
+  free: () => void
+}
+
+/**
+ * Mounts a tmpfs (a real full disk, real ENOSPC, real SQLITE_FULL); undefined with why when
+ * mounting is not allowed here (it needs root, or CAP_SYS_ADMIN).
+ */
+export function smallDisk (t: Tap, bytes = 8 << 20): SmallDisk | string {
+  const dir = tempDir('plugvisor-disk-')
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { encoding: 'utf8' })
+  if (r.status !== 0) return `cannot mount a tmpfs to fill (needs root): ${(r.stderr || r.error?.message || '').trim()}`
+  // Lazy: whatever still has a file open there (a daemon closing) keeps it until it lets go.
+  t.teardown(() => { spawnSync('umount', ['-l', dir]) })
+  const filler = path.join(dir, 'filler')
+  return {
+    dir,
+    fill: () => {
+      const fd = openSync(filler, 'a')
+      try {
+        for (const size of [1 << 20, 4096, 1]) {
+          const chunk = Buffer.alloc(size)
+          try { for (;;) writeSync(fd, chunk) } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err }
+        }
+      } finally { closeSync(fd) }
+    },
+    free: () => rmSync(filler, { force: true })
+  }
+}
+
+/** Boots the daemon, then waits until every plugin running the fixture's `serve` mode listens (its "listening" line). */
+export async function bootListening (app: FastifyInstance): Promise<void> {
+  const sup = app.daemon.supervisor
+  const serving = sup.names().filter((n) => sup.snapshot(n).desired === 'running' && sup.manifest(n).args.includes('serve'))
+  const listening = Promise.all(serving.map((n) => outputLine(sup, n, /^listening/)))
+  await app.daemon.boot()
+  await listening
 }

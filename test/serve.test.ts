@@ -90,3 +90,35 @@ t.test('a second SIGTERM during shutdown SIGKILLs every plugin before the daemon
   t.ok(pid > 0, 'the plugin pid was found in /proc')
   t.notOk(alive(pid), 'the plugin (which ignores SIGTERM, stop timeout 60 s) is gone when the daemon has exited')
 })
+
+t.test('log lines about a plugin process name it pluginPid: each line has one pid key, the daemon\'s (pino\'s own); it failed before', async (t) => {
+  const run = randomUUID()
+  const loaded = writeConfig([fixturePlugin('counted', 'sleep', { env: { TEST_RUN: run }, stop: { timeoutMs: 500 } })], { log: { level: 'info' } })
+  t.teardown(() => { for (const st of findByEnviron((env) => env.includes(`TEST_RUN=${run}`))) { try { process.kill(st.pid, 'SIGKILL') } catch {} } })
+  /** Raw lines of a daemon's stdout: the JSON as written, so a duplicated key is seen (JSON.parse keeps the last). */
+  const start = () => {
+    const daemon = spawn(process.execPath, [bin, 'serve', '--config', loaded.file], { env: { ...process.env, PLUGVISOR_PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] })
+    t.teardown(() => { if (daemon.exitCode === null) daemon.kill('SIGKILL') })
+    const raw: string[] = []
+    daemon.stdout!.on('data', (c: Buffer) => { raw.push(...c.toString().split('\n').filter((l) => l !== '')) })
+    return { daemon, raw, log: followLog(daemon.stdout!) }
+  }
+  const pidKeys = (line: string): number => line.match(/"pid":/g)?.length ?? 0
+  const first = start()
+  await first.log.until(() => first.log.entries.some((e) => e.plugin === 'counted' && e.to === 'running'))
+  const running = first.raw.find((l) => l.includes('"to":"running"'))!
+  const pluginPid = findByEnviron((env) => env.includes(`TEST_RUN=${run}`))[0].pid
+  t.equal(pidKeys(running), 1, 'the running line has one pid key')
+  t.match(JSON.parse(running), { pid: first.daemon.pid, pluginPid }, 'the daemon\'s pid, and the plugin\'s as pluginPid')
+  first.daemon.kill('SIGKILL')
+  await once(first.daemon, 'exit')
+
+  const second = start()
+  await second.log.until(() => second.log.entries.some((e) => /left by a previous daemon/.test(e.msg)))
+  const reaped = second.raw.filter((l) => l.includes('left by a previous daemon'))
+  t.ok(reaped.length > 0)
+  t.same(reaped.map(pidKeys), reaped.map(() => 1), 'so does every line about what a killed daemon left')
+  t.match(JSON.parse(reaped[0]), { pid: second.daemon.pid, pluginPid })
+  second.daemon.kill('SIGTERM')
+  await once(second.daemon, 'exit')
+})

@@ -50,7 +50,7 @@ t.test('state events are stored newest first and pruned in chunks', async (t) =>
   const db = openDatabase(tempDir())
   t.teardown(() => db.close())
   const store = createStateStore(db)
-  for (let i = 0; i < 5; i++) store.addEvent({ plugin: 'p', at: i * 1000, from: 'running', to: 'backoff', reason: 'crash', exitCode: i, signal: null, restartCount: i })
+  for (let i = 0; i < 5; i++) store.addEvent({ plugin: 'p', at: i * 1000, from: 'running', to: 'backoff', reason: 'crash', exitCode: i, signal: null, restartCount: i, error: null })
   t.same(store.events('p', { limit: 2 }).map((e) => e.exitCode), [4, 3])
   t.same(store.events('p', { since: 3000 }).map((e) => e.exitCode), [4, 3])
   t.equal(store.pruneEvents(3000, 2), 2, 'at most one chunk per call')

@@ -1,6 +1,8 @@
 // The driver with real child processes from the fixture program.
 import t from 'tap'
-import { alive, build, collectEvents, fixturePlugin, outputLine, writeConfig } from './helper.js'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { alive, build, collectEvents, fixturePlugin, outputLine, tempDir, writeConfig } from './helper.js'
 
 t.test('a SIGKILLed plugin is restarted', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('victim', 'sleep')]), { boot: false })
@@ -148,6 +150,8 @@ t.test('starting a plugin starts its stopped dependency first', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/plugins/web/start' })
   t.equal(res.json().state, 'running')
   t.equal(app.daemon.supervisor.summary('cache').state, 'running')
+  const started = app.daemon.supervisor.events('cache').find((e) => e.to === 'starting')
+  t.equal(started?.reason, 'dependency of web', 'the dependency\'s start says why it started')
 })
 
 t.test('logs: the ring buffer keeps the last lines of both streams', async (t) => {
@@ -175,6 +179,27 @@ t.test('a missing program is a spawn error that backs off like a crash', async (
   const s = await failed
   t.equal(s.restartCount, 1)
   t.ok(sup.events('ghost').some((e) => e.reason === 'spawn-error'))
+})
+
+t.test('why a spawn failed is in lastExit.error, the transition event and the stored events: a missing program and a file that is not executable (it failed before)', async (t) => {
+  const dir = tempDir()
+  const notExecutable = path.join(dir, 'plain.sh')
+  writeFileSync(notExecutable, '#!/bin/sh\nexit 0\n', { mode: 0o644 })
+  const once = { restart: { policy: 'never' } }
+  const app = await build(t, writeConfig([
+    { name: 'missing', command: '/nonexistent/program', ...once },
+    { name: 'plain', command: notExecutable, ...once }
+  ]), { boot: false })
+  const transitions = collectEvents(t, app.daemon.supervisor, 'transition')
+  await app.daemon.boot()
+  for (const [name, code, file] of [['missing', 'ENOENT', '/nonexistent/program'], ['plain', 'EACCES', notExecutable]]) {
+    const res = await app.inject({ method: 'GET', url: `/plugins/${name}` })
+    t.match(res.json(), { state: 'stopped', lastExit: { code: null, signal: null, error: { code, message: new RegExp(`${code}`) } } }, `${name}: GET /plugins/${name} says ${code}`)
+    t.match(res.json().lastExit.error.message, file, 'the message names the program')
+    t.match(transitions.find((e) => e.plugin === name && e.from === 'starting'), { to: 'stopped', error: { code } }, `${name}: the transition event carries it`)
+    const events = await app.inject({ method: 'GET', url: `/plugins/${name}/events` })
+    t.match(events.json().events.find((e: { from: string }) => e.from === 'starting'), { to: 'stopped', error: { code } }, `${name}: so does the stored event`)
+  }
 })
 
 t.test('the daemon-wide restart budget holds back restarts when many plugins crash at once', async (t) => {
@@ -226,13 +251,13 @@ t.test('a store that cannot be written does not stop supervision', async (t) => 
   t.ok(lines.some((l) => l.includes('could not persist the state event of plugin sturdy')), 'the failed write is logged')
 })
 
-t.test('a store whose writes fail makes readiness (daemon:store-migrated) and /health fail', async (t) => {
+t.test('a store whose writes fail makes readiness (daemon:store-writable) and /health fail', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('sturdy', 'sleep')], { log: { level: 'fatal' } }), { boot: false })
   const sup = app.daemon.supervisor
   await app.daemon.boot()
   const before = await app.inject({ method: 'GET', url: '/health/readiness?verbose' })
   t.equal(before.statusCode, 200)
-  t.match(before.json().checks, [{ name: 'daemon:store-migrated', status: 'pass' }])
+  t.match(before.json().checks, [{ name: 'daemon:store-migrated', status: 'pass' }, { name: 'daemon:store-writable', status: 'pass' }])
   t.equal((await app.inject({ method: 'GET', url: '/health' })).json().status, 'pass')
 
   app.daemon.store.close()
@@ -242,7 +267,7 @@ t.test('a store whose writes fail makes readiness (daemon:store-migrated) and /h
 
   const ready = await app.inject({ method: 'GET', url: '/health/readiness?verbose' })
   t.equal(ready.statusCode, 503)
-  t.match(ready.json().checks, [{ name: 'daemon:store-migrated', status: 'fail', detail: /database not usable as migrated: .*not open/ }])
+  t.match(ready.json().checks, [{ name: 'daemon:store-migrated', status: 'pass' }, { name: 'daemon:store-writable', status: 'fail', detail: /store writes fail: .*not open/ }])
   const health = await app.inject({ method: 'GET', url: '/health' })
   t.equal(health.statusCode, 503)
   t.equal(health.json().status, 'fail', 'the daemon-fail branch: every plugin is fine, the daemon is not')

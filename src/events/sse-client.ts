@@ -12,6 +12,9 @@ export interface EventSink {
   once: (event: 'drain', listener: () => void) => unknown
   end: () => void
   destroy: () => void
+  /** Hold writes in memory until uncork(), then send them as one (http.ServerResponse has both). */
+  cork?: () => void
+  uncork?: () => void
 }
 
 export const KEEP_ALIVE = ': keep-alive\n\n'

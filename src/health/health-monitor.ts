@@ -154,7 +154,8 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     const port = this.#supervisor.summary(name).port ?? undefined
     e.cycle.counters = initialCounters(hc)
     e.cycle.refusedSince = undefined
-    e.cycle.target = { port, cwd: m.cwd, env: hc.exec ? pluginEnv(m, port) : {} }
+    // The daemon's instance marker too: a probe still running when the daemon is killed hard is found and ended by the next one.
+    e.cycle.target = { port, cwd: m.cwd, env: hc.exec ? pluginEnv(m, port, this.#supervisor.instance) : {} }
     e.last.failureCount = 0
     e.last.phase = e.cycle.counters.phase
     const interval = this.#intervalOf(hc, e.cycle.counters)

@@ -68,24 +68,29 @@ export function pluginHealthEntry (s: PluginSummary, last: LastCheck): PluginHea
  */
 export function healthReport (list: PluginSummary[], lastCheck: (name: string) => LastCheck, daemonOk: boolean, now: number): HealthReport {
   const plugins: Record<string, PluginHealthEntry> = {}
+  for (const s of list) plugins[s.name] = pluginHealthEntry(s, lastCheck(s.name))
+  return { status: overallStatus(list, daemonOk), timestamp: new Date(now).toISOString(), plugins, summary: summarize(list) }
+}
+
+/** The rule of healthReport's status (also the compatibility routes'). */
+export function overallStatus (list: PluginSummary[], daemonOk: boolean): HealthStatus {
   let status: HealthStatus = daemonOk ? 'pass' : 'fail'
   for (const s of list) {
-    plugins[s.name] = pluginHealthEntry(s, lastCheck(s.name))
-    if (s.critical && (s.status === 'failed' || s.status === 'unhealthy')) status = 'fail'
-    else if (status === 'pass' && s.desired === 'running' && s.status !== 'healthy' && s.status !== 'unknown') status = 'warn'
+    if (s.critical && (s.status === 'failed' || s.status === 'unhealthy')) return 'fail'
+    if (status === 'pass' && s.desired === 'running' && s.status !== 'healthy' && s.status !== 'unknown') status = 'warn'
   }
-  return { status, timestamp: new Date(now).toISOString(), plugins, summary: summarize(list) }
+  return status
 }
 
 export const ReadinessCheck = Type.Object({
-  name: Type.String({ description: 'daemon:store-migrated, daemon:startup, daemon:initial-start, or a critical plugin' }),
+  name: Type.String({ description: 'daemon:store-migrated, daemon:store-writable, daemon:startup, daemon:initial-start, or a critical plugin' }),
   status: oneOf(['pass', 'fail']),
   detail: Type.String()
 })
 export type ReadinessCheck = Static<typeof ReadinessCheck>
 
 export interface ReadinessInput {
-  progress: { storeMigrated: boolean, storeProblem?: string, orphansReaped: boolean, initialStartDone: boolean }
+  progress: { storeMigrated: boolean, storeWritable: boolean, storeProblem?: string, orphansReaped: boolean, initialStartDone: boolean }
   plugins: PluginSummary[]
   exclude: string[]
 }
@@ -98,7 +103,8 @@ export function readiness ({ progress, plugins, exclude }: ReadinessInput): { re
   const check = (name: string, ok: boolean, detail: string): ReadinessCheck => ({ name, status: ok ? 'pass' : 'fail', detail })
   const skip = new Set(exclude)
   const checks = [
-    check('daemon:store-migrated', progress.storeMigrated, progress.storeMigrated ? 'database schema is current' : `database not usable as migrated${progress.storeProblem ? `: ${progress.storeProblem}` : ''}`),
+    check('daemon:store-migrated', progress.storeMigrated, progress.storeMigrated ? 'database schema is current' : 'database not migrated'),
+    check('daemon:store-writable', progress.storeWritable, progress.storeWritable ? 'the store takes writes' : `store writes fail: ${progress.storeProblem ?? 'unknown'}`),
     check('daemon:startup', progress.orphansReaped, progress.orphansReaped ? 'leftovers of a previous daemon handled' : 'start-up in progress'),
     check('daemon:initial-start', progress.initialStartDone, progress.initialStartDone ? 'initial start pass done' : 'starting plugins'),
     ...plugins.filter((p) => p.critical && !skip.has(p.name)).map((p) => check(p.name, isUp(p), `critical plugin ${p.status}`))

@@ -11,10 +11,19 @@ export interface Store {
   readonly lifecycle: StateStore
   readonly healthHistory: HealthHistoryStore
   readonly audit: AuditStore
-  /** Whether the schema is as migrated and the last write went through. */
+  /** Whether the last write went through. */
   readonly status: StoreStatus
+  /**
+   * Copies the write-ahead log into the database file and truncates it to zero bytes, so the
+   * -wal file cannot grow without bound (SQLite's own checkpoint after 1000 pages never
+   * truncates it). Throws when it cannot (a full disk).
+   */
+  checkpoint: () => void
   close: () => void
 }
+
+/** How often the daemon checkpoints the write-ahead log and writes again what a failed write missed (ms). */
+export const STORE_MAINTENANCE_INTERVAL_MS = 60_000
 
 /** Opens (creating and migrating) dataDir/plugvisor.db. */
 export function openStore (dataDir: string): Store {
@@ -25,6 +34,7 @@ export function openStore (dataDir: string): Store {
     healthHistory: createHealthStore(db, status),
     audit: createAuditStore(db, status),
     status,
+    checkpoint: () => { db.pragma('wal_checkpoint(TRUNCATE)') },
     close: () => db.close()
   }
 }

@@ -1,9 +1,16 @@
 // What the supervisor publishes: the summary of a plugin as the API shows it, and its events.
 import { Type, type Static } from '@sinclair/typebox'
-import { Nullable, Timestamp, oneOf } from '../shapes.js'
+import { Nullable, Timestamp, oneOf, type InMs } from '../shapes.js'
+import { HOOK_KINDS, HOOK_NAMES, HOOK_OUTCOMES } from '../hooks/hook-runner.js'
 import { pluginMetadataProperties } from '../config/metadata.js'
 import { CIRCUIT_STATE_NAMES, type CircuitStateName } from '../invoke/circuit.js'
-import { DESIRED_NAMES, HEALTH_NAMES, STATE_NAMES, STATUS_NAMES, type Health, type RestartEventReason, type StateName } from './lifecycle.js'
+import { DESIRED_NAMES, HEALTH_NAMES, STATE_NAMES, STATUS_NAMES, type Health, type RestartEventReason, type SpawnError, type StateName } from './lifecycle.js'
+
+/** Why a process could not be started, as the system said it. */
+export const SpawnErrorField = Nullable(Type.Object({
+  code: Type.String({ description: "The system's error code: ENOENT (no such program), EACCES (not executable), ..." }),
+  message: Type.String()
+}), { description: 'Why the process could not be started (a failed spawn); null when it ran' })
 
 export const StatusField = oneOf(STATUS_NAMES, 'One-word summary of state and health')
 
@@ -25,7 +32,8 @@ export const pluginSummaryProperties = {
   lastExit: Type.Union([Type.Object({
     code: Type.Union([Type.Integer(), Type.Null()]),
     signal: Type.Union([Type.String(), Type.Null()]),
-    at: Timestamp
+    at: Timestamp,
+    error: SpawnErrorField
   }), Type.Null()]),
   nextRestartAt: Nullable(Timestamp),
   circuit: Type.Union([oneOf(CIRCUIT_STATE_NAMES), Type.Null()], { description: 'Circuit breaker of calls into the plugin (invoke proxy); every loaded plugin has one, null only before its policies are built' })
@@ -42,7 +50,24 @@ export interface TransitionEvent {
   exitCode: number | null
   signal: string | null
   restartCount: number
+  /** Set when the transition comes from a failed spawn. */
+  error: SpawnError | null
 }
 export interface RestartEvent { plugin: string, reason: RestartEventReason, at: number }
 export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
 export interface CircuitEvent { plugin: string, from: CircuitStateName, to: CircuitStateName, reason: string, at: number }
+
+/** One run of a lifecycle hook: GET /plugins/:name/events (`hooks`), SSE `hook`, the hook_events table. */
+export const HookEvent = Type.Object({
+  plugin: Type.String(),
+  hook: oneOf(HOOK_NAMES, 'Which hook ran'),
+  kind: oneOf(HOOK_KINDS, 'How: a request to the plugin, a program, a signal'),
+  target: Type.String({ description: "What it called: 'PUT /config', 'SIGHUP', a command line" }),
+  outcome: oneOf(HOOK_OUTCOMES, 'success; failure (non-2xx, exit code not 0, signal not delivered); timeout (timeoutMs ran out); cancelled (the process ended first)'),
+  durationMs: Type.Number({ description: 'How long it took (milliseconds)' }),
+  reason: Type.String({ description: "What happened: the plugin's answer, the exit code, the timeout" }),
+  actor: Nullable(Type.String(), { description: 'The operator (token name, or anonymous) whose call ran it; null when the supervisor did (a start after a crash, a daemon shutdown)' }),
+  at: Timestamp
+}, { $id: 'HookEvent' })
+/** A hook run as the supervisor publishes it: `at` in ms since the epoch. */
+export type HookEvent = InMs<Static<typeof HookEvent>, 'at'>

@@ -14,15 +14,19 @@ export type Desired = typeof DESIRED_NAMES[number]
 /**
  * Why a plugin was restarted (the `reason` label of plugvisor_restarts_total): crash (an
  * unexpected exit, or a failed spawn), unhealthy (failed probes), memory (limits.maxMemoryMb),
- * manual (an operator restart), watch (one of its watched files changed). The first three go
- * through the backoff.
+ * manual (an operator restart), watch (one of its watched files changed), hook (its postStart
+ * hook failed: a failed start). All but manual and watch go through the backoff.
  */
-export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual', 'watch'] as const
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual', 'watch', 'hook'] as const
 export type RestartEventReason = typeof RESTART_REASONS[number]
 /** The restart reasons that go through the backoff. */
 export type RestartReason = Exclude<RestartEventReason, 'manual' | 'watch'>
 
-export interface ExitInfo { code: number | null, signal: string | null, at: number }
+/** Why a process could not be created: the system's error code (ENOENT, EACCES, ...) and message. */
+export interface SpawnError { code: string, message: string }
+
+/** How the last process ended; `error` when it never ran (a failed spawn). */
+export interface ExitInfo { code: number | null, signal: string | null, at: number, error?: SpawnError }
 
 /** Why the plugin is going down when it is stopping. */
 export type StopIntent =
@@ -58,7 +62,7 @@ export type LifecycleEvent =
   | { type: 'shutdown', reason?: string } // the daemon stops: like stop, but desired stays as it is
   | { type: 'restart', reason?: string }
   | { type: 'spawned' } // the process is running
-  | { type: 'spawn-failed', error: string }
+  | { type: 'spawn-failed', error: SpawnError }
   | { type: 'exited', code: number | null, signal: string | null }
   | { type: 'nothing-to-kill' } // a kill found no process (the spawn was still picking a port): it is down at once
   | { type: 'backoff-elapsed' }
@@ -67,6 +71,7 @@ export type LifecycleEvent =
   | { type: 'memory-exceeded' }
   | { type: 'files-changed', detail: string } // a file of manifest watch.paths changed
   | { type: 'checksum-mismatch', detail: string } // the executable is not the one manifest sha256 pins
+  | { type: 'post-start-failed', detail: string } // hooks.postStart failed or timed out: a failed start
 
 export type Effect =
   | { type: 'spawn' }
@@ -136,6 +141,9 @@ function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, 
   if (reason === 'crash' && (policy.policy === 'never' || (policy.policy === 'on-failure' && cleanExit))) {
     return go(s, { name: 'stopped' }, cleanExit ? 'exited' : 'exited (restart policy ' + policy.policy + ')', [], patch)
   }
+  // A failed postStart is a failed start: restarted unless the policy is never (how the process
+  // ended does not matter, it was stopped).
+  if (reason === 'hook' && policy.policy === 'never') return go(s, { name: 'stopped' }, 'postStart hook failed (restart policy never)', [], patch)
   let attempt = s.backoffAttempt
   let recent = s.recentRestarts.filter((t) => now - t < policy.windowMs)
   if (s.stableSince !== undefined && now - s.stableSince >= policy.resetAfterMs) {
@@ -214,7 +222,7 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         case 'spawned':
           return go(s, { name: 'running', since: now }, 'spawned', [], { stableSince: ctx.probed ? undefined : now })
         case 'spawn-failed':
-          return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now }, 'spawn-error')
+          return afterCrash(s, ctx, 'crash', { code: null, signal: null, at: now, error: ev.error }, 'spawn-error')
         case 'exited':
           return afterCrash(s, ctx, 'crash', { code: ev.code, signal: ev.signal, at: now })
         case 'checksum-mismatch':
@@ -244,6 +252,8 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         }
         case 'files-changed':
           return watchRestart(s, ev.detail, now)
+        case 'post-start-failed':
+          return go(s, { name: 'stopping', since: now, intent: { then: 'crash', reason: 'hook' } }, `postStart hook failed: ${ev.detail}`, [{ type: 'kill', reason: 'hook' }], { stableSince: undefined })
         case 'healthy':
           if (s.stableSince !== undefined) return ignore(s)
           return { snapshot: { ...s, stableSince: now }, effects: [], reason: 'healthy', ignored: false }
@@ -263,7 +273,9 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         case 'exited':
         case 'spawn-failed':
         case 'nothing-to-kill': {
-          const exit = ev.type === 'exited' ? { code: ev.code, signal: ev.signal, at: now } : { code: null, signal: null, at: now }
+          const exit: ExitInfo = ev.type === 'exited'
+            ? { code: ev.code, signal: ev.signal, at: now }
+            : ev.type === 'spawn-failed' ? { code: null, signal: null, at: now, error: ev.error } : { code: null, signal: null, at: now }
           switch (st.intent.then) {
             case 'stopped':
               return go(s, { name: 'stopped' }, 'stopped', [], { lastExit: exit, stableSince: undefined })
