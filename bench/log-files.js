@@ -4,12 +4,12 @@
 // print nothing (the machine's own share of the lag). Each plugin is bash that, while a "go" file
 // exists, prints a line, then waits 100 ms with `read -t` on a FIFO nobody writes (builtins only:
 // no fork per line). The daemon logs at warn, so plugin lines go to the files only, not to stdout
-// as well. Prints one JSON object.
+// as well. Before the daemon, the files alone in this process (filesAlone). Prints one JSON object.
 //   node bench/log-files.js [plugins=500] [seconds=20]
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, cpuSeconds, exitAfter, freePort, nowMs, round, sleep, startProcess, stats, stopProcess, until, writeConfig } from './lib.js'
+import { BIN, DAEMON_NODE_FLAGS, cleanup, cpuSeconds, exitAfter, freePort, nowMs, round, sleep, startProcess, stats, stopProcess, tempDir, until, writeConfig } from './lib.js'
 
 const plugins = Number(process.argv[2] ?? 500)
 const windowSeconds = Number(process.argv[3] ?? 20)
@@ -17,6 +17,39 @@ const SCRAPE_MS = 2000
 exitAfter('log-files', (windowSeconds + 180) * 1000, cleanup)
 
 const PRINTER = 'exec 3<>"$0"; i=0; while :; do if [[ -e "$2" ]]; then echo "plugin $1 line $i: the quick brown fox jumps over the lazy dog"; i=$((i+1)); fi; read -t 0.1 -u 3; done'
+
+/**
+ * The files alone, in this process: `plugins` × 10 lines a second handed to the log files
+ * (createLogFiles, as the daemon wires it) in 10 ms ticks, against the same ticks handing them
+ * to nobody; event-loop delay p99 (resolution 10 ms, subtracted) and CPU of each half.
+ */
+async function filesAlone (seconds) {
+  const { createLogFiles } = await import('../dist/src/process/log-files.js')
+  const { monitorEventLoopDelay } = await import('node:perf_hooks')
+  const half = async (on) => {
+    const files = createLogFiles({ dir: path.join(tempDir(), 'logs'), maxFileBytes: 10 * 2 ** 20, keepFiles: 5, onError: (e) => { throw e } })
+    const delay = monitorEventLoopDelay({ resolution: 10 })
+    delay.enable()
+    const cpu0 = process.cpuUsage()
+    let n = 0
+    const perTick = plugins / 10
+    const tick = setInterval(() => {
+      for (let i = 0; i < perTick; i++) {
+        const entry = { at: Date.now(), stream: 'stdout', line: `plugin ${n % plugins} line ${n}: the quick brown fox jumps over the lazy dog` }
+        if (on) files.append(`log${n % plugins}`, entry)
+        n++
+      }
+    }, 10)
+    await sleep(seconds * 1000)
+    clearInterval(tick)
+    delay.disable()
+    const cpu = process.cpuUsage(cpu0)
+    await files.close()
+    return { lagP99Ms: round(Math.max(0, delay.percentile(99) / 1e6 - 10), 2), cpuPercentOfOneCore: round((cpu.user + cpu.system) / 1e4 / seconds, 1) }
+  }
+  return { withFiles: await half(true), without: await half(false) }
+}
+const alone = await filesAlone(Math.max(5, windowSeconds / 2))
 
 const names = Array.from({ length: plugins }, (_, i) => `log${String(i).padStart(3, '0')}`)
 const config = writeConfig([], { log: { level: 'warn' } })
@@ -77,7 +110,7 @@ try {
   writeFileSync(go, '')
   await sleep(1000)
   const printing = await window()
-  process.stdout.write(JSON.stringify({ plugins, linesPerSecond: plugins * 10, ...printing, quiet }) + '\n')
+  process.stdout.write(JSON.stringify({ plugins, linesPerSecond: plugins * 10, ...printing, quiet, filesAlone: alone }) + '\n')
 } finally {
   await stopProcess(daemon)
   cleanup()
