@@ -79,6 +79,8 @@ async function main () {
   const calls = await benchCalls({ quick })
   step('liveness with 200 stalled GET /events clients')
   const sse = await jsonChild(['bench/sse-stall.js', quick ? '50' : '200'])
+  step('log files: plugins printing 10 lines a second each')
+  const logFiles = await jsonChild(['bench/log-files.js', quick ? '50' : '500', quick ? '6' : '20'])
   step('daemon CPU with 500 manifests watched, idle')
   const watchIdle = await jsonChild(['bench/watch-idle.js', quick ? '50' : '500', '5', quick ? '5' : '20'])
   let peers
@@ -210,6 +212,12 @@ async function main () {
       pass: watchIdle.cpuPercentOfOneCore <= 0.3
     },
     {
+      figure: `event-loop lag p99 with ${logFiles.plugins} plugins printing 10 lines/s each into log files (median of ${logFiles.lagP99Ms.n} scrapes)`,
+      measured: `${fmt(logFiles.lagP99Ms.median, 'ms')} (max ${fmt(logFiles.lagP99Ms.max, 'ms')}; ${logFiles.linesPerSecond} lines/s, ${fmt(logFiles.logMbPerSecond, 'MB/s')} written; daemon CPU ${fmt(logFiles.daemonCpuPercentOfOneCore, '%', 1)} of one core; the same plugins printing nothing: ${fmt(logFiles.quiet.lagP99Ms.median, 'ms')}, max ${fmt(logFiles.quiet.lagP99Ms.max, 'ms')}; the files alone, in-process: p99 ${fmt(logFiles.filesAlone.withFiles.lagP99Ms, 'ms')} vs ${fmt(logFiles.filesAlone.without.lagP99Ms, 'ms')} without, CPU ${fmt(logFiles.filesAlone.withFiles.cpuPercentOfOneCore, '%', 1)} vs ${fmt(logFiles.filesAlone.without.cpuPercentOfOneCore, '%', 1)})`,
+      budget: '<= 20 ms',
+      pass: logFiles.lagP99Ms.median <= 20
+    },
+    {
       figure: `GET /health/liveness with ${sse.clients} stalled GET /events clients (p99)`,
       measured: `${fmt(sse.liveness.p99Ms, 'ms')} (p50 ${fmt(sse.liveness.p50Ms, 'ms')}, n=${sse.liveness.n}, ${sse.liveness.failed} failed; ${sse.eventsProduced} events; RSS ${fmt(sse.baselineRssMb, 'MB', 1)} -> peak ${fmt(sse.peakRssMb, 'MB', 1)})`,
       budget: '<= 50 ms',
@@ -219,7 +227,7 @@ async function main () {
 
   const dir = path.join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, calls, watchIdle, sse, peers }, null, 2) + '\n')
+  writeFileSync(path.join(dir, quick ? 'latest-quick.json' : 'latest.json'), JSON.stringify({ machine, figures: rows, restart, lifecycle: life, metrics, probes, history, invoke, dashboard, calls, watchIdle, logFiles, sse, peers }, null, 2) + '\n')
 
   process.stdout.write(`\n${table(['figure', 'measured', 'budget', 'result'], rows.map((r) => [r.figure, r.measured, r.budget, r.pass ? 'pass' : 'FAIL']))}\n`)
   if (peers) process.stdout.write(`\n${peerTable(peers, table)}\n`)

@@ -16,7 +16,8 @@ const configModule = (): Promise<ConfigModule> => import('./config/load.js')
 
 const USAGE = `usage: plugvisor <command> [options]
 
-  serve [--config FILE]            run the daemon (FILE also from PLUGVISOR_CONFIG; default config/plugvisor.yaml)
+  serve [--config FILE]            run the daemon (FILE also from PLUGVISOR_CONFIG; default
+                                   ~/.config/plugvisor/plugvisor.yaml, every default when it is missing)
   validate [FILE]                  check a config and its manifests offline; exit 1 with the errors
   status [--json]                  every plugin's state, health and restarts
   start|stop|restart NAME...|--all [--wait]
@@ -43,7 +44,15 @@ environment: PLUGVISOR_URL (API address; else http://PLUGVISOR_HOST:PLUGVISOR_PO
              127.0.0.1:7070), PLUGVISOR_TOKEN (bearer token), PLUGVISOR_DATA_DIR
              (PLUGVISOR_HOST/PORT/DATA_DIR also override the config file for serve)`
 
-const DEFAULT_CONFIG = 'config/plugvisor.yaml'
+/**
+ * The config file when neither --config nor PLUGVISOR_CONFIG names one: in the user's config
+ * folder, never relative to the current folder (a global install runs from anywhere). When it
+ * does not exist, every default applies, relative to its folder (data in ~/.config/plugvisor/data).
+ */
+function defaultConfigFile (): string {
+  const home = process.env.HOME || '/'
+  return `${process.env.XDG_CONFIG_HOME || `${home}/.config`}/plugvisor/plugvisor.yaml`
+}
 
 export async function main (argv: string[]): Promise<number> {
   try {
@@ -101,11 +110,11 @@ async function dispatch (argv: string[]): Promise<number> {
 
 async function serveCommand (args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } })
-  const file = values.config ?? process.env.PLUGVISOR_CONFIG ?? DEFAULT_CONFIG
+  const file = values.config ?? (process.env.PLUGVISOR_CONFIG || defaultConfigFile())
   const config = await configModule()
   let loaded
   try {
-    loaded = config.loadConfig(file)
+    loaded = config.loadConfig(file, { missingIsEmpty: file === defaultConfigFile() })
   } catch (err) {
     return reportConfigError(config, err)
   }
@@ -132,12 +141,12 @@ async function reportConfigError ({ formatProblem }: ConfigModule, err: unknown)
 
 async function validateCommand (args: string[]): Promise<number> {
   const { positionals } = parseArgs({ args, allowPositionals: true })
-  const file = positionals[0] ?? process.env.PLUGVISOR_CONFIG ?? DEFAULT_CONFIG
+  const file = positionals[0] ?? (process.env.PLUGVISOR_CONFIG || defaultConfigFile())
   const config = await configModule()
   const { formatProblem } = config
   let loaded
   try {
-    loaded = config.loadConfig(file)
+    loaded = config.loadConfig(file, { missingIsEmpty: file === defaultConfigFile() })
   } catch (err) {
     return reportConfigError(config, err)
   }

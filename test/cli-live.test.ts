@@ -2,8 +2,9 @@
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { build, fixturePlugin, needs, waitForEvent, writeConfig, type Tap } from './helper.js'
+import { build, fixturePlugin, needs, tempDir, waitForEvent, writeConfig, type Tap } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 import { applyEvent, renderMonit, type MonitRow } from '../src/cli/monit.js'
 import { openEventStream } from '../src/cli/event-stream-client.js'
@@ -136,4 +137,22 @@ t.test('monit without a terminal says so and exits 1', async (t) => {
   const [code] = await once(child, 'exit')
   t.equal(code, 1)
   t.match(err, /monit needs a terminal/)
+})
+
+t.test('without --config the config is ~/.config/plugvisor/plugvisor.yaml (XDG_CONFIG_HOME honoured), whatever the current folder; missing, every default applies', async (t) => {
+  const home = tempDir()
+  const elsewhere = tempDir()
+  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: '', PLUGVISOR_CONFIG: '' }
+  const run = (cwd: string, e: NodeJS.ProcessEnv) => spawnSync(process.execPath, [bin, 'validate'], { cwd, env: e, encoding: 'utf8', timeout: 60000 })
+  const a = run(elsewhere, env)
+  t.equal(a.status, 0, a.stderr)
+  t.equal(a.stdout, `${home}/.config/plugvisor/plugvisor.yaml: valid, 0 plugin(s): \n`)
+  t.same(readdirSync(home), [], 'nothing was written')
+  const xdg = tempDir()
+  writeFileSync(path.join(xdg, 'plugvisor.yaml'), 'this is: [not valid')
+  mkdirSync(path.join(xdg, 'plugvisor'))
+  writeFileSync(path.join(xdg, 'plugvisor', 'plugvisor.yaml'), `plugins:\n  - ${JSON.stringify(fixturePlugin('one', 'sleep'))}\n`)
+  const b = run(packageRoot, { ...env, XDG_CONFIG_HOME: xdg })
+  t.equal(b.status, 0, b.stderr)
+  t.match(b.stdout, `${xdg}/plugvisor/plugvisor.yaml: valid, 1 plugin(s): one`, 'not the package\'s config/plugvisor.yaml, though the current folder has one')
 })

@@ -151,6 +151,8 @@ t.test('starting a plugin starts its stopped dependency first', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/plugins/web/start' })
   t.equal(res.json().state, 'running')
   t.equal(app.daemon.supervisor.summary('cache').state, 'running')
+  const started = app.daemon.supervisor.events('cache').find((e) => e.to === 'starting')
+  t.equal(started?.reason, 'dependency of web', 'the dependency\'s start says why it started')
 })
 
 t.test('logs: the ring buffer keeps the last lines of both streams', async (t) => {

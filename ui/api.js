@@ -47,7 +47,10 @@ export const plugin = (name) => `/plugins/${encodeURIComponent(name)}`
  * the time to re-read what may have been missed, since the stream has no replay.
  * Returns stop().
  */
-export function followEvents ({ onEvent, onState, onOpen }) {
+export const followEvents = (handlers) => followStream('/events', handlers)
+
+/** Follows any server-sent events path of the API (GET /events, a plugin's log follow) the same way. */
+export function followStream (path, { onEvent, onState, onOpen }) {
   const state = { stopped: false }
   let controller
   let delay = 500
@@ -55,7 +58,7 @@ export function followEvents ({ onEvent, onState, onOpen }) {
     while (!state.stopped) {
       controller = new AbortController()
       try {
-        const res = await fetch('/events', { headers: { ...headers(), accept: 'text/event-stream' }, signal: controller.signal, cache: 'no-store' })
+        const res = await fetch(path, { headers: { ...headers(), accept: 'text/event-stream' }, signal: controller.signal, cache: 'no-store' })
         if (res.status === 401) {
           onState('unauthorized')
           onUnauthorized(new ApiError(401, null))

@@ -183,7 +183,8 @@ export class PluginPage {
     const atBottom = this.logs.scrollTop + this.logs.clientHeight >= this.logs.scrollHeight - 4
     const els = lines.map((l) => h('div', { class: `line ${l.stream}` }, h('time', { datetime: l.at }, time(l.at)), ' ', l.line))
     if (replace) this.logs.replaceChildren(...els)
-    else {
+    else if (els.length > 0) {
+      this.logs.querySelector(':scope > .muted')?.remove()
       this.logs.append(...els)
       while (this.logs.childElementCount > TAIL) this.logs.firstElementChild.remove()
     }

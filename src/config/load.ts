@@ -1,6 +1,6 @@
 // Reading and validating the main config and plugin manifests. Nothing here touches processes
 // or HTTP: the result is plain data plus a list of problems, each naming file, JSON path, reason.
-import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 import path from 'node:path'
 import { parse as parseYaml } from 'yaml'
@@ -337,6 +337,8 @@ export const MANIFEST_EXT = /\.(ya?ml|json)$/
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv
+  /** A missing file is a config with every default (the default config file of `serve`), not an error. */
+  missingIsEmpty?: boolean
 }
 
 /**
@@ -347,7 +349,7 @@ export function loadConfig (file: string, opts: LoadOptions = {}): LoadedConfig 
   const env = opts.env ?? process.env
   const abs = path.resolve(file)
   const dir = path.dirname(abs)
-  const { value, problem } = readStructuredFile(abs)
+  const { value, problem } = opts.missingIsEmpty && !existsSync(abs) ? { value: {} } : readStructuredFile(abs)
   if (problem) throw configInvalid([problem])
   const expandProblems: ConfigProblem[] = []
   // Inline manifests are expanded (and reported) one by one below, so one bad plugin does not sink the daemon.

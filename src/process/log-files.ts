@@ -7,9 +7,11 @@ import path from 'node:path'
 import type { LogLine } from './log-ring.js'
 
 /** Queued lines are written this often (milliseconds). */
-export const FLUSH_INTERVAL_MS = 500
+export const FLUSH_INTERVAL_MS = 1000
 /** A plugin with this many characters queued is written at once, not at the next interval. */
 const EAGER_FLUSH_CHARS = 256 * 1024
+/** Plugins whose queue is written in one turn of the event loop. */
+const FLUSH_SLICE = 20
 /** Bytes read from the end of a file at a time when looking for its last lines. */
 const TAIL_CHUNK_BYTES = 64 * 1024
 
@@ -120,7 +122,7 @@ export function createLogFiles (opts: LogFilesOptions): LogFiles {
       f.handle = await open(f.file, 'a')
       f.size = 0
     }
-    await f.handle.appendFile(data)
+    for (let off = 0; off < data.length;) off += (await f.handle.write(data, off)).bytesWritten
     f.size += data.length
   }
 
@@ -134,8 +136,21 @@ export function createLogFiles (opts: LogFilesOptions): LogFiles {
   }
   const flushAll = (): Promise<unknown> => Promise.all([...files].map(([plugin, f]) => flushOne(plugin, f)))
 
+  // A flush of every plugin at once would be one long turn of the loop (500 plugins: 500 writes
+  // started back to back): FLUSH_SLICE plugins a turn, the next slice at setImmediate.
+  let slicing = false
+  const flushSlice = (): void => {
+    let n = 0
+    for (const f of dirty) {
+      if (n++ === FLUSH_SLICE) { setImmediate(flushSlice); return }
+      void flushOne(f.plugin, f)
+    }
+    slicing = false
+  }
   const timer = setInterval(() => {
-    for (const f of dirty) void flushOne(f.plugin, f)
+    if (slicing || dirty.size === 0) return
+    slicing = true
+    flushSlice()
   }, opts.flushIntervalMs ?? FLUSH_INTERVAL_MS)
   timer.unref()
 

@@ -598,7 +598,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const dep = this.#plugins.get(depName)
       if (!dep) return
       // A stop of the dependent does not wait for the dependency's start to settle.
-      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName, `dependency of ${p.name}`), aborted(signal)])
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName, p.actor, `dependency of ${p.name}`), aborted(signal)])
       if (signal.aborted) return
       // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
       const settled = (): boolean => {
