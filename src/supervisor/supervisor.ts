@@ -632,7 +632,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /**
    * Store writes on the lifecycle path: a full disk or a locked file must not take the
    * supervisor down with it (the processes still need watching). The error is logged and the
-   * in-memory state goes on; what was not written is lost.
+   * in-memory state goes on; a desired state or process identity not written is noted, for
+   * persistPending() and readiness; a state event not written is lost. Answers whether it went through.
    */
   #persist (plugin: string, what: KeptRecord | 'state event', write: () => void): boolean {
     try {
