@@ -9,8 +9,8 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Pool, request } from 'undici'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, exitAfter, freePort, round, sleepPlugin, startProcess, stats, stopProcess, until, writeConfig } from './lib.js'
+import { Pool } from 'undici'
+import { cleanup, exitAfter, round, sleepPlugin, startDaemon, stats, stopProcess, writeConfig } from './lib.js'
 
 async function timed (pool, body, n) {
   const times = []
@@ -27,16 +27,8 @@ async function timed (pool, body, n) {
 export async function benchCalls ({ quick = false } = {}) {
   const rounds = quick ? 20 : 200
   const config = writeConfig([sleepPlugin('host', { resilience: { circuitBreaker: { failureRate: 0.9, windowSize: 100 } } })])
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
-    env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit']
-  }, 'plugvisor')
+  const { child: daemon, base } = await startDaemon(config)
   try {
-    await until(async () => {
-      try { const r = await request(`${base}/plugins/host`); await r.body.dump(); return r.statusCode === 200 } catch { return undefined }
-    }, 20000, 'the daemon answering')
     const pool = new Pool(base, { connections: 1 })
     // Mostly successes with some failures, as a host reports them; the circuit stays closed.
     const batch = JSON.stringify({ calls: Array.from({ length: 1000 }, (_, i) => ({ success: i % 10 !== 0, durationMs: 3 + (i % 7), ...(i % 10 === 0 ? { error: 'rpc failed' } : {}) })) })

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { chromium } from 'playwright-core'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, cpuSeconds, freePort, nowMs, round, sleep, sleepPlugin, startProcess, stats, stopProcess, trackStray, until, writeConfig } from './lib.js'
+import { cleanup, cpuSeconds, nowMs, round, sleep, sleepPlugin, startDaemon, stats, stopProcess, trackStray, until, writeConfig } from './lib.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -25,12 +25,7 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 export async function benchDashboard ({ plugins = 500, loads = 5, idleSeconds = 20 } = {}) {
   const names = Array.from({ length: plugins }, (_, i) => `p${String(i).padStart(3, '0')}`)
   const config = writeConfig(names.map((n) => sleepPlugin(n, { autostart: true })))
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
-    env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit']
-  }, 'plugvisor daemon')
+  const { child: daemon, base } = await startDaemon(config, { name: 'plugvisor daemon' })
   const pool = new Pool(base, { connections: 2 })
   const api = async (method, url) => {
     const res = await pool.request({ method, path: url })

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util'
 import { Pool, request } from 'undici'
 import autocannon from 'autocannon'
 import {
-  BIN, DAEMON_NODE_FLAGS, ROOT, childrenOf, cleanup, cpuSeconds, exitAfter, exitedWithin, freePort, procStatusKb, round, startProcess, stats,
+  ROOT, childrenOf, cleanup, cpuSeconds, exitAfter, exitedWithin, freePort, procStatusKb, round, startDaemon, startProcess, stats,
   stopProcess, tempDir, trackStray, until
 } from './lib.js'
 
@@ -100,12 +100,7 @@ export async function benchInvoke ({ quick = false } = {}) {
     log: { level: 'warn' },
     plugins: [{ name: 'target', command: process.execPath, args: [pluginFile], port: 'auto', stop: { timeoutMs: 2000 } }]
   }))
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
-    env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit']
-  }, 'plugvisor')
+  const { child: daemon, base } = await startDaemon(config)
   let pluginPid
   let replyFrom
   let nginx

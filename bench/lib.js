@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
 
 export { sleep }
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -96,6 +97,35 @@ export async function stopProcess (child, graceMs = 15000) {
   const timer = setTimeout(() => { try { process.kill(child.pid, 'SIGKILL') } catch {} }, graceMs)
   await exited(child)
   clearTimeout(timer)
+}
+
+/**
+ * The daemon as an operator runs it: `node <daemon flags> dist/src/bin.js serve --config FILE` in
+ * its own process, on 127.0.0.1 and a free port (or `port`) through PLUGVISOR_HOST/PORT, log level
+ * warn, stopped by pid at cleanup. Resolves once GET /health/liveness answers 200, with the child,
+ * its port and base URL; rejects when it exits first (or after `timeoutMs`).
+ */
+export async function startDaemon (config, { port, stdio = ['ignore', 'ignore', 'inherit'], name = 'plugvisor', timeoutMs = 20000 } = {}) {
+  port ??= await freePort()
+  const base = `http://127.0.0.1:${port}`
+  const child = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
+    env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
+    stdio
+  }, name)
+  try {
+    await until(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it listened`)
+      try {
+        const res = await request(`${base}/health/liveness`)
+        await res.body.dump()
+        return res.statusCode === 200
+      } catch { return undefined }
+    }, timeoutMs, `${name} to listen on ${base}`)
+  } catch (err) {
+    await stopProcess(child, 5000)
+    throw err
+  }
+  return { child, port, base }
 }
 
 const strays = new Map() // pid -> { pgid, comm } of processes we caused: killed at cleanup if left

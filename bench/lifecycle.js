@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process'
 import { Pool } from 'undici'
 import autocannon from 'autocannon'
 import {
-  BIN, DAEMON_NODE_FLAGS, ROOT, alive, cpuSeconds, exitedWithin, freePort, nowMs, procStatusKb, round, sleep, sleepPlugin, startProcess,
+  BIN, ROOT, alive, cpuSeconds, exitedWithin, freePort, nowMs, procStatusKb, round, sleep, sleepPlugin, startDaemon, startProcess,
   stats, stopProcess, trackStray, until, writeConfig
 } from './lib.js'
 
@@ -93,14 +93,7 @@ export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, sta
   if (quick) ({ plugins, rounds, statusRequests, cliRuns, idleSeconds, idleSettleSeconds, cannonSeconds, cannonSlices } = QUICK)
   const names = Array.from({ length: plugins }, (_, i) => `p${String(i).padStart(3, '0')}`)
   const config = writeConfig(names.map((n) => sleepPlugin(n)))
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
-  let stderr = ''
-  const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
-    env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'ignore', 'pipe']
-  }, 'plugvisor daemon')
-  daemon.stderr.on('data', (c) => { stderr += c })
+  const { child: daemon, base } = await startDaemon(config, { name: 'plugvisor daemon' })
   const pool = new Pool(base, { connections: 4 })
   const api = async (method, url) => {
     const res = await pool.request({ method, path: url })
@@ -112,10 +105,6 @@ export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, sta
   const peakRssMb = {}
   const peak = (phase) => { peakRssMb[phase] = round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1) }
   try {
-    await until(async () => {
-      if (daemon.exitCode !== null) throw new Error(`daemon exited with ${daemon.exitCode}: ${stderr}`)
-      try { return (await api('GET', '/health/liveness')).status === 'pass' } catch { return false }
-    }, 20000, 'the daemon to listen')
     peak('listening')
 
     const livenessUrl = `${base}/health/liveness`

@@ -15,7 +15,7 @@ import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Client, request } from 'undici'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, freePort, procStatusKb, quantile, round, startProcess, stopProcess, until, writeConfig } from './lib.js'
+import { cleanup, cpuSeconds, freePort, procStatusKb, quantile, round, startDaemon, stopProcess, until, writeConfig } from './lib.js'
 
 const DISCONNECTED = 'GET /events client disconnected: it did not keep up with the event stream'
 
@@ -47,14 +47,13 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     // 200 streams, the producer's circuit calls and the reconnect all come from 127.0.0.1: not what the limiter is measured on here.
     rateLimit: { max: 100000 }
   })
-  const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] }, 'plugvisor')
+  // Its log (stdout) is read from the start: a pipe holds what comes before the reader.
+  const { child: daemon, base } = await startDaemon(file, { port, stdio: ['ignore', 'pipe', 'inherit'] })
   let dropLines = 0
   createInterface({ input: daemon.stdout }).on('line', (line) => { if (line.includes(DISCONNECTED)) dropLines++ })
-  const base = `http://127.0.0.1:${port}`
   const sockets = []
   const live = new Client(base, { pipelining: 1 })
   try {
-    await until(async () => (await request(`${base}/health/liveness`).then((r) => r.body.dump().then(() => r.statusCode), () => 0)) === 200, 20000, 'daemon listening')
     const rss = () => procStatusKb(daemon.pid, 'VmRSS') / 1024
     const baselineRssMb = rss()
 
@@ -80,6 +79,7 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     let failed = 0
     let peakRssMb = rss()
     const sampler = setInterval(() => { peakRssMb = Math.max(peakRssMb, rss()) }, 100)
+    const cpu0 = cpuSeconds(daemon.pid)
     const t0 = performance.now()
     try {
       const going = () => performance.now() - t0 < produceMs
@@ -99,6 +99,8 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     }
     done.abort()
     await produced
+    // The daemon's CPU for the window: the events to every client, the calls that made them, liveness.
+    const cpuMs = (cpuSeconds(daemon.pid) - cpu0) * 1000
     await producer.close()
     const connected = await streamClients(base)
     for (const c of sockets.splice(0)) c.destroy()
@@ -110,6 +112,8 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     return {
       clients,
       eventsProduced: calls * 2,
+      daemonCpuMs: Math.round(cpuMs),
+      daemonCpuUsPerEvent: round(cpuMs * 1000 / (calls * 2), 1),
       baselineRssMb: round(baselineRssMb, 1),
       peakRssMb: round(peakRssMb, 1),
       vmHwmMb: round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1),

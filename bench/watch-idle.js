@@ -4,7 +4,7 @@
 // is the watching; the window starts once it answers and has settled. Prints one JSON object.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, cpuSeconds, exitAfter, freePort, nowMs, round, sleep, sleepPlugin, startProcess, stopProcess, until, writeConfig } from './lib.js'
+import { cleanup, cpuSeconds, exitAfter, nowMs, round, sleep, sleepPlugin, startDaemon, stopProcess, until, writeConfig } from './lib.js'
 
 const plugins = Number(process.argv[2] ?? 500)
 const settleSeconds = Number(process.argv[3] ?? 5)
@@ -21,13 +21,9 @@ for (let i = 0; i < plugins; i++) {
   writeFileSync(path.join(work, 'app.js'), '')
   writeFileSync(path.join(dir, 'plugins.d', `${name}.json`), JSON.stringify(sleepPlugin(name, { cwd: work, watch: { paths: ['*.js'] } })))
 }
-const port = await freePort()
-const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
-  env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
-  stdio: ['ignore', 'ignore', 'inherit']
-}, 'plugvisor daemon')
+const { child: daemon, base } = await startDaemon(config, { name: 'plugvisor daemon', timeoutMs: 60000 })
 try {
-  await until(async () => (await fetch(`http://127.0.0.1:${port}/health/readiness`).catch(() => null))?.ok === true, 60000, 'the daemon to be ready')
+  await until(async () => (await fetch(`${base}/health/readiness`).catch(() => null))?.ok === true, 60000, 'the daemon to be ready')
   await sleep(settleSeconds * 1000)
   const cpu0 = cpuSeconds(daemon.pid)
   const w0 = nowMs()

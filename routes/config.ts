@@ -34,11 +34,11 @@ const config: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/config/reload', {
     schema: {
       tags: ['config'],
-      summary: 'Re-read the main config and the plugins folder and apply only what changed (SIGHUP does the same); ?dryRun=true reports without changing anything. An invalid manifest keeps the running version of its plugin',
+      summary: 'Re-read the main config and the plugins folder and apply only what changed (SIGHUP does the same); ?dryRun=true reports without changing anything. An invalid manifest, or a reload hook that failed, keeps the running version of its plugin',
       querystring: ReloadQuery,
       response: { 200: ReloadResult, 400: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
     }
-  }, async (req) => app.daemon.changes.reload({ dryRun: req.query.dryRun }))
+  }, async (req) => app.daemon.changes.reload({ dryRun: req.query.dryRun, actor: req.principal?.name ?? 'anonymous' }))
 }
 
 export default config

@@ -1,4 +1,4 @@
-// GET /events: server-sent events (transition, health, restart, circuit). The stream is the raw socket,
+// GET /events: server-sent events (transition, health, restart, circuit, fallback, config). The stream is the raw socket,
 // so the reply is hijacked; the event stream service owns formatting, keep-alive and slow clients.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
@@ -12,7 +12,7 @@ const events: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/events', {
     schema: {
       tags: ['observability'],
-      summary: 'Server-sent events: `event:` transition | health | restart | circuit, `data:` JSON { plugin, from, to, reason, at }; `event: config` after every reload, `data:` { trigger, files, added, removed, changed, kept, problems, refused, at }; keep-alive comments every events.keepAliveMs',
+      summary: 'Server-sent events: `event:` transition | health | restart | circuit, `data:` JSON { plugin, from, to, reason, at }; `event: fallback` when calls go to a plugin\'s fallback or back, `data:` a FallbackEvent { plugin, from, to: inactive | auto | manual, reason, at, target, actor }; `event: hook` after every run of a lifecycle hook, `data:` { plugin, hook, kind, target, outcome, durationMs, reason, actor, at }; `event: config` after every reload, `data:` { trigger, files, added, removed, changed, reconfigured, kept, problems, refused, at }; keep-alive comments every events.keepAliveMs',
       response: {
         200: {
           description: 'An endless text/event-stream',

@@ -3,7 +3,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import { timeOf } from '../src/shapes.js'
-import { HealthReport, healthReport } from '../src/health/health-report.js'
+import { overallStatus } from '../src/health/health-report.js'
+import { HockeypuckHealth, hockeypuckHealth } from '../src/hosts/hockeypuck.js'
 import { HistoryQuery, HistoryResponse, PluginParams, errorResponses } from './schemas.js'
 
 const DAY = 24 * 3_600_000
@@ -15,10 +16,13 @@ const pluginHealth: FastifyPluginAsyncTypebox = async (app) => {
     logLevel: 'warn',
     schema: {
       tags: ['plugins', 'compatibility'],
-      summary: 'Detailed health of every plugin (the management API of existing plugin hosts); always 200',
-      response: { 200: Type.Ref(HealthReport) }
+      summary: "Detailed health of every plugin in the shape of the Hockeypuck plugin host's management API; always 200",
+      response: { 200: Type.Ref(HockeypuckHealth) }
     }
-  }, async () => healthReport(supervisor.list(), (n) => healthMonitor.lastCheck(n), progress.storeWritable, Date.now()))
+  }, async () => {
+    const list = supervisor.list()
+    return hockeypuckHealth(list, (n) => healthMonitor.lastCheck(n), overallStatus(list, progress.storeWritable), Date.now())
+  })
 
   app.get('/plugins/:name/health/history', {
     schema: {

@@ -1,22 +1,29 @@
 // /plugins: lifecycle API. Thin: take the supervisor, call it, shape the answer.
+import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import { timeOf } from '../src/shapes.js'
-import { PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
+import { HookEvent, PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
 import { StateEvent } from '../src/store/state-store.js'
-import { StatusSummary, summarize } from '../src/status-summary.js'
+import { HockeypuckStatus, hockeypuckStatus } from '../src/hosts/hockeypuck.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogLine, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { matchesFilter } from '../src/plugin-filter.js'
-import { redactManifest, redactedConfig } from '../src/config/redact.js'
+import { redactManifest, redactedConfig, shownField } from '../src/config/redact.js'
 import { UnloadResult } from '../src/plugin-changes.js'
+import { LogLineBody, logLineBody } from '../src/process/log-ring.js'
+import { recentLines } from '../src/process/log-files.js'
+import { FULL_RETRY_AFTER_S } from '../src/events/event-stream.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 /** The operation was done but its desired state could not be saved (a full disk). */
 const notPersisted = Type.Ref(ErrorResponse, { description: 'PLUGVISOR_STATE_NOT_PERSISTED: done, but the desired state could not be saved (written again once the store takes writes; readiness fails until then)' })
+
+/** Who asked, as the audit log names them: hooks an operation runs are audited with it. */
+const actorOf = (req: FastifyRequest): string => req.principal?.name ?? 'anonymous'
 
 const plugins: FastifyPluginAsyncTypebox = async (app) => {
   const { supervisor, changes } = app.daemon
@@ -25,10 +32,17 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   const waitHealthy = (name: string, timeoutMs: number): Promise<Summary> =>
     supervisor.waitFor(name, (s) => s.status === 'healthy' || s.status === 'degraded', timeoutMs, 'healthy')
 
+  // One scan samples every plugin at the same time: its ISO form is made once, not once per plugin.
+  let sampledMs: number | undefined
+  let sampledIso = ''
+  const isoOf = (ms: number): string => {
+    if (ms !== sampledMs) { sampledMs = ms; sampledIso = new Date(ms).toISOString() }
+    return sampledIso
+  }
   /** The latest resource sample of a plugin, as the API shows it. */
   const resourcesOf = (name: string) => {
     const usage = app.daemon.resources.usage(name)
-    return usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: new Date(usage.sampledAt).toISOString() } : null
+    return usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: isoOf(usage.sampledAt) } : null
   }
 
   app.get('/plugins', {
@@ -38,28 +52,21 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       querystring: PluginListQuery,
       response: { 200: PluginListWithResources, ...errorResponses }
     }
-  }, async (req) => ({ plugins: supervisor.list().filter((p) => matchesFilter(p, req.query)).map((s) => ({ ...s, resources: resourcesOf(s.name) })) }))
+  }, async (req) => {
+    // list() makes fresh summaries: each gets its resources set, not spread into a copy (with
+    // 500 plugins the copies took half the handler's time and made the serializer 4x slower).
+    const list: Array<Summary & { resources?: ReturnType<typeof resourcesOf> }> = supervisor.list().filter((p) => matchesFilter(p, req.query))
+    for (const s of list) s.resources = resourcesOf(s.name)
+    return { plugins: list as Array<Summary & { resources: ReturnType<typeof resourcesOf> }> }
+  })
 
   app.get('/plugins/status', {
     schema: {
       tags: ['plugins', 'compatibility'],
-      summary: 'Status overview (the management API of existing plugin hosts)',
-      response: {
-        200: Type.Object({
-          timestamp: Type.String({ format: 'date-time' }),
-          plugins: Type.Record(Type.String(), Type.Pick(PluginSummary, ['state', 'status', 'health', 'desired', 'version', 'pid', 'uptimeMs', 'restartCount'])),
-          summary: Type.Ref(StatusSummary)
-        })
-      }
+      summary: "Status overview in the shape of the Hockeypuck plugin host's management API",
+      response: { 200: Type.Ref(HockeypuckStatus) }
     }
-  }, async () => {
-    const list = supervisor.list()
-    const out: Record<string, Pick<Summary, 'state' | 'status' | 'health' | 'desired' | 'version' | 'pid' | 'uptimeMs' | 'restartCount'>> = {}
-    for (const { state, status, health, desired, version, pid, uptimeMs, restartCount, name } of list) {
-      out[name] = { state, status, health, desired, version, pid, uptimeMs, restartCount }
-    }
-    return { timestamp: new Date().toISOString(), plugins: out, summary: summarize(list) }
-  })
+  }, async () => hockeypuckStatus(supervisor.list(), (n) => shownField(supervisor.manifest(n), 'command') as string, app.daemon.progress.initialStartDone))
 
   for (const op of Op) {
     app.post(`/plugins/${op}`, {
@@ -73,7 +80,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       const { plugin, all, wait, timeoutMs } = req.query
       if (!all && (plugin === undefined || plugin.length === 0)) throw new errors.Validation('name plugins with ?plugin=NAME (repeatable) or ask for ?all=true')
       const names = all ? supervisor.names() : [...new Set(plugin!)]
-      const run = op === 'start' ? supervisor.startMany(names) : op === 'stop' ? supervisor.stopMany(names) : supervisor.restartMany(names)
+      const run = op === 'start' ? supervisor.startMany(names, actorOf(req)) : op === 'stop' ? supervisor.stopMany(names, actorOf(req)) : supervisor.restartMany(names, actorOf(req))
       let result = await run
       if (wait === 'healthy' && op !== 'stop') result = await Promise.all(names.map((n) => waitHealthy(n, timeoutMs)))
       return { plugins: result }
@@ -89,7 +96,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       }
     }, async (req) => {
       const { name } = req.params
-      const summary = await supervisor[op](name)
+      const summary = await supervisor[op](name, actorOf(req))
       if (req.query.wait === 'healthy' && op !== 'stop') return waitHealthy(name, req.query.timeoutMs)
       return summary
     })
@@ -98,7 +105,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/plugins/:name', {
     schema: {
       tags: ['plugins'],
-      summary: 'One plugin: summary, resource usage, manifest (sensitive config redacted), probe stats and health trend',
+      summary: 'One plugin: summary, resource usage, manifest (sensitive config redacted), probe stats, call statistics and the trend of probes and calls',
       params: PluginParams,
       response: {
         200: PluginDetail,
@@ -109,7 +116,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     const { name } = req.params
     const summary = supervisor.summary(name)
     const resources = resourcesOf(name)
-    const { trend, ...stats } = app.daemon.healthHistory.stats(name)
+    const { trend, ...stats } = app.daemon.healthHistory.stats(name, (now) => app.daemon.invoker.callWindows(name, now))
     return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, calls: app.daemon.invoker.calls(name), trend }
   })
 
@@ -127,7 +134,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       response: { 201: Type.Ref(PluginSummary), ...changeErrors }
     }
   }, async (req, reply) => {
-    const summary = await changes.register(req.body, { start: req.query.start })
+    const summary = await changes.register(req.body, { start: req.query.start, actor: actorOf(req) })
     return reply.code(201).header('location', `/plugins/${summary.name}`).send(summary)
   })
 
@@ -138,52 +145,87 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       params: PluginParams,
       response: { 200: UnloadResult, ...changeErrors }
     }
-  }, async (req) => changes.unregister(req.params.name))
+  }, async (req) => changes.unregister(req.params.name, actorOf(req)))
 
   app.put('/plugins/:name/config', {
     schema: {
       tags: ['plugins'],
-      summary: "Replace a plugin's config: validated by its configSchema, written to its manifest file, applied by restarting the plugin (sensitive values redacted in the answer)",
+      summary: "Replace a plugin's config: validated by its configSchema, written to its manifest file, applied in place by the plugin's reload hook when it has one and runs (same process; a failed hook restores the old config and answers 502 PLUGVISOR_HOOK_FAILED), else by restarting the plugin (sensitive values redacted in the answer)",
       params: PluginParams,
       body: ConfigBody,
       response: {
         200: Type.Object({ ...pluginSummaryProperties, config: Type.Unknown({ description: 'The config now in effect, sensitive values redacted' }) }),
-        ...changeErrors
+        ...changeErrors,
+        502: Type.Ref(ErrorResponse, { description: "PLUGVISOR_HOOK_FAILED: the reload hook failed or timed out (the message carries the plugin's answer); the old config is back in place, on file and in PLUGVISOR_CONFIG_FILE" })
       }
     }
   }, async (req) => {
     const { name } = req.params
-    const summary = await changes.setConfig(name, req.body)
+    const summary = await changes.setConfig(name, req.body, actorOf(req))
     return { ...summary, config: redactedConfig(supervisor.manifest(name)) }
   })
 
   app.get('/plugins/:name/events', {
     schema: {
       tags: ['plugins'],
-      summary: 'State transitions and restarts, newest first, with reason, exit code and signal',
+      summary: 'State transitions and restarts, newest first, with reason, exit code and signal; and the runs of its lifecycle hooks (hooks), newest first',
       params: PluginParams,
       querystring: EventsQuery,
-      response: { 200: Type.Object({ plugin: Type.String(), events: Type.Array(StateEvent) }), ...errorResponses }
+      response: { 200: Type.Object({ plugin: Type.String(), events: Type.Array(StateEvent), hooks: Type.Array(Type.Ref(HookEvent)) }), ...errorResponses }
     }
   }, async (req) => {
     const { name } = req.params
     const since = req.query.since !== undefined ? timeOf(req.query.since) : undefined
     const events = supervisor.events(name, { limit: req.query.limit, since }).map((e) => ({ ...e, at: new Date(e.at).toISOString() }))
-    return { plugin: name, events }
+    const hooks = supervisor.hookEvents(name, { limit: req.query.limit, since }).map(({ id, ...e }) => ({ ...e, at: new Date(e.at).toISOString() }))
+    return { plugin: name, events, hooks }
   })
 
   app.get('/plugins/:name/logs', {
     schema: {
       tags: ['plugins'],
-      summary: 'Last lines of stdout and stderr, oldest first (ring buffer of 1000 lines, each cut at 8 KiB)',
+      summary: 'Last lines of stdout and stderr, oldest first (1000 kept in memory, each cut at 8 KiB; older ones from <dataDir>/logs/<name>.log and its rotated files); ?follow=true: a text/event-stream of them, then every new line',
       params: PluginParams,
       querystring: LogsQuery,
-      response: { 200: Type.Object({ plugin: Type.String(), lines: Type.Array(LogLine) }), ...errorResponses }
+      response: {
+        200: {
+          description: 'JSON { plugin, lines }; with follow=true an endless text/event-stream: `event: line`, `data:` one LogLine as JSON per line, keep-alive comments every events.keepAliveMs; ends when the plugin is unloaded or the daemon shuts down',
+          content: {
+            'application/json': { schema: Type.Object({ plugin: Type.String(), lines: Type.Array(Type.Ref(LogLineBody)) }) },
+            'text/event-stream': { schema: Type.String() }
+          }
+        },
+        ...errorResponses,
+        503: Type.Ref(ErrorResponse, { description: `follow=true while events.maxClients clients follow logs already: PLUGVISOR_EVENT_STREAM_FULL, with Retry-After: ${FULL_RETRY_AFTER_S}` })
+      }
     }
-  }, async (req) => {
+  }, async (req, reply) => {
     const { name } = req.params
-    const lines = supervisor.logs(name, req.query.tail).map((l) => ({ at: new Date(l.at).toISOString(), stream: l.stream, line: l.line }))
-    return { plugin: name, lines }
+    const { tail, follow } = req.query
+    const ring = supervisor.logs(name, tail)
+    if (!follow) {
+      const lines = await recentLines(ring, tail, app.daemon.logFiles, name)
+      return { plugin: name, lines: lines.map(logLineBody) }
+    }
+    const { logFollow } = app.daemon
+    if (logFollow.full()) {
+      reply.header('retry-after', String(FULL_RETRY_AFTER_S))
+      throw new errors.EventStreamFull(`${logFollow.clientCount()} log follow`)
+    }
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': req.id
+    })
+    // Subscribed before the files are read: a line printed meanwhile is held, not lost.
+    const follower = logFollow.subscribe(name, res)
+    res.on('close', follower.close)
+    follower.start(await recentLines(ring, tail, app.daemon.logFiles, name))
+    return reply
   })
 }
 

@@ -41,7 +41,7 @@ export const PluginDetail = Type.Object({
   manifest: Type.Record(Type.String(), Type.Unknown(), { description: 'The manifest with defaults filled in; sensitive config values redacted' }),
   stats: Type.Ref(HealthStats),
   calls: Type.Ref(CallStats),
-  trend: oneOf(TREND_NAMES, 'Failure rate of the last 5 minutes against the 5 before: more than 10 points higher is degrading, lower improving; stable otherwise or with fewer than 3 results in either window')
+  trend: oneOf(TREND_NAMES, 'Probes and calls of the last 5 minutes against the 5 before: a failure share more than 10 points higher, or an average latency at least 1.5 times and 5 ms higher, is degrading; the reverse improving (when nothing degrades); stable otherwise, or with fewer than 3 probe results / 10 calls in either window')
 })
 
 export const PluginParams = Type.Object({ name: Type.String({ description: 'Plugin name' }) })
@@ -64,13 +64,8 @@ export const EventsQuery = Type.Object({
 })
 
 export const LogsQuery = Type.Object({
-  tail: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000)' })
-})
-
-export const LogLine = Type.Object({
-  at: Timestamp,
-  stream: oneOf(['stdout', 'stderr']),
-  line: Type.String()
+  tail: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000); from the log files when the daemon has fewer in memory' }),
+  follow: Type.Boolean({ default: false, description: 'true: a text/event-stream of the last `tail` lines, then every new line as it is printed' })
 })
 
 export const PluginHealthResponse = Type.Object({ name: Type.String(), ...PluginHealth.properties })

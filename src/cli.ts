@@ -8,7 +8,7 @@ import type { StateEvent } from './store/state-store.js'
 import type { RawCheck, RollupBucket } from './health/health-history.js'
 import type { ReloadResult } from './plugin-changes.js'
 import type { ErrorBody } from './plugins/error-handler.js'
-import type { LogLine } from '../routes/schemas.js'
+import type { LogLineBody } from './process/log-ring.js'
 // config/load.js compiles every JSON Schema with ajv when imported (~200 ms): only `serve` and
 // `validate` need it, so it is imported there and `status` & co. start as fast as Node does.
 type ConfigModule = typeof import('./config/load.js')
@@ -20,11 +20,14 @@ const USAGE = `usage: plugvisor <command> [options]
   validate [FILE]                  check a config and its manifests offline; exit 1 with the errors
   status [--json]                  every plugin's state, health and restarts
   start|stop|restart NAME...|--all [--wait]
-                                   act on plugins, answer once done (--wait: until healthy)
+                                   act on plugins, answer once done (--wait: until each is healthy
+                                   or degraded)
   add FILE|-                       load a plugin from a manifest file (YAML or JSON; - reads stdin)
   remove NAME                      unload a plugin (stop it, retire its manifest file)
   config NAME --set key=value...   change a plugin's config (values parsed as JSON when they parse)
-  logs NAME [--tail N]             last lines of a plugin's output
+  logs NAME [--tail N] [-f]        last lines of a plugin's output (from its log files when the
+                                   daemon restarted since); -f/--follow: then every new line, until Ctrl-C
+  monit                            a live table of every plugin, updated from the event stream (q quits)
   events NAME [--limit N]          a plugin's state transitions
   history NAME [--resolution raw|minute|hour] [--limit N]
                                    a plugin's probe results or their rollups
@@ -54,7 +57,7 @@ export async function main (argv: string[]): Promise<number> {
   }
 }
 
-function usageError (message: string): number {
+export function usageError (message: string): number {
   process.stderr.write(`plugvisor: ${message}\n${USAGE}\n`)
   return 2
 }
@@ -69,6 +72,7 @@ async function dispatch (argv: string[]): Promise<number> {
     case 'stop':
     case 'restart': return actionCommand(command, rest)
     case 'logs': return logsCommand(rest)
+    case 'monit': return withApi(async () => { await (await import('./cli/monit.js')).monit(rest) })
     case 'events': return eventsCommand(rest)
     case 'history': return historyCommand(rest)
     case 'reload': return reloadCommand(rest)
@@ -152,7 +156,7 @@ async function validateCommand (args: string[]): Promise<number> {
  * One API call with node:http (global fetch would first load the whole undici bundle, tens of
  * milliseconds of every command's run time).
  */
-async function api (method: string, path: string, payload?: unknown): Promise<unknown> {
+export async function api (method: string, path: string, payload?: unknown): Promise<unknown> {
   const base = apiBase()
   const url = new URL(base + path)
   const headers: Record<string, string> = { accept: 'application/json' }
@@ -176,16 +180,16 @@ async function api (method: string, path: string, payload?: unknown): Promise<un
   return body
 }
 
-class CliError extends Error {}
+export class CliError extends Error {}
 
 /** PLUGVISOR_URL, else http://PLUGVISOR_HOST:PLUGVISOR_PORT (defaults 127.0.0.1 and 7070). */
-function apiBase (): string {
+export function apiBase (): string {
   if (process.env.PLUGVISOR_URL) return process.env.PLUGVISOR_URL.replace(/\/$/, '')
   const host = process.env.PLUGVISOR_HOST || '127.0.0.1'
   return `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PLUGVISOR_PORT || '7070'}`
 }
 
-function table (plugins: PluginSummary[]): string {
+export function table (plugins: PluginSummary[]): string {
   const rows = [['NAME', 'STATUS', 'STATE', 'HEALTH', 'PID', 'PORT', 'UPTIME', 'RESTARTS', 'LAST EXIT']]
   for (const p of plugins) {
     const exit = p.lastExit ? (p.lastExit.signal ?? `code ${p.lastExit.code}`) : '-'
@@ -194,12 +198,12 @@ function table (plugins: PluginSummary[]): string {
   return columns(rows)
 }
 
-function columns (rows: string[][]): string {
+export function columns (rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n')
 }
 
-function duration (ms: number): string {
+export function duration (ms: number): string {
   if (ms <= 0) return '-'
   const s = Math.floor(ms / 1000)
   if (s < 60) return `${s}s`
@@ -207,7 +211,7 @@ function duration (ms: number): string {
   return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
 }
 
-async function withApi (fn: () => Promise<void>): Promise<number> {
+export async function withApi (fn: () => Promise<void>): Promise<number> {
   try {
     await fn()
     return 0
@@ -242,11 +246,17 @@ function actionCommand (op: 'start' | 'stop' | 'restart', args: string[]): Promi
 }
 
 function logsCommand (args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tail: { type: 'string', default: '100' } } })
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tail: { type: 'string', default: '100' }, follow: { type: 'boolean', short: 'f' } } })
   if (positionals.length !== 1) return Promise.resolve(usageError('logs needs one plugin name'))
+  const [name] = positionals
+  if (values.follow) {
+    let code = 1
+    return withApi(async () => { code = await (await import('./cli/logs-follow.js')).followLogs(name, values.tail) }).then((c) => c === 0 ? code : c)
+  }
   return withApi(async () => {
-    const { lines } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: Static<typeof LogLine>[] }
-    process.stdout.write(lines.map((l) => `${l.at} ${l.stream === 'stderr' ? 'ERR' : 'OUT'} ${l.line}`).join('\n') + (lines.length ? '\n' : ''))
+    const { formatLogLine } = await import('./cli/logs-follow.js')
+    const { lines } = await api('GET', `/plugins/${encodeURIComponent(name)}/logs?tail=${encodeURIComponent(values.tail)}`) as { lines: Static<typeof LogLineBody>[] }
+    process.stdout.write(lines.map(formatLogLine).join(''))
   })
 }
 
@@ -296,6 +306,7 @@ async function reloadCommand (args: string[]): Promise<number> {
       [r.dryRun ? 'dry run, nothing changed:' : 'reloaded:', ''],
       ...rows.map(([label, names]) => [`  ${label}`, list(names)]),
       ['  unchanged', list(r.unchanged)],
+      ...(r.reconfigured.length > 0 ? [[r.dryRun ? '  would reload config in place' : '  config reloaded in place', list(r.reconfigured)]] : []),
       ...(r.kept.length > 0 ? [['  kept as running (manifest invalid)', list(r.kept)]] : []),
       ...(r.restartRequired.length > 0 ? [['  needs a daemon restart', r.restartRequired.join(', ')]] : [])
     ]) + '\n')

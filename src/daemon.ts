@@ -1,5 +1,6 @@
 // The daemon's services wired together, without HTTP: store, supervisor, boot and shutdown.
 // The Fastify layer (app.ts) publishes this object; the CLI and tests can use it directly.
+import path from 'node:path'
 import type { Logger } from './logger.js'
 import { formatProblem, type LoadedConfig } from './config/load.js'
 import { problemsOf } from './errors.js'
@@ -16,6 +17,8 @@ import { createEventStream, type EventStream } from './events/event-stream.js'
 import { HealthMonitor } from './health/health-monitor.js'
 import { createHealthHistory, type HealthHistory } from './health/health-history.js'
 import { createInvoker, type Invoker } from './invoke/invoker.js'
+import { createLogFiles, type LogFiles } from './process/log-files.js'
+import { createLogFollow, type LogFollow } from './events/log-follow.js'
 
 /** Bodies the invoke proxy may send twice (retries, fallback plugin) are buffered up to this (bytes). */
 export const DEFAULT_MAX_REPLAY_BODY_BYTES = 1024 * 1024
@@ -23,6 +26,11 @@ import { createPluginChanges, type PluginChanges } from './plugin-changes.js'
 import { createConfigWatcher, createOwnWrites, type ConfigWatcher } from './watch/config-watcher.js'
 import { createPluginWatcher } from './watch/plugin-watcher.js'
 import type { AuditEntry } from './store/audit-store.js'
+
+/** Where the files named by PLUGVISOR_CONFIG_FILE live: `<dataDir>/plugin-config/<plugin>.json`. */
+export function pluginConfigDir (dataDir: string): string {
+  return path.join(dataDir, 'plugin-config')
+}
 
 export interface DaemonOptions {
   loaded: LoadedConfig
@@ -69,6 +77,10 @@ export interface Daemon {
   readonly metrics: PluginMetrics
   /** GET /events clients. */
   readonly events: EventStream
+  /** What plugins print, in <dataDir>/logs/<name>.log (rotated), written in batches. */
+  readonly logFiles: LogFiles
+  /** GET /plugins/:name/logs?follow=true clients. */
+  readonly logFollow: LogFollow
   /** Calls into plugins through their resilience policies; owns the circuit breakers. */
   readonly invoker: Invoker
   /** Register, unload, change config, reload: what runs and the plugins folder kept in step. */
@@ -112,7 +124,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     random: opts.random,
     restartBudget: loaded.config.restartBudget,
-    instance: newInstanceMarker(loaded.dataDir)
+    instance: newInstanceMarker(loaded.dataDir),
+    configDir: pluginConfigDir(loaded.dataDir)
   })
   const healthHistory = createHealthHistory(store.healthHistory, {
     ...loaded.config.history,
@@ -133,7 +146,13 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     clock: opts.clock,
     onError: (err) => logger.error({ err }, 'resource sampling failed')
   })
-  const metrics = createPluginMetrics({ supervisor, probes: healthMonitor, resources: (name) => resources.usage(name), eventStreamClients: () => events.clientCount() })
+  const metrics = createPluginMetrics({
+    supervisor,
+    probes: healthMonitor,
+    resources: (name) => resources.usage(name),
+    eventStreamClients: () => events.clientCount(),
+    fallbackActive: (name) => invoker.fallbackActive(name)
+  })
   // Created before load() so every plugin gets its policies (and circuit: closed) on `loaded`.
   const invoker = createInvoker({
     supervisor,
@@ -151,6 +170,23 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     maxClients: loaded.config.events.maxClients,
     onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
+  const logFiles = createLogFiles({
+    dir: path.join(loaded.dataDir, 'logs'),
+    maxFileBytes: loaded.config.logs.maxFileMb * 1024 * 1024,
+    keepFiles: loaded.config.logs.keepFiles,
+    onError: (err, plugin) => logger.error({ err, plugin }, `plugin ${plugin}: writing its log file failed: ${err.message}`)
+  })
+  supervisor.on('output', (o) => logFiles.append(o.plugin, o))
+  // What a plugin printed before it stopped is in its file when the stop is answered.
+  supervisor.on('transition', (e) => { if (e.to === 'stopped' || e.to === 'failed' || e.to === 'backoff') void logFiles.flush(e.plugin) })
+  supervisor.on('unloaded', (name) => { if (!supervisor.has(name)) void logFiles.release(name) })
+  const logFollow = createLogFollow({
+    supervisor,
+    keepAliveMs: loaded.config.events.keepAliveMs,
+    maxBufferedBytes: loaded.config.events.maxBufferedBytes,
+    maxClients: loaded.config.events.maxClients,
+    onSlowClient: (plugin, bufferedBytes) => logger.warn({ plugin, bufferedBytes }, `a client following the log of plugin ${plugin} was disconnected: it did not keep up`)
+  })
   const { audit } = store
   /** Entries the daemon itself causes (a reload on a file change, a refused executable); never throws. */
   const recordAudit = (entry: Omit<AuditEntry, 'role' | 'remote' | 'requestId'>): void => {
@@ -160,7 +196,15 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   }
   // Created before load() so plugins with watch paths are watched from their `loaded` event on.
   const pluginWatcher = createPluginWatcher({ supervisor, logger })
+  // A hook an operator's call ran is theirs: audited with their name (the call itself is audited too).
+  supervisor.on('hook', (e) => {
+    if (e.actor !== null) recordAudit({ at: e.at, actor: e.actor, method: 'HOOK', route: `(hook ${e.hook})`, url: e.target, plugin: e.plugin, status: e.outcome === 'success' ? 200 : 502, durationMs: e.durationMs })
+  })
   supervisor.on('checksum', (e) => recordAudit({ at: e.at, actor: 'supervisor', method: 'SPAWN', route: '(checksum)', url: e.file ?? e.reason, plugin: e.plugin, status: 409, durationMs: 0 }))
+  // An automatic switch of a fallback is audited here; an operator's is audited with its request.
+  invoker.on('fallback', (e) => {
+    if (e.actor === null) recordAudit({ at: e.at, actor: 'supervisor', method: e.to === 'inactive' ? 'DEACTIVATE' : 'ACTIVATE', route: '(fallback)', url: `${e.from} -> ${e.to}: ${e.reason}`, plugin: e.plugin, status: 200, durationMs: 0 })
+  })
   supervisor.load(loaded.manifests)
   resources.start()
   const ownWrites = createOwnWrites()
@@ -212,6 +256,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     resources,
     metrics,
     events,
+    logFiles,
+    logFollow,
     invoker,
     changes,
     boot () {
@@ -245,6 +291,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         configWatcher?.close()
         pluginWatcher.close()
         events.close()
+        logFollow.close()
         resources.stop()
         clearInterval(pruneEvents)
         stopMaintenance()
@@ -254,6 +301,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         await booting?.catch(() => {})
         await healthMonitor.stop()
         await invoker.close()
+        await logFiles.close()
         healthHistory.stop()
         store.close()
         lock.release()

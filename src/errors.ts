@@ -18,8 +18,11 @@ export const errors = {
   PluginUnavailable: createError('PLUGVISOR_PLUGIN_UNAVAILABLE', "plugin '%s' is not available: %s", 503),
   CircuitOpen: createError('PLUGVISOR_CIRCUIT_OPEN', "the circuit of plugin '%s' is open", 503),
   PluginTimeout: createError('PLUGVISOR_PLUGIN_TIMEOUT', "plugin '%s' did not answer within %s ms", 504),
+  /** A lifecycle hook failed (a reload hook: the old config was restored); the message carries the plugin's answer. */
+  HookFailed: createError('PLUGVISOR_HOOK_FAILED', "the %s hook of plugin '%s' failed: %s", 502),
   WaitTimeout: createError('PLUGVISOR_WAIT_TIMEOUT', "plugin '%s' did not become %s within %s ms", 504),
   PayloadTooLarge: createError('PLUGVISOR_PAYLOAD_TOO_LARGE', 'request body is too large', 413),
+  UriTooLong: createError('PLUGVISOR_URI_TOO_LONG', '%s', 414),
   UnsupportedMediaType: createError('PLUGVISOR_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: %s', 415),
   /** The operation took effect, but the store could not keep its desired state (a full disk): a daemon restarted now would not keep it. */
   StateNotPersisted: createError('PLUGVISOR_STATE_NOT_PERSISTED', "plugin '%s': %s done, but its desired state could not be saved (%s); it is written again once the store takes writes, and a daemon restarted before that would not keep it", 503),

@@ -2,13 +2,13 @@
 // plugin's config, reload the config files. What runs and what is on disk are kept in step:
 // every change is written to the plugins folder (atomically) before it is applied, so a reload
 // or a daemon restart finds exactly what runs now. One change at a time, daemon-wide.
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Logger } from './logger.js'
 import { Type, type Static } from '@sinclair/typebox'
 import { ConfigProblem, expandEnv, loadConfig, parseManifest, readStructuredFile, type LoadedConfig, type LoadedManifest } from './config/load.js'
 import { manifestFileFor, manifestText, retireManifestFile, withConfig, writeFileAtomic } from './config/manifest-files.js'
-import { planReload } from './config/reload-plan.js'
+import { onlyConfigDiffers, planReload } from './config/reload-plan.js'
 import { restoreRedacted } from './config/redact.js'
 import type { Supervisor } from './supervisor/supervisor.js'
 import type { PluginSummary } from './supervisor/events.js'
@@ -21,6 +21,7 @@ export const ReloadResult = Type.Object({
   added: Type.Array(Type.String(), { description: 'New plugins: loaded, and started when autostart (or their stored desired state) says so' }),
   removed: Type.Array(Type.String(), { description: 'Plugins whose manifest is gone: stopped and unloaded' }),
   changed: Type.Array(Type.String(), { description: 'Plugins whose manifest differs: stopped, swapped, started again when they were meant to run' }),
+  reconfigured: Type.Array(Type.String(), { description: 'Running plugins whose config alone changed and that have a reload hook: the new config reached the same process, no restart (a failed hook puts the plugin in kept, with a problem)' }),
   unchanged: Type.Array(Type.String()),
   kept: Type.Array(Type.String(), { description: 'Plugins whose manifest is invalid now (see problems): the running version stays' }),
   problems: Type.Array(Type.Ref(ConfigProblem), { description: 'Every manifest not applied, with file, JSON path and reason' }),
@@ -52,13 +53,17 @@ export type UnloadResult = Static<typeof UnloadResult>
 
 export interface PluginChanges {
   /** Validates a manifest, writes it to `<pluginsDir>/<name>.json`, loads it and starts it when `start` (default: autostart). */
-  register: (doc: unknown, opts?: { start?: boolean }) => Promise<PluginSummary>
+  register: (doc: unknown, opts?: { start?: boolean, actor?: string }) => Promise<PluginSummary>
   /** Stops and unloads a plugin; its file in the plugins folder is renamed to `<file>.deleted`. */
-  unregister: (name: string) => Promise<UnloadResult>
-  /** Replaces a plugin's config (validated by its configSchema), writes it to its file, restarts the plugin. */
-  setConfig: (name: string, config: Record<string, unknown>) => Promise<PluginSummary>
+  unregister: (name: string, actor?: string) => Promise<UnloadResult>
+  /**
+   * Replaces a plugin's config (validated by its configSchema) and writes it to its file. A running
+   * plugin with a reload hook gets it in place (same process); when that hook fails, the file is
+   * restored and PLUGVISOR_HOOK_FAILED thrown. Any other plugin is restarted. `actor`: the operator.
+   */
+  setConfig: (name: string, config: Record<string, unknown>, actor?: string) => Promise<PluginSummary>
   /** Re-reads the main config and the plugins folder and applies what changed (nothing with dryRun). */
-  reload: (opts?: { dryRun?: boolean, trigger?: ReloadTrigger, files?: string[] }) => Promise<ReloadResult>
+  reload: (opts?: { dryRun?: boolean, trigger?: ReloadTrigger, files?: string[], actor?: string }) => Promise<ReloadResult>
 }
 
 export interface PluginChangesOptions {
@@ -75,6 +80,7 @@ export interface PluginChangesOptions {
 }
 
 const REQUEST_BODY = 'request body'
+const HOOK_FAILED = new errors.HookFailed('', '', '').code
 
 export function createPluginChanges (opts: PluginChangesOptions): PluginChanges {
   const { supervisor, logger, getLoaded, setLoaded } = opts
@@ -104,7 +110,7 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
   }
 
   return {
-    register (doc, { start } = {}) {
+    register (doc, { start, actor } = {}) {
       return serial(async () => {
         const { pluginsDir, policy } = getLoaded()
         // The folder the manifest will be written to is its default cwd, which must exist.
@@ -122,26 +128,26 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         writeFileAtomic(file, manifestText(doc))
         written(file)
         logger.info({ plugin: name, file }, `plugin ${name}: registered (${file})`)
-        await supervisor.applyChanges({ add: [manifest], desired })
+        await supervisor.applyChanges({ add: [manifest], desired, actor })
         syncLoaded()
         return supervisor.summary(name)
       })
     },
 
-    unregister (name) {
+    unregister (name, actor) {
       return serial(async () => {
         const source = fileOf(name, 'remove it')
         supervisor.checkChanges({ remove: [name] })
         const retiredTo = existsSync(source) ? retireManifestFile(source) : null
         written(source)
         logger.info({ plugin: name, file: source, retiredTo }, `plugin ${name}: unloading${retiredTo ? ` (manifest renamed to ${retiredTo})` : ''}`)
-        await supervisor.applyChanges({ remove: [name] })
+        await supervisor.applyChanges({ remove: [name], actor })
         syncLoaded()
         return { name, source, retiredTo }
       })
     },
 
-    setConfig (name, config) {
+    setConfig (name, config, actor) {
       return serial(async () => {
         const source = fileOf(name, 'change its config')
         const raw = readStructuredFile(source)
@@ -161,16 +167,31 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         if (!parsed.manifest) throw withProblems(new errors.Validation(`invalid config: ${briefly(parsed.problems)}`), parsed.problems)
         if (parsed.manifest.name !== name) throw new errors.Conflict(`the manifest file ${source} now names plugin '${parsed.manifest.name}'; POST /config/reload to apply it`)
         supervisor.checkChanges({ replace: [parsed.manifest] })
+        const previousText = readFileSync(source, 'utf8')
         writeFileAtomic(source, withConfig(source, nextConfig))
         written(source)
-        logger.info({ plugin: name, file: source }, `plugin ${name}: config changed, restarting`)
-        await supervisor.applyChanges({ replace: [parsed.manifest] })
+        if (onlyConfigDiffers(current, parsed.manifest)) {
+          try {
+            const how = await supervisor.reconfigure(parsed.manifest, actor)
+            logger.info({ plugin: name, file: source }, `plugin ${name}: config changed, ${how === 'reloaded' ? 'reloaded in place by its reload hook' : 'restarted'}`)
+          } catch (err) {
+            // The reload hook failed: the running config stays, and so does the file that says it.
+            if ((err as { code?: string }).code === HOOK_FAILED) {
+              writeFileAtomic(source, previousText)
+              written(source)
+            }
+            throw err
+          }
+        } else {
+          logger.info({ plugin: name, file: source }, `plugin ${name}: config changed, restarting`)
+          await supervisor.applyChanges({ replace: [parsed.manifest], actor })
+        }
         syncLoaded()
         return supervisor.summary(name)
       })
     },
 
-    reload ({ dryRun = false, trigger = 'api', files = [] } = {}) {
+    reload ({ dryRun = false, trigger = 'api', files = [], actor } = {}) {
       return serial(async () => {
         const before = getLoaded()
         // An invalid main config throws PLUGVISOR_INVALID_CONFIG: nothing is applied.
@@ -188,11 +209,19 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         }
         const running = supervisor.names().map((n) => supervisor.manifest(n))
         const plan = planReload(running, before.config, next)
+        // A running plugin with a reload hook whose config alone changed gets it in place.
+        const inPlace = (m: LoadedManifest): boolean => {
+          const now = supervisor.manifest(m.name)
+          return now.hooks?.reload !== undefined && supervisor.snapshot(m.name).state.name === 'running' && onlyConfigDiffers(now, m)
+        }
+        const reconfigure = plan.changed.filter(inPlace)
+        const restart = plan.changed.filter((m) => !reconfigure.includes(m))
         const result: ReloadResult = {
           dryRun,
           added: plan.added.map((m) => m.name),
           removed: plan.removed,
-          changed: plan.changed.map((m) => m.name),
+          changed: restart.map((m) => m.name),
+          reconfigured: reconfigure.map((m) => m.name),
           unchanged: plan.unchanged,
           kept: plan.kept,
           problems: plan.problems,
@@ -200,7 +229,21 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         }
         if (dryRun) return result
         for (const p of plan.problems) logger.error({ file: p.file, path: p.path, reason: p.reason }, `reload: manifest not applied: ${p.file}: ${p.path || '/'}: ${p.reason}`)
-        await supervisor.applyChanges({ add: plan.added, remove: plan.removed, replace: plan.changed })
+        await supervisor.applyChanges({ add: plan.added, remove: plan.removed, replace: restart, actor })
+        const refused = new Set<string>()
+        await Promise.all(reconfigure.map(async (m) => {
+          try {
+            if (await supervisor.reconfigure(m, actor) === 'restarted') result.changed.push(m.name)
+          } catch (err) {
+            if ((err as { code?: string }).code !== HOOK_FAILED) throw err
+            // Like an invalid file: the running version stays, the problem says why.
+            refused.add(m.name)
+            result.kept.push(m.name)
+            result.problems.push({ file: m.source, path: '/config', reason: (err as Error).message })
+            logger.error({ plugin: m.name, file: m.source }, `reload: config of plugin ${m.name} not applied: ${(err as Error).message}`)
+          }
+        }))
+        result.reconfigured = result.reconfigured.filter((n) => !refused.has(n) && !result.changed.includes(n))
         // The plugins folder follows the file; the rest of the main config waits for a restart.
         syncLoaded({ pluginsDir: next.pluginsDir, problems: plan.problems, config: { ...before.config, pluginsDir: next.config.pluginsDir, plugins: next.config.plugins } })
         logger.info({ added: result.added, removed: result.removed, changed: result.changed, kept: result.kept, problems: result.problems.length, restartRequired: result.restartRequired },

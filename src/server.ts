@@ -10,6 +10,7 @@ import { isLoopback } from './loopback.js'
 import { lazyCompilers } from './lazy-compilers.js'
 import { requestIds } from './request-id.js'
 import type { LoadedConfig } from './config/load.js'
+import { logFormatFor, prettyDestination, type LogFormat } from './pretty-log.js'
 
 export const BODY_LIMIT = 1024 * 1024
 
@@ -31,7 +32,7 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
   const level = opts.loaded.config.log.level
   const fastify = Fastify({
     // logStream: the configured level, written somewhere else than stdout (tests capture it).
-    logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : { level }),
+    logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : stdoutLogger(level, opts.loaded.config.log.format)),
     bodyLimit: BODY_LIMIT,
     // The caller's x-request-id only when it is sane (src/request-id.ts).
     requestIdHeader: false,
@@ -44,13 +45,19 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
     // Errors the router raises before any route runs (malformed %-encoding, over-long
     // parameters) get the same { statusCode, code, error, message } shape as every other error.
     frameworkErrors: (err, _req, reply) => {
-      const status: 400 | 414 = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400
-      void (reply as FastifyReply).code(status).send(errorBody(status, new errors.Validation('').code, err.message))
+      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new errors.UriTooLong(err.message) : new errors.Validation(err.message)
+      void (reply as FastifyReply).code(e.statusCode!).send(errorBody(e.statusCode!, e.code, e.message))
     },
     ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
   }).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, opts)
   return fastify
+}
+
+/** pino on stdout: pretty lines on a terminal (log.format auto or pretty), JSON lines otherwise. */
+function stdoutLogger (level: string, format: LogFormat): object {
+  if (logFormatFor(format, process.stdout.isTTY === true) === 'json') return { level }
+  return { level, stream: prettyDestination(process.stdout, process.stdout.isTTY === true && !process.env.NO_COLOR) }
 }
 
 // pino's numeric levels.
@@ -162,17 +169,20 @@ export async function serve (loaded: LoadedConfig): Promise<FastifyInstance> {
       fastify.daemon.supervisor.killAllNow()
     }
   }, async ({ signal, err }) => {
-    if (err) fastify.log.error({ err }, 'shutting down after an error')
-    else fastify.log.info({ signal }, 'shutting down: stopping plugins')
+    if (err) fastify.log.error({ err }, 'daemon shutdown after an error: stopping plugins')
+    else fastify.log.info({ signal }, `daemon shutdown (${signal}): stopping plugins`)
     await fastify.close()
+    fastify.log.info('daemon shutdown: done')
   })
+  let address: string
   try {
-    await fastify.listen({ host, port })
+    address = await fastify.listen({ host, port })
   } catch (err) {
     grace.uninstall()
     await fastify.close()
     throw err
   }
+  fastify.log.info({ address, dataDir: loaded.dataDir, config: loaded.file, plugins: fastify.daemon.supervisor.names().length }, `daemon start: listening on ${address}`)
   void fastify.daemon.boot().catch((err) => fastify.log.error({ err }, 'boot failed'))
   return fastify
 }

@@ -22,8 +22,8 @@ function runtime (command: string): boolean {
 }
 
 const EXAMPLES = [
-  { manifest: 'hello.yaml', cases: 'hello.cases.yaml', runtime: 'node', skipped: ['reload-hook'] },
-  { manifest: 'kv.yaml', cases: 'kv.cases.yaml', runtime: 'python3', skipped: ['reload-hook'] },
+  { manifest: 'hello.yaml', cases: 'hello.cases.yaml', runtime: 'node', skipped: [], reload: /^SIGHUP: the same process \d+ printed the new config .* after the change, no restart$/ },
+  { manifest: 'kv.yaml', cases: 'kv.cases.yaml', runtime: 'python3', skipped: [], reload: /^PUT \/config: the same process \d+ printed the new config/ },
   { manifest: 'ticker.yaml', cases: undefined, runtime: 'bash', skipped: ['listens', 'health-json', 'reload-hook'] }
 ]
 
@@ -35,6 +35,7 @@ for (const ex of EXAMPLES) {
     t.equal(r.ok, true, failures(r))
     t.same(withStatus(r, 'fail'), [])
     t.same(withStatus(r, 'skip'), ex.skipped, 'only what does not apply is skipped')
+    if (ex.reload) t.match(r.by['reload-hook'].reason, ex.reload, 'a config change reached it without a restart')
     if (cases) t.equal(r.checks.filter((c) => c.id.startsWith('case:') && c.status === 'pass').length, cases.length, 'every case passed')
   })
 }

@@ -190,6 +190,35 @@ t.test('unhealthy restarts the plugin through the backoff, with reason unhealthy
   t.match(first[1], { from: 'stopping', to: 'backoff' })
 })
 
+t.test('the summary says unhealthy from the failing probes until the restart (stopping and backoff), then unknown for the new process', async (t) => {
+  const { app, sup } = await booted(t, [served('web', { HEALTH: '500' }, { failureThreshold: 2, ...noStartup }, { restart: { initialDelayMs: 500, jitter: 0, maxRestarts: 5 } })])
+  const seen: { to: string, health: string, status: string }[] = []
+  const onTransition = (e: { plugin: string, to: string }): void => {
+    if (e.plugin !== 'web') return
+    const s = sup.summary('web')
+    seen.push({ to: e.to, health: s.health, status: s.status })
+  }
+  sup.on('transition', onTransition)
+  t.teardown(() => { sup.off('transition', onTransition) })
+  const unhealthy = waitForEvent(sup, 'health', (e) => e.plugin === 'web' && e.to === 'unhealthy')
+  const backoff = waitForEvent(sup, 'transition', (e) => e.plugin === 'web' && e.to === 'backoff')
+  const restarted = waitForEvent(sup, 'transition', (e) => e.plugin === 'web' && e.to === 'starting' && e.restartCount === 1)
+  await app.daemon.boot()
+  await unhealthy
+  await backoff
+  const during = await app.inject({ url: '/plugins/web' })
+  t.match(during.json(), { state: 'backoff', health: 'unhealthy', status: 'restarting' }, 'GET /plugins/:name during the backoff shows why it restarts')
+  const listed = await app.inject({ url: '/plugins' })
+  t.match(listed.json().plugins[0], { name: 'web', health: 'unhealthy' }, 'and so does the list')
+  await restarted
+  const restartIndex = seen.findIndex((x) => x.to === 'stopping')
+  t.same(seen.slice(restartIndex, restartIndex + 3), [
+    { to: 'stopping', health: 'unhealthy', status: 'restarting' },
+    { to: 'backoff', health: 'unhealthy', status: 'restarting' },
+    { to: 'starting', health: 'unknown', status: 'restarting' }
+  ], 'unhealthy through stopping and backoff; the new process starts without a verdict')
+})
+
 t.test('?wait=healthy on start answers once the probe says healthy', async (t) => {
   const { app } = await booted(t, [served('web', { HEALTH: 'pass' }, {}, { autostart: false })])
   await app.daemon.boot()

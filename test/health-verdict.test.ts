@@ -1,7 +1,6 @@
-// The pure rules: probe results to verdicts (thresholds, startup phase), and the trend rule.
+// The pure rules: probe results to verdicts (thresholds, startup phase). The trend rule: trend.test.ts.
 import t from 'tap'
 import { initialCounters, nextVerdict, type ProbeCounters } from '../src/health/verdict.js'
-import { trendOf } from '../src/health/trend.js'
 import type { HealthCheck } from '../src/config/schema.js'
 import type { ProbeResult } from '../src/health/probes.js'
 
@@ -40,12 +39,4 @@ t.test('startup phase: only startup.failureThreshold counts; the first pass ends
   t.equal(passed.counters.phase, 'regular')
   t.same(run(check, ['success', 'failure']).verdicts, ['healthy', 'unhealthy'], 'after startup, the regular threshold applies')
   t.equal(initialCounters(hc()).phase, 'regular', 'no startup probe: regular from the start')
-})
-
-t.test('trend: failure rate of the recent window against the previous one', async (t) => {
-  t.equal(trendOf({ count: 10, failures: 0 }, { count: 10, failures: 5 }), 'degrading')
-  t.equal(trendOf({ count: 10, failures: 5 }, { count: 10, failures: 0 }), 'improving')
-  t.equal(trendOf({ count: 10, failures: 1 }, { count: 10, failures: 2 }), 'stable', 'within 10 points')
-  t.equal(trendOf({ count: 2, failures: 0 }, { count: 10, failures: 10 }), 'stable', 'too few results before')
-  t.equal(trendOf({ count: 10, failures: 0 }, { count: 2, failures: 2 }), 'stable', 'too few results now')
 })

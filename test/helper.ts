@@ -183,3 +183,12 @@ export function smallDisk (t: Tap, bytes = 8 << 20): SmallDisk | string {
     free: () => rmSync(filler, { force: true })
   }
 }
+
+/** Boots the daemon, then waits until every plugin running the fixture's `serve` mode listens (its "listening" line). */
+export async function bootListening (app: FastifyInstance): Promise<void> {
+  const sup = app.daemon.supervisor
+  const serving = sup.names().filter((n) => sup.snapshot(n).desired === 'running' && sup.manifest(n).args.includes('serve'))
+  const listening = Promise.all(serving.map((n) => outputLine(sup, n, /^listening/)))
+  await app.daemon.boot()
+  await listening
+}

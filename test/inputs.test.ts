@@ -110,8 +110,7 @@ t.test('a body over the limit is a 413 on every route and method that takes one,
     const path = template.replace('{name}', 'echo').replace('{plugin}', 'echo').replace('{*}', 'deep/path')
     for (const method of Object.keys(ops).map((m) => m.toUpperCase())) {
       if (method === 'GET' || method === 'HEAD') continue
-      const streamedByDesign = path.includes('/invoke') && (method === 'POST' || method === 'PATCH')
-      for (const form of streamedByDesign ? ['declared'] : ['declared', 'chunked']) {
+      for (const form of ['declared', 'chunked']) {
         const body = form === 'declared' ? big : Readable.from([big.subarray(0, BODY_LIMIT), big.subarray(BODY_LIMIT)])
         const res = await client.request({ method, path, body, headers: { 'content-type': 'application/json' } })
         const text = await res.body.text()
@@ -126,4 +125,27 @@ t.test('a body over the limit is a 413 on every route and method that takes one,
   await after.body.dump()
   t.equal(after.statusCode, 200, 'the same client connection still answers')
   t.equal(app.daemon.supervisor.snapshot('echo').state.name, 'running', 'no refused request changed anything')
+})
+
+t.test('invoke: a chunked body far over the limit is a 413 before the plugin sees it, and one within it arrives whole', async (t) => {
+  const app = await served(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const client = new Client(`http://127.0.0.1:${port}`)
+  t.teardown(() => client.close())
+  const chunk = Buffer.alloc(64 * 1024, 'b')
+  for (const method of ['POST', 'PATCH', 'PUT']) {
+    // 16 MiB in 64 KiB chunks, no Content-Length.
+    const res = await client.request({ method, path: '/plugins/echo/invoke/upload', body: Readable.from(Array.from({ length: 256 }, () => chunk)) })
+    const text = await res.body.text()
+    t.equal(res.statusCode, 413, `${method}: ${text.slice(0, 120)}`)
+    t.match(text, /"code":"PLUGVISOR_PAYLOAD_TOO_LARGE"/)
+  }
+  t.match(app.daemon.invoker.calls('echo'), { total: 0 }, 'no call reached the plugin')
+  t.equal(app.daemon.invoker.circuit('echo').state, 'closed', 'and none counted against its circuit')
+  const within = await client.request({ method: 'POST', path: '/plugins/echo/invoke/upload', body: Readable.from([chunk, chunk]) })
+  const echoed = await within.body.json() as { body: string, headers: Record<string, string> }
+  t.equal(within.statusCode, 200, 'the same connection still answers')
+  t.equal(echoed.body.length, 2 * chunk.length, 'the whole chunked body reached the plugin')
+  t.equal(echoed.headers['content-length'], String(2 * chunk.length), 'with its length')
 })

@@ -31,18 +31,19 @@ const events: Record<LifecycleEvent['type'], LifecycleEvent> = {
   'memory-exceeded': { type: 'memory-exceeded' },
   'nothing-to-kill': { type: 'nothing-to-kill' },
   'files-changed': { type: 'files-changed', detail: 'app.js' },
-  'checksum-mismatch': { type: 'checksum-mismatch', detail: 'sha256 differs' }
+  'checksum-mismatch': { type: 'checksum-mismatch', detail: 'sha256 differs' },
+  'post-start-failed': { type: 'post-start-failed', detail: 'POST /ready: HTTP 500' }
 }
 
 // Expected next state for each (state, event); '-' = refused (ignored, nothing changes). The
 // stopping state below is a shutdown's (intent stopped, desired running): an operator stop still records desired stopped.
 const table: Record<StateName, Record<LifecycleEvent['type'], StateName | '-'>> = {
-  stopped: { start: 'starting', stop: '-', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-' },
-  starting: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: 'running', 'spawn-failed': 'backoff', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': 'stopping', 'checksum-mismatch': 'failed' },
-  running: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: '-', 'spawn-failed': '-', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: 'stopping', healthy: 'running', 'memory-exceeded': 'stopping', 'nothing-to-kill': '-', 'files-changed': 'stopping', 'checksum-mismatch': '-' },
-  stopping: { start: 'stopping', stop: 'stopping', shutdown: '-', restart: 'stopping', spawned: '-', 'spawn-failed': 'stopped', exited: 'stopped', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': 'stopped', 'files-changed': '-', 'checksum-mismatch': '-' },
-  backoff: { start: 'starting', stop: 'stopped', shutdown: 'stopped', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': 'starting', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-' },
-  failed: { start: 'starting', stop: 'stopped', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-' }
+  stopped: { start: 'starting', stop: '-', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-', 'post-start-failed': '-' },
+  starting: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: 'running', 'spawn-failed': 'backoff', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': 'stopping', 'checksum-mismatch': 'failed', 'post-start-failed': '-' },
+  running: { start: '-', stop: 'stopping', shutdown: 'stopping', restart: 'stopping', spawned: '-', 'spawn-failed': '-', exited: 'backoff', 'backoff-elapsed': '-', unhealthy: 'stopping', healthy: 'running', 'memory-exceeded': 'stopping', 'nothing-to-kill': '-', 'files-changed': 'stopping', 'checksum-mismatch': '-', 'post-start-failed': 'stopping' },
+  stopping: { start: 'stopping', stop: 'stopping', shutdown: '-', restart: 'stopping', spawned: '-', 'spawn-failed': 'stopped', exited: 'stopped', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': 'stopped', 'files-changed': '-', 'checksum-mismatch': '-', 'post-start-failed': '-' },
+  backoff: { start: 'starting', stop: 'stopped', shutdown: 'stopped', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': 'starting', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-', 'post-start-failed': '-' },
+  failed: { start: 'starting', stop: 'stopped', shutdown: '-', restart: 'starting', spawned: '-', 'spawn-failed': '-', exited: '-', 'backoff-elapsed': '-', unhealthy: '-', healthy: '-', 'memory-exceeded': '-', 'nothing-to-kill': '-', 'files-changed': '-', 'checksum-mismatch': '-', 'post-start-failed': '-' }
 }
 
 t.test('every state × event: allowed transitions go where the table says, refused ones change nothing', async (t) => {
@@ -148,6 +149,24 @@ t.test('a watched file change restarts a running plugin with reason watch, keepi
     t.ok(r.ignored, `a change while ${state.name} does not start it`)
     t.equal(r.restart, undefined)
   }
+})
+
+t.test('a failed postStart is a failed start: stopped, then the backoff (reason hook); never leaves it stopped', async (t) => {
+  const running: Snapshot = { ...initialSnapshot('running'), state: { name: 'running', since: 0 } }
+  const down = transition(running, { type: 'post-start-failed', detail: 'POST /ready: HTTP 500' }, ctx())
+  t.match(down.snapshot.state, { name: 'stopping', intent: { then: 'crash', reason: 'hook' } })
+  t.equal(down.reason, 'postStart hook failed: POST /ready: HTTP 500')
+  t.same(down.effects, [{ type: 'kill', reason: 'hook' }])
+  // The stop it caused ends with a clean exit: still a failed start, restarted (on-failure too).
+  for (const p of ['always', 'on-failure'] as const) {
+    const after = transition(down.snapshot, { type: 'exited', code: 0, signal: null }, ctx({ policy: { ...policy, policy: p } }))
+    t.match(after.snapshot.state, { name: 'backoff', reason: 'hook' }, `restart.policy ${p}`)
+    t.equal(transition(after.snapshot, { type: 'backoff-elapsed' }, ctx()).restart?.reason, 'hook')
+  }
+  const never = transition(down.snapshot, { type: 'exited', code: 0, signal: null }, ctx({ policy: { ...policy, policy: 'never' } }))
+  t.equal(never.snapshot.state.name, 'stopped')
+  t.equal(never.snapshot.desired, 'running', 'nobody asked for a stop')
+  t.equal(never.reason, 'postStart hook failed (restart policy never)')
 })
 
 t.test('a checksum mismatch before the spawn leaves the plugin failed with reason checksum, no restart scheduled', async (t) => {
@@ -328,6 +347,23 @@ t.test('the health a new state implies: unknown outside running, healthy on runn
   t.same(transition(running, { type: 'stop' }, ctx()).health, { to: 'unknown', reason: 'state stopping' })
   t.same(transition(running, { type: 'exited', code: 1, signal: null }, ctx()).health, { to: 'unknown', reason: 'state backoff' })
   t.equal(transition(running, { type: 'healthy' }, ctx()).health, undefined, 'no state change, no verdict')
+})
+
+t.test('an unhealthy plugin stays unhealthy while it is taken down and waits out its backoff; the next start clears it', async (t) => {
+  const running: Snapshot = { ...initialSnapshot('running'), state: { name: 'running', since: 0 } }
+  const down = transition(running, { type: 'unhealthy' }, ctx({ probed: true }))
+  t.equal(down.snapshot.state.name, 'stopping')
+  t.equal(down.health, undefined, 'stopping for being unhealthy keeps the verdict')
+  const waiting = transition(down.snapshot, { type: 'exited', code: null, signal: 'SIGTERM' }, ctx({ probed: true }))
+  t.equal(waiting.snapshot.state.name, 'backoff')
+  t.equal(waiting.health, undefined, 'so does its backoff')
+  const again = transition(waiting.snapshot, { type: 'backoff-elapsed' }, ctx({ probed: true }))
+  t.same(again.health, { to: 'unknown', reason: 'state starting' }, 'the new process has no verdict yet')
+  const memory = transition(running, { type: 'memory-exceeded' }, ctx({ probed: true }))
+  t.same(memory.health, { to: 'unknown', reason: 'state stopping' }, 'other restarts are not about health')
+  const stopped = transition(down.snapshot, { type: 'stop' }, ctx({ probed: true }))
+  const gone = transition(stopped.snapshot, { type: 'exited', code: null, signal: 'SIGTERM' }, ctx({ probed: true }))
+  t.same(gone.health, { to: 'unknown', reason: 'state stopped' }, 'an operator stop meanwhile ends it as any stop')
 })
 
 t.test('a kill that finds no process ends the stop at once, as its intent says', async (t) => {

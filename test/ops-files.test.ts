@@ -37,6 +37,12 @@ t.test('promtool check rules passes on the alert rules', promtoolTest, async (t)
   }
 })
 
+/** A promtool alert_rule_test case: the alert fires at evalTime with these labels and annotations. */
+const fires = (evalTime: string, alertname: string, labels: Record<string, string>, summary: string, description: string): unknown =>
+  ({ eval_time: evalTime, alertname, exp_alerts: [{ exp_labels: labels, exp_annotations: { summary, description } }] })
+/** A promtool alert_rule_test case: the alert is not firing (yet) at evalTime. */
+const quiet = (evalTime: string, alertname: string): unknown => ({ eval_time: evalTime, alertname, exp_alerts: [] })
+
 t.test('promtool test rules: the alerts fire on the series plugvisor exports, and not before their `for`', promtoolTest, async (t) => {
   const dir = tempDir()
   const labels = 'instance="host:7070", job="plugvisor"'
@@ -54,42 +60,18 @@ t.test('promtool test rules: the alerts fire on the series plugvisor exports, an
         { series: `plugvisor_plugin_health_checks_total{${labels}, plugin="api", probe="http", result="success"}`, values: '0+30x30' }
       ],
       alert_rule_test: [
-        { eval_time: '1m', alertname: 'PlugvisorPluginFailed', exp_alerts: [] },
-        {
-          eval_time: '3m',
-          alertname: 'PlugvisorPluginFailed',
-          exp_alerts: [{
-            exp_labels: { severity: 'critical', instance: 'host:7070', job: 'plugvisor', plugin: 'importer', state: 'failed' },
-            exp_annotations: {
-              summary: 'plugin importer is failed on host:7070',
-              description: 'It used up its restart budget and is no longer restarted. Read GET /plugins/importer/events and /logs (or the dashboard at /ui), fix the cause, then POST /plugins/importer/start.'
-            }
-          }]
-        },
-        { eval_time: '4m', alertname: 'PlugvisorCircuitOpen', exp_alerts: [] },
-        {
-          eval_time: '6m',
-          alertname: 'PlugvisorCircuitOpen',
-          exp_alerts: [{
-            exp_labels: { severity: 'warning', instance: 'host:7070', job: 'plugvisor', plugin: 'search', state: 'open' },
-            exp_annotations: {
-              summary: 'the circuit of calls into search has been open for 5 minutes on host:7070',
-              description: 'Calls through /plugins/search/invoke/* answer 503 PLUGVISOR_CIRCUIT_OPEN (or the fallback). GET /plugins/search/circuit shows the last failure.'
-            }
-          }]
-        },
-        { eval_time: '10m', alertname: 'PlugvisorProbeFailures', exp_alerts: [] },
-        {
-          eval_time: '20m',
-          alertname: 'PlugvisorProbeFailures',
-          exp_alerts: [{
-            exp_labels: { severity: 'warning', instance: 'host:7070', plugin: 'api' },
-            exp_annotations: {
-              summary: '50% of the probes of api fail on host:7070',
-              description: "See GET /plugins/api/health/history?resolution=minute or the plugin's page at /ui."
-            }
-          }]
-        }
+        quiet('1m', 'PlugvisorPluginFailed'),
+        fires('3m', 'PlugvisorPluginFailed', { severity: 'critical', instance: 'host:7070', job: 'plugvisor', plugin: 'importer', state: 'failed' },
+          'plugin importer is failed on host:7070',
+          'It used up its restart budget and is no longer restarted. Read GET /plugins/importer/events and /logs (or the dashboard at /ui), fix the cause, then POST /plugins/importer/start.'),
+        quiet('4m', 'PlugvisorCircuitOpen'),
+        fires('6m', 'PlugvisorCircuitOpen', { severity: 'warning', instance: 'host:7070', job: 'plugvisor', plugin: 'search', state: 'open' },
+          'the circuit of calls into search has been open for 5 minutes on host:7070',
+          'Calls through /plugins/search/invoke/* answer 503 PLUGVISOR_CIRCUIT_OPEN (or the fallback). GET /plugins/search/circuit shows the last failure.'),
+        quiet('10m', 'PlugvisorProbeFailures'),
+        fires('20m', 'PlugvisorProbeFailures', { severity: 'warning', instance: 'host:7070', plugin: 'api' },
+          '50% of the probes of api fail on host:7070',
+          "See GET /plugins/api/health/history?resolution=minute or the plugin's page at /ui.")
       ]
     }]
   }

@@ -44,7 +44,7 @@ t.test('reload adds, removes and changes plugins; only the changed one restarts'
 
   const res = await app.inject({ method: 'POST', url: '/config/reload' })
   t.equal(res.statusCode, 200, res.body)
-  t.same(res.json(), { dryRun: false, added: ['d'], removed: ['c'], changed: ['b'], unchanged: ['a'], kept: [], problems: [], restartRequired: [] })
+  t.same(res.json(), { dryRun: false, added: ['d'], removed: ['c'], changed: ['b'], reconfigured: [], unchanged: ['a'], kept: [], problems: [], restartRequired: [] })
   t.equal(pidOf(app, 'a'), before.a, 'a untouched')
   t.ok(alive(before.a))
   t.not(pidOf(app, 'b'), before.b, 'b restarted')

@@ -79,10 +79,10 @@ t.test('a second SIGTERM during shutdown SIGKILLs every plugin before the daemon
   daemon.kill('SIGHUP')
   await until(() => entries.some((e) => /SIGHUP/.test(e.msg)))
   t.equal(daemon.exitCode, null, 'SIGUSR2 did not shut the daemon down')
-  t.notOk(entries.some((e) => /shutting down/.test(e.msg)), 'no shutdown began')
+  t.notOk(entries.some((e) => /daemon shutdown/.test(e.msg)), 'no shutdown began')
   const exited = once(daemon, 'exit')
   daemon.kill('SIGTERM')
-  await until(() => entries.some((e) => /shutting down/.test(e.msg)) && entries.some((e) => e.plugin === 'slow' && e.to === 'stopping'))
+  await until(() => entries.some((e) => /daemon shutdown/.test(e.msg)) && entries.some((e) => e.plugin === 'slow' && e.to === 'stopping'))
   daemon.kill('SIGTERM')
   const [code] = await exited
   t.not(code, 0, 'the second signal exits non-zero')

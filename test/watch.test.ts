@@ -55,12 +55,16 @@ function configEvents (t: { teardown: (fn: () => void) => void }, app: App): { n
 
 const pidOf = (app: App, name: string): number | null => app.daemon.supervisor.summary(name).pid
 
-t.test('a dropped file starts, an edit applies only what changed, a removed file unloads', async (t) => {
-  const loaded = setup({ 'a.json': fixturePlugin('a', 'sleep') })
-  const dir = path.dirname(loaded.file)
+/** A booted daemon over a fresh folder of manifests (setup), with its config events queued. */
+async function watching (t: Parameters<typeof build>[0], files: Record<string, unknown>, extra?: Record<string, unknown>): Promise<{ loaded: LoadedConfig, dir: string, app: App, events: ReturnType<typeof configEvents> }> {
+  const loaded = setup(files, extra)
   const app = await build(t, loaded, { boot: false })
   await app.daemon.boot()
-  const events = configEvents(t, app)
+  return { loaded, dir: path.dirname(loaded.file), app, events: configEvents(t, app) }
+}
+
+t.test('a dropped file starts, an edit applies only what changed, a removed file unloads', async (t) => {
+  const { dir, app, events } = await watching(t, { 'a.json': fixturePlugin('a', 'sleep') })
   const pidA = pidOf(app, 'a')!
 
   put(dir, 'b.json', fixturePlugin('b', 'sleep'))
@@ -85,12 +89,8 @@ t.test('a dropped file starts, an edit applies only what changed, a removed file
 })
 
 t.test('an invalid or half-written file is reported and its running version keeps running; fixing it applies it', async (t) => {
-  const loaded = setup({ 'a.json': fixturePlugin('a', 'sleep') })
-  const dir = path.dirname(loaded.file)
+  const { loaded, dir, app, events } = await watching(t, { 'a.json': fixturePlugin('a', 'sleep') })
   const file = path.join(dir, 'plugins.d', 'a.json')
-  const app = await build(t, loaded, { boot: false })
-  await app.daemon.boot()
-  const events = configEvents(t, app)
   const pid = pidOf(app, 'a')!
 
   const whole = JSON.stringify(fixturePlugin('a', 'sleep', { env: { V: '2' } }))
@@ -119,11 +119,7 @@ t.test('an invalid or half-written file is reported and its running version keep
 })
 
 t.test("editors' swap and temp files do not reload; a burst of writes is one reload", async (t) => {
-  const loaded = setup({ 'a.json': fixturePlugin('a', 'sleep') })
-  const dir = path.dirname(loaded.file)
-  const app = await build(t, loaded, { boot: false })
-  await app.daemon.boot()
-  const events = configEvents(t, app)
+  const { dir, app, events } = await watching(t, { 'a.json': fixturePlugin('a', 'sleep') })
 
   for (const scratch of ['.a.json.swp', 'a.json~', '4913', '.#a.json', '#a.json#', 'a.json.tmp', '.a.json.123.tmp', 'notes.txt']) put(dir, scratch, '{"name": "oops"')
   writeFileSync(path.join(dir, 'plugvisor.json.swp'), 'x')
@@ -137,11 +133,7 @@ t.test("editors' swap and temp files do not reload; a burst of writes is one rel
 })
 
 t.test("the daemon's own writes (register, config change, unload) cause no reload", async (t) => {
-  const loaded = setup({})
-  const dir = path.dirname(loaded.file)
-  const app = await build(t, loaded, { boot: false })
-  await app.daemon.boot()
-  const events = configEvents(t, app)
+  const { dir, app, events } = await watching(t, {})
   const doc = fixturePlugin('api', 'sleep', { configSchema: { type: 'object' }, config: { n: 1 } })
   t.equal((await app.inject({ method: 'POST', url: '/plugins', payload: doc })).statusCode, 201)
   t.equal((await app.inject({ method: 'PUT', url: '/plugins/api/config', payload: { n: 2 } })).statusCode, 200)
@@ -151,11 +143,7 @@ t.test("the daemon's own writes (register, config change, unload) cause no reloa
 })
 
 t.test('watch.enabled false: nothing is watched', async (t) => {
-  const loaded = setup({}, { watch: { enabled: false } })
-  const dir = path.dirname(loaded.file)
-  const app = await build(t, loaded, { boot: false })
-  await app.daemon.boot()
-  const events = configEvents(t, app)
+  const { dir, app, events } = await watching(t, {}, { watch: { enabled: false } })
   put(dir, 'b.json', fixturePlugin('b', 'sleep'))
   // A reload by the API is the first config event: the file alone reloaded nothing.
   t.equal((await app.inject({ method: 'POST', url: '/config/reload' })).statusCode, 200)

@@ -1,7 +1,10 @@
-// A complete plugvisor plugin: HTTP on $PORT, health+json on /health, config from PLUGVISOR_CONFIG.
+// A complete plugvisor plugin: HTTP on $PORT, health+json on /health, its config from
+// PLUGVISOR_CONFIG_FILE, read again on SIGHUP (its reload hook), so a config change needs no restart.
 import { createServer } from 'node:http'
+import { readFileSync } from 'node:fs'
 
-const config = JSON.parse(process.env.PLUGVISOR_CONFIG ?? '{}')
+const readConfig = () => JSON.parse(readFileSync(process.env.PLUGVISOR_CONFIG_FILE, 'utf8'))
+let config = readConfig()
 let served = 0
 
 const server = createServer((req, res) => {
@@ -16,4 +19,5 @@ const server = createServer((req, res) => {
 })
 
 server.listen(Number(process.env.PORT), '127.0.0.1')
+process.on('SIGHUP', () => { config = readConfig(); console.log(`config reloaded: ${JSON.stringify(config)}`) })
 process.on('SIGTERM', () => server.close(() => process.exit(0)))

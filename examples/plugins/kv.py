@@ -3,6 +3,7 @@
 
 PUT /kv/KEY stores the body, GET /kv/KEY returns it, DELETE /kv/KEY removes it; GET /health
 answers application/health+json. Config (PLUGVISOR_CONFIG): maxKeys, the most keys it keeps.
+PUT /config (its reload hook) takes a new config without a restart.
 """
 import json
 import os
@@ -42,6 +43,14 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, {"key": key, "value": value})
 
     def do_PUT(self):
+        global config, max_keys
+        if self.path == "/config":
+            # The reload hook: the new config is the body (and in PLUGVISOR_CONFIG_FILE).
+            new = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+            with lock:
+                config, max_keys = new, int(new.get("maxKeys", 1000))
+            print(f"config reloaded: {json.dumps(new)}", flush=True)
+            return self.answer(200, {"maxKeys": max_keys})
         key = self.key()
         if not key:
             return self.answer(400, {"error": "PUT /kv/KEY"})

@@ -15,7 +15,7 @@ import type { FastifyInstance } from 'fastify'
 import { formatProblem, loadConfig, parseManifest, readStructuredFile, type LoadedManifest } from '../config/load.js'
 import { buildServer } from '../server.js'
 import { childProcessRunner } from '../process/runner.js'
-import type { Supervisor } from '../supervisor/supervisor.js'
+import { LOG_RING_LINES, type Supervisor } from '../supervisor/supervisor.js'
 import type { TransitionEvent } from '../supervisor/events.js'
 import type { HealthMonitor } from '../health/health-monitor.js'
 import type { ProbeEvent } from '../health/probes.js'
@@ -27,6 +27,10 @@ import { CHECK_TITLES, seconds, type CheckId, type CheckReport, type CheckResult
 export const DEFAULT_STARTUP_BUDGET_MS = 30_000
 /** A process must still run this long after it came up (listening, health check passed) to count as "stays up" (milliseconds). */
 export const STAY_UP_MS = 1000
+/** The config key the reload-hook check adds, with a new value each run, for the plugin to report back. */
+export const RELOAD_CHECK_KEY = 'plugvisorCheck'
+/** After a successful reload hook, how long the plugin has to show the new value (milliseconds). */
+export const RELOAD_REPORT_MS = 5000
 
 export interface BenchOptions {
   requests: number
@@ -210,7 +214,7 @@ export async function checkPlugin (opts: CheckOptions): Promise<CheckReport> {
     app = await buildServer({ loaded: { ...loadConfig(configFile), manifests: [m] }, logger: false, boot: false, runner })
     await app.listen({ host: '127.0.0.1', port: 0 })
     const apiPort = (app.server.address() as { port: number }).port
-    await runChecks({ app, sup: app.daemon.supervisor, probeSource: app.daemon.healthMonitor, m, budget, set, skipRest, result: (id) => results.get(id), opts, runner, invokeBase: `http://127.0.0.1:${apiPort}/plugins/${m.name}/invoke`, setBench: (b) => { benchResult = b } })
+    await runChecks({ app, sup: app.daemon.supervisor, probeSource: app.daemon.healthMonitor, m, doc: read.value, file, budget, set, skipRest, result: (id) => results.get(id), opts, runner, invokeBase: `http://127.0.0.1:${apiPort}/plugins/${m.name}/invoke`, setBench: (b) => { benchResult = b } })
   } catch (err) {
     if (!(err instanceof Interrupted)) throw err
     interrupted = true
@@ -230,6 +234,9 @@ interface Run {
   sup: Supervisor
   probeSource: HealthMonitor
   m: LoadedManifest
+  /** The manifest as written, and its file: the reload-hook check validates a changed config with it. */
+  doc: unknown
+  file: string
   budget: { ms: number, source: string }
   set: (id: CheckId | `case:${string}`, status: CheckStatus, reason: string) => void
   skipRest: (reason: string) => void
@@ -380,10 +387,12 @@ async function runChecks (r: Run): Promise<void> {
   }
 
   // ---- its reload hook works ----
-  // THE RELOAD-HOOK CHECK GOES HERE once manifests can declare hooks.reload: change `config`
-  // (PUT /plugins/NAME/config through r.app.inject), then expect the same pid, the new config in
-  // PLUGVISOR_CONFIG_FILE, and a 2xx; a declared hook that fails is a fail, no hook is a skip.
-  set('reload-hook', 'skip', 'manifests cannot declare a reload hook yet (a config change restarts the plugin)')
+  await reloadHook(r, { pid, lastOutput })
+  // A reload that ended the process (a signal without a handler): plugvisor restarts it, and the
+  // checks that follow take the new process rather than failing for the same reason again.
+  const runsAgain = (): boolean => { const s = sup.summary(name); return s.state === 'running' && s.pid !== null }
+  if (sup.summary(name).pid !== pid) await changes.until(runsAgain, Date.now() + m.restart.initialDelayMs * (1 + m.restart.jitter) + budget.ms, signal)
+  const stopPid = sup.summary(name).pid ?? pid
 
   // ---- requests through the invoke proxy ----
   const agent = new Agent({ connections: 4 })
@@ -413,15 +422,15 @@ async function runChecks (r: Run): Promise<void> {
   const { signal: stopSignal, timeoutMs } = m.stop
   const before = r.runner.stops.length
   await guard(sup.stop(name), signal)
-  const observed = r.runner.stops.slice(before).find((o) => o.pid === pid)
+  const observed = r.runner.stops.slice(before).find((o) => o.pid === stopPid)
   const obs = observed && await guard(observed.outcome, signal)
   if (obs === undefined) {
-    set('stop', 'fail', `process ${pid} had ended before it was asked to stop${lastOutput()}`)
+    set('stop', 'fail', `process ${stopPid} had ended before it was asked to stop${lastOutput()}`)
   } else if (obs.goneAfterMs !== null) {
     set('stop', 'pass', `its group was gone ${seconds(obs.goneAfterMs)} after ${stopSignal} (stop.timeoutMs ${timeoutMs})`)
   } else {
     const [who, ...more] = obs.survivors
-    const why = who === pid
+    const why = who === stopPid
       ? `its main process ignored ${stopSignal} or took too long to exit`
       : 'its main process had exited, a process it started had not: stop your children when you exit'
     set('stop', 'fail', `process ${who ?? '?'} of its group was still running ${seconds(timeoutMs)} after ${stopSignal}${more.length > 0 ? `, and ${more.length} more (${more.slice(0, 5).join(', ')})` : ''} (${why}); plugvisor then kills the group with SIGKILL`)
@@ -429,6 +438,79 @@ async function runChecks (r: Run): Promise<void> {
 
   // ---- it comes back after a SIGKILL ----
   await comesBack(r, { changes, transitions, probes, lastOutput, describeExit })
+}
+
+/**
+ * A change of config through the same path PUT /plugins/NAME/config takes (the manifest file is
+ * left alone): the config gets RELOAD_CHECK_KEY with a new value, the hook runs, and the plugin
+ * must still be the same process and show the value — in its health answer or its output —
+ * within RELOAD_REPORT_MS. The old config is put back afterwards.
+ */
+async function reloadHook (r: Run, w: { pid: number, lastOutput: () => string }): Promise<void> {
+  const { sup, m, set, opts: { signal } } = r
+  const hook = m.hooks?.reload
+  if (hook === undefined) {
+    set('reload-hook', 'skip', 'no hooks.reload declared: a change of config restarts the plugin')
+    return
+  }
+  const how = hook.signal ?? `${hook.http!.method} ${hook.http!.path}`
+  const value = `reload-${process.pid}-${Date.now().toString(36)}`
+  const doc = r.doc as Record<string, unknown>
+  const changed = parseManifest({ ...doc, config: { ...(doc.config as object | undefined), [RELOAD_CHECK_KEY]: value } }, { file: r.file, baseDir: path.dirname(r.file), env: r.opts.env ?? process.env })
+  if (!changed.manifest) {
+    set('reload-hook', 'skip', `its configSchema refuses the key the check adds (${RELOAD_CHECK_KEY}: ${changed.problems.map((p) => p.reason).join('; ')}); allow extra keys to have the reload hook checked`)
+    return
+  }
+  const next: LoadedManifest = { ...m, config: changed.manifest.config }
+  const outputFrom = sup.logs(m.name, LOG_RING_LINES).length
+  const t0 = Date.now()
+  let applied: 'reloaded' | 'restarted'
+  try {
+    applied = await guard(sup.reconfigure(next), signal)
+  } catch (err) {
+    if (err instanceof Interrupted) throw err
+    set('reload-hook', 'fail', `${how}: ${(err as Error).message.replace(/^the reload hook of plugin '[^']*' failed: /, 'the hook failed: ')}${w.lastOutput()}`)
+    return
+  }
+  const now = sup.summary(m.name)
+  if (applied !== 'reloaded' || now.pid !== w.pid) {
+    const why = hook.signal ? ` (the default action of ${hook.signal} ends a process: install a handler for it)` : ''
+    set('reload-hook', 'fail', `process ${w.pid} did not survive the reload${why}: ${now.pid === null ? `state ${now.state}` : `it runs as process ${now.pid} now`}${w.lastOutput()}`)
+    return
+  }
+  const http = m.healthCheck?.http
+  const healthPort = http?.port ?? sup.portOf(m.name)
+  const inOutput = (): boolean => sup.logs(m.name, LOG_RING_LINES).slice(outputFrom).some((l) => l.line.includes(value))
+  const inHealth = async (): Promise<boolean> => {
+    if (!http || healthPort === undefined) return false
+    try {
+      const res = await request(`http://127.0.0.1:${healthPort}${http.path}`, { headers: http.headers, headersTimeout: 1000, bodyTimeout: 1000 })
+      return (await res.body.text()).includes(value)
+    } catch {
+      return false
+    }
+  }
+  let seen: 'output' | 'health' | undefined
+  let delay = 20
+  while (seen === undefined && Date.now() - t0 < RELOAD_REPORT_MS && sup.summary(m.name).pid === w.pid) {
+    if (inOutput()) seen = 'output'
+    else if (await guard(inHealth(), signal)) seen = 'health'
+    else {
+      await guard(new Promise((resolve) => setTimeout(resolve, delay)), signal)
+      delay = Math.min(delay * 2, 250)
+    }
+  }
+  if (sup.summary(m.name).pid !== w.pid) {
+    set('reload-hook', 'fail', `process ${w.pid} ended after ${how}${hook.signal ? ` (the default action of ${hook.signal} ends a process: install a handler for it)` : ''}${w.lastOutput()}`)
+    return
+  }
+  if (seen === undefined) {
+    set('reload-hook', 'fail', `${how} succeeded and process ${w.pid} kept running, but within ${seconds(RELOAD_REPORT_MS)} neither its output nor its health answer showed the new config (${RELOAD_CHECK_KEY}: ${JSON.stringify(value)}): read PLUGVISOR_CONFIG_FILE${hook.http ? ' (or the request body)' : ''} when it arrives, and print the config you now run with or put it in your health+json body${w.lastOutput()}`)
+    return
+  }
+  set('reload-hook', 'pass', `${how}: the same process ${w.pid} ${seen === 'output' ? 'printed' : 'reported in its health answer'} the new config ${seconds(Date.now() - t0)} after the change, no restart`)
+  // Back to the manifest's config for the checks that follow (a failure here is not the check's).
+  await guard(sup.reconfigure(m).catch(() => {}), signal)
 }
 
 async function comesBack (r: Run, w: {

@@ -148,6 +148,24 @@ export function expandEnv (value: unknown, env: NodeJS.ProcessEnv, file: string,
   return value
 }
 
+/** Each hook is exactly one kind; an http hook needs the plugin's port. */
+function hookProblems (m: Manifest, file: string, prefix: string): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const kindsOf = {
+    postStart: ['http', 'exec'],
+    preStop: ['http', 'exec'],
+    reload: ['signal', 'http']
+  } as const
+  for (const hook of ['postStart', 'preStop', 'reload'] as const) {
+    const h = m.hooks?.[hook] as Record<string, unknown> | undefined
+    if (h === undefined) continue
+    const kinds = kindsOf[hook].filter((k) => h[k] !== undefined)
+    if (kinds.length !== 1) problems.push({ file, path: `${prefix}/hooks/${hook}`, reason: `must have exactly one of ${kindsOf[hook].join(', ')} (has ${kinds.length === 0 ? 'none' : kinds.join(', ')})` })
+    else if (kinds[0] === 'http' && m.port === undefined) problems.push({ file, path: `${prefix}/hooks/${hook}/http`, reason: 'needs a port: an http hook calls the plugin at its port' })
+  }
+  return problems
+}
+
 function checkManifestSemantics (m: Manifest, file: string, prefix: string): ConfigProblem[] {
   const problems: ConfigProblem[] = compatibilityProblems(m, file, prefix)
   if (m.healthCheck) {
@@ -158,6 +176,7 @@ function checkManifestSemantics (m: Manifest, file: string, prefix: string): Con
       problems.push({ file, path: `${prefix}/healthCheck/${kinds[0]}`, reason: 'needs a port: set healthCheck port or the plugin port' })
     }
   }
+  problems.push(...hookProblems(m, file, prefix))
   const cb = m.resilience.circuitBreaker
   if (cb.consecutiveFailures !== undefined && cb.failureRate !== undefined) problems.push({ file, path: `${prefix}/resilience/circuitBreaker`, reason: 'set either consecutiveFailures or failureRate, not both' })
   if (cb.consecutiveFailures !== undefined && cb.windowSize !== undefined) problems.push({ file, path: `${prefix}/resilience/circuitBreaker`, reason: 'set either consecutiveFailures or windowSize, not both' })
@@ -217,6 +236,10 @@ function checkManifestPolicy (m: Manifest, cwd: string, policy: ManifestPolicy |
     const envPath = m.env.PATH ?? env.PATH
     const programs: [string, string][] = [[`${prefix}/command`, m.command]]
     if (m.healthCheck?.exec) programs.push([`${prefix}/healthCheck/exec/command`, m.healthCheck.exec.command])
+    for (const hook of ['postStart', 'preStop'] as const) {
+      const exec = m.hooks?.[hook]?.exec
+      if (exec) programs.push([`${prefix}/hooks/${hook}/exec/command`, exec.command])
+    }
     for (const [at, command] of programs) {
       const program = resolveCommand(command, cwd, envPath)
       if (program === undefined) problems.push({ file, path: at, reason: `'${command}' is not found on PATH, so pluginPolicy.allowedCommands cannot allow it` })
@@ -367,6 +390,7 @@ function applyEnvOverrides (main: Record<string, unknown>, env: NodeJS.ProcessEn
   if (env.PLUGVISOR_HOST || env.PLUGVISOR_PORT) main.server = server
   if (env.PLUGVISOR_DATA_DIR) main.dataDir = path.resolve(env.PLUGVISOR_DATA_DIR)
   if (env.PLUGVISOR_LOG_LEVEL) main.log = { ...(main.log as object | undefined), level: env.PLUGVISOR_LOG_LEVEL }
+  if (env.PLUGVISOR_LOG_FORMAT) main.log = { ...(main.log as object | undefined), format: env.PLUGVISOR_LOG_FORMAT }
 }
 
 function loadManifests (config: MainConfig, configFile: string, pluginsDir: string, env: NodeJS.ProcessEnv, policy: ManifestPolicy): { manifests: LoadedManifest[], problems: ConfigProblem[] } {

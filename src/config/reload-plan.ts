@@ -124,6 +124,14 @@ function comparable (m: LoadedManifest): Record<string, unknown> {
   return { ...rest, dependsOn: [...m.dependsOn].sort() }
 }
 
+/**
+ * Whether two manifests of a plugin differ in `config` alone: what a reload hook can apply to the
+ * running process without a restart.
+ */
+export function onlyConfigDiffers (a: LoadedManifest, b: LoadedManifest): boolean {
+  return !sameManifest(a, b) && sameManifest({ ...a, config: {} }, { ...b, config: {} })
+}
+
 /** JSON with object keys sorted at every level. */
 export function canonical (value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {

@@ -78,6 +78,13 @@ export const Limits = Type.Object({
   maxMemoryMb: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Resident memory of the process group in MiB; over it on two consecutive samples restarts the plugin (no limit by default)' }))
 }, { additionalProperties: false, default: {} })
 
+/** What answers instead of a plugin: another plugin, or a fixed answer (the manifest's resilience.fallback, or an operator's override). */
+export const FallbackTarget = Type.Union([
+  Type.Object({ plugin: PluginName }, { additionalProperties: false }),
+  Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), body: Type.Optional(Type.Unknown()) }, { additionalProperties: false })
+], { description: 'When a call fails, and while the fallback is active: { plugin: other } forwards to another plugin, or { status, body } answers' })
+export type FallbackTarget = Static<typeof FallbackTarget>
+
 export const Resilience = Type.Object({
   timeoutMs: ms('Timeout of one call into the plugin', 5000, 1),
   retry: Type.Object({
@@ -98,11 +105,45 @@ export const Resilience = Type.Object({
     maxConcurrent: Type.Integer({ minimum: 1, default: 50, description: 'Calls in flight (default 50)' }),
     maxQueued: Type.Integer({ minimum: 0, default: 100, description: 'Calls waiting (default 100)' })
   }, { additionalProperties: false, default: {} }),
-  fallback: Type.Optional(Type.Union([
-    Type.Object({ plugin: PluginName }, { additionalProperties: false }),
-    Type.Object({ status: Type.Integer({ minimum: 100, maximum: 599 }), body: Type.Optional(Type.Unknown()) }, { additionalProperties: false })
-  ], { description: 'When a call fails: { plugin: other } forwards to another plugin, or { status, body } answers' }))
+  fallback: Type.Optional(FallbackTarget)
 }, { additionalProperties: false, default: {} })
+
+const HTTP_HOOK_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+
+/** A request to the plugin on 127.0.0.1:$PORT; a 2xx answer is a success. */
+const hookHttp = (defaultMethod: typeof HTTP_HOOK_METHODS[number], what: string) => Type.Object({
+  path: Type.String({ pattern: '^/', description: `Path requested on 127.0.0.1 at the plugin's port${what}` }),
+  method: Type.Union(HTTP_HOOK_METHODS.map((m) => Type.Literal(m)), { default: defaultMethod, description: `HTTP method (default ${defaultMethod})` }),
+  headers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Extra request headers' }))
+}, { additionalProperties: false, description: 'An HTTP request to the plugin; a 2xx answer is a success' })
+
+const HookExec = Type.Object({
+  command: Type.String({ minLength: 1, description: 'Program run without a shell, in the plugin cwd and environment (PLUGVISOR_CONFIG_FILE included)' }),
+  args: Type.Array(Type.String(), { default: [], description: 'Arguments' })
+}, { additionalProperties: false, description: 'A program; exit code 0 is a success; its process group is killed at timeoutMs' })
+
+const lifecycleHook = (description: string, timeoutMs: number) => Type.Object({
+  http: Type.Optional(hookHttp('GET', '')),
+  exec: Type.Optional(HookExec),
+  timeoutMs: ms('Longest the hook may take; then it counts as failed', timeoutMs, 1)
+}, { additionalProperties: false, description: `${description}: exactly one of http, exec` })
+
+/** Signals a reload hook may send to the plugin's main process. */
+export const RELOAD_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const
+
+export const Hooks = Type.Object({
+  postStart: Type.Optional(lifecycleHook('Runs once the process is up (after the startup probe passed, when there is one); a failure counts as a failed start: the plugin is stopped and restarted through the backoff (reason hook)', 10000)),
+  preStop: Type.Optional(lifecycleHook('Runs before the stop signal of every stop (operator, restart, config change, daemon shutdown), to drain; its time counts against stop.timeoutMs and it never holds a stop longer', 5000)),
+  reload: Type.Optional(Type.Object({
+    signal: Type.Optional(Type.Union(RELOAD_SIGNALS.map((s) => Type.Literal(s)), { description: 'Signal sent to the main process once the new config is in PLUGVISOR_CONFIG_FILE' })),
+    http: Type.Optional(hookHttp('PUT', '; the new config is the JSON body')),
+    timeoutMs: ms('Longest the http reload may take; then the old config is restored', 5000, 1)
+  }, { additionalProperties: false, description: 'A change of config alone reaches the running plugin without a restart: written to PLUGVISOR_CONFIG_FILE, then this signal or request (exactly one); a failure restores the old config' }))
+}, { additionalProperties: false, description: 'Lifecycle hooks; a plugin without them is started, stopped and restarted on a config change as usual' })
+
+export type Hooks = Static<typeof Hooks>
+export type LifecycleHook = NonNullable<Hooks['postStart']>
+export type ReloadHook = NonNullable<Hooks['reload']>
 
 // A capability or tag: one lower-case word, matched exactly by the ?capability= and ?tag= filters of GET /plugins.
 const Label = Type.String({ pattern: '^[a-z0-9][a-z0-9._:/-]{0,63}$' })
@@ -140,15 +181,19 @@ export const Manifest = Type.Object({
     paths: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Globs relative to cwd (*, **, ?, {a,b}); a change to a matching file restarts the plugin (reason watch) while it runs' }),
     debounceMs: ms('Changes within this time of each other are one restart', 300)
   }, { additionalProperties: false, description: 'Restart the plugin when one of its files changes (not while it is stopped)' })),
+  hooks: Type.Optional(Hooks),
   sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'Hex SHA-256 of the resolved executable, checked before every spawn; a mismatch leaves the plugin failed (reason checksum), never started' })),
   configSchema: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'JSON Schema for config; properties marked sensitive: true are redacted' })),
-  config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Passed to the plugin as PLUGVISOR_CONFIG (JSON)' })
+  config: Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'Passed to the plugin as PLUGVISOR_CONFIG (JSON) and in the file named by PLUGVISOR_CONFIG_FILE' })
 }, { additionalProperties: false, $id: 'https://plugvisor.dev/schemas/manifest.schema.json', title: 'plugvisor plugin manifest' })
 
 export type Manifest = Static<typeof Manifest>
 export type HealthCheck = Static<typeof HealthCheck>
 export type RestartPolicy = Static<typeof RestartPolicy>
 export type StopPolicy = Static<typeof StopPolicy>
+
+/** How the daemon writes its own log: auto picks pretty on a terminal, json otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const
 
 export const LogLevel = Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info', description: 'pino log level of the daemon and of plugin output lines (env PLUGVISOR_LOG_LEVEL)' })
 
@@ -194,8 +239,13 @@ export const MainConfig = Type.Object({
     allowedCwd: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: "Folders a manifest's cwd must be in (the folder itself or below it), relative to the config file's folder (default: anywhere)" }))
   }, { additionalProperties: false, default: {}, description: 'Limits on what manifests may do; every manifest, from a file, inline or over the API, is checked' }),
   log: Type.Object({
-    level: LogLevel
+    level: LogLevel,
+    format: Type.Union(LOG_FORMATS.map((f) => Type.Literal(f)), { default: 'auto', description: 'The daemon\'s own log on stdout: json (one JSON object a line), pretty (time, level, message, fields; for people), auto: pretty when stdout is a terminal, else json (default auto; env PLUGVISOR_LOG_FORMAT)' })
   }, { additionalProperties: false, default: {} }),
+  logs: Type.Object({
+    maxFileMb: Type.Number({ exclusiveMinimum: 0, default: 10, description: 'A plugin\'s log file <dataDir>/logs/<name>.log is rotated once a write would take it past this size (megabytes, default 10)' }),
+    keepFiles: Type.Integer({ minimum: 0, maximum: 1000, default: 5, description: 'Rotated files kept per plugin, <name>.log.1 (newest) to <name>.log.N; the oldest beyond is deleted (default 5)' })
+  }, { additionalProperties: false, default: {}, description: 'Files of what plugins print, one per plugin, kept across daemon restarts' }),
   resources: Type.Object({
     sampleIntervalMs: ms(`Resident memory and CPU time of every plugin process group are read from /proc this often (${IDLE_BACKOFF} times as rarely while nothing changed and no plugin has limits.maxMemoryMb); limits.maxMemoryMb needs two samples in a row over it`, 5000, 10)
   }, { additionalProperties: false, default: {} }),

@@ -8,7 +8,7 @@ import { systemClock, type Clock } from '../clock.js'
 import { oneOf, Timestamp, type InMs } from '../shapes.js'
 import { PROBE_KINDS, PROBE_PHASES, type ProbeEvent } from './probes.js'
 import { ProbeResultName } from './health-report.js'
-import { TREND_WINDOW_MS, trendOf, type CheckCounts, type Trend } from './trend.js'
+import { MINUTE_MIDDLE_MS, TREND_WINDOW_MS, trendOf, windowsOf, type Trend, type TrendWindows } from './trend.js'
 
 export const PRUNE_CHUNK = 1000
 export const MINUTE = 60_000
@@ -82,8 +82,8 @@ export interface HealthHistoryStore {
   buckets: (plugin: string, q: HistoryQuery) => RollupBucket[]
   /** Sums over the hour rollups. */
   totals: (plugin: string) => { count: number, failures: number, sum: number }
-  /** Minute rollups from `since` on. */
-  minutes: (plugin: string, since: number) => { bucket: number, count: number, failures: number }[]
+  /** Minute rollups from `since` on, with the sum of their durations. */
+  minutes: (plugin: string, since: number) => { bucket: number, count: number, failures: number, sum: number }[]
 }
 
 export function createHealthHistory (store: HealthHistoryStore, opts: HistoryOptions) {
@@ -145,20 +145,16 @@ export function createHealthHistory (store: HealthHistoryStore, opts: HistoryOpt
       return { buckets: store.buckets(plugin, q) }
     },
 
-    /** Totals over the retained rollups plus the buffer, and the trend (see trend.ts). */
-    stats (plugin: string): HealthStats & { trend: Trend } {
+    /**
+     * Totals over the retained rollups plus the buffer, and the trend (see trend.ts) of the
+     * probes and of the calls `calls` gives for the same moment.
+     */
+    stats (plugin: string, calls?: (now: number) => TrendWindows): HealthStats & { trend: Trend } {
       let { count, failures, sum } = store.totals(plugin)
       const now = clock.now()
-      const recentFrom = now - TREND_WINDOW_MS
-      const previousFrom = now - 2 * TREND_WINDOW_MS
-      const recent: CheckCounts = { count: 0, failures: 0 }
-      const previous: CheckCounts = { count: 0, failures: 0 }
-      const add = (at: number, n: number, f: number): void => {
-        if (at >= recentFrom) { recent.count += n; recent.failures += f } else if (at >= previousFrom) { previous.count += n; previous.failures += f }
-      }
-      for (const r of store.minutes(plugin, previousFrom - MINUTE)) {
-        // A minute bucket belongs to the window that holds most of it.
-        add(r.bucket + MINUTE / 2, r.count, r.failures)
+      const entries: { at: number, count: number, failures: number, timed: number, sumMs: number }[] = []
+      for (const r of store.minutes(plugin, now - 2 * TREND_WINDOW_MS - MINUTE)) {
+        entries.push({ at: r.bucket + MINUTE_MIDDLE_MS, count: r.count, failures: r.failures, timed: r.count, sumMs: r.sum })
       }
       for (const ev of buffer) {
         if (ev.plugin !== plugin) continue
@@ -166,14 +162,14 @@ export function createHealthHistory (store: HealthHistoryStore, opts: HistoryOpt
         count++
         failures += failed
         sum += ev.durationMs
-        add(ev.at, 1, failed)
+        entries.push({ at: ev.at, count: 1, failures: failed, timed: 1, sumMs: ev.durationMs })
       }
       return {
         totalChecks: count,
         successRate: count === 0 ? 0 : (count - failures) / count,
         errorRate: count === 0 ? 0 : failures / count,
         avgResponseTimeMs: count === 0 ? 0 : Math.round((sum / count) * 1000) / 1000,
-        trend: trendOf(previous, recent)
+        trend: trendOf(windowsOf(now, entries), calls?.(now))
       }
     }
   }

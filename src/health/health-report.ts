@@ -68,13 +68,18 @@ export function pluginHealthEntry (s: PluginSummary, last: LastCheck): PluginHea
  */
 export function healthReport (list: PluginSummary[], lastCheck: (name: string) => LastCheck, daemonOk: boolean, now: number): HealthReport {
   const plugins: Record<string, PluginHealthEntry> = {}
+  for (const s of list) plugins[s.name] = pluginHealthEntry(s, lastCheck(s.name))
+  return { status: overallStatus(list, daemonOk), timestamp: new Date(now).toISOString(), plugins, summary: summarize(list) }
+}
+
+/** The rule of healthReport's status (also the compatibility routes'). */
+export function overallStatus (list: PluginSummary[], daemonOk: boolean): HealthStatus {
   let status: HealthStatus = daemonOk ? 'pass' : 'fail'
   for (const s of list) {
-    plugins[s.name] = pluginHealthEntry(s, lastCheck(s.name))
-    if (s.critical && (s.status === 'failed' || s.status === 'unhealthy')) status = 'fail'
-    else if (status === 'pass' && s.desired === 'running' && s.status !== 'healthy' && s.status !== 'unknown') status = 'warn'
+    if (s.critical && (s.status === 'failed' || s.status === 'unhealthy')) return 'fail'
+    if (status === 'pass' && s.desired === 'running' && s.status !== 'healthy' && s.status !== 'unknown') status = 'warn'
   }
-  return { status, timestamp: new Date(now).toISOString(), plugins, summary: summarize(list) }
+  return status
 }
 
 export const ReadinessCheck = Type.Object({

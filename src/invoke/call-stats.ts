@@ -1,9 +1,15 @@
-// Call statistics of one plugin, in memory: every proxied call and every call a host reports.
+// Call statistics of one plugin, in memory: every proxied call and every call a host reports,
+// and the calls of the last minutes by minute (the trend weighs them).
 // They start at zero when the plugin's manifest is loaded or changed (the invoker builds a new
 // record then), not at a restart of its process. Recording is a few number updates: it sits on
 // the invoke hot path.
 import { Type, type Static } from '@sinclair/typebox'
 import { Nullable, Timestamp } from '../shapes.js'
+import { MINUTE_MIDDLE_MS, TREND_WINDOW_MS, windowsOf, type TrendWindows } from '../health/trend.js'
+
+const MINUTE_MS = 60_000
+/** Minute buckets kept for the trend: its two windows, and the minute the older one starts in. */
+const TREND_MINUTES = (2 * TREND_WINDOW_MS) / MINUTE_MS + 1
 
 /** Weight of the newest call in avgResponseTimeMs (an exponentially weighted moving average). */
 export const RESPONSE_TIME_WEIGHT = 0.2
@@ -42,9 +48,25 @@ export class CallStatsRecord {
   lastFailureMessage = ''
   lastFailureStatus: number | null = null
   consecutiveFailures = 0
+  // The calls of the last minutes for the trend, one slot per minute (a ring reused in place:
+  // allocated once per record, never per call).
+  readonly #minute = new Float64Array(TREND_MINUTES).fill(-1)
+  readonly #count = new Float64Array(TREND_MINUTES)
+  readonly #failures = new Float64Array(TREND_MINUTES)
+  readonly #timed = new Float64Array(TREND_MINUTES)
+  readonly #sumMs = new Float64Array(TREND_MINUTES)
 
   record (kind: CallKind, durationMs: number, at: number, message?: string, statusCode?: number): void {
     this.lastCallAt = at
+    const minute = Math.floor(at / MINUTE_MS)
+    const i = minute % TREND_MINUTES
+    if (this.#minute[i] !== minute) {
+      this.#minute[i] = minute
+      this.#count[i] = this.#failures[i] = this.#timed[i] = this.#sumMs[i] = 0
+    }
+    this.#count[i]++
+    if (kind !== 'succeeded') this.#failures[i]++
+    if (kind !== 'rejected') { this.#timed[i]++; this.#sumMs[i] += durationMs }
     // Refusals never reached the plugin: their time says nothing of its answers.
     if (kind !== 'rejected') this.avgMs = this.avgMs < 0 ? durationMs : this.avgMs + RESPONSE_TIME_WEIGHT * (durationMs - this.avgMs)
     if (kind === 'succeeded') {
@@ -59,6 +81,16 @@ export class CallStatsRecord {
     this.lastFailureAt = at
     this.lastFailureMessage = message ?? kind
     this.lastFailureStatus = statusCode ?? null
+  }
+
+  /** The calls of the trend's two windows ending at `now` (see health/trend.ts). */
+  windows (now: number): TrendWindows {
+    const entries = []
+    for (let i = 0; i < TREND_MINUTES; i++) {
+      if (this.#minute[i] < 0) continue
+      entries.push({ at: this.#minute[i] * MINUTE_MS + MINUTE_MIDDLE_MS, count: this.#count[i], failures: this.#failures[i], timed: this.#timed[i], sumMs: this.#sumMs[i] })
+    }
+    return windowsOf(now, entries)
   }
 
   view (plugin: string): CallStatsView {

@@ -1,7 +1,8 @@
 // Calls into plugins: forwards one request to a plugin's loopback port through its policies
 // (fast refusals first: not running, no port, circuit open; then bulkhead, breaker, retry,
-// timeout), and answers through the fallback when the call fails. Knows nothing of HTTP
-// frameworks: it takes a request description and returns an answer or a failure.
+// timeout), and answers through the fallback when the call fails or while the fallback is active
+// (fallback.ts decides that). Knows nothing of HTTP frameworks: it takes a request description
+// and returns an answer or a failure.
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
@@ -17,9 +18,12 @@ import { errors } from '../errors.js'
 import { CallStatsRecord, type CallKind, type CallStatsView } from './call-stats.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 import type { Deadline } from './deadline.js'
+import { createFallbacks, type FallbackChange, type FallbackRecord, type FallbackView } from './fallback.js'
+import type { FallbackTarget } from '../config/schema.js'
+import type { TrendWindows } from '../health/trend.js'
 
 /** What became of a call into a plugin (the `outcome` label of plugvisor_invocations_total). */
-export const INVOCATION_OUTCOMES = ['success', 'error', 'timeout', 'connection_error', 'unavailable', 'circuit_open', 'rejected'] as const
+export const INVOCATION_OUTCOMES = ['success', 'error', 'timeout', 'connection_error', 'unavailable', 'circuit_open', 'rejected', 'fallback'] as const
 export type InvocationOutcome = typeof INVOCATION_OUTCOMES[number]
 
 export type FailureReason = 'unavailable' | 'circuit-open' | 'timeout' | 'rejected' | 'connection'
@@ -47,8 +51,11 @@ export type InvokeResult =
     plugin: string
     /** Set when the fallback answered: 'status' or the fallback plugin's name. */
     fallback: string | null
+    outcome: InvocationOutcome
+    /** Milliseconds until the answer's headers. */
+    ms: number
   }
-  | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number }
+  | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number, outcome: InvocationOutcome, ms: number }
 
 type Observe = (plugin: string, outcome: InvocationOutcome, seconds: number) => void
 
@@ -67,6 +74,8 @@ export interface InvokerOptions {
 export interface InvokerEvents {
   /** The circuit breaker of calls into a plugin changed state. */
   circuit: [CircuitEvent]
+  /** Calls into a plugin went to its fallback, or back to it. */
+  fallback: [FallbackChange]
 }
 
 export interface Invoker extends EventEmitter<InvokerEvents> {
@@ -78,14 +87,24 @@ export interface Invoker extends EventEmitter<InvokerEvents> {
   calls: (plugin: string) => CallStatsView
   /** Calls a host made elsewhere: counted in the statistics, the breaker and the metrics like proxied ones. */
   recordCalls: (plugin: string, calls: readonly ReportedCall[]) => Promise<void>
+  /** The plugin's calls in the trend's two windows ending at `now` (ms since the epoch). */
+  callWindows: (plugin: string, now: number) => TrendWindows
+  /** The plugin's fallback state. */
+  fallback: (plugin: string) => FallbackView
+  /** Every call goes to the fallback (`override`, or the manifest's) until deactivated; `actor` is the operator. */
+  activateFallback: (plugin: string, override: FallbackTarget | undefined, actor: string) => FallbackView
+  /** Ends a manual activation: auto mode (or off) again. */
+  deactivateFallback: (plugin: string, actor: string) => FallbackView
+  /** Whether calls go to the plugin's fallback now (the plugvisor_fallback_active gauge). */
+  fallbackActive: (plugin: string) => boolean
   close: () => Promise<void>
 }
 
 /** A call a host made to the plugin over its own protocol. */
 export interface ReportedCall { success: boolean, durationMs: number, error?: string }
 
-/** How the statistics count each outcome. */
-const CALL_KIND: Record<InvocationOutcome, CallKind> = {
+/** How the statistics count each outcome of a call that was tried (a call the fallback took without trying the plugin is not the plugin's). */
+const CALL_KIND: Record<Exclude<InvocationOutcome, 'fallback'>, CallKind> = {
   success: 'succeeded',
   error: 'failed',
   timeout: 'failed',
@@ -109,6 +128,18 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   const clock = opts.clock ?? systemClock
   const emitter = new EventEmitter<InvokerEvents>()
   emitter.setMaxListeners(0)
+  const fallbacks = createFallbacks({
+    inputs: {
+      has: (n) => supervisor.has(n),
+      names: () => supervisor.names(),
+      fallbackOf: (n) => supervisor.manifest(n).resilience.fallback,
+      state: (n) => supervisor.snapshot(n).state.name,
+      verdict: (n) => supervisor.verdict(n),
+      circuit: (n) => supervisor.circuit(n)
+    },
+    now: () => clock.now(),
+    publish: (change) => emitter.emit('fallback', change)
+  })
 
   /** The supervisor shows the circuit with the plugin's health; every change is published here. */
   const report = (name: string, to: CircuitStateName, reason: string): void => {
@@ -116,6 +147,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     const from = supervisor.circuit(name)
     supervisor.setCircuit(name, to, reason)
     if (from !== null && from !== to) emitter.emit('circuit', { plugin: name, from, to, reason, at: clock.now() })
+    fallbacks.refresh(name)
   }
 
   const build = (name: string): void => {
@@ -125,6 +157,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     })
     policies.set(name, p)
     stats.set(name, new CallStatsRecord())
+    fallbacks.loaded(name)
     report(name, 'closed', 'policies built')
   }
   // A changed manifest is unloaded and loaded again: its policies are rebuilt from scratch.
@@ -133,10 +166,15 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     policies.get(name)?.dispose()
     policies.delete(name)
     stats.delete(name)
+    fallbacks.unloaded(name)
   }
+  // Who answers follows the plugin's state and health (and its circuit, in report()).
+  const onChange = (e: { plugin: string }): void => fallbacks.refresh(e.plugin)
   for (const name of supervisor.names()) build(name)
   supervisor.on('loaded', onLoaded)
   supervisor.on('unloaded', onUnloaded)
+  supervisor.on('transition', onChange)
+  supervisor.on('health', onChange)
 
   const policiesOf = (name: string): PluginPolicies => {
     let p = policies.get(name)
@@ -148,12 +186,11 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     if (!st) { build(name); st = stats.get(name)! }
     return st
   }
-  /** A call that did not reach an answer: counted, observed, and described for the route. */
-  const failure = (name: string, started: number, outcome: InvocationOutcome, reason: FailureReason, message: string, timeoutMs?: number): InvokeResult => {
+  /** A call that did not reach an answer: counted, and described for the route (invoke() observes it). */
+  const failure = (name: string, started: number, outcome: Exclude<InvocationOutcome, 'fallback'>, reason: FailureReason, message: string, timeoutMs?: number): InvokeResult => {
     const ms = performance.now() - started
     statsOf(name).record(CALL_KIND[outcome], ms, Date.now(), message)
-    observe(name, outcome, ms / 1000)
-    return timeoutMs === undefined ? { type: 'failure', reason, plugin: name, message } : { type: 'failure', reason, plugin: name, message, timeoutMs }
+    return timeoutMs === undefined ? { type: 'failure', reason, plugin: name, message, outcome, ms } : { type: 'failure', reason, plugin: name, message, timeoutMs, outcome, ms }
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
@@ -176,7 +213,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     )
   }
 
-  /** The call into one plugin through its policies, without the fallback. */
+  /** The call into one plugin through its policies, without the fallback; not observed yet. */
   const call = async (name: string, req: InvokeRequest, body: Body): Promise<InvokeResult> => {
     const started = performance.now()
 
@@ -214,56 +251,90 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       answerBody = undefined
     }
     const ms = performance.now() - started
-    if (upstream.statusCode >= 500) {
-      statsOf(name).record('failed', ms, Date.now(), `answered ${upstream.statusCode}`, upstream.statusCode)
-      observe(name, 'error', ms / 1000)
-    } else {
-      statsOf(name).record('succeeded', ms, Date.now())
-      observe(name, 'success', ms / 1000)
-    }
-    return { type: 'answer', statusCode: upstream.statusCode, headers: responseHeaders(upstream.headers), body: answerBody, plugin: name, fallback: null }
+    const failed = upstream.statusCode >= 500
+    if (failed) statsOf(name).record('failed', ms, Date.now(), `answered ${upstream.statusCode}`, upstream.statusCode)
+    else statsOf(name).record('succeeded', ms, Date.now())
+    return { type: 'answer', statusCode: upstream.statusCode, headers: responseHeaders(upstream.headers), body: answerBody, plugin: name, fallback: null, outcome: failed ? 'error' : 'success', ms }
   }
 
-  const fallbackFor = async (name: string, req: InvokeRequest, body: Body, first: InvokeResult): Promise<InvokeResult> => {
-    const fb = supervisor.manifest(name).resilience.fallback
-    if (fb === undefined) return first
-    const failed = first.type === 'failure' || first.statusCode >= 500
-    if (!failed) return first
-    const discard = (): void => {
-      if (first.type === 'answer' && first.body !== undefined && !Buffer.isBuffer(first.body)) first.body.destroy()
-    }
-    if ('status' in fb) {
-      discard()
-      const json = fb.body === undefined ? undefined : Buffer.from(JSON.stringify(fb.body))
+  /** A call into a plugin, observed (the metrics) with its own outcome. */
+  const observed = async (name: string, req: InvokeRequest, body: Body): Promise<InvokeResult> => {
+    const r = await call(name, req, body)
+    observe(name, r.outcome, r.ms / 1000)
+    return r
+  }
+
+  /**
+   * The fallback's answer to a call into `name`: its fixed answer, or the same request to the
+   * fallback plugin through that plugin's own policies but never its fallback (one hop, no
+   * loops). A failure of the fallback plugin is returned as it is.
+   */
+  const fromFallback = async (name: string, fb: FallbackRecord, req: InvokeRequest, body: Body, started: number): Promise<InvokeResult> => {
+    const target = fb.target!
+    if ('status' in target) {
+      const json = target.body === undefined ? undefined : Buffer.from(JSON.stringify(target.body))
       return {
         type: 'answer',
-        statusCode: fb.status,
+        statusCode: target.status,
         headers: { 'x-plugvisor-fallback': 'status', ...(json ? { 'content-type': 'application/json; charset=utf-8' } : {}) },
         body: json,
         plugin: name,
-        fallback: 'status'
+        fallback: 'status',
+        outcome: 'fallback',
+        ms: performance.now() - started
       }
     }
-    // The other plugin through its own policies but never its fallback: one hop, no loops.
-    if (fb.plugin === name || !supervisor.has(fb.plugin)) return first
-    // A streamed body was spent on the first call (bodies are buffered when a fallback plugin is set).
-    if (body !== undefined && !Buffer.isBuffer(body)) return first
-    const second = await call(fb.plugin, req, body)
-    if (second.type === 'failure') return first
-    discard()
-    return { ...second, headers: { ...second.headers, 'x-plugvisor-fallback': fb.plugin }, fallback: fb.plugin }
+    const second = await observed(target.plugin, req, body)
+    if (second.type === 'failure') return second
+    return { ...second, headers: { ...second.headers, 'x-plugvisor-fallback': target.plugin }, fallback: target.plugin, outcome: 'fallback', ms: performance.now() - started }
   }
 
+  /** The plugin's fallback record (404 for a plugin not loaded): read on every call. */
+  const fallbackOf = (name: string): FallbackRecord => fallbacks.of(name)
+
   return Object.assign(emitter, {
-    async invoke (req: InvokeRequest) {
-      const r = supervisor.manifest(req.plugin).resilience
+    async invoke (req: InvokeRequest): Promise<InvokeResult> {
+      const name = req.plugin
+      const fb = fallbackOf(name)
       // A declared length over the limit is refused before anything is read or sent, whatever the method.
       if (Number(req.headers['content-length']) > opts.maxReplayBodyBytes) throw new errors.PayloadTooLarge()
-      // A body that may be sent twice (retries, a fallback plugin) is read first; others stream.
-      const replay = IDEMPOTENT_METHODS.has(req.method) || (r.fallback !== undefined && 'plugin' in r.fallback)
-      const body: Body = req.body !== undefined && replay ? await readBounded(req.body, opts.maxReplayBodyBytes) : req.body
-      const first = await call(req.plugin, req, body)
-      return fallbackFor(req.plugin, req, body, first)
+      // Read first, up to the limit: a body that may be sent twice (retries, a fallback plugin),
+      // and one of no declared length (chunked), whose size is known only at its end — past the
+      // limit it is a 413 before anything reaches the plugin (nginx buffers such bodies too).
+      // Others (a declared length within the limit) stream.
+      const replay = IDEMPOTENT_METHODS.has(req.method) || fb.buffersBody
+      const unsized = req.headers['content-length'] === undefined
+      const body: Body = req.body !== undefined && (replay || unsized) ? await readBounded(req.body, opts.maxReplayBodyBytes) : req.body
+      // Active: the fallback answers without the plugin being tried, except a trial call of a
+      // half-open circuit in auto mode (without trials it would never close).
+      if (fb.active && !(fb.trialsPass && policiesOf(name).allowsCalls())) {
+        const answer = await fromFallback(name, fb, req, body, performance.now())
+        if (answer.type === 'answer') {
+          fb.served++
+          observe(name, 'fallback', answer.ms / 1000)
+          return answer
+        }
+        // The fallback plugin failed: the error is the called plugin's, saying both reasons.
+        observe(name, 'unavailable', answer.ms / 1000)
+        return { type: 'failure', reason: 'unavailable', plugin: name, message: `its calls go to its fallback (${fb.reason}), and the fallback plugin '${answer.plugin}' failed: ${answer.message}`, outcome: 'unavailable', ms: answer.ms }
+      }
+      const first = await call(name, req, body)
+      // A failed call (a refusal, a failure, a 5xx answer) is answered by the fallback when one is named.
+      if (fb.canAnswer && (first.type === 'failure' || first.statusCode >= 500)) {
+        const started = performance.now() - first.ms
+        // A streamed body was spent on the first call (bodies are buffered when a fallback plugin is set).
+        if (body === undefined || Buffer.isBuffer(body)) {
+          const answer = await fromFallback(name, fb, req, body, started)
+          if (answer.type === 'answer') {
+            if (first.type === 'answer' && first.body !== undefined && !Buffer.isBuffer(first.body)) first.body.destroy()
+            fb.served++
+            observe(name, 'fallback', answer.ms / 1000)
+            return answer
+          }
+        }
+      }
+      observe(name, first.outcome, first.ms / 1000)
+      return first
     },
     circuit: (name: string) => policiesOf(name).circuit(),
     isolate (name: string) {
@@ -277,6 +348,11 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       return p.circuit()
     },
     calls: (name: string) => statsOf(name).view(name),
+    callWindows: (name: string, now: number) => statsOf(name).windows(now),
+    fallback: (name: string) => fallbacks.view(name),
+    activateFallback: (name: string, override: FallbackTarget | undefined, actor: string) => fallbacks.activate(name, override, actor),
+    deactivateFallback: (name: string, actor: string) => fallbacks.deactivate(name, actor),
+    fallbackActive: (name: string) => fallbackOf(name).active,
     async recordCalls (name: string, calls: readonly ReportedCall[]) {
       const p = policiesOf(name)
       const st = statsOf(name)
@@ -291,6 +367,8 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     async close () {
       supervisor.off('loaded', onLoaded)
       supervisor.off('unloaded', onUnloaded)
+      supervisor.off('transition', onChange)
+      supervisor.off('health', onChange)
       for (const p of policies.values()) p.dispose()
       policies.clear()
       if (opts.agent === undefined) await agent.close()

@@ -4,7 +4,8 @@
 // by supervisor events. Every series of an unloaded plugin is removed (the scrape-time ones
 // vanish with the plugin from the list).
 // The invoke proxy feeds invocations_total and invocation_duration_seconds through
-// observeInvocation(); circuit_state is a state set computed at scrape time like plugin_state.
+// observeInvocation(); circuit_state is a state set computed at scrape time like plugin_state,
+// fallback_active a gauge computed at scrape time from the invoker's fallback state.
 import type { EventEmitter } from 'node:events'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
@@ -42,6 +43,8 @@ export interface PluginMetricsOptions {
   resources: (name: string) => PluginResources | undefined
   /** GET /events clients connected now. */
   eventStreamClients?: () => number
+  /** Whether calls into the plugin go to its fallback now (the invoker's fallback state). */
+  fallbackActive?: (name: string) => boolean
   /** prom-client's default process and Node.js metrics (default true). */
   defaultMetrics?: boolean
 }
@@ -65,6 +68,7 @@ const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 
 export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics {
   const { supervisor, probes, resources } = opts
+  const fallbackActive = opts.fallbackActive ?? (() => false)
   const registry = new Registry()
   const registers = [registry]
   // The families computed from supervisor.list() at scrape time are written as text here rather
@@ -80,6 +84,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     const memory: string[] = []
     const cpu: string[] = []
     const circuit: string[] = []
+    const fallback: string[] = []
     for (const p of list) {
       const l = `plugin="${escapeLabelValue(p.name)}"`
       const usage = resources(p.name)
@@ -90,6 +95,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       memory.push(`plugvisor_plugin_resident_memory_bytes{${l}} ${usage?.residentMemoryBytes ?? 0}`)
       cpu.push(`plugvisor_plugin_cpu_seconds_total{${l}} ${usage?.cpuSeconds ?? 0}`)
       if (p.circuit !== null) for (const c of CIRCUIT_STATE_NAMES) circuit.push(`plugvisor_circuit_state{${l},state="${c}"} ${p.circuit === c ? 1 : 0}`)
+      fallback.push(`plugvisor_fallback_active{${l}} ${fallbackActive(p.name) ? 1 : 0}`)
     }
     const family = (name: string, type: string, help: string, lines: string[]): string =>
       `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${lines.length > 0 ? lines.join('\n') + '\n' : ''}`
@@ -99,7 +105,8 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       family('plugvisor_plugin_uptime_seconds', 'gauge', 'Time since the plugin process started running; 0 when not running', uptime) +
       family('plugvisor_plugin_resident_memory_bytes', 'gauge', 'Resident memory of the plugin\'s whole process group at the last sample; 0 when not running', memory) +
       family('plugvisor_plugin_cpu_seconds_total', 'counter', 'User and system CPU time of every process the plugin has run since the daemon started, at the last sample', cpu) +
-      family('plugvisor_circuit_state', 'gauge', `Circuit breaker of calls into the plugin as a state set: 1 for the current state, 0 for the others (${CIRCUIT_STATE_NAMES.join(', ')})`, circuit)
+      family('plugvisor_circuit_state', 'gauge', `Circuit breaker of calls into the plugin as a state set: 1 for the current state, 0 for the others (${CIRCUIT_STATE_NAMES.join(', ')})`, circuit) +
+      family('plugvisor_fallback_active', 'gauge', 'Whether calls into the plugin go to its fallback now (1), automatically or by an operator, or to the plugin (0)', fallback)
   }
 
   const restarts = new Counter({
@@ -123,7 +130,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   })
   const invocations = new Counter({
     name: 'plugvisor_invocations_total',
-    help: `Calls into plugins through /plugins/:name/invoke/* by outcome (${INVOCATION_OUTCOMES.join(', ')}), counted for the plugin called (a fallback plugin's call counts for it)`,
+    help: `Calls into plugins through /plugins/:name/invoke/* by outcome (${INVOCATION_OUTCOMES.join(', ')}; fallback: the fallback answered), one per call, counted for the plugin called (a fallback plugin's own call counts for it too)`,
     labelNames: ['plugin', 'outcome'],
     registers
   })

@@ -6,6 +6,8 @@
 import { routeKind } from '../route-kind.js'
 
 const ERROR_SCHEMA = { $ref: '#/components/schemas/ErrorResponse' }
+/** A route schema key (fastify-swagger copies x-* keys into the operation): the body may be left out. */
+export const OPTIONAL_BODY = 'x-optional-body'
 const BODY_METHODS = new Set(['post', 'put', 'patch', 'delete', 'options'])
 const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete', 'options']
 const BULK = /^\/plugins\/(start|stop|restart)$/
@@ -17,7 +19,8 @@ interface Parameter { in: string, name: string, required?: boolean, description?
 interface Operation {
   operationId?: string
   parameters?: Parameter[]
-  requestBody?: unknown
+  requestBody?: { required?: boolean }
+  [OPTIONAL_BODY]?: boolean
   responses?: Record<string, unknown>
   security?: Record<string, string[]>[]
 }
@@ -37,6 +40,8 @@ function describe (path: string, method: string, op: Operation): void {
   const hasParams = (op.parameters ?? []).length > 0
   const pathParams = (op.parameters ?? []).some((p) => p.in === 'path')
   op.operationId ??= operationId(method, path)
+  if (op[OPTIONAL_BODY] === true && op.requestBody !== undefined) op.requestBody.required = false
+  delete op[OPTIONAL_BODY]
 
   if (kind === 'docs') {
     op.security = []
@@ -51,7 +56,7 @@ function describe (path: string, method: string, op: Operation): void {
   if (hasParams || op.requestBody !== undefined) add('400', 'PLUGVISOR_VALIDATION: a parameter or the body does not match the schema')
   if (pathParams) {
     add('404', 'PLUGVISOR_PLUGIN_NOT_FOUND: the plugin is not loaded')
-    add('414', 'PLUGVISOR_VALIDATION: a path parameter is too long')
+    add('414', "PLUGVISOR_URI_TOO_LONG: a path parameter is over the router's limit")
   }
   if (BODY_METHODS.has(method)) {
     add('413', 'PLUGVISOR_PAYLOAD_TOO_LARGE: the body is over 1 MiB')

@@ -20,8 +20,11 @@ async function daemonPlugin (fastify: FastifyInstance, opts: DaemonPluginOptions
   const daemon = createDaemon({ ...options, logger: fastify.log, maxReplayBodyBytes: fastify.initialConfig.bodyLimit })
   fastify.decorate('daemon', daemon)
   fastify.addHook('onClose', async () => { await daemon.close() })
-  // Open GET /events streams would hold the server open: end them before it stops listening.
-  fastify.addHook('preClose', async () => { daemon.events.close() })
+  // Open GET /events and log follow streams would hold the server open: end them before it stops listening.
+  fastify.addHook('preClose', async () => {
+    daemon.events.close()
+    daemon.logFollow.close()
+  })
   if (boot !== false) {
     fastify.addHook('onReady', async () => {
       // Boot runs in the background: the API (and liveness) answer while plugins start.

@@ -1,5 +1,21 @@
 // The last lines a plugin printed, in memory, for GET /plugins/:name/logs.
-export interface LogLine { at: number, stream: 'stdout' | 'stderr', line: string }
+import { Type, type Static } from '@sinclair/typebox'
+import { Timestamp, oneOf, type InMs } from '../shapes.js'
+
+export const OUTPUT_STREAMS = ['stdout', 'stderr'] as const
+
+/** One line a plugin printed, as the API shows it: GET /plugins/:name/logs, and the data of each event of its ?follow=true stream. */
+export const LogLineBody = Type.Object({
+  at: Timestamp,
+  stream: oneOf(OUTPUT_STREAMS),
+  line: Type.String({ description: 'The line without its newline, cut at 8 KiB' })
+}, { $id: 'LogLine' })
+
+export type LogLine = InMs<Static<typeof LogLineBody>, 'at'>
+
+export function logLineBody (l: LogLine): Static<typeof LogLineBody> {
+  return { at: new Date(l.at).toISOString(), stream: l.stream, line: l.line }
+}
 
 /** Ring of the last lines a plugin printed; grows to its capacity only as lines come (most plugins say little). */
 export class LogRing {

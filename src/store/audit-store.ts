@@ -10,7 +10,7 @@ import { ROLES } from '../config/schema.js'
 export const AuditEntry = Type.Object({
   id: Type.Integer(),
   at: Timestamp,
-  actor: Type.String({ description: "Token name; 'anonymous' without a valid token (or with auth.mode none); 'signal' for a reload by SIGHUP; 'watch' for a reload after a file change; 'supervisor' for a spawn it refused (method SPAWN, route (checksum))" }),
+  actor: Type.String({ description: "Token name; 'anonymous' without a valid token (or with auth.mode none); 'signal' for a reload by SIGHUP; 'watch' for a reload after a file change; 'supervisor' for a spawn it refused (method SPAWN, route (checksum)) and for an automatic switch of a plugin's fallback (method ACTIVATE or DEACTIVATE, route (fallback), url: from -> to: reason)" }),
   role: Type.Union([...ROLES.map((r) => Type.Literal(r)), Type.Null()]),
   remote: Type.Union([Type.String(), Type.Null()], { description: 'Client address' }),
   method: Type.String(),

@@ -22,7 +22,7 @@ export function createHealthStore (db: Db, status: StoreStatus = createStoreStat
     FROM health_rollups WHERE plugin = ? AND resolution = ? AND bucket >= ? AND bucket < ? ORDER BY bucket DESC LIMIT ?`)
   const totals = db.prepare(`SELECT coalesce(sum(count), 0) AS count, coalesce(sum(failures), 0) AS failures, coalesce(sum(sum_ms), 0) AS sum
     FROM health_rollups WHERE plugin = ? AND resolution = 'hour'`)
-  const minuteSince = db.prepare("SELECT bucket, count, failures FROM health_rollups WHERE plugin = ? AND resolution = 'minute' AND bucket >= ?")
+  const minuteSince = db.prepare("SELECT bucket, count, failures, sum_ms AS sum FROM health_rollups WHERE plugin = ? AND resolution = 'minute' AND bucket >= ?")
 
   const write = db.transaction((batch: ProbeEvent[]) => {
     const aggs = new Map<string, Agg>()
@@ -59,6 +59,6 @@ export function createHealthStore (db: Db, status: StoreStatus = createStoreStat
     checks: (plugin, q) => rawQuery.all(plugin, q.since, q.until, q.limit) as RawCheck[],
     buckets: (plugin, q) => rollupQuery.all(plugin, q.resolution, q.since, q.until, q.limit) as RollupBucket[],
     totals: (plugin) => totals.get(plugin) as { count: number, failures: number, sum: number },
-    minutes: (plugin, since) => minuteSince.all(plugin, since) as { bucket: number, count: number, failures: number }[]
+    minutes: (plugin, since) => minuteSince.all(plugin, since) as { bucket: number, count: number, failures: number, sum: number }[]
   }
 }

@@ -9,6 +9,10 @@ import { Timestamp, oneOf, type InMs } from '../shapes.js'
 import { SpawnErrorField } from '../supervisor/events.js'
 import { STATE_NAMES } from '../supervisor/lifecycle.js'
 import type { RecordedGroup } from '../process/runner.js'
+import type { HookEvent } from '../supervisor/events.js'
+
+/** A stored hook run, with its id for paging. */
+export type HookEventRow = HookEvent & { id: number }
 
 /** One state transition of a plugin, as GET /plugins/:name/events lists it. */
 export const StateEvent = Type.Object({
@@ -50,6 +54,9 @@ export function createStateStore (db: Db, status: StoreStatus = createStoreStatu
   const eventsOf = db.prepare(`SELECT id, plugin, at, from_state AS "from", to_state AS "to", reason, exit_code AS exitCode, signal, restart_count AS restartCount,
     error_code AS errorCode, error_message AS errorMessage FROM state_events WHERE plugin = ? AND at >= ? AND id < ? ORDER BY id DESC LIMIT ?`)
   const pruneEvents = db.prepare('DELETE FROM state_events WHERE id IN (SELECT id FROM state_events WHERE at < ? LIMIT ?)')
+  const addHook = db.prepare('INSERT INTO hook_events (plugin, at, hook, kind, target, outcome, duration_ms, reason, actor) VALUES (@plugin, @at, @hook, @kind, @target, @outcome, @durationMs, @reason, @actor)')
+  const hooksOf = db.prepare('SELECT id, plugin, at, hook, kind, target, outcome, duration_ms AS durationMs, reason, actor FROM hook_events WHERE plugin = ? AND at >= ? ORDER BY id DESC LIMIT ?')
+  const pruneHooks = db.prepare('DELETE FROM hook_events WHERE id IN (SELECT id FROM hook_events WHERE at < ? LIMIT ?)')
 
   return {
     setDesired (plugin, desired, at) {
@@ -78,8 +85,14 @@ export function createStateStore (db: Db, status: StoreStatus = createStoreStatu
       const rows = eventsOf.all(plugin, opts.since ?? 0, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as (Omit<StateEventRow, 'error'> & { errorCode: string | null, errorMessage: string | null })[]
       return rows.map(({ errorCode, errorMessage, ...r }) => ({ ...r, error: errorCode === null ? null : { code: errorCode, message: errorMessage ?? '' } }))
     },
+    addHookEvent (e: HookEvent): void {
+      status.run(() => addHook.run(e))
+    },
+    hookEvents (plugin: string, opts: { since?: number, limit?: number } = {}): HookEventRow[] {
+      return hooksOf.all(plugin, opts.since ?? 0, opts.limit ?? 100) as HookEventRow[]
+    },
     pruneEvents (before: number, chunk = 1000): number {
-      return status.run(() => pruneEvents.run(before, chunk).changes)
+      return status.run(() => pruneEvents.run(before, chunk).changes + pruneHooks.run(before, chunk).changes)
     }
   }
 }

@@ -1,6 +1,7 @@
 // What the supervisor publishes: the summary of a plugin as the API shows it, and its events.
 import { Type, type Static } from '@sinclair/typebox'
-import { Nullable, Timestamp, oneOf } from '../shapes.js'
+import { Nullable, Timestamp, oneOf, type InMs } from '../shapes.js'
+import { HOOK_KINDS, HOOK_NAMES, HOOK_OUTCOMES } from '../hooks/hook-runner.js'
 import { pluginMetadataProperties } from '../config/metadata.js'
 import { CIRCUIT_STATE_NAMES, type CircuitStateName } from '../invoke/circuit.js'
 import { DESIRED_NAMES, HEALTH_NAMES, STATE_NAMES, STATUS_NAMES, type Health, type RestartEventReason, type SpawnError, type StateName } from './lifecycle.js'
@@ -55,3 +56,18 @@ export interface TransitionEvent {
 export interface RestartEvent { plugin: string, reason: RestartEventReason, at: number }
 export interface HealthEvent { plugin: string, from: Health, to: Health, reason: string, at: number }
 export interface CircuitEvent { plugin: string, from: CircuitStateName, to: CircuitStateName, reason: string, at: number }
+
+/** One run of a lifecycle hook: GET /plugins/:name/events (`hooks`), SSE `hook`, the hook_events table. */
+export const HookEvent = Type.Object({
+  plugin: Type.String(),
+  hook: oneOf(HOOK_NAMES, 'Which hook ran'),
+  kind: oneOf(HOOK_KINDS, 'How: a request to the plugin, a program, a signal'),
+  target: Type.String({ description: "What it called: 'PUT /config', 'SIGHUP', a command line" }),
+  outcome: oneOf(HOOK_OUTCOMES, 'success; failure (non-2xx, exit code not 0, signal not delivered); timeout (timeoutMs ran out); cancelled (the process ended first)'),
+  durationMs: Type.Number({ description: 'How long it took (milliseconds)' }),
+  reason: Type.String({ description: "What happened: the plugin's answer, the exit code, the timeout" }),
+  actor: Nullable(Type.String(), { description: 'The operator (token name, or anonymous) whose call ran it; null when the supervisor did (a start after a crash, a daemon shutdown)' }),
+  at: Timestamp
+}, { $id: 'HookEvent' })
+/** A hook run as the supervisor publishes it: `at` in ms since the epoch. */
+export type HookEvent = InMs<Static<typeof HookEvent>, 'at'>

@@ -1,7 +1,8 @@
 // What the supervisor keeps across daemon restarts, as it needs it: the store implements this
 // (store/state-store.ts). Writes happen on transitions only, a handful per start or crash.
 import type { Desired } from './lifecycle.js'
-import type { NewStateEvent, RecordedProcess, StateEventRow } from '../store/state-store.js'
+import type { HookEventRow, NewStateEvent, RecordedProcess, StateEventRow } from '../store/state-store.js'
+import type { HookEvent } from './events.js'
 
 export interface LifecycleStore {
   setDesired: (plugin: string, desired: Desired, at: number) => void
@@ -14,4 +15,8 @@ export interface LifecycleStore {
   addEvent: (e: NewStateEvent) => void
   /** Newest first; `before` is an event id for paging. */
   events: (plugin: string, opts?: { since?: number, limit?: number, before?: number }) => StateEventRow[]
+  /** Every run of a lifecycle hook. */
+  addHookEvent: (e: HookEvent) => void
+  /** Newest first. */
+  hookEvents: (plugin: string, opts?: { since?: number, limit?: number }) => HookEventRow[]
 }

@@ -14,10 +14,10 @@ export type Desired = typeof DESIRED_NAMES[number]
 /**
  * Why a plugin was restarted (the `reason` label of plugvisor_restarts_total): crash (an
  * unexpected exit, or a failed spawn), unhealthy (failed probes), memory (limits.maxMemoryMb),
- * manual (an operator restart), watch (one of its watched files changed). The first three go
- * through the backoff.
+ * manual (an operator restart), watch (one of its watched files changed), hook (its postStart
+ * hook failed: a failed start). All but manual and watch go through the backoff.
  */
-export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual', 'watch'] as const
+export const RESTART_REASONS = ['crash', 'unhealthy', 'memory', 'manual', 'watch', 'hook'] as const
 export type RestartEventReason = typeof RESTART_REASONS[number]
 /** The restart reasons that go through the backoff. */
 export type RestartReason = Exclude<RestartEventReason, 'manual' | 'watch'>
@@ -71,6 +71,7 @@ export type LifecycleEvent =
   | { type: 'memory-exceeded' }
   | { type: 'files-changed', detail: string } // a file of manifest watch.paths changed
   | { type: 'checksum-mismatch', detail: string } // the executable is not the one manifest sha256 pins
+  | { type: 'post-start-failed', detail: string } // hooks.postStart failed or timed out: a failed start
 
 export type Effect =
   | { type: 'spawn' }
@@ -88,8 +89,10 @@ export interface Transition {
   /** Set when this transition restarts the plugin (a manual restart, or a backoff that elapsed). */
   restart?: { reason: RestartEventReason }
   /**
-   * The health verdict the new state implies: unknown outside running; healthy on reaching
-   * running without a probe (with one, the probes decide). Unset when the state did not change.
+   * The health verdict the new state implies: unknown outside running, except that an unhealthy
+   * plugin stays unhealthy while it is taken down and waits out its backoff (the operator sees
+   * why it restarts); healthy on reaching running without a probe (with one, the probes decide).
+   * Unset when the state did not change.
    */
   health?: { to: Health, reason: string }
 }
@@ -138,6 +141,9 @@ function afterCrash (s: Snapshot, ctx: LifecycleContext, reason: RestartReason, 
   if (reason === 'crash' && (policy.policy === 'never' || (policy.policy === 'on-failure' && cleanExit))) {
     return go(s, { name: 'stopped' }, cleanExit ? 'exited' : 'exited (restart policy ' + policy.policy + ')', [], patch)
   }
+  // A failed postStart is a failed start: restarted unless the policy is never (how the process
+  // ended does not matter, it was stopped).
+  if (reason === 'hook' && policy.policy === 'never') return go(s, { name: 'stopped' }, 'postStart hook failed (restart policy never)', [], patch)
   let attempt = s.backoffAttempt
   let recent = s.recentRestarts.filter((t) => now - t < policy.windowMs)
   if (s.stableSince !== undefined && now - s.stableSince >= policy.resetAfterMs) {
@@ -163,6 +169,12 @@ function watchRestart (s: Snapshot, detail: string, now: number): Transition {
   return go(s, { name: 'stopping', since: now, intent: { then: 'start' } }, `watch: ${detail}`, [{ type: 'kill', reason: 'watch' }], { stableSince: undefined })
 }
 
+/** Stopping, or waiting out the backoff, because the probes said unhealthy. */
+function downForBeingUnhealthy (st: State): boolean {
+  return (st.name === 'stopping' && st.intent.then === 'crash' && st.intent.reason === 'unhealthy') ||
+    (st.name === 'backoff' && st.reason === 'unhealthy')
+}
+
 export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transition {
   const t = decide(s, ev, ctx)
   if (t.ignored) return t
@@ -172,6 +184,8 @@ export function transition (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleConte
   else if (ev.type === 'backoff-elapsed' && s.state.name === 'backoff') out.restart = { reason: s.state.reason }
   const to = t.snapshot.state.name
   if (to !== s.state.name) {
+    // The verdict that brought the restart stays until the next process starts.
+    if (downForBeingUnhealthy(t.snapshot.state)) return out
     if (to !== 'running') out.health = { to: 'unknown', reason: `state ${to}` }
     else if (!ctx.probed) out.health = { to: 'healthy', reason: 'running, no health check' }
   }
@@ -238,6 +252,8 @@ function decide (s: Snapshot, ev: LifecycleEvent, ctx: LifecycleContext): Transi
         }
         case 'files-changed':
           return watchRestart(s, ev.detail, now)
+        case 'post-start-failed':
+          return go(s, { name: 'stopping', since: now, intent: { then: 'crash', reason: 'hook' } }, `postStart hook failed: ${ev.detail}`, [{ type: 'kill', reason: 'hook' }], { stableSince: undefined })
         case 'healthy':
           if (s.stableSince !== undefined) return ignore(s)
           return { snapshot: { ...s, stableSince: now }, effects: [], reason: 'healthy', ignored: false }

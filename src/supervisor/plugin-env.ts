@@ -8,9 +8,11 @@ const INHERITED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const
 
 /**
  * The manifest's env, PATH/HOME/LANG/TZ from the daemon, PLUGVISOR_PLUGIN, PLUGVISOR_CONFIG,
- * PORT and, for the plugin's own process, PLUGVISOR_INSTANCE (the daemon's instance marker).
+ * PLUGVISOR_CONFIG_FILE (the file holding the config now in effect: a reload hook rewrites it),
+ * PORT and, for the plugin's own process and its exec hooks, PLUGVISOR_INSTANCE (the daemon's
+ * instance marker).
  */
-export function pluginEnv (m: LoadedManifest, port: number | undefined, instance?: string): Record<string, string> {
+export function pluginEnv (m: LoadedManifest, port: number | undefined, instance?: string, configFile?: string): Record<string, string> {
   const env: Record<string, string> = {}
   // First, so a plain read of /proc/<pid>/environ meets it early.
   if (instance !== undefined) env[INSTANCE_VAR] = instance
@@ -18,6 +20,8 @@ export function pluginEnv (m: LoadedManifest, port: number | undefined, instance
   Object.assign(env, m.env)
   env.PLUGVISOR_PLUGIN = m.name
   env.PLUGVISOR_CONFIG = JSON.stringify(m.config)
+  if (configFile !== undefined) env.PLUGVISOR_CONFIG_FILE = configFile
+  else delete env.PLUGVISOR_CONFIG_FILE
   if (port !== undefined) env.PORT = String(port)
   // The manifest cannot set or overwrite the marker: it is the daemon's.
   if (instance !== undefined) env[INSTANCE_VAR] = instance

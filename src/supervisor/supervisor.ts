@@ -1,13 +1,15 @@
 // The driver around the pure lifecycle table: it feeds events in, performs the effects (spawn,
 // kill, timers), persists transitions and desired state, and publishes every change as an event.
 import { EventEmitter } from 'node:events'
+import path from 'node:path'
+import { readFileSync } from 'node:fs'
 import type { Logger } from '../logger.js'
 import { systemClock, type Clock } from '../clock.js'
 import { freeLoopbackPort, pluginEnv } from './plugin-env.js'
 import { checkDependencies, formatProblem, type LoadedManifest } from '../config/load.js'
 import { errors, withProblems } from '../errors.js'
 import type { CircuitStateName } from '../invoke/circuit.js'
-import type { HealthEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
+import type { HealthEvent, HookEvent, PluginSummary, RestartEvent, TransitionEvent } from './events.js'
 import { pluginMetadata } from '../config/metadata.js'
 import {
   initialSnapshot, statusOf, transition,
@@ -23,6 +25,8 @@ import { shownField } from '../config/redact.js'
 import { DEFAULT_STOP } from '../config/schema.js'
 import { INSTANCE_VAR, isEarlierDaemon, markerOf } from '../process/instance-marker.js'
 import { signalGroup } from '../process/proc.js'
+import { writeFileAtomic } from '../config/manifest-files.js'
+import { HookRunner, hookTarget, type HookName, type HookResult, type HookSpec } from '../hooks/hook-runner.js'
 
 export const LOG_RING_LINES = 1000
 
@@ -37,6 +41,8 @@ export interface SupervisorEvents {
   unloaded: [string]
   /** A spawn was refused: the executable is not the one manifest sha256 pins. */
   checksum: [{ plugin: string, file: string | undefined, reason: string, at: number }]
+  /** A lifecycle hook ran (postStart, preStop, reload). */
+  hook: [HookEvent]
 }
 
 /** Plugins to add, remove and replace in one operation, checked as a whole before anything changes. */
@@ -46,6 +52,8 @@ export interface ChangeSet {
   replace?: LoadedManifest[]
   /** Desired state of added plugins (persisted); default: the stored one, else autostart. */
   desired?: Map<string, 'running' | 'stopped'>
+  /** The operator who asked (hooks the change runs are audited with it). */
+  actor?: string
 }
 
 type Op = 'start' | 'stop' | 'restart'
@@ -82,6 +90,16 @@ class Plugin {
   readonly settleWaiters = new Set<() => void>()
   /** Aborts a start that still waits for its dependencies (a stop came, or the daemon shuts down). */
   dependencyWait: AbortController | undefined
+  /** The process that reached running (preStop runs only for it). */
+  upHandle: ProcessHandle | undefined
+  /** Set while postStart waits for the startup probe, or runs: aborted when the process leaves running. */
+  postStart: AbortController | undefined
+  /** The operator whose start brought the process up (its postStart is theirs). */
+  postStartActor: string | undefined
+  /** postStart waits for the startup probe to pass. */
+  postStartWaiting = false
+  /** The operator whose operation is in progress (hook runs are audited with it); undefined: the supervisor's own. */
+  actor: string | undefined
 
   constructor (public manifest: LoadedManifest, desired: 'running' | 'stopped') {
     this.snapshot = initialSnapshot(desired)
@@ -106,6 +124,13 @@ export interface SupervisorOptions {
    * an earlier daemon of the same data folder left. Without one, neither looks.
    */
   instance?: string
+  /**
+   * Folder of the files named by PLUGVISOR_CONFIG_FILE (`<configDir>/<plugin>.json`, the config
+   * in effect, rewritten by a reload hook). Without one, plugins get no such file.
+   */
+  configDir?: string
+  /** Runs lifecycle hooks (default: a new one). */
+  hooks?: HookRunner
 }
 
 const SETTLED: ReadonlySet<StateName> = new Set(['running', 'stopped', 'backoff', 'failed'])
@@ -124,6 +149,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #unsaved = new Map<string, Map<KeptRecord, string>>()
   /** The desired state a daemon restarted now would give each plugin (the stored one, else autostart). */
   readonly #savedDesired = new Map<string, 'running' | 'stopped'>()
+  readonly #configDir: string | undefined
+  readonly #hooks: HookRunner
   #closing = false
 
   constructor (opts: SupervisorOptions) {
@@ -136,6 +163,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#budget = new RestartBudget(opts.restartBudget, this.#clock.now())
     this.#allocatePort = opts.allocatePort ?? freeLoopbackPort
     this.#instance = opts.instance
+    this.#configDir = opts.configDir
+    this.#hooks = opts.hooks ?? new HookRunner()
     // Waiters (dependencies, ?wait=healthy, SSE, metrics) subscribe per request: no fixed cap.
     this.setMaxListeners(0)
   }
@@ -197,14 +226,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const removing = (cs.remove ?? []).map((n) => this.#get(n))
     if (removing.length > 0) {
       for (const p of removing) p.unloading = true
-      await this.#stopPlugins(removing)
+      await this.#stopPlugins(removing, cs.actor)
       for (const p of removing) this.#unloadStopped(p)
     }
     const added = cs.add ?? []
     this.load(added, cs.desired)
     await Promise.all([
-      ...(cs.replace ?? []).map((m) => this.#replace(this.#get(m.name), m)),
-      ...added.filter((m) => this.#get(m.name).snapshot.desired === 'running').map((m) => this.#enqueue(this.#get(m.name), 'start'))
+      ...(cs.replace ?? []).map((m) => this.#replace(this.#get(m.name), m, cs.actor)),
+      ...added.filter((m) => this.#get(m.name).snapshot.desired === 'running').map((m) => this.#enqueue(this.#get(m.name), 'start', cs.actor))
     ])
   }
 
@@ -215,9 +244,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   replace (manifest: LoadedManifest): Promise<void> { return this.applyChanges({ replace: [manifest] }) }
 
   /** Stops plugins about to be unloaded, each after the ones of the set that depend on it, each in its queue. */
-  #stopPlugins (plugins: Plugin[]): Promise<unknown> {
+  #stopPlugins (plugins: Plugin[], actor?: string): Promise<unknown> {
     for (const p of plugins) p.dependencyWait?.abort()
-    return dependentsFirst(plugins, (p) => this.#enqueueTask(p, 'unload', () => this.#perform(p, 'stop')))
+    return dependentsFirst(plugins, (p) => this.#enqueueTask(p, 'unload', () => this.#withActor(p, actor, () => this.#perform(p, 'stop'))))
   }
 
   #unloadStopped (p: Plugin): void {
@@ -232,24 +261,108 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.emit('unloaded', p.name)
   }
 
-  #replace (p: Plugin, next: LoadedManifest): Promise<void> {
-    return this.#enqueueTask(p, 'replace', async () => {
-      const wanted = p.snapshot.desired === 'running'
-      if (p.snapshot.state.name !== 'stopped') {
-        this.#feed(p, { type: 'stop', reason: 'manifest changed' })
-        await this.#settled(p)
+  #replace (p: Plugin, next: LoadedManifest, actor?: string): Promise<void> {
+    return this.#enqueueTask(p, 'replace', () => this.#withActor(p, actor, () => this.#replaceNow(p, next)))
+  }
+
+  /** Runs an operation with the operator who asked for it known to the hooks it runs. */
+  async #withActor<T> (p: Plugin, actor: string | undefined, fn: () => Promise<T>): Promise<T> {
+    p.actor = actor
+    try {
+      return await fn()
+    } finally {
+      p.actor = undefined
+    }
+  }
+
+  async #replaceNow (p: Plugin, next: LoadedManifest): Promise<void> {
+    const wanted = p.snapshot.desired === 'running'
+    if (p.snapshot.state.name !== 'stopped') {
+      this.#feed(p, { type: 'stop', reason: 'manifest changed' })
+      await this.#settled(p)
+    }
+    const before = p.manifest
+    p.manifest = next
+    // A fixed port follows the manifest; an auto port already picked is kept while it stays auto.
+    if (typeof next.port === 'number') p.port = next.port
+    else if (next.port !== 'auto' || before.port !== 'auto') p.port = undefined
+    // Listeners (metrics, probes, resource sampling) set themselves up again from the new manifest.
+    this.emit('unloaded', p.name)
+    this.emit('loaded', p.name)
+    this.#log.info({ plugin: p.name }, `plugin ${p.name}: manifest replaced`)
+    if (wanted && !this.#closing) await this.#perform(p, 'start')
+  }
+
+  /**
+   * A change of `config` alone (the caller checked that nothing else differs). A running plugin
+   * with a reload hook gets it in place: the new config is written to its PLUGVISOR_CONFIG_FILE,
+   * then the hook runs; same process. When the hook fails, the old config is written back, the
+   * manifest stays as it was and PLUGVISOR_HOOK_FAILED is thrown. Any other plugin is replaced
+   * (stopped and started again when it was meant to run). Answers which of the two happened.
+   */
+  reconfigure (next: LoadedManifest, actor?: string): Promise<'reloaded' | 'restarted'> {
+    const p = this.#get(next.name)
+    this.checkChanges({ replace: [next] })
+    return this.#enqueueTask(p, 'replace', () => this.#withActor(p, actor, async () => {
+      const hook = p.manifest.hooks?.reload
+      if (hook === undefined || p.snapshot.state.name !== 'running' || p.handle === undefined) {
+        await this.#replaceNow(p, next)
+        return 'restarted' as const
       }
       const before = p.manifest
+      this.#writeConfigFile(p, next.config)
+      const result = await this.#runHook(p, 'reload', { ...hook, body: hook.http ? JSON.stringify(next.config) : undefined })
+      if (result.outcome !== 'success') {
+        this.#writeConfigFile(p, before.config)
+        throw new errors.HookFailed('reload', p.name, `${result.reason}; the old config is back in place`)
+      }
       p.manifest = next
-      // A fixed port follows the manifest; an auto port already picked is kept while it stays auto.
-      if (typeof next.port === 'number') p.port = next.port
-      else if (next.port !== 'auto' || before.port !== 'auto') p.port = undefined
-      // Listeners (metrics, probes, resource sampling) set themselves up again from the new manifest.
-      this.emit('unloaded', p.name)
-      this.emit('loaded', p.name)
-      this.#log.info({ plugin: p.name }, `plugin ${p.name}: manifest replaced`)
-      if (wanted && !this.#closing) await this.#perform(p, 'start')
-    })
+      this.#log.info({ plugin: p.name }, `plugin ${p.name}: config reloaded in place (${result.reason})`)
+      return 'reloaded' as const
+    }))
+  }
+
+  /** Where the plugin's PLUGVISOR_CONFIG_FILE is, if plugins get one. */
+  #configFile (p: Plugin): string | undefined {
+    return this.#configDir === undefined ? undefined : path.join(this.#configDir, `${p.name}.json`)
+  }
+
+  /**
+   * Writes the config (atomically: a reader sees the old file or the new one), readable by the
+   * daemon's user only. A file that already holds it is left alone: a restart (or a daemon
+   * restart on a full disk) needs no write.
+   */
+  #writeConfigFile (p: Plugin, config: Record<string, unknown>): void {
+    const file = this.#configFile(p)
+    if (file === undefined) return
+    const text = JSON.stringify(config, null, 2) + '\n'
+    let current: string | undefined
+    try { current = readFileSync(file, 'utf8') } catch {}
+    if (current !== text) writeFileAtomic(file, text)
+  }
+
+  /** Runs one hook of the plugin's current process, publishes and persists the run. */
+  async #runHook (p: Plugin, hook: HookName, spec: HookSpec, signal?: AbortSignal, actor = p.actor ?? null): Promise<HookResult> {
+    const m = p.manifest
+    const target = { pid: p.handle?.pid, port: p.port, cwd: m.cwd, env: pluginEnv(m, p.port, this.#instance, this.#configFile(p)) }
+    const result = await this.#hooks.run(spec, target, signal)
+    const event: HookEvent = { plugin: p.name, hook, kind: result.kind, target: hookTarget(spec), outcome: result.outcome, durationMs: result.durationMs, reason: result.reason, actor, at: this.#clock.now() }
+    this.#persist(p.name, 'hook event', () => this.#store.addHookEvent(event))
+    const level = result.outcome === 'success' || result.outcome === 'cancelled' ? 'info' : 'warn'
+    this.#log[level]({ plugin: p.name, hook, outcome: result.outcome, durationMs: result.durationMs, actor }, `plugin ${p.name}: ${hook} hook ${result.outcome}: ${result.reason}`)
+    this.emit('hook', event)
+    return result
+  }
+
+  /** postStart of the process that just came up; its failure is a failed start. */
+  async #postStart (p: Plugin, ac: AbortController): Promise<void> {
+    const spec = p.manifest.hooks?.postStart
+    const handle = p.handle
+    if (spec === undefined || ac.signal.aborted) return
+    const result = await this.#runHook(p, 'postStart', spec, ac.signal, p.postStartActor ?? null)
+    if (p.postStart === ac) p.postStart = undefined
+    if (result.outcome === 'success' || ac.signal.aborted || p.handle !== handle || p.snapshot.state.name !== 'running') return
+    this.#feed(p, { type: 'post-start-failed', detail: result.reason })
   }
 
   /** Runs fn in the plugin's queue, after what is queued already; `op` names it for #enqueue's joining. */
@@ -292,15 +405,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const running = s.state.name === 'running'
     return {
       name: p.name,
-      // As written: a version or description taken from ${VAR} shows the template, not the value.
-      version: shownField(p.manifest, 'version') as string | undefined ?? null,
-      description: shownField(p.manifest, 'description') as string | undefined ?? null,
-      ...pluginMetadata({
-        author: shownField(p.manifest, 'author') as string | undefined,
-        homepage: shownField(p.manifest, 'homepage') as string | undefined,
-        capabilities: shownField(p.manifest, 'capabilities') as string[],
-        tags: shownField(p.manifest, 'tags') as string[]
-      }),
+      ...shownManifestFields(p.manifest),
       state: s.state.name,
       health: p.health,
       status: statusOf(s.state, p.health, s.restartCount),
@@ -344,25 +449,32 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.#store.events(name, opts)
   }
 
+  /** Runs of the plugin's lifecycle hooks, newest first. */
+  hookEvents (name: string, opts: { since?: number, limit?: number } = {}) {
+    this.#get(name)
+    return this.#store.hookEvents(name, opts)
+  }
+
   // ---- operator operations ----------------------------------------------------------------
 
-  // Each answers once the change took effect; PLUGVISOR_STATE_NOT_PERSISTED (the change done) when
-  // the store could not keep the desired state it leaves.
-  start (name: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'start').then(([s]) => s) }
-  stop (name: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'stop').then(([s]) => s) }
-  restart (name: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'restart').then(([s]) => s) }
+  // Each answers once the change took effect, and with PLUGVISOR_STATE_NOT_PERSISTED (the change
+  // done all the same) when the store could not keep the desired state it leaves.
+  /** `actor`: the operator who asked (hooks the operation runs are audited with it); `reason` is recorded with the transition (default: operator start). */
+  start (name: string, actor?: string, reason?: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'start', actor, reason).then(([s]) => s) }
+  stop (name: string, actor?: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'stop', actor).then(([s]) => s) }
+  restart (name: string, actor?: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'restart', actor).then(([s]) => s) }
 
   /** Runs an operator operation on plugins (bulk: stops dependents first, starts in dependency order), then checks that their desired states were saved. */
-  async #operate (plugins: Plugin[], op: Op): Promise<PluginSummary[]> {
+  async #operate (plugins: Plugin[], op: Op, actor?: string, reason?: string): Promise<PluginSummary[]> {
     let out: PluginSummary[]
     // Enqueued at once (synchronously) when they can be: requests keep the order they came in.
     if (op === 'start' || plugins.length === 1) {
-      out = await Promise.all(plugins.map((p) => this.#enqueue(p, op)))
+      out = await Promise.all(plugins.map((p) => this.#enqueue(p, op, actor, reason)))
     } else if (op === 'stop') {
-      out = await dependentsFirst(plugins, (p) => this.#enqueue(p, op))
+      out = await dependentsFirst(plugins, (p) => this.#enqueue(p, op, actor))
     } else {
-      await dependentsFirst(plugins, (p) => this.#enqueue(p, 'stop'))
-      out = await Promise.all(plugins.map((p) => this.#enqueue(p, 'start')))
+      await dependentsFirst(plugins, (p) => this.#enqueue(p, 'stop', actor))
+      out = await Promise.all(plugins.map((p) => this.#enqueue(p, 'start', actor)))
     }
     const unsaved = plugins.filter((p) => {
       if (!this.#unsaved.get(p.name)?.has('desired state')) return false
@@ -391,23 +503,23 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /** Starts several plugins; each waits for its dependencies, so order is kept while the rest runs in parallel. */
-  async startMany (names: string[]): Promise<PluginSummary[]> {
-    return this.#operate(names.map((n) => this.#get(n)), 'start')
+  async startMany (names: string[], actor?: string, reason?: string): Promise<PluginSummary[]> {
+    return this.#operate(names.map((n) => this.#get(n)), 'start', actor, reason)
   }
 
   /** Stops several plugins, every one after the plugins of the set that depend on it. */
-  async stopMany (names: string[]): Promise<PluginSummary[]> {
-    return this.#operate(names.map((n) => this.#get(n)), 'stop')
+  async stopMany (names: string[], actor?: string): Promise<PluginSummary[]> {
+    return this.#operate(names.map((n) => this.#get(n)), 'stop', actor)
   }
 
   /** Restarts several: stops them in reverse dependency order, then starts them in order. */
-  async restartMany (names: string[]): Promise<PluginSummary[]> {
-    return this.#operate(names.map((n) => this.#get(n)), 'restart')
+  async restartMany (names: string[], actor?: string): Promise<PluginSummary[]> {
+    return this.#operate(names.map((n) => this.#get(n)), 'restart', actor)
   }
 
   /** Boot: starts every plugin whose desired state is running. */
   async startDesired (): Promise<void> {
-    await Promise.all([...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => this.#enqueue(p, 'start')))
+    await Promise.all([...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => this.#enqueue(p, 'start', undefined, 'daemon start')))
   }
 
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
@@ -426,6 +538,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * SIGKILL to every process group still running, synchronously, so no plugin outlives the daemon.
    */
   killAllNow (): void {
+    this.#hooks.killAll()
     for (const p of this.#plugins.values()) {
       const pgid = p.identity?.pgid ?? p.handle?.pid
       if (pgid !== undefined) signalGroup(pgid, 'SIGKILL')
@@ -467,15 +580,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     })
   }
 
-  #enqueue (p: Plugin, op: Op): Promise<PluginSummary> {
+  #enqueue (p: Plugin, op: Op, actor?: string, reason?: string): Promise<PluginSummary> {
     if (p.unloading && op !== 'stop') return Promise.reject(new errors.Conflict(`plugin '${p.name}' is being unloaded`))
     if (op === 'stop') p.dependencyWait?.abort()
     // Two identical requests in a row are one: a second restart joins the first.
     if (p.tail?.op === op) return p.tail.promise as Promise<PluginSummary>
-    return this.#enqueueTask(p, op, () => this.#perform(p, op))
+    return this.#enqueueTask(p, op, () => this.#withActor(p, actor, () => this.#perform(p, op, reason)))
   }
 
-  async #perform (p: Plugin, op: Op): Promise<PluginSummary> {
+  async #perform (p: Plugin, op: Op, reason = op === 'restart' ? 'manual restart' : `operator ${op}`): Promise<PluginSummary> {
     if (op !== 'stop') {
       if (this.#closing) return this.#summary(p)
       const ac = new AbortController()
@@ -488,7 +601,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       // A stop (or shutdown) overtook this start while it waited.
       if (ac.signal.aborted || this.#closing) return this.#summary(p)
     }
-    this.#feed(p, { type: op, reason: op === 'restart' ? 'manual restart' : `operator ${op}` })
+    this.#feed(p, { type: op, reason })
     await this.#settled(p)
     return this.#summary(p)
   }
@@ -499,7 +612,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const dep = this.#plugins.get(depName)
       if (!dep) return
       // A stop of the dependent does not wait for the dependency's start to settle.
-      if (dep.snapshot.state.name !== 'running') await Promise.race([this.#enqueue(dep, 'start'), aborted(signal)])
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.#enqueue(dep, 'start', `dependency of ${p.name}`), aborted(signal)])
       if (signal.aborted) return
       // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
       const settled = (): boolean => {
@@ -521,6 +634,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   setHealth (name: string, health: Health, reason: string): void {
     const p = this.#get(name)
     if (p.snapshot.state.name !== 'running') return
+    // With a startup probe, postStart waits until it passed.
+    if (p.postStartWaiting && p.postStart !== undefined && (health === 'healthy' || health === 'degraded')) {
+      p.postStartWaiting = false
+      void this.#postStart(p, p.postStart)
+    }
     this.#setHealth(p, health, reason)
     if (health === 'healthy' || health === 'degraded') this.#feed(p, { type: 'healthy' })
     if (health === 'unhealthy') this.#feed(p, { type: 'unhealthy' })
@@ -598,7 +716,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       restartCount: t.snapshot.restartCount,
       error: ev.type === 'spawn-failed' ? ev.error : null
     }
-    if (to === 'running') p.startedAt = now
+    if (to === 'running') {
+      p.startedAt = now
+      p.upHandle = p.handle
+      if (p.manifest.hooks?.postStart !== undefined) {
+        const ac = new AbortController()
+        p.postStart = ac
+        p.postStartActor = p.actor
+        p.postStartWaiting = p.manifest.healthCheck?.startup !== undefined
+        if (!p.postStartWaiting) void this.#postStart(p, ac)
+      }
+    } else if (from === 'running') {
+      p.postStart?.abort()
+      p.postStart = undefined
+      p.postStartWaiting = false
+    }
     this.#persist(p.name, 'state event', () => this.#store.addEvent(event))
     const level = to === 'failed' || to === 'backoff' ? 'warn' : 'info'
     // pluginPid: pino writes the daemon's own `pid` on every line.
@@ -635,20 +767,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * in-memory state goes on; a desired state or process identity not written is noted, for
    * persistPending() and readiness; a state event not written is lost. Answers whether it went through.
    */
-  #persist (plugin: string, what: KeptRecord | 'state event', write: () => void): boolean {
+  #persist (plugin: string, what: KeptRecord | 'state event' | 'hook event', write: () => void): boolean {
+    const kept = what === 'desired state' || what === 'process identity'
     try {
       write()
     } catch (err) {
       const reason = (err as Error).message
       this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${reason}`)
-      if (what !== 'state event') {
-        const kept = this.#unsaved.get(plugin) ?? new Map<KeptRecord, string>()
-        kept.set(what, reason)
-        this.#unsaved.set(plugin, kept)
+      if (kept) {
+        const unsaved = this.#unsaved.get(plugin) ?? new Map<KeptRecord, string>()
+        unsaved.set(what, reason)
+        this.#unsaved.set(plugin, unsaved)
       }
       return false
     }
-    if (what !== 'state event') this.#saved(plugin, what)
+    if (what === 'desired state' || what === 'process identity') this.#saved(plugin, what)
     return true
   }
 
@@ -735,7 +868,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     // The state may have moved on (even to a newer start) while a port was picked.
     if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
-    const env = pluginEnv(m, p.port, this.#instance)
+    const configFile = this.#configFile(p)
+    try {
+      this.#writeConfigFile(p, m.config)
+    } catch (err) {
+      this.#log.error({ plugin: m.name, file: configFile, err }, `plugin ${m.name}: cannot write its config file ${configFile}: ${(err as Error).message}`)
+      this.#feed(p, { type: 'spawn-failed', error: spawnError(err, `cannot write ${configFile}: ${(err as Error).message}`) })
+      return
+    }
+    const env = pluginEnv(m, p.port, this.#instance, configFile)
     if (m.sha256 !== undefined) {
       const verdict = await verifyExecutable(m.command, m.cwd, env.PATH, m.sha256)
       if (p.snapshot.state.name !== 'starting' || seq !== p.spawnSeq) return
@@ -771,6 +912,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       onExit: (code, signal) => {
         if (p.handle !== handle) return
         p.handle = undefined
+        p.upHandle = undefined
         p.identity = undefined
         this.#persist(m.name, 'process identity', () => this.#store.forgetProcess(m.name))
         this.#feed(p, { type: 'exited', code, signal })
@@ -795,7 +937,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#feed(p, { type: 'nothing-to-kill' })
       return
     }
-    await h.stop(p.manifest.stop.signal as NodeJS.Signals, p.manifest.stop.timeoutMs)
+    const { stop, hooks } = p.manifest
+    let timeoutMs = stop.timeoutMs
+    // preStop drains a process that came up; its time is taken from stop.timeoutMs.
+    if (hooks?.preStop !== undefined && p.upHandle === h) {
+      const { durationMs } = await this.#runHook(p, 'preStop', { ...hooks.preStop, timeoutMs: Math.max(1, Math.min(hooks.preStop.timeoutMs, stop.timeoutMs)) })
+      timeoutMs = Math.max(0, Math.round(stop.timeoutMs - durationMs))
+    }
+    await h.stop(stop.signal as NodeJS.Signals, timeoutMs)
   }
 
   // ---- leftovers of a daemon that was killed hard ------------------------------------------
@@ -874,4 +1023,26 @@ function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>)
     return pr
   }
   return Promise.all(plugins.map(one))
+}
+
+type ManifestFields = Pick<PluginSummary, 'version' | 'description' | 'author' | 'homepage' | 'capabilities' | 'tags'>
+/** The fields of a summary that come from its manifest alone: made once per manifest (GET /plugins makes 500 summaries). */
+const manifestFields = new WeakMap<LoadedManifest, ManifestFields>()
+function shownManifestFields (m: LoadedManifest): ManifestFields {
+  let f = manifestFields.get(m)
+  if (f === undefined) {
+    f = {
+      // As written: a version or description taken from ${VAR} shows the template, not the value.
+      version: shownField(m, 'version') as string | undefined ?? null,
+      description: shownField(m, 'description') as string | undefined ?? null,
+      ...pluginMetadata({
+        author: shownField(m, 'author') as string | undefined,
+        homepage: shownField(m, 'homepage') as string | undefined,
+        capabilities: shownField(m, 'capabilities') as string[],
+        tags: shownField(m, 'tags') as string[]
+      })
+    }
+    manifestFields.set(m, f)
+  }
+  return f
 }

@@ -1,0 +1,139 @@
+// The live CLI commands against a real daemon on loopback: logs -f, and monit on a pseudo-terminal.
+import t from 'tap'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import path from 'node:path'
+import { build, fixturePlugin, needs, waitForEvent, writeConfig, type Tap } from './helper.js'
+import { packageRoot } from '../src/paths.js'
+import { applyEvent, renderMonit, type MonitRow } from '../src/cli/monit.js'
+import { openEventStream } from '../src/cli/event-stream-client.js'
+
+const bin = path.join(packageRoot, 'dist/src/bin.js')
+const hasScript = spawnSync('script', ['--version']).status === 0
+
+/** Collects a child's stdout; `seen(re)` resolves once it matches. */
+function output (child: ChildProcess) {
+  let text = ''
+  const waiters = new Set<() => void>()
+  child.stdout!.on('data', (c: Buffer) => { text += c.toString('utf8'); for (const w of waiters) w() })
+  return {
+    get text () { return text },
+    seen: (re: RegExp): Promise<void> => new Promise((resolve) => {
+      const check = (): void => { if (re.test(text)) { waiters.delete(check); resolve() } }
+      waiters.add(check)
+      check()
+    })
+  }
+}
+
+async function daemon (t: Tap, plugins: unknown[]) {
+  const app = await build(t, writeConfig(plugins))
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  return { app, url }
+}
+
+function cliEnv (url: string): NodeJS.ProcessEnv {
+  return { ...process.env, PLUGVISOR_URL: url, PLUGVISOR_HOST: undefined, PLUGVISOR_PORT: undefined }
+}
+
+t.test('logs NAME -f prints the last lines, then each new one, until Ctrl-C (exit 0)', async (t) => {
+  const { url } = await daemon(t, [fixturePlugin('ticker', 'ticker', { args: ['20'] })])
+  const child = spawn(process.execPath, [bin, 'logs', 'ticker', '-f', '--tail', '2'], { env: cliEnv(url), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const out = output(child)
+  await out.seen(/(OUT tick \d+\n(.|\n)*){12}/)
+  const ticks = [...out.text.matchAll(/^\S+ OUT tick (\d+)$/gm)].map((m) => Number(m[1]))
+  t.ok(ticks.length >= 12)
+  t.same(ticks, ticks.map((_, i) => ticks[0] + i), 'every line once, in order')
+  const exited = once(child, 'exit')
+  child.kill('SIGINT')
+  const [code] = await exited
+  t.equal(code, 0, 'Ctrl-C ends it cleanly')
+})
+
+t.test('logs NAME -f ends with exit 1 when the daemon ends the stream; an unknown plugin is exit 1 with the API error', async (t) => {
+  const { app, url } = await daemon(t, [fixturePlugin('ticker', 'ticker', { args: ['50'] })])
+  const child = spawn(process.execPath, [bin, 'logs', 'ticker', '--follow'], { env: cliEnv(url), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString() })
+  await output(child).seen(/OUT tick/)
+  const exited = once(child, 'exit')
+  await app.close()
+  const [code] = await exited
+  t.equal(code, 1)
+  t.match(stderr, /the daemon ended the log stream of ticker/)
+
+  const { url: url2 } = await daemon(t, [])
+  const nope = spawn(process.execPath, [bin, 'logs', 'nope', '-f'], { env: cliEnv(url2), stdio: ['ignore', 'pipe', 'pipe'] })
+  let err2 = ''
+  nope.stderr!.on('data', (c: Buffer) => { err2 += c.toString() })
+  const [code2] = await once(nope, 'exit')
+  t.equal(code2, 1)
+  t.match(err2, /404 PLUGVISOR_PLUGIN_NOT_FOUND/)
+})
+
+t.test('monit renders real summaries and real events: rows, counts, recent events, cut to the terminal', async (t) => {
+  const { app, url } = await daemon(t, [fixturePlugin('alpha', 'sleep'), fixturePlugin('beta', 'sleep')])
+  const rows = new Map<string, MonitRow>()
+  for (const p of (await app.inject({ url: '/plugins' })).json().plugins as MonitRow[]) rows.set(p.name, p)
+  process.env.PLUGVISOR_URL = url
+  t.teardown(() => { delete process.env.PLUGVISOR_URL })
+  const recent: string[] = []
+  const stopping = waitForEvent(app.daemon.supervisor, 'transition', (e) => e.plugin === 'beta' && e.to === 'stopped')
+  let sawStopped: () => void = () => {}
+  const stoppedRow = new Promise<void>((resolve) => { sawStopped = resolve })
+  const stream = await openEventStream('/events', (e) => {
+    const line = applyEvent(rows, e)
+    if (line) recent.push(line)
+    if (rows.get('beta')?.state === 'stopped') sawStopped()
+  })
+  t.teardown(() => stream.close())
+  await app.inject({ method: 'POST', url: '/plugins/beta/stop' })
+  await stopping
+  await stoppedRow
+  const screen = renderMonit({ plugins: [...rows.values()], url, connected: true, recent, width: 200, height: 40 })
+  t.match(screen[0], /^plugvisor monit {2}live {2}2 plugin\(s\): \d healthy.* {2}http:\/\/127\.0\.0\.1:\d+$/, 'the state of the stream, the counts by status (as last read), the address')
+  t.match(screen.find((l) => l.startsWith('alpha')), /^alpha\s+healthy\s+running\s+healthy\s+\d+/)
+  t.match(screen.find((l) => l.startsWith('beta')), /^beta\s+\S+\s+stopped\s/, 'the event updated the row')
+  t.ok(screen.some((l) => /beta: transition running -> stopping \(operator stop\)/.test(l)), 'the recent events list it')
+  const short = renderMonit({ plugins: [...rows.values()], url, connected: false, recent: [], width: 30, height: 5 })
+  t.ok(short.every((l) => l.length <= 30), 'no line wider than the terminal')
+  t.match(short.join('\n'), /disconnected/)
+  t.match(short.at(-1), /\.\.\. 2 more/, 'rows that do not fit are counted')
+})
+
+t.test('monit on a pseudo-terminal: the table, live updates from /events, q quits and restores the terminal', needs(hasScript, 'script', 'bsdutils'), async (t) => {
+  const { app, url } = await daemon(t, [fixturePlugin('alpha', 'sleep')])
+  const term = spawn('script', ['-qfec', `exec ${process.execPath} ${bin} monit`, '/dev/null'], { env: cliEnv(url), stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => { if (term.exitCode === null) term.kill('SIGKILL') })
+  const out = output(term)
+  const first = app.daemon.supervisor.summary('alpha').pid
+  await out.seen(new RegExp(`alpha\\s+healthy\\s+running\\s+healthy\\s+${first}`))
+  t.ok(out.text.includes('\x1b[?1049h'), 'it switched to the alternate screen')
+  // Connected to /events (drawn after the first table): from now on no event is missed.
+  await out.seen(/plugvisor monit {2}live/)
+  const restarted = waitForEvent(app.daemon.supervisor, 'transition', (e) => e.plugin === 'alpha' && e.to === 'running')
+  await app.inject({ method: 'POST', url: '/plugins/alpha/restart' })
+  await restarted
+  const second = app.daemon.supervisor.summary('alpha').pid
+  t.not(second, first)
+  await out.seen(new RegExp(`alpha\\s+healthy\\s+running\\s+healthy\\s+${second}`))
+  t.match(out.text, /alpha: restart \(manual\)/, 'the restart is among the recent events')
+  const exited = once(term, 'exit')
+  term.stdin!.write('q')
+  const [code] = await exited
+  t.equal(code, 0, 'q quits with exit 0')
+  t.ok(out.text.includes('\x1b[?25h\x1b[?1049l'), 'the cursor is back and the screen is the one before')
+})
+
+t.test('monit without a terminal says so and exits 1', async (t) => {
+  const { url } = await daemon(t, [])
+  const child = spawn(process.execPath, [bin, 'monit'], { env: cliEnv(url), stdio: ['ignore', 'pipe', 'pipe'] })
+  let err = ''
+  child.stderr!.on('data', (c: Buffer) => { err += c.toString() })
+  const [code] = await once(child, 'exit')
+  t.equal(code, 1)
+  t.match(err, /monit needs a terminal/)
+})
