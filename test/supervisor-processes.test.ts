@@ -102,7 +102,7 @@ t.test('the environment is explicit: manifest env, PATH/HOME/LANG/TZ, PLUGVISOR_
   t.equal(env.PATH, process.env.PATH)
   t.notOk('PLUGVISOR_TEST_SECRET' in env, 'the daemon environment is not inherited')
   t.match(env.PLUGVISOR_INSTANCE, /^[0-9a-f]{16}\.[0-9a-f-]{36}$/, 'the instance marker: data folder key and this daemon\'s id')
-  const allowed = new Set(['GREETING', 'PLUGVISOR_PLUGIN', 'PLUGVISOR_CONFIG', 'PLUGVISOR_INSTANCE', 'PORT', 'PATH', 'HOME', 'LANG', 'TZ'])
+  const allowed = new Set(['GREETING', 'PLUGVISOR_PLUGIN', 'PLUGVISOR_CONFIG', 'PLUGVISOR_CONFIG_FILE', 'PLUGVISOR_INSTANCE', 'PORT', 'PATH', 'HOME', 'LANG', 'TZ'])
   // tap's process-info hook patches child_process to add its own coverage variables to every child.
   const tapAdded = (k: string): boolean => k.startsWith('_TAPJS_') || (k === 'NODE_OPTIONS' && process.env.TAP === '1')
   t.same(Object.keys(env).filter((k) => !allowed.has(k) && !tapAdded(k)), [], 'nothing else')
