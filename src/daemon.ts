@@ -262,7 +262,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     changes,
     boot () {
       booting ??= (async () => {
-        await supervisor.reapOrphans()
+        // Whatever goes wrong there, the plugins meant to run must still start.
+        await supervisor.reapOrphans().catch((err: Error) => logger.error({ err }, `cleaning up after a previous daemon failed: ${err.message}`))
         progress.orphansReaped = true
         await supervisor.startDesired()
         progress.initialStartDone = true

@@ -30,7 +30,7 @@ function summary (i: number): Record<string, unknown> {
     startedAt: running ? at : null,
     uptimeMs: running ? i * 10 : 0,
     restartCount: i % 4,
-    lastExit: running ? null : { code: i % 2 ? 1 : null, signal: i % 2 ? null : 'SIGKILL', at, error: i % 9 ? null : { code: 'ENOENT', message: 'spawn x ENOENT' } },
+    lastExit: running ? null : { code: i % 2 ? 1 : null, signal: i % 2 ? null : 'SIGKILL', at, error: i % 3 ? null : { code: 'ENOENT', message: 'spawn x ENOENT' } },
     nextRestartAt: running ? null : at,
     circuit: i % 6 ? 'closed' : null,
     resources: i % 2 ? { residentMemoryBytes: 1 << 20, cpuSeconds: 0.25, sampledAt: at } : null

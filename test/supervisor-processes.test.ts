@@ -2,6 +2,7 @@
 import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
+import { childProcessRunner } from '../src/process/runner.js'
 import { alive, build, collectEvents, fixturePlugin, outputLine, tempDir, writeConfig } from './helper.js'
 
 t.test('a SIGKILLed plugin is restarted', async (t) => {
@@ -250,6 +251,15 @@ t.test('a store that cannot be written does not stop supervision', async (t) => 
   const after = await sup.waitFor('sturdy', (s) => s.state === 'running' && s.pid !== pid, 10000)
   t.equal(after.restartCount, 1, 'the crash was still handled and the plugin restarted')
   t.ok(lines.some((l) => l.includes('could not persist the state event of plugin sturdy')), 'the failed write is logged')
+})
+
+t.test('a cleanup of a previous daemon that fails does not hold the plugins back; it failed before', async (t) => {
+  // The one part that cannot be made to fail for real: the /proc scan of the cleanup.
+  const runner = { ...childProcessRunner, reapMarked: () => Promise.reject(new Error('scan failed')) }
+  const app = await build(t, writeConfig([fixturePlugin('after', 'sleep')], { log: { level: 'fatal' } }), { boot: false, runner })
+  await app.daemon.boot()
+  t.equal(app.daemon.supervisor.summary('after').state, 'running', 'the plugin started')
+  t.equal((await app.inject({ method: 'GET', url: '/health/readiness' })).statusCode, 200, 'start-up is over')
 })
 
 t.test('a store whose writes fail makes readiness (daemon:store-writable) and /health fail', async (t) => {

@@ -36,8 +36,10 @@ export function lockDataDir (dataDir: string, opts: LockOptions = {}): DataDirLo
   mkdirSync(dataDir, { recursive: true })
   const file = path.join(dataDir, LOCK_FILE)
   const text = formatHolder({ pid: process.pid, startTicks: readProcStat(process.pid)?.startTicks ?? null, bootId: bootId() })
-  // Each round either takes the lock, or finds a live holder, or removes one stale lock; two
-  // daemons taking over the same stale lock race on symlink(2), and one of them loses there.
+  // Each round either takes the lock, or finds a live holder, or removes one stale lock. Two
+  // daemons taking over the same stale lock race on symlink(2) and one loses there; only if one
+  // removes the stale lock and takes its own between the other's last look and its unlink (a
+  // window of microseconds, both started within it) could the second remove the first's lock.
   for (let round = 0; round < 5; round++) {
     try {
       symlinkSync(text, file)

@@ -151,6 +151,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #instance: string | undefined
   /** Records a store write missed, per plugin name, with the reason: written again by persistPending(). */
   readonly #unsaved = new Map<string, Map<KeptRecord, string>>()
+  /** The desired state a daemon restarted now would give each plugin (the stored one, else autostart). */
+  readonly #savedDesired = new Map<string, 'running' | 'stopped'>()
   readonly #configDir: string | undefined
   readonly #hooks: HookRunner
   #closing = false
@@ -179,8 +181,11 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     for (const m of manifests) {
       if (this.#plugins.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' is already loaded`)
       const override = desiredOverride.get(m.name)
-      if (override !== undefined) this.#persist(m.name, 'desired state', () => this.#store.setDesired(m.name, override, this.#clock.now()))
-      const desired = override ?? persisted.get(m.name) ?? (m.autostart ? 'running' : 'stopped')
+      // What a daemon restarted now would pick: the stored desired state, else autostart.
+      const kept = persisted.get(m.name) ?? (m.autostart ? 'running' : 'stopped')
+      this.#savedDesired.set(m.name, kept)
+      if (override !== undefined) this.#persistDesired(m.name, override)
+      const desired = override ?? kept
       this.#plugins.set(m.name, new Plugin(m, desired))
       this.emit('loaded', m.name)
     }
@@ -232,7 +237,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.load(added, cs.desired)
     await Promise.all([
       ...(cs.replace ?? []).map((m) => this.#replace(this.#get(m.name), m, cs.actor)),
-      ...added.filter((m) => this.#get(m.name).snapshot.desired === 'running').map((m) => this.start(m.name, cs.actor))
+      ...added.filter((m) => this.#get(m.name).snapshot.desired === 'running').map((m) => this.#enqueue(this.#get(m.name), 'start', cs.actor))
     ])
   }
 
@@ -254,6 +259,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     p.dependencyWait?.abort()
     this.#plugins.delete(p.name)
     // A plugin of that name registered later starts from its own autostart, not this one's history.
+    this.#savedDesired.delete(p.name)
     this.#persist(p.name, 'desired state', () => this.#store.forgetDesired(p.name))
     this.#log.info({ plugin: p.name }, `plugin ${p.name}: unloaded`)
     this.emit('unloaded', p.name)
@@ -459,10 +465,34 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   // ---- operator operations ----------------------------------------------------------------
 
+  // Each answers once the change took effect, and with PLUGVISOR_STATE_NOT_PERSISTED (the change
+  // done all the same) when the store could not keep the desired state it leaves.
   /** `actor`: the operator who asked (hooks the operation runs are audited with it); `reason` is recorded with the transition (default: operator start). */
-  start (name: string, actor?: string, reason?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'start', actor, reason) }
-  stop (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'stop', actor) }
-  restart (name: string, actor?: string): Promise<PluginSummary> { return this.#enqueue(this.#get(name), 'restart', actor) }
+  start (name: string, actor?: string, reason?: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'start', actor, reason).then(([s]) => s) }
+  stop (name: string, actor?: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'stop', actor).then(([s]) => s) }
+  restart (name: string, actor?: string): Promise<PluginSummary> { return this.#operate([this.#get(name)], 'restart', actor).then(([s]) => s) }
+
+  /** Runs an operator operation on plugins (bulk: stops dependents first, starts in dependency order), then checks that their desired states were saved. */
+  async #operate (plugins: Plugin[], op: Op, actor?: string, reason?: string): Promise<PluginSummary[]> {
+    let out: PluginSummary[]
+    // Enqueued at once (synchronously) when they can be: requests keep the order they came in.
+    if (op === 'start' || plugins.length === 1) {
+      out = await Promise.all(plugins.map((p) => this.#enqueue(p, op, actor, reason)))
+    } else if (op === 'stop') {
+      out = await dependentsFirst(plugins, (p) => this.#enqueue(p, op, actor))
+    } else {
+      await dependentsFirst(plugins, (p) => this.#enqueue(p, 'stop', actor))
+      out = await Promise.all(plugins.map((p) => this.#enqueue(p, 'start', actor)))
+    }
+    const unsaved = plugins.filter((p) => {
+      if (!this.#unsaved.get(p.name)?.has('desired state')) return false
+      return !this.#persist(p.name, 'desired state', () => this.#writeKept(p.name, 'desired state'))
+    })
+    if (unsaved.length > 0 && !this.#closing) {
+      throw new errors.StateNotPersisted(unsaved.map((p) => p.name).join("', '"), op, this.#unsaved.get(unsaved[0].name)?.get('desired state'))
+    }
+    return out
+  }
 
   /**
    * One of the plugin's watched files changed: restarts it (reason watch) if it runs or is
@@ -482,26 +512,22 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Starts several plugins; each waits for its dependencies, so order is kept while the rest runs in parallel. */
   async startMany (names: string[], actor?: string, reason?: string): Promise<PluginSummary[]> {
-    names.forEach((n) => this.#get(n))
-    return Promise.all(names.map((n) => this.start(n, actor, reason)))
+    return this.#operate(names.map((n) => this.#get(n)), 'start', actor, reason)
   }
 
   /** Stops several plugins, every one after the plugins of the set that depend on it. */
   async stopMany (names: string[], actor?: string): Promise<PluginSummary[]> {
-    return dependentsFirst(names.map((n) => this.#get(n)), (p) => this.stop(p.name, actor))
+    return this.#operate(names.map((n) => this.#get(n)), 'stop', actor)
   }
 
   /** Restarts several: stops them in reverse dependency order, then starts them in order. */
   async restartMany (names: string[], actor?: string): Promise<PluginSummary[]> {
-    if (names.length === 1) return [await this.restart(names[0], actor)]
-    await this.stopMany(names, actor)
-    return this.startMany(names, actor)
+    return this.#operate(names.map((n) => this.#get(n)), 'restart', actor)
   }
 
   /** Boot: starts every plugin whose desired state is running. */
   async startDesired (): Promise<void> {
-    const names = [...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => p.name)
-    await this.startMany(names, undefined, 'daemon start')
+    await Promise.all([...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => this.#enqueue(p, 'start', undefined, 'daemon start')))
   }
 
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
@@ -585,10 +611,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     this.#feed(p, { type: op, reason })
     await this.#settled(p)
-    // The change is done; a desired state the store does not hold would be lost at a daemon restart: say so.
-    if (this.#unsaved.get(p.name)?.has('desired state')) this.#persist(p.name, 'desired state', () => this.#writeKept(p.name, 'desired state'))
-    const unsaved = this.#unsaved.get(p.name)?.get('desired state')
-    if (unsaved !== undefined && !this.#closing) throw new errors.StateNotPersisted(p.name, op, unsaved)
     return this.#summary(p)
   }
 
@@ -598,7 +620,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const dep = this.#plugins.get(depName)
       if (!dep) return
       // A stop of the dependent does not wait for the dependency's start to settle.
-      if (dep.snapshot.state.name !== 'running') await Promise.race([this.start(depName, p.actor, `dependency of ${p.name}`), aborted(signal)])
+      if (dep.snapshot.state.name !== 'running') await Promise.race([this.#enqueue(dep, 'start', p.actor, `dependency of ${p.name}`), aborted(signal)])
       if (signal.aborted) return
       // A dependency that is down for good (failed, stopped, unhealthy) does not hold the dependent back forever.
       const settled = (): boolean => {
@@ -676,7 +698,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     p.snapshot = t.snapshot
     const record = (): void => {
-      if (t.snapshot.desired !== before.desired && !this.#closing) this.#persist(p.name, 'desired state', () => this.#store.setDesired(p.name, t.snapshot.desired, now))
+      if (t.snapshot.desired !== before.desired && !this.#closing) this.#persistDesired(p.name, t.snapshot.desired)
       if (t.health) this.#setHealth(p, t.health.to, t.health.reason)
       if (before.state.name !== t.snapshot.state.name) this.#onStateChange(p, before, ev, t, now)
       if (t.restart) this.emit('restart', { plugin: p.name, reason: t.restart.reason, at: now })
@@ -779,7 +801,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /**
    * Store writes on the lifecycle path: a full disk or a locked file must not take the
    * supervisor down with it (the processes still need watching). The error is logged and the
-   * in-memory state goes on; what was not written is lost.
+   * in-memory state goes on; a desired state or process identity not written is noted, for
+   * persistPending() and readiness; a state event not written is lost. Answers whether it went through.
    */
   #persist (plugin: string, what: KeptRecord | 'state event' | 'hook event', write: () => void): boolean {
     const kept = what === 'desired state' || what === 'process identity'
@@ -795,20 +818,35 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
       return false
     }
-    if (kept) {
-      const unsaved = this.#unsaved.get(plugin)
-      unsaved?.delete(what)
-      if (unsaved?.size === 0) this.#unsaved.delete(plugin)
-    }
+    if (what === 'desired state' || what === 'process identity') this.#saved(plugin, what)
     return true
+  }
+
+  #saved (plugin: string, what: KeptRecord): void {
+    const kept = this.#unsaved.get(plugin)
+    kept?.delete(what)
+    if (kept?.size === 0) this.#unsaved.delete(plugin)
+  }
+
+  #persistDesired (name: string, desired: 'running' | 'stopped'): void {
+    this.#persist(name, 'desired state', () => {
+      this.#store.setDesired(name, desired, this.#clock.now())
+      this.#savedDesired.set(name, desired)
+    })
+    // A failed write of what the store holds already loses nothing (a restart: stop, then start).
+    if (this.#savedDesired.get(name) === desired) this.#saved(name, 'desired state')
   }
 
   /** The desired state and process identity of a plugin, as the store should hold them now. */
   #writeKept (name: string, what: KeptRecord): void {
     const p = this.#plugins.get(name)
     if (what === 'desired state') {
-      if (p) this.#store.setDesired(name, p.snapshot.desired, this.#clock.now())
-      else this.#store.forgetDesired(name)
+      if (p) {
+        this.#store.setDesired(name, p.snapshot.desired, this.#clock.now())
+        this.#savedDesired.set(name, p.snapshot.desired)
+      } else {
+        this.#store.forgetDesired(name)
+      }
     } else if (p?.identity) {
       this.#store.recordProcess(this.#processRecord(p, p.identity))
     } else {
