@@ -2,7 +2,7 @@
 // previous daemon left), so the supervisor can be driven by a fake in tests and by real child
 // processes in production.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
-import { bootId, findByEnviron, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
+import { bootId, findByEnviron, findByEnvironThisTurn, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
 import { LineSplitter } from './line-splitter.js'
 
 /** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
@@ -158,7 +158,7 @@ class ChildHandle implements ProcessHandle {
     const startTicks = this.identity?.startTicks
     if (this.#tag.length === 0 || startTicks == null) return
     const pgid = this.identity!.pgid
-    const found = findByEnviron((env) => this.#tag.every((e) => env.includes(e)), (st) => st.pgid !== pgid && st.startTicks >= startTicks)
+    const found = findByEnvironThisTurn((env) => this.#tag.every((e) => env.includes(e)), (st) => st.pgid !== pgid && st.startTicks >= startTicks)
     const known = new Set(this.#escaped.map((e) => e.pid))
     for (const st of found) if (!known.has(st.pid)) this.#escaped.push({ pid: st.pid, startTicks: st.startTicks })
   }
