@@ -2,8 +2,8 @@
 // so the reply is hijacked; the event stream service owns formatting, keep-alive and slow clients.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { errors } from '../src/errors.js'
 import { FULL_RETRY_AFTER_S } from '../src/events/event-stream.js'
+import { openEventStream } from './event-stream-response.js'
 import { ErrorResponse } from './schemas.js'
 
 const events: FastifyPluginAsyncTypebox = async (app) => {
@@ -22,19 +22,7 @@ const events: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
   }, (req, reply) => {
-    if (stream.full()) {
-      reply.header('retry-after', String(FULL_RETRY_AFTER_S))
-      throw new errors.EventStreamFull(stream.clientCount())
-    }
-    reply.hijack()
-    const res = reply.raw
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-      'x-request-id': req.id
-    })
+    const res = openEventStream(req, reply, stream)
     const unsubscribe = stream.subscribe(res)
     res.on('close', unsubscribe)
     req.log.info({ clients: stream.clientCount() }, 'event stream client connected')

@@ -17,6 +17,7 @@ import { UnloadResult } from '../src/plugin-changes.js'
 import { LogLineBody, logLineBody } from '../src/process/log-ring.js'
 import { recentLines } from '../src/process/log-files.js'
 import { FULL_RETRY_AFTER_S } from '../src/events/event-stream.js'
+import { openEventStream } from './event-stream-response.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 /** The operation was done but its desired state could not be saved (a full disk). */
@@ -208,19 +209,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       return { plugin: name, lines: lines.map(logLineBody) }
     }
     const { logFollow } = app.daemon
-    if (logFollow.full()) {
-      reply.header('retry-after', String(FULL_RETRY_AFTER_S))
-      throw new errors.EventStreamFull(`${logFollow.clientCount()} log follow`)
-    }
-    reply.hijack()
-    const res = reply.raw
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-      'x-request-id': req.id
-    })
+    const res = openEventStream(req, reply, logFollow, 'log follow')
     // Subscribed before the files are read: a line printed meanwhile is held, not lost.
     const follower = logFollow.subscribe(name, res)
     res.on('close', follower.close)
