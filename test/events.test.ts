@@ -4,9 +4,9 @@ import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { InvokerEvents } from '../src/invoke/invoker.js'
-import { createEventStream, KEEP_ALIVE, type EventSink } from '../src/events/event-stream.js'
+import { createEventStream, KEEP_ALIVE } from '../src/events/event-stream.js'
 import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
-import { build, fixturePlugin, writeConfig } from './helper.js'
+import { build, fixturePlugin, sink, writeConfig } from './helper.js'
 
 interface SseEvent { event: string, data: Record<string, unknown> }
 
@@ -115,30 +115,6 @@ t.test('a client that disconnects is unsubscribed', async (t) => {
   await gone
   t.equal(app.daemon.events.clientCount(), 0)
 })
-
-/** An in-memory client whose socket says it is full once `stalled` is set, until drain(). */
-function sink () {
-  const chunks: string[] = []
-  let onWrite: ((chunk: string) => void) | undefined
-  let onDrain: (() => void) | undefined
-  const s = {
-    chunks,
-    stalled: false,
-    ended: false,
-    destroyed: 0,
-    write (chunk: string) {
-      chunks.push(chunk)
-      onWrite?.(chunk)
-      return !s.stalled
-    },
-    once (_event: 'drain', listener: () => void) { onDrain = listener },
-    drain () { s.stalled = false; const d = onDrain; onDrain = undefined; d?.() },
-    end () { s.ended = true },
-    destroy () { s.destroyed++ },
-    nextWrite: () => new Promise<string>((resolve) => { onWrite = (c) => { onWrite = undefined; resolve(c) } })
-  }
-  return s satisfies EventSink & Record<string, unknown>
-}
 
 const options = { circuits: new EventEmitter<InvokerEvents>(), keepAliveMs: 600000, maxBufferedBytes: 1024, maxClients: 10 }
 const healthEvent = (i: number) => ({ plugin: 'p', from: 'healthy', to: 'degraded', reason: `probe said warn ${i}`, at: 0 }) as const

@@ -1,5 +1,6 @@
 // Test helpers: a real daemon (real SQLite file in a temp folder, real child processes) built
 // from a config written for the test, torn down (every child stopped) even when the test fails.
+import type { EventSink } from '../src/events/sse-client.js'
 import { closeSync, mkdtempSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
@@ -191,4 +192,28 @@ export async function bootListening (app: FastifyInstance): Promise<void> {
   const listening = Promise.all(serving.map((n) => outputLine(sup, n, /^listening/)))
   await app.daemon.boot()
   await listening
+}
+
+/** An event-stream client (GET /events, log follow) in memory whose socket says it is full once `stalled` is set, until drain(). */
+export function sink () {
+  const chunks: string[] = []
+  let onWrite: ((chunk: string) => void) | undefined
+  let onDrain: (() => void) | undefined
+  const s = {
+    chunks,
+    stalled: false,
+    ended: false,
+    destroyed: 0,
+    write (chunk: string) {
+      chunks.push(chunk)
+      onWrite?.(chunk)
+      return !s.stalled
+    },
+    once (_event: 'drain', listener: () => void) { onDrain = listener },
+    drain () { s.stalled = false; const d = onDrain; onDrain = undefined; d?.() },
+    end () { s.ended = true },
+    destroy () { s.destroyed++ },
+    nextWrite: () => new Promise<string>((resolve) => { onWrite = (c) => { onWrite = undefined; resolve(c) } })
+  }
+  return s satisfies EventSink & Record<string, unknown>
 }

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { createLogFiles, parseFileLine } from '../src/process/log-files.js'
 import { createLogFollow } from '../src/events/log-follow.js'
 import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
-import { build, fixturePlugin, tempDir, waitForEvent, writeConfig } from './helper.js'
+import { build, fixturePlugin, sink, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 const line = (i: number, text = `line ${i}`) => ({ at: Date.UTC(2026, 0, 1, 0, 0, 0, i), stream: 'stdout' as const, line: text })
 
@@ -178,24 +178,6 @@ t.test('?follow=true of an unknown plugin is a 404 JSON error, not a stream', as
   t.equal(res.statusCode, 404)
   t.equal(res.json().code, 'PLUGVISOR_PLUGIN_NOT_FOUND')
 })
-
-/** A client connection that can be made to stall, as in the /events tests. */
-function sink () {
-  const chunks: string[] = []
-  let onDrain: (() => void) | undefined
-  const s = {
-    chunks,
-    stalled: false,
-    ended: false,
-    destroyed: 0,
-    write (chunk: string) { chunks.push(chunk); return !s.stalled },
-    once (_event: 'drain', listener: () => void) { onDrain = listener },
-    drain () { s.stalled = false; const d = onDrain; onDrain = undefined; d?.() },
-    end () { s.ended = true },
-    destroy () { s.destroyed++ }
-  }
-  return s
-}
 
 t.test('follow backpressure: lines wait while the socket is full, go in one write at its drain, and a client past the cap is disconnected', async (t) => {
   const bus = Object.assign(new EventEmitter<SupervisorEvents>(), { has: () => true })
