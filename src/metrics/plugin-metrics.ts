@@ -53,7 +53,7 @@ export interface PluginMetrics {
   /** Event-fed and process families; render() adds the plugin gauges computed at scrape time. */
   readonly registry: Registry
   /** One served HTTP request; `route` is the route pattern, or undefined when none matched. */
-  observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
+  observeHttpRequest: (method: string, route: string | undefined, statusCode: number, seconds: number) => void
   /** One call into a plugin through the invoke proxy: its outcome and the time to its answer's headers. */
   observeInvocation: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
   /** The whole exposition text (every family) and its content type. */
@@ -242,7 +242,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
 
   return {
     registry,
-    observeHttpRequest ({ method, route, statusCode }, seconds) {
+    observeHttpRequest (method, route, statusCode, seconds) {
       http.observe(method, route ?? UNMATCHED_ROUTE, statusCode, seconds)
     },
     observeInvocation (plugin, outcome, seconds) {
