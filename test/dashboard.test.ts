@@ -145,6 +145,61 @@ t.test('the plugin page charts recorded probe results and shows events, circuit 
   t.pass('the range switches')
 })
 
+t.test('the fallback state: a marker in the table and the plugin page follow the API, the page\'s buttons change it', browserTest, async (t) => {
+  const loaded = writeConfig([
+    fixturePlugin('primary', 'sleep', { resilience: { fallback: { status: 503, body: { maintenance: true } } } }),
+    fixturePlugin('plain', 'sleep')
+  ])
+  const app = await build(t, loaded, { boot: false })
+  const base = await listen(app)
+  await app.daemon.boot()
+  const fallbackOf = async (name: string) => (await app.inject({ method: 'GET', url: `/plugins/${name}/fallback` })).json() as { active: boolean, mode: string }
+  t.match(await fallbackOf('primary'), { active: false, mode: 'auto' }, 'running: calls go to the plugin')
+  t.equal((await app.inject({ method: 'GET', url: '/plugins' })).json().plugins[0].fallback, 'inactive', 'GET /plugins carries the fallback state')
+
+  const { page } = await openBrowser(t)
+  await page.goto(`${base}/ui/`)
+  await page.waitForSelector('#plugins[data-ready]')
+  await page.waitForSelector('#conn[data-state="live"]')
+  t.ok(await page.$('#plugins .row[data-plugin="primary"] .fallback-mark[hidden]') !== null, 'no marker while the plugin answers its calls')
+
+  // An activation through the API reaches the table through the event stream.
+  t.equal((await app.inject({ method: 'POST', url: '/plugins/primary/fallback/activate' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/plugins' })).json().plugins[0].fallback, 'manual', 'GET /plugins says so')
+  t.equal((await app.inject({ method: 'GET', url: '/plugins/primary' })).json().fallback, 'manual', 'and so does the detail, which the table re-reads after an event')
+  await page.waitForSelector('#plugins .row[data-plugin="primary"] .fallback-mark[data-fallback="manual"]:not([hidden])')
+  t.pass('the row is marked')
+  t.ok(await page.$('#plugins .row[data-plugin="plain"] .fallback-mark[hidden]') !== null, 'the other row is not')
+
+  await page.click('#plugins .row[data-plugin="primary"] .c-name a')
+  await page.waitForSelector('#fallback[data-state="manual"]')
+  t.match(await page.textContent('#fallback'), /activated by anonymous/, 'the page says why')
+  await page.click('button[data-fallback-action="deactivate"]')
+  await page.waitForSelector('#fallback[data-state="inactive"]')
+  t.match(await fallbackOf('primary'), { active: false, mode: 'auto' }, 'Deactivate on the page ended the manual activation')
+  t.ok(await page.$('button[data-fallback-action="deactivate"]:disabled') !== null, 'nothing left to deactivate')
+
+  await page.click('button[data-fallback-action="activate"]')
+  await page.waitForSelector('#fallback[data-state="manual"]')
+  t.match(await fallbackOf('primary'), { active: true, mode: 'manual' }, 'Activate on the page activated it')
+
+  // An automatic switch shows up live on the page: deactivate, then stop the plugin.
+  await app.inject({ method: 'POST', url: '/plugins/primary/fallback/deactivate' })
+  await page.waitForSelector('#fallback[data-state="inactive"]')
+  await app.inject({ method: 'POST', url: '/plugins/primary/stop' })
+  await page.waitForSelector('#fallback[data-state="auto"]')
+  // The reason follows the state (stopping, then stopped) without a fallback event.
+  await page.waitForFunction(() => /plugin is stopped/.test(document.querySelector('#fallback')?.textContent ?? ''))
+  t.pass('auto mode while the plugin is stopped, live on the page')
+  await page.click('.back')
+  await page.waitForSelector('#plugins .row[data-plugin="primary"] .fallback-mark[data-fallback="auto"]:not([hidden])')
+  t.pass('the table marks an automatic switch too')
+
+  await page.goto(`${base}/ui/#/plugins/plain`)
+  await page.waitForSelector('#fallback[data-state="inactive"]')
+  t.ok(await page.$('button[data-fallback-action="activate"]:disabled') !== null, 'no fallback named: nothing to activate')
+})
+
 t.test('with tokens: the page asks for a token, keeps it in session storage only, and works with it', browserTest, async (t) => {
   const loaded = writeConfig([fixturePlugin('one', 'sleep')], { auth: { mode: 'tokens', tokens: [{ name: 'ops', role: 'admin', tokenEnv: 'PV_DASH_ADMIN' }] } })
   const app = await build(t, loaded, { boot: false, env: { PV_DASH_ADMIN: ADMIN } })
