@@ -66,7 +66,7 @@ export const EventsQuery = Type.Object({
 })
 
 export const LogsQuery = Type.Object({
-  tail: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000); from the log files when the daemon has fewer in memory' }),
+  tail: Type.Integer({ minimum: 0, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000); from the log files when the daemon has fewer in memory. 0: none (with follow=true: only the lines printed from now on, like tail -n 0 -f)' }),
   follow: Type.Boolean({ default: false, description: 'true: a text/event-stream of the last `tail` lines, then every new line as it is printed' })
 })
 

@@ -28,6 +28,7 @@ const USAGE = `usage: plugvisor <command> [options]
   config NAME --set key=value...   change a plugin's config (values parsed as JSON when they parse)
   logs NAME [--tail N] [-f]        last lines of a plugin's output (from its log files when the
                                    daemon restarted since); -f/--follow: then every new line, until Ctrl-C
+                                   (-f --tail 0: only the new lines)
   monit                            a live table of every plugin, updated from the event stream (q quits)
   events NAME [--limit N]          a plugin's state transitions
   history NAME [--resolution raw|minute|hour] [--limit N]

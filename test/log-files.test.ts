@@ -150,6 +150,26 @@ t.test('?follow=true streams the last lines, then every new one, without a gap o
   t.equal(app.daemon.logFollow.clientCount(), 0, 'the client left: it is forgotten')
 })
 
+t.test('?follow=true&tail=0 sends only the lines printed from then on (tail -n 0 -f)', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('ticker', 'ticker', { args: ['10'] })]), { boot: false })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  const ticked = waitForEvent(app.daemon.supervisor, 'output', (o) => o.line === 'tick 5')
+  await app.daemon.boot()
+  await ticked
+  // The last line printed before the request: nothing up to it may come.
+  const [last] = app.daemon.supervisor.logs('ticker', 1)
+  const before = Number(last.line.slice(5))
+  const res = await get(port, '/plugins/ticker/logs?follow=true&tail=0')
+  t.teardown(() => res.destroy())
+  t.equal(res.statusCode, 200)
+  const sse = sseReader(res)
+  await sse.until(5)
+  const ticks = sse.events.map((e) => Number((JSON.parse(e.data) as { line: string }).line.slice(5)))
+  t.ok(ticks[0] > before, `the first line (tick ${ticks[0]}) was printed after the request (the last before it: tick ${before})`)
+  t.same(ticks, ticks.map((_, i) => ticks[0] + i), 'then every new line, none missed')
+})
+
 t.test('a follow stream ends when its plugin is unloaded and when the daemon shuts down', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('b', 'ticker', { args: ['50'] })]))
   // Registered over the API: an inline manifest cannot be unloaded.
