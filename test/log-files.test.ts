@@ -121,6 +121,26 @@ function get (port: number, url: string): Promise<IncomingMessage> {
   })
 }
 
+t.test('a stop writes what the plugin printed up to its exit to the file before it answers', async (t) => {
+  // Lines printed in the last moment before the exit, more than a pipe holds (about 64 KiB).
+  const GOODBYE = 5000
+  const loaded = writeConfig([fixturePlugin('talker', 'chatty', { args: ['3'], env: { GOODBYE: String(GOODBYE) } })])
+  const app = await build(t, loaded, { boot: false })
+  const printed = waitForEvent(app.daemon.supervisor, 'output', (o) => o.line === 'err')
+  await app.daemon.boot()
+  await printed
+  const file = path.join(loaded.dataDir, 'logs', 'talker.log')
+  const stop = await app.inject({ method: 'POST', url: '/plugins/talker/stop' })
+  t.equal(stop.statusCode, 200)
+  t.equal(stop.json().state, 'stopped')
+  // Read at once: the batch timer (1 s) has not run yet, so only the stop's flush can have written this.
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => parseFileLine(l)!)
+  const of = (stream: string) => lines.filter((l) => l.stream === stream).map((l) => l.line)
+  // stdout and stderr are two pipes: their lines interleave as they were read, each stream in order.
+  t.same(of('stdout'), ['line 0', 'line 1', 'line 2', ...Array.from({ length: GOODBYE }, (_, i) => `goodbye ${i}`)], 'every stdout line: what it printed while running, and on SIGTERM right before its exit')
+  t.same(of('stderr'), ['err', 'goodbye err'], 'and both stderr lines')
+})
+
 t.test('?follow=true streams the last lines, then every new one, without a gap or a repeat; the stream is dropped when the client leaves', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('ticker', 'ticker', { args: ['10'] })]), { boot: false })
   const sockets: Socket[] = []
