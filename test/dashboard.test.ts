@@ -25,7 +25,7 @@ interface PageElement {
   querySelector: (selector: string) => PageElement | null
   querySelectorAll: (selector: string) => { length: number }
 }
-declare const document: { querySelector: (selector: string) => PageElement | null, cookie: string }
+declare const document: { querySelector: (selector: string) => PageElement | null, querySelectorAll: (selector: string) => { length: number }, cookie: string }
 declare const sessionStorage: { getItem: (key: string) => string | null }
 declare const localStorage: { length: number }
 
@@ -109,9 +109,9 @@ t.test('the table shows every plugin; a restart clicked on the page restarts the
   t.pass('the row shows the new pid')
 })
 
-t.test('the plugin page charts recorded probe results and shows events, circuit and logs', browserTest, async (t) => {
+t.test('the plugin page charts recorded probe results and shows events, hook runs, circuit and logs', browserTest, async (t) => {
   const loaded = writeConfig([
-    fixturePlugin('echo', 'serve', { port: 'auto', healthCheck: probe(100) })
+    fixturePlugin('echo', 'serve', { port: 'auto', healthCheck: probe(100), hooks: { postStart: { http: { path: '/hook/post-start', method: 'POST' } } } })
   ], { history: { flushIntervalMs: 50 } })
   const app = await build(t, loaded, { boot: false })
   const base = await listen(app)
@@ -135,6 +135,14 @@ t.test('the plugin page charts recorded probe results and shows events, circuit 
   t.ok(points[1].bars > 0, 'the failures chart has bars')
   await page.waitForSelector('#timeline li[data-to="running"]')
   t.pass('the events timeline shows the start')
+  await page.waitForSelector('#timeline li.hook[data-hook="postStart"][data-outcome="success"]')
+  t.match(await page.textContent('#timeline li.hook'), /hook postStart: success.*POST \/hook\/post-start: 200/, 'and the run of its postStart hook')
+  // A run while the page is open comes in live (the SSE event hook).
+  const hookRuns = '#timeline li.hook[data-hook="postStart"]'
+  t.equal((await page.$$(hookRuns)).length, 1)
+  t.equal((await app.inject({ method: 'POST', url: '/plugins/echo/restart' })).statusCode, 200)
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, hookRuns)
+  t.pass('the restart\'s hook run is added without a reload')
   await page.waitForFunction(() => document.querySelector('#circuit .badge')?.textContent === 'closed')
   t.pass('the circuit is shown')
   await page.waitForFunction(() => /listening \d+/.test(document.querySelector('#logs')?.textContent ?? ''))

@@ -1,4 +1,4 @@
-// One plugin: its facts, health-history charts, events timeline, circuit, fallback, call
+// One plugin: its facts, health-history charts, events timeline (with hook runs), circuit, fallback, call
 // statistics (when the API has them) and live log lines. Re-reads what an event may have changed, one request per
 // kind at a time (a burst of events costs one re-read, not one each).
 import { api, plugin } from './api.js'
@@ -8,6 +8,8 @@ import { RANGES, renderCharts } from './chart.js'
 import { followLogs, TAIL } from './log-source.js'
 
 const CHART_REFRESH_MS = 30_000
+/** Entries of the events timeline (transitions and hook runs together). */
+const TIMELINE = 50
 
 /** Runs `fn` now, or once more after the run in flight: never two at once, never a lost request. */
 function coalesced (fn) {
@@ -25,6 +27,20 @@ function coalesced (fn) {
   }
   return run
 }
+
+/** A state transition in the events timeline. */
+const transitionItem = (e) => h('li', { dataset: { to: e.to } },
+  h('time', { datetime: e.at }, time(e.at)),
+  h('span', { class: 'transition' }, e.from ? `${e.from} → ${e.to}` : e.to),
+  h('span', { class: 'reason' }, e.reason),
+  (e.exitCode !== null || e.signal) ? h('span', { class: 'muted' }, e.signal ?? `exit ${e.exitCode}`) : null)
+
+/** A run of a lifecycle hook in the events timeline. */
+const hookItem = (r) => h('li', { class: 'hook', dataset: { hook: r.hook, outcome: r.outcome }, title: `${r.kind} ${r.target}${r.actor !== null ? `, run for ${r.actor}` : ''}` },
+  h('time', { datetime: r.at }, time(r.at)),
+  h('span', { class: 'transition' }, `hook ${r.hook}: ${r.outcome}`),
+  h('span', { class: 'reason' }, r.reason),
+  h('span', { class: 'muted' }, ms(r.durationMs)))
 
 export class PluginPage {
   constructor (name, { act, actFallback }) {
@@ -104,7 +120,7 @@ export class PluginPage {
   /** An event of the stream about this plugin. */
   onEvent (type) {
     void this.refreshDetail()
-    if (type === 'transition' || type === 'restart') void this.refreshEvents()
+    if (type === 'transition' || type === 'restart' || type === 'hook') void this.refreshEvents()
     if (type === 'circuit') void this.refreshCircuit()
     // Its reason follows the plugin's state, health and circuit, also when who answers stays the same (no fallback event).
     if (type === 'fallback' || type === 'transition' || type === 'health' || type === 'circuit') void this.refreshFallback()
@@ -141,14 +157,14 @@ export class PluginPage {
     this.#showCalls(d.calls)
   }
 
+  /** Transitions and lifecycle hook runs in one timeline, newest first (the newest 50 of both). */
   async #loadEvents () {
-    const { events } = await api(`${plugin(this.name)}/events?limit=50`)
-    this.timeline.replaceChildren(...events.map((e) => h('li', { dataset: { to: e.to } },
-      h('time', { datetime: e.at }, time(e.at)),
-      h('span', { class: 'transition' }, e.from ? `${e.from} → ${e.to}` : e.to),
-      h('span', { class: 'reason' }, e.reason),
-      (e.exitCode !== null || e.signal) ? h('span', { class: 'muted' }, e.signal ?? `exit ${e.exitCode}`) : null)))
-    if (events.length === 0) this.timeline.append(h('li', { class: 'muted' }, 'no events yet'))
+    const { events, hooks } = await api(`${plugin(this.name)}/events?limit=${TIMELINE}`)
+    const items = [...events.map((e) => ({ at: e.at, el: transitionItem(e) })), ...hooks.map((r) => ({ at: r.at, el: hookItem(r) }))]
+    // Newest first; a stable sort keeps the API's order within each kind.
+    items.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))
+    this.timeline.replaceChildren(...items.slice(0, TIMELINE).map((i) => i.el))
+    if (items.length === 0) this.timeline.append(h('li', { class: 'muted' }, 'no events yet'))
   }
 
   async #loadCircuit () {
