@@ -152,10 +152,23 @@ export function readPidCursor (procRoot = '/proc'): PidCursor | undefined {
     const tasks = Number.parseInt(load[3]?.slice(load[3].indexOf('/') + 1) ?? '', 10)
     const lastPid = Number.parseInt(load[4] ?? '', 10)
     if (at < 0 || !Number.isInteger(forks) || !Number.isInteger(tasks) || !Number.isInteger(lastPid)) return undefined
-    return { forks, lastPid, tasks }
+    const cursor = { forks, lastPid, tasks }
+    if (procRoot === '/proc') lastCursor = { cursor, at: performance.now() }
+    return cursor
   } catch {
     return undefined
   }
+}
+
+let lastCursor: { cursor: PidCursor, at: number } | undefined
+/**
+ * A reading of the pid cursor taken at most `maxAgeMs` ago (read now when there is none): any
+ * earlier reading is as good a bound for "created since", only wider, and a restart right after
+ * an exit (which read it) or a start burst pays no reading before its spawns.
+ */
+export function recentPidCursor (maxAgeMs = 1000): PidCursor | undefined {
+  if (lastCursor !== undefined && performance.now() - lastCursor.at <= maxAgeMs) return lastCursor.cursor
+  return readPidCursor()
 }
 
 let cachedPidMax: number | undefined

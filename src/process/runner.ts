@@ -2,7 +2,7 @@
 // previous daemon left), so the supervisor can be driven by a fake in tests and by real child
 // processes in production.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
-import { bootId, findByEnviron, findByEnvironThisTurn, groupAlive, groupMembers, readPidCursor, readProcStat, signalGroup, type PidCursor } from './proc.js'
+import { bootId, findByEnviron, findByEnvironThisTurn, groupAlive, groupMembers, readProcStat, recentPidCursor, signalGroup, type PidCursor } from './proc.js'
 import { LineSplitter } from './line-splitter.js'
 
 /** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
@@ -119,7 +119,7 @@ class ChildHandle implements ProcessHandle {
     this.#cb = cb
     this.#tag = spec.tag ?? []
     this.#done = new Promise((resolve) => { this.#resolveDone = resolve })
-    if (this.#tag.length > 0) this.#cursor = pidCursorThisTurn()
+    if (this.#tag.length > 0) this.#cursor = recentPidCursor()
     this.#child = spawnChild(spec.command, spec.args, {
       cwd: spec.cwd,
       env: spec.env,
@@ -248,16 +248,6 @@ class ChildHandle implements ProcessHandle {
     await this.#done
     clearTimeout(timer)
   }
-}
-
-/** One reading of the pid cursor per turn of the event loop: a start burst reads it once, before its first spawn. */
-let cursorThisTurn: { cursor: PidCursor | undefined } | undefined
-function pidCursorThisTurn (): PidCursor | undefined {
-  if (cursorThisTurn === undefined) {
-    cursorThisTurn = { cursor: readPidCursor() }
-    setImmediate(() => { cursorThisTurn = undefined })
-  }
-  return cursorThisTurn.cursor
 }
 
 async function reap (r: RecordedGroup): Promise<ReapResult> {
