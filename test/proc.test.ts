@@ -2,7 +2,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { pidsBetween, readPidCursor, scanProcesses } from '../src/process/proc.js'
+import { parseProcStat, pidsBetween, readPidCursor, readProcStat, scanProcesses } from '../src/process/proc.js'
 
 const at = (forks: number, lastPid: number, tasks = 100) => ({ forks, lastPid, tasks })
 
@@ -50,4 +50,15 @@ t.test('a process created after a reading of the cursor is among the pids handed
   const seen = scanProcesses('/proc', range).map((st) => st.pid)
   t.ok(seen.includes(child.pid!), 'a scan of the range reads it')
   t.notOk(seen.includes(before.pid!), 'and not the earlier one')
+})
+
+t.test('parseProcStat reads the fields after the last parenthesis, whatever the command name holds', async (t) => {
+  const line = '4321 (a (b) c) d) S 1 4300 4300 0 -1 4194560 10 0 0 0 17 23 0 0 20 0 1 0 98765 12345678 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n'
+  t.same(parseProcStat(line), { pid: 4321, state: 'S', ppid: 1, pgid: 4300, utimeTicks: 17, stimeTicks: 23, startTicks: 98765, rssPages: 321 })
+  t.equal(parseProcStat('4321 (x) S 1 4300'), undefined, 'a cut line')
+  t.equal(parseProcStat('no parenthesis'), undefined)
+  const self = readProcStat(process.pid)!
+  t.equal(self.pid, process.pid)
+  t.equal(self.ppid, process.ppid)
+  t.ok(self.startTicks > 0 && self.rssPages > 0)
 })

@@ -27,23 +27,43 @@ export function readProcStat (pid: number, procRoot = '/proc'): ProcStat | undef
   return parseProcStat(text)
 }
 
-/** The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'. */
+/**
+ * The command name (field 2) may hold spaces and parentheses: fields are counted after the last
+ * ')'. Read in place, without splitting: a scan of every process parses a thousand lines of 52
+ * fields, and the strings a split makes were most of what a /proc scan allocated.
+ */
 export function parseProcStat (text: string): ProcStat | undefined {
   const close = text.lastIndexOf(')')
-  if (close < 0) return undefined
+  if (close < 0 || close + 2 >= text.length) return undefined
   const pid = Number.parseInt(text, 10)
-  const f = text.slice(close + 2).split(' ')
-  // f[0] is field 3 (state); field n is f[n - 3].
-  return {
-    pid,
-    state: f[0],
-    ppid: Number(f[1]),
-    pgid: Number(f[2]),
-    utimeTicks: Number(f[11]),
-    stimeTicks: Number(f[12]),
-    startTicks: Number(f[19]),
-    rssPages: Number(f[21])
+  // Field n (1-based, as proc(5) counts) starts after the (n - 3)th space following ") ".
+  const at = close + 2
+  const state = text[at]
+  let field = 3
+  let i = at
+  const out = { pid, state, ppid: 0, pgid: 0, utimeTicks: 0, stimeTicks: 0, startTicks: 0, rssPages: 0 }
+  while (field < 24) {
+    i = text.indexOf(' ', i)
+    if (i < 0) return undefined
+    i++
+    field++
+    switch (field) {
+      case 4: out.ppid = digits(text, i); break
+      case 5: out.pgid = digits(text, i); break
+      case 14: out.utimeTicks = digits(text, i); break
+      case 15: out.stimeTicks = digits(text, i); break
+      case 22: out.startTicks = digits(text, i); break
+      case 24: out.rssPages = digits(text, i); break
+    }
   }
+  return out
+}
+
+/** The unsigned decimal number at `i` (these fields are never negative). */
+function digits (text: string, i: number): number {
+  let n = 0
+  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) n = n * 10 + c - 48
+  return n
 }
 
 let cachedBootId: string | undefined
