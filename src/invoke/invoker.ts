@@ -361,7 +361,8 @@ export function createInvoker (opts: InvokerOptions): Invoker {
         const message = c.error ?? 'failed (reported)'
         st.record(c.success ? 'succeeded' : 'failed', c.durationMs, at, message)
         observe(name, c.success ? 'success' : 'error', c.durationMs / 1000)
-        await p.record(c.success, message)
+        const pending = p.record(c.success, message)
+        if (pending !== undefined) await pending
       }
     },
     async close () {
