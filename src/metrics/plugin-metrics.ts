@@ -63,6 +63,11 @@ export interface PluginMetrics {
   observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
   /** One call into a plugin through the invoke proxy: its outcome and the time to its answer's headers. */
   observeInvocation: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
+  /**
+   * Many calls into a plugin at once (a host's reported batch): how many had each outcome, and the
+   * seconds of each call in their order; the same as one observeInvocation() per call.
+   */
+  observeInvocations: (plugin: string, outcomes: Partial<Record<InvocationOutcome, number>>, seconds: ArrayLike<number>) => void
   /** The whole exposition text (every family) and its content type. */
   render: () => Promise<{ contentType: string, body: string }>
   close: () => void
@@ -141,13 +146,12 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     labelNames: ['plugin', 'outcome'],
     registers
   })
-  const invocationDuration = new Histogram({
-    name: 'plugvisor_invocation_duration_seconds',
-    help: 'Time from the call into a plugin to its answer\'s headers (or the failure), retries included',
-    labelNames: ['plugin'],
-    buckets: INVOKE_BUCKETS,
-    registers
-  })
+  const invocationDuration = new PluginHistogram(
+    'plugvisor_invocation_duration_seconds',
+    'Time from the call into a plugin to its answer\'s headers (or the failure), retries included',
+    INVOKE_BUCKETS
+  )
+  registry.registerMetric(invocationDuration as unknown as Metric)
   const http = new RequestHistogram(
     'plugvisor_http_request_duration_seconds',
     `Duration of HTTP API requests by method, route pattern (${UNMATCHED_ROUTE} when no route matched) and status code`,
@@ -207,10 +211,10 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   // and formatted again on every scrape (most of its time). Their text is kept between scrapes
   // and made again after a change; the process, HTTP and event-loop families are made every time.
   // (prom-client's typings leave out the name every metric object has.)
-  const nameOf = (m: Counter | Histogram): string => (m as unknown as { name: string }).name
+  const nameOf = (m: Counter | Histogram | PluginHistogram): string => (m as unknown as { name: string }).name
   const kept = new Map<string, string>()
   const eventFed = new Set([restarts, checks, checkDuration, invocations, invocationDuration].map(nameOf))
-  const changed = (m: Counter | Histogram): void => { kept.delete(nameOf(m)) }
+  const changed = (m: Counter | Histogram | PluginHistogram): void => { kept.delete(nameOf(m)) }
   const exposition = async (): Promise<string> => {
     const texts = await Promise.all(registry.getMetricsAsArray().map(async ({ name }) => {
       let text = kept.get(name)
@@ -241,7 +245,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
     }
     for (const outcome of INVOCATION_OUTCOMES) invocations.remove({ plugin: name, outcome })
-    invocationDuration.remove({ plugin: name })
+    invocationDuration.remove(name)
     kept.clear()
   }
   const onRestart = (e: RestartEvent): void => {
@@ -267,7 +271,16 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     },
     observeInvocation (plugin, outcome, seconds) {
       invocations.inc({ plugin, outcome })
-      invocationDuration.observe({ plugin }, seconds)
+      invocationDuration.observe(plugin, seconds)
+      changed(invocations)
+      changed(invocationDuration)
+    },
+    observeInvocations (plugin, outcomes, seconds) {
+      for (const outcome of INVOCATION_OUTCOMES) {
+        const n = outcomes[outcome]
+        if (n !== undefined && n > 0) invocations.inc({ plugin, outcome }, n)
+      }
+      invocationDuration.observeAll(plugin, seconds)
       changed(invocations)
       changed(invocationDuration)
     },
@@ -351,6 +364,86 @@ class RequestHistogram {
     for (const byMethod of this.#series.values()) {
       for (const byStatus of byMethod.values()) yield * byStatus.values()
     }
+  }
+
+  reset (): void { this.#series.clear() }
+}
+
+interface PluginSeries {
+  labels: { plugin: string }
+  /** Observations per bucket (not cumulative); the last slot is above every bound. */
+  counts: number[]
+  sum: number
+  count: number
+}
+
+interface HistogramExport { name: string, help: string, type: string, aggregator: string, values: { labels: object, sharedLabels: object, value: number, metricName: string }[] }
+
+/** What prom-client's Histogram gives the registry (series, label order and values), from series of per-bucket counts. */
+function histogramExport (h: { name: string, help: string, type: string, aggregator: string, buckets: readonly number[] }, series: Iterable<{ labels: object, counts: number[], sum: number, count: number }>): HistogramExport {
+  const values = []
+  const bucket = `${h.name}_bucket`
+  for (const s of series) {
+    let acc = 0
+    for (let i = 0; i < h.buckets.length; i++) {
+      acc += s.counts[i]
+      values.push({ labels: { le: h.buckets[i] }, sharedLabels: s.labels, value: acc, metricName: bucket })
+    }
+    values.push(
+      { labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucket },
+      { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${h.name}_sum` },
+      { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${h.name}_count` }
+    )
+  }
+  return { name: h.name, help: h.help, type: h.type, aggregator: h.aggregator, values }
+}
+
+/**
+ * The invocation duration histogram, one series per plugin. prom-client's Histogram.observe
+ * validates and hashes a label object and looks its bucket up by the bound turned into a string,
+ * on every observation (~0.8 µs: most of the time a reported batch of 1,000 calls took, measured);
+ * here one record per plugin, found by its name, and a batch is observed with one lookup. The
+ * registry gets through get() the exposition prom-client's Histogram gives (same series, label
+ * order and values).
+ */
+class PluginHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  readonly #series = new Map<string, PluginSeries>()
+
+  constructor (readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
+
+  observe (plugin: string, seconds: number): void {
+    this.#add(this.#of(plugin), seconds)
+  }
+
+  observeAll (plugin: string, seconds: ArrayLike<number>): void {
+    if (seconds.length === 0) return
+    const s = this.#of(plugin)
+    for (let i = 0; i < seconds.length; i++) this.#add(s, seconds[i])
+  }
+
+  remove (plugin: string): void { this.#series.delete(plugin) }
+
+  #of (plugin: string): PluginSeries {
+    let s = this.#series.get(plugin)
+    if (s === undefined) {
+      s = { labels: { plugin }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }
+      this.#series.set(plugin, s)
+    }
+    return s
+  }
+
+  #add (s: PluginSeries, seconds: number): void {
+    let i = 0
+    while (i < this.buckets.length && seconds > this.buckets[i]) i++
+    s.counts[i]++
+    s.sum += seconds
+    s.count++
+  }
+
+  get (): HistogramExport {
+    return histogramExport(this, this.#series.values())
   }
 
   reset (): void { this.#series.clear() }
