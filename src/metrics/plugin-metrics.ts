@@ -63,6 +63,11 @@ export interface PluginMetrics {
   observeHttpRequest: (method: string, route: string | undefined, statusCode: number, seconds: number) => void
   /** One call into a plugin through the invoke proxy: its outcome and the time to its answer's headers. */
   observeInvocation: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
+  /**
+   * Many calls into a plugin at once (a host's reported batch): how many had each outcome, and the
+   * seconds of each call in their order; the same as one observeInvocation() per call.
+   */
+  observeInvocations: (plugin: string, outcomes: Partial<Record<InvocationOutcome, number>>, seconds: ArrayLike<number>) => void
   /** The whole exposition text (every family) and its content type. */
   render: () => Promise<{ contentType: string, body: string }>
   close: () => void
@@ -284,6 +289,19 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       inv.outcomes[OUTCOME_INDEX[outcome]].value++
       inv.duration ??= invocationDuration.series({ plugin })
       invocationDuration.observe(inv.duration, seconds)
+      changed(invocations)
+      changed(invocationDuration)
+    },
+    observeInvocations (plugin, outcomes, seconds) {
+      const inv = invocationsOf(plugin)
+      for (const outcome of INVOCATION_OUTCOMES) {
+        const n = outcomes[outcome]
+        if (n !== undefined && n > 0) inv.outcomes[OUTCOME_INDEX[outcome]].value += n
+      }
+      if (seconds.length > 0) {
+        const d = inv.duration ??= invocationDuration.series({ plugin })
+        for (let i = 0; i < seconds.length; i++) invocationDuration.observe(d, seconds[i])
+      }
       changed(invocations)
       changed(invocationDuration)
     },
