@@ -182,6 +182,23 @@ t.test('closing the metrics stops listening to the supervisor', async (t) => {
   t.equal(probes.listenerCount('probe'), 0, 'probe')
 })
 
+t.test('a stalled event loop shows in the lag series, the monitor resolution taken off', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('stalled', 'sleep', { autostart: false })]))
+  await app.inject({ method: 'GET', url: '/metrics' }) // starts a new window
+  // A new window measures from its first sample on (a reset forgets the previous timer run), so
+  // the stall comes after it: 300 ms of synchronous work, then time for the next samples.
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  const until = performance.now() + 300
+  while (performance.now() < until) { /* stall the loop */ }
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  const { series } = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  for (const name of ['plugvisor_event_loop_lag_seconds', 'nodejs_eventloop_lag_max_seconds']) {
+    const v = valueOf(series, name, {}) as number
+    // The timer due during the stall runs at its end, 200–300 ms late at a 100 ms resolution.
+    t.ok(v >= 0.15 && v < 0.6, `${name} ${v} is the stall, not the resolution`)
+  }
+})
+
 t.test('an idle daemon reports its real event-loop lag (ms), not the monitor resolution', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('idle', 'sleep', { autostart: false })]))
   await app.inject({ method: 'GET', url: '/metrics' }) // resets the window: startup is not idle

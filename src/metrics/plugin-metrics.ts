@@ -10,11 +10,18 @@ import type { EventEmitter } from 'node:events'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 
-// Event-loop delay is sampled by a timer this often (ms). Each sample is the whole time between
-// two timer runs, the resolution included: at 100 ms an idle daemon read ~0.1 s of "lag". Our
-// gauge subtracts the resolution; prom-client's nodejs_eventloop_lag_* series cannot, so the
-// resolution is kept small enough (10 ms) that they read within ~10 ms of the real lag.
-const LOOP_SAMPLE_MS = 10
+// Event-loop delay is sampled by one timer this often (ms). Each sample is the whole time between
+// two timer runs, the resolution included, so every lag series subtracts it. Every sample wakes an
+// idle daemon: at 10 ms, with prom-client's own monitor beside ours, that was 200 wakeups a second
+// and most of the idle CPU; at 100 ms one monitor costs 10 a second and still sees any stall longer
+// than the resolution (a stall shorter than it is seen when a sample falls inside it).
+const LOOP_SAMPLE_MS = 100
+// prom-client's event-loop series read their own monitor, which cannot subtract the resolution:
+// that monitor is made to sample once a minute (its readings are dropped) and these series are
+// computed from ours instead, under the names it gives them.
+const PROM_CLIENT_LOOP_SAMPLE_MS = 60_000
+const LOOP_STATS = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const
+type LoopStat = typeof LOOP_STATS[number]
 import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { PluginSummary, RestartEvent } from '../supervisor/events.js'
@@ -150,20 +157,28 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
 
   let loopDelay: IntervalHistogram | undefined = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS })
   loopDelay.enable()
-  const loopLag = new Gauge({
-    name: 'plugvisor_event_loop_lag_seconds',
-    help: 'p99 of the event-loop delay since the previous scrape',
+  // One reading per scrape serves every lag series, then the window starts again.
+  let reading: Record<LoopStat, number> | undefined
+  const readLoop = (): Record<LoopStat, number> => {
+    if (reading) return reading
+    const h = loopDelay
+    // Before the first full resolution interval the histogram is empty (percentile 0, min huge).
+    // A sample is resolution + delay: only the delay is lag. Seconds.
+    const lag = (ns: number): number => Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS) / 1e3
+    reading = h === undefined || h.count === 0
+      ? { min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0 }
+      : { min: lag(h.min), max: lag(h.max), mean: lag(h.mean), stddev: h.stddev / 1e9, p50: lag(h.percentile(50)), p90: lag(h.percentile(90)), p99: lag(h.percentile(99)) }
+    h?.reset()
+    setImmediate(() => { reading = undefined })
+    return reading
+  }
+  const loopGauge = (name: string, help: string, stat: LoopStat): Gauge => new Gauge({
+    name,
+    help,
     registers: [],
-    collect () {
-      if (!loopDelay) return
-      // Before the first full resolution interval the histogram is empty (percentile 0, min huge).
-      // A sample is resolution + delay: only the delay is lag.
-      const p99 = loopDelay.count > 0 ? loopDelay.percentile(99) / 1e6 - LOOP_SAMPLE_MS : 0
-      this.set(Math.max(0, p99) / 1e3)
-      loopDelay.reset()
-    }
+    collect () { this.set(readLoop()[stat]) }
   })
-  registry.registerMetric(loopLag)
+  registry.registerMetric(loopGauge('plugvisor_event_loop_lag_seconds', 'p99 of the event-loop delay since the previous scrape', 'p99'))
 
   const { eventStreamClients } = opts
   if (eventStreamClients !== undefined) {
@@ -176,10 +191,15 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   }
 
   if (opts.defaultMetrics !== false) {
-    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LOOP_SAMPLE_MS })
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: PROM_CLIENT_LOOP_SAMPLE_MS })
     // Gauges named *_total fail `promtool check metrics`; the per-type gauges without the
     // suffix (nodejs_active_handles{type} ...) carry the same numbers, sum() gives the total.
     for (const name of NON_COUNTER_TOTALS) registry.removeSingleMetric(name)
+    for (const stat of LOOP_STATS) {
+      const name = `nodejs_eventloop_lag_${stat}_seconds`
+      registry.removeSingleMetric(name)
+      registry.registerMetric(loopGauge(name, `The ${stat} of the event-loop delay since the previous scrape, in seconds.`, stat))
+    }
   }
 
   // The event-fed families (restarts, probe results and durations, invocations) change only on
