@@ -164,6 +164,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
   const invoker = createInvoker({
     supervisor,
     observe: (plugin, outcome, seconds) => metrics.observeInvocation(plugin, outcome, seconds),
+    observeMany: (plugin, outcomes, seconds) => metrics.observeInvocations(plugin, outcomes, seconds),
     maxReplayBodyBytes: opts.maxReplayBodyBytes ?? DEFAULT_MAX_REPLAY_BODY_BYTES,
     // With tokens on, the caller's Authorization header is the daemon's token, not the plugin's.
     dropAuthorization: loaded.config.auth.mode === 'tokens',

@@ -290,6 +290,21 @@ t.test('a store whose writes fail makes readiness (daemon:store-writable) and /h
   t.equal(health.json().plugins.sturdy.status, 'healthy')
 })
 
+t.test('a plugin process that dies on its own takes the grandchild that left its group with it (found among the processes created since its spawn)', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('runaway', 'setsid-grandchild', { restart: { policy: 'never' } })]), { boot: false })
+  const sup = app.daemon.supervisor
+  const line = outputLine(sup, 'runaway', /^escaped (\d+)$/)
+  await app.daemon.boot()
+  const escaped = Number((await line)[1])
+  t.teardown(() => { try { process.kill(escaped, 'SIGKILL') } catch {} })
+  t.ok(alive(escaped), 'the escaped grandchild runs')
+  const pid = sup.summary('runaway').pid!
+  process.kill(pid, 'SIGKILL')
+  const s = await sup.waitFor('runaway', (s) => s.state === 'stopped', 10000)
+  t.match(s.lastExit, { signal: 'SIGKILL' })
+  t.notOk(alive(escaped), 'the escaped grandchild is gone once the exit is reported')
+})
+
 t.test('stop ends a grandchild that left the process group with setsid (found by the instance marker); it failed before', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('runaway', 'setsid-grandchild', { stop: { timeoutMs: 300 } })]), { boot: false })
   const sup = app.daemon.supervisor

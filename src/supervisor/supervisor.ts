@@ -111,6 +111,18 @@ class Plugin {
   }
 
   get name (): string { return this.manifest.name }
+
+  #isoOf: number | undefined
+  #iso = ''
+  /** startedAt as the API writes it: made once per start, not on every summary (GET /plugins makes 500). */
+  startedAtIso (): string | null {
+    if (this.startedAt === undefined) return null
+    if (this.#isoOf !== this.startedAt) {
+      this.#isoOf = this.startedAt
+      this.#iso = new Date(this.startedAt).toISOString()
+    }
+    return this.#iso
+  }
 }
 
 export interface SupervisorOptions {
@@ -413,11 +425,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   #summary (p: Plugin): PluginSummary {
     const s = p.snapshot
-    const now = this.#clock.now()
     const running = s.state.name === 'running'
+    // Named one by one, not spread: a literal of one fixed shape is built several times faster.
+    const m = shownManifestFields(p.manifest)
     return {
-      name: p.name,
-      ...shownManifestFields(p.manifest),
+      name: p.manifest.name,
+      version: m.version,
+      description: m.description,
+      author: m.author,
+      homepage: m.homepage,
+      capabilities: m.capabilities,
+      tags: m.tags,
       state: s.state.name,
       health: p.health,
       status: statusOf(s.state, p.health, s.restartCount),
@@ -425,8 +443,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       critical: p.manifest.critical,
       pid: p.handle?.pid ?? null,
       port: p.port ?? null,
-      startedAt: running && p.startedAt !== undefined ? new Date(p.startedAt).toISOString() : null,
-      uptimeMs: running && p.startedAt !== undefined ? now - p.startedAt : 0,
+      startedAt: running ? p.startedAtIso() : null,
+      uptimeMs: running && p.startedAt !== undefined ? this.#clock.now() - p.startedAt : 0,
       restartCount: s.restartCount,
       lastExit: s.lastExit ? { code: s.lastExit.code, signal: s.lastExit.signal, at: new Date(s.lastExit.at).toISOString(), error: s.lastExit.error ?? null } : null,
       nextRestartAt: s.state.name === 'backoff' && p.nextRestartAt !== undefined ? new Date(p.nextRestartAt).toISOString() : null,
