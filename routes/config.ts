@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { ConfigProblem } from '../src/config/load.js'
 import { ReloadResult } from '../src/plugin-changes.js'
-import { ErrorResponse, ReloadQuery } from './schemas.js'
+import { ErrorResponse, NotPersistedResponse, ReloadQuery } from './schemas.js'
 
 const config: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/config/status', {
@@ -36,7 +36,7 @@ const config: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['config'],
       summary: 'Re-read the main config and the plugins folder and apply only what changed (SIGHUP does the same); ?dryRun=true reports without changing anything. An invalid manifest, or a reload hook that failed, keeps the running version of its plugin',
       querystring: ReloadQuery,
-      response: { 200: ReloadResult, 400: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
+      response: { 200: ReloadResult, 400: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse), 503: NotPersistedResponse }
     }
   }, async (req) => app.daemon.changes.reload({ dryRun: req.query.dryRun, actor: req.principal?.name ?? 'anonymous' }))
 }

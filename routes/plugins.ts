@@ -8,7 +8,7 @@ import { HookEvent, PluginSummary, pluginSummaryProperties, type PluginSummary a
 import { StateEvent } from '../src/store/state-store.js'
 import { HockeypuckStatus, hockeypuckStatus } from '../src/hosts/hockeypuck.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogsQuery, ManifestBody, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogsQuery, ManifestBody, NotPersistedResponse, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { matchesFilter } from '../src/plugin-filter.js'
@@ -21,8 +21,6 @@ import { openEventStream } from './event-stream-response.js'
 import type { FallbackStateName } from '../src/invoke/fallback.js'
 
 const Op = ['start', 'stop', 'restart'] as const
-/** The operation was done but its desired state could not be saved (a full disk). */
-const notPersisted = Type.Ref(ErrorResponse, { description: 'PLUGVISOR_STATE_NOT_PERSISTED: done, but the desired state could not be saved (written again once the store takes writes; readiness fails until then)' })
 
 /** Who asked, as the audit log names them: hooks an operation runs are audited with it. */
 const actorOf = (req: FastifyRequest): string => req.principal?.name ?? 'anonymous'
@@ -79,7 +77,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['plugins'],
         summary: `${op[0].toUpperCase()}${op.slice(1)} several plugins (?plugin=NAME, repeatable, or ?all=true), keeping dependency order`,
         querystring: BulkQuery,
-        response: { 200: PluginList, ...errorResponses, 503: notPersisted }
+        response: { 200: PluginList, ...errorResponses, 503: NotPersistedResponse }
       }
     }, async (req) => {
       const { plugin, all, wait, timeoutMs } = req.query
@@ -97,7 +95,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
         summary: `${op[0].toUpperCase()}${op.slice(1)} one plugin; answers once the action took effect`,
         params: PluginParams,
         querystring: WaitQuery,
-        response: { 200: Type.Ref(PluginSummary), ...errorResponses, 503: notPersisted, 504: Type.Ref(ErrorResponse) }
+        response: { 200: Type.Ref(PluginSummary), ...errorResponses, 503: NotPersistedResponse, 504: Type.Ref(ErrorResponse) }
       }
     }, async (req) => {
       const { name } = req.params
@@ -128,7 +126,7 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   // ---- changing the set of plugins at run time ----
 
   // 403: the wrong role, a change from another site (PLUGVISOR_CROSS_ORIGIN), a Host not this daemon's (PLUGVISOR_HOST_NOT_ALLOWED).
-  const changeErrors = { 400: Type.Ref(ErrorResponse), 403: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse) }
+  const changeErrors = { 400: Type.Ref(ErrorResponse), 403: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 409: Type.Ref(ErrorResponse), 500: Type.Ref(ErrorResponse), 503: NotPersistedResponse }
 
   app.post('/plugins', {
     schema: {

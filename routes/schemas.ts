@@ -46,6 +46,9 @@ export const PluginDetail = Type.Object({
   trend: oneOf(TREND_NAMES, 'Probes and calls of the last 5 minutes against the 5 before: a failure share more than 10 points higher, or an average latency at least 1.5 times and 5 ms higher, is degrading; the reverse improving (when nothing degrades); stable otherwise, or with fewer than 3 probe results / 10 calls in either window')
 })
 
+/** The operation was done but a desired state it leaves could not be saved (a full disk). */
+export const NotPersistedResponse = Type.Ref(ErrorResponse, { description: 'PLUGVISOR_STATE_NOT_PERSISTED: done, but the desired state could not be saved (written again once the store takes writes; readiness fails until then)' })
+
 export const PluginParams = Type.Object({ name: Type.String({ description: 'Plugin name' }) })
 
 export const WaitQuery = Type.Object({

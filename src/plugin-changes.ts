@@ -51,6 +51,10 @@ export const UnloadResult = Type.Object({
 })
 export type UnloadResult = Static<typeof UnloadResult>
 
+/**
+ * Each change is done, or refused whole; one whose desired states the store could not take (a
+ * full disk) is done and then throws PLUGVISOR_STATE_NOT_PERSISTED, like an operator's stop.
+ */
 export interface PluginChanges {
   /** Validates a manifest, writes it to `<pluginsDir>/<name>.json`, loads it and starts it when `start` (default: autostart). */
   register: (doc: unknown, opts?: { start?: boolean, actor?: string }) => Promise<PluginSummary>
@@ -130,6 +134,7 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         logger.info({ plugin: name, file }, `plugin ${name}: registered (${file})`)
         await supervisor.applyChanges({ add: [manifest], desired, actor })
         syncLoaded()
+        supervisor.assertDesiredSaved([name], 'registration')
         return supervisor.summary(name)
       })
     },
@@ -143,6 +148,8 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         logger.info({ plugin: name, file: source, retiredTo }, `plugin ${name}: unloading${retiredTo ? ` (manifest renamed to ${retiredTo})` : ''}`)
         await supervisor.applyChanges({ remove: [name], actor })
         syncLoaded()
+        // The store must forget its desired state: a plugin of that name registered later starts from its own autostart.
+        supervisor.assertDesiredSaved([name], 'unload')
         return { name, source, retiredTo }
       })
     },
@@ -187,6 +194,7 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
           await supervisor.applyChanges({ replace: [parsed.manifest], actor })
         }
         syncLoaded()
+        supervisor.assertDesiredSaved([name], 'config change')
         return supervisor.summary(name)
       })
     },
@@ -249,6 +257,8 @@ export function createPluginChanges (opts: PluginChangesOptions): PluginChanges 
         logger.info({ added: result.added, removed: result.removed, changed: result.changed, kept: result.kept, problems: result.problems.length, restartRequired: result.restartRequired },
           `config reloaded${trigger === 'watch' ? ' (files changed)' : ''}: ${result.added.length} added, ${result.removed.length} removed, ${result.changed.length} changed, ${result.unchanged.length} unchanged${result.restartRequired.length > 0 ? `; needs a restart for: ${result.restartRequired.join(', ')}` : ''}`)
         opts.onReload?.({ trigger, files, result, at: Date.now() })
+        // Only an API call has an answer to say it in; after SIGHUP or a file change, the log and readiness say it.
+        if (trigger === 'api') supervisor.assertDesiredSaved([...result.added, ...result.removed, ...result.changed, ...result.reconfigured], 'reload')
         return result
       })
     }

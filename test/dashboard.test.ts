@@ -261,12 +261,13 @@ t.test('with a viewer token the page shows everything and says an action needs a
 // beforehand, so the README's pictures show what an operator would see on a working day.
 t.test('README screenshots', browserTest, async (t) => {
   const loaded = writeConfig([
-    fixturePlugin('api-gateway', 'serve', { port: 'auto', critical: true, version: '2.4.1', description: 'public HTTP entry point', healthCheck: probe(1000) }),
+    fixturePlugin('api-gateway', 'serve', { port: 'auto', critical: true, version: '2.4.1', description: 'public HTTP entry point', healthCheck: probe(1000), hooks: { postStart: { http: { path: '/hook/warm-up', method: 'POST' } } } }),
     fixturePlugin('search', 'serve', { port: 'auto', version: '1.9.0', healthCheck: probe(1000) }),
     fixturePlugin('cache', 'serve', { port: 'auto', env: { HEALTH: 'warn' }, healthCheck: probe(1000) }),
     fixturePlugin('thumbnailer', 'chatty', { args: ['4'] }),
     fixturePlugin('mailer', 'sleep'),
-    fixturePlugin('importer', 'exit', { args: ['3'], restart: { maxRestarts: 2 } }),
+    // Failed, with a fixed answer as its fallback: the table marks it.
+    fixturePlugin('importer', 'exit', { args: ['3'], restart: { maxRestarts: 2 }, resilience: { fallback: { status: 503, body: { retryLater: true } } } }),
     fixturePlugin('reports', 'sleep', { autostart: false })
   ], { history: { flushIntervalMs: 100 } })
   const seeded = seedHistory(loaded.dataDir, 'api-gateway', 3)
@@ -281,13 +282,15 @@ t.test('README screenshots', browserTest, async (t) => {
   await page.goto(`${base}/ui/`)
   await page.waitForSelector('#plugins[data-ready]')
   await page.waitForFunction(() => document.querySelector('#plugins .row[data-plugin="cache"] .c-status')?.textContent === 'degraded')
+  await page.waitForSelector('#plugins .row[data-plugin="importer"] .fallback-mark:not([hidden])')
   await page.screenshot({ path: screenshotPath('dashboard.png') })
   // An operator restart, so the timeline has a story to tell.
   await app.inject({ method: 'POST', url: '/plugins/api-gateway/restart?wait=healthy' })
   await page.setViewportSize({ width: 1280, height: 1180 })
   await page.goto(`${base}/ui/#/plugins/api-gateway`)
   await page.waitForFunction((n) => Number(document.querySelector('#charts svg.chart')?.getAttribute('data-points')) >= n, seeded)
-  await page.waitForSelector('#timeline li')
+  await page.waitForSelector('#timeline li.hook')
+  await page.waitForSelector('#fallback[data-state]')
   await page.screenshot({ path: screenshotPath('plugin.png'), fullPage: true })
   t.pass(`screenshots written (${process.env.UPDATE_SCREENSHOTS === '1' ? 'docs/screenshots' : 'a temp folder'})`)
 })

@@ -5,11 +5,12 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { statSync } from 'node:fs'
+import { existsSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { alive, build, fixturePlugin, followLog, smallDisk, writeConfig, type SmallDisk } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 import { findByEnviron } from '../src/process/proc.js'
+import { loadConfig } from '../src/config/load.js'
 import type { Every } from '../src/clock.js'
 
 const bin = path.join(packageRoot, 'dist/src/bin.js')
@@ -110,6 +111,57 @@ t.test('an operator stop on a full disk answers 503 PLUGVISOR_STATE_NOT_PERSISTE
   const next = await build(t, loaded, { boot: false })
   await next.daemon.boot()
   t.match(next.daemon.supervisor.list().map((s) => [s.name, s.state]), [['parked', 'stopped'], ['other', 'stopped']], 'the stops are kept across a daemon restart')
+})
+
+t.test('register, unload, config change and reload on a full disk answer 503 PLUGVISOR_STATE_NOT_PERSISTED, done all the same; kept across a daemon restart once there is room; it failed before', fullDisk, async (t) => {
+  const disk = smallDisk(t) as SmallDisk
+  // The data folder (the store) on the full disk; the plugins folder beside the config, elsewhere.
+  const loaded = writeConfig([], { dataDir: path.join(disk.dir, 'data') })
+  const timer = manualTimer()
+  const app = await build(t, loaded, { boot: false, every: timer.every })
+  await app.daemon.boot()
+  const call = async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) => {
+    const res = await app.inject({ method, url, payload })
+    return { status: res.statusCode, body: res.json() }
+  }
+  for (const name of ['gone', 'tuned', 'dropped']) t.equal((await call('POST', '/plugins', fixturePlugin(name, 'sleep', { config: { level: 1 } }))).status, 201)
+  // Stopped: the store holds their desired state (an unload must make it forget it).
+  for (const name of ['gone', 'dropped']) t.equal((await call('POST', `/plugins/${name}/stop`)).status, 200)
+  disk.fill()
+  const notPersisted = (what: string, name: string) => ({ status: 503, body: { code: 'PLUGVISOR_STATE_NOT_PERSISTED', message: new RegExp(`^plugin '${name}': ${what} done, but its desired state could not be saved \\(database or disk is full\\)`) } })
+  const sup = app.daemon.supervisor
+
+  t.match(await call('POST', '/plugins?start=false', fixturePlugin('fresh', 'sleep')), notPersisted('registration', 'fresh'), 'a registration not to start an autostart plugin')
+  t.match(sup.summary('fresh'), { state: 'stopped', desired: 'stopped' }, 'is loaded, not started')
+  t.match(await call('POST', '/plugins?start=false', fixturePlugin('idle', 'sleep', { autostart: false })), { status: 201 }, 'one whose manifest says the same as the answer needs no write: 201')
+
+  const unload = await call('DELETE', '/plugins/gone')
+  t.match(unload, notPersisted('unload', 'gone'), 'an unload whose desired state the store cannot forget')
+  t.notOk(sup.has('gone'), 'is unloaded')
+  t.notOk(existsSync(path.join(loaded.pluginsDir, 'gone.json')), 'its manifest file is retired')
+
+  t.match(await call('POST', '/plugins/tuned/stop'), notPersisted('stop', 'tuned'))
+  t.match(await call('PUT', '/plugins/tuned/config', { level: 2 }), notPersisted('config change', 'tuned'), 'a config change of a plugin whose desired state is not saved')
+  t.same(sup.manifest('tuned').config, { level: 2 }, 'the config is changed')
+  t.equal(sup.summary('tuned').state, 'stopped')
+
+  rmSync(path.join(loaded.pluginsDir, 'dropped.json'))
+  t.match(await call('POST', '/config/reload'), notPersisted('reload', 'dropped'), 'a reload that removes a plugin whose desired state the store holds')
+  t.notOk(sup.has('dropped'), 'is applied')
+  const checks = (await call('GET', '/health/readiness?verbose')).body.checks as { name: string, status: string, detail?: string }[]
+  t.match(checks.find((c) => c.name === 'daemon:store-writable'), { status: 'fail', detail: /fresh.*gone.*tuned.*dropped/s }, 'readiness names every one')
+
+  disk.free()
+  timer.fire()
+  t.equal((await call('GET', '/health/readiness')).status, 200, 'ready once written')
+  await app.close()
+  // As a daemon started now reads them: the plugins folder as the changes left it.
+  const next = await build(t, loadConfig(loaded.file), { boot: false })
+  await next.daemon.boot()
+  t.same(next.daemon.supervisor.list().map((s) => [s.name, s.state]).sort(), [['fresh', 'stopped'], ['idle', 'stopped'], ['tuned', 'stopped']], 'a daemon restarted after that keeps every change')
+  t.same(next.daemon.supervisor.manifest('tuned').config, { level: 2 })
+  const again = await next.inject({ method: 'POST', url: '/plugins', payload: fixturePlugin('gone', 'sleep') })
+  t.match(again.json(), { state: 'running', desired: 'running' }, 'a plugin registered again under an unloaded name starts from its own autostart, not the old stop')
 })
 
 t.test('the store maintenance timer checkpoints and truncates the write-ahead log; it failed before', async (t) => {

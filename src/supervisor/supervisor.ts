@@ -508,14 +508,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     // What a stopped plugin printed up to its exit is in its log file when the stop answers.
     if (op === 'stop') await Promise.all(plugins.map((p) => this.#flushOutput(p.name).catch(() => {})))
-    const unsaved = plugins.filter((p) => {
-      if (!this.#unsaved.get(p.name)?.has('desired state')) return false
-      return !this.#persist(p.name, 'desired state', () => this.#writeKept(p.name, 'desired state'))
-    })
-    if (unsaved.length > 0 && !this.#closing) {
-      throw new errors.StateNotPersisted(unsaved.map((p) => p.name).join("', '"), op, this.#unsaved.get(unsaved[0].name)?.get('desired state'))
-    }
+    this.assertDesiredSaved(plugins.map((p) => p.name), op)
     return out
+  }
+
+  /**
+   * The end of every operator operation (start/stop/restart, and the run-time changes: register,
+   * unload, config change, reload): throws PLUGVISOR_STATE_NOT_PERSISTED, naming `what` was done,
+   * when the desired state of one of these plugins (loaded, or just unloaded) is not in the store
+   * after one more try to write it. The operation itself is done either way.
+   */
+  assertDesiredSaved (names: string[], what: string): void {
+    const unsaved = names.filter((n) => this.#unsaved.get(n)?.has('desired state') && !this.#persist(n, 'desired state', () => this.#writeKept(n, 'desired state')))
+    if (unsaved.length > 0 && !this.#closing) {
+      throw new errors.StateNotPersisted(unsaved.join("', '"), what, this.#unsaved.get(unsaved[0])?.get('desired state'))
+    }
   }
 
   /**
