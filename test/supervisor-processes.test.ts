@@ -174,9 +174,14 @@ t.test('logs: the ring buffer keeps the last lines of both streams', async (t) =
   t.equal(lines.length, 3)
   t.ok(lines.some((l) => l.stream === 'stderr' && l.line === 'err'), 'stderr is kept')
   t.ok(lines.some((l) => l.stream === 'stdout' && l.line === 'line 4'), 'the last stdout line is kept')
-  const bad = await app.inject({ method: 'GET', url: '/plugins/talker/logs?tail=0' })
-  t.equal(bad.statusCode, 400)
-  t.equal(bad.json().code, 'PLUGVISOR_VALIDATION')
+  const none = await app.inject({ method: 'GET', url: '/plugins/talker/logs?tail=0' })
+  t.equal(none.statusCode, 200, '?tail=0 is no line, as tail -n 0 prints none')
+  t.same(none.json().lines, [])
+  for (const tail of ['-1', '1001', 'x']) {
+    const bad = await app.inject({ method: 'GET', url: `/plugins/talker/logs?tail=${tail}` })
+    t.equal(bad.statusCode, 400, `?tail=${tail}`)
+    t.equal(bad.json().code, 'PLUGVISOR_VALIDATION')
+  }
 })
 
 t.test('a missing program is a spawn error that backs off like a crash', async (t) => {
