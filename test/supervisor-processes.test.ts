@@ -1,5 +1,5 @@
 // The driver with real child processes from the fixture program.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { childProcessRunner } from '../src/process/runner.js'
@@ -46,14 +46,20 @@ t.test('a crash loop walks the configured delays and ends failed; start from fai
   t.ok(res.json().restartCount <= 1, 'counters were reset by the operator start')
 })
 
-t.test('stop kills grandchildren in the process group', async (t) => {
-  const app = await build(t, writeConfig([fixturePlugin('parent', 'grandchild')]), { boot: false })
+/** A booted daemon with one plugin whose process started a grandchild and printed `<word> <pid>`; the grandchild is killed at teardown. */
+async function withGrandchild (t: Test, name: string, mode: 'grandchild' | 'setsid-grandchild', extra: Record<string, unknown> = {}) {
+  const app = await build(t, writeConfig([fixturePlugin(name, mode, extra)]), { boot: false })
   const sup = app.daemon.supervisor
-  const line = outputLine(sup, 'parent', /^grandchild (\d+)$/)
+  const line = outputLine(sup, name, /^(?:grandchild|escaped) (\d+)$/)
   await app.daemon.boot()
   const grandchild = Number((await line)[1])
   t.teardown(() => { try { process.kill(grandchild, 'SIGKILL') } catch {} })
   t.ok(alive(grandchild), 'the grandchild runs')
+  return { app, sup, grandchild }
+}
+
+t.test('stop kills grandchildren in the process group', async (t) => {
+  const { app, grandchild } = await withGrandchild(t, 'parent', 'grandchild')
   const res = await app.inject({ method: 'POST', url: '/plugins/parent/stop' })
   t.equal(res.json().state, 'stopped')
   t.notOk(alive(grandchild), 'the grandchild (which ignores SIGTERM) is gone when stop answers')
@@ -291,13 +297,7 @@ t.test('a store whose writes fail makes readiness (daemon:store-writable) and /h
 })
 
 t.test('a plugin process that dies on its own takes the grandchild that left its group with it (found among the processes created since its spawn)', async (t) => {
-  const app = await build(t, writeConfig([fixturePlugin('runaway', 'setsid-grandchild', { restart: { policy: 'never' } })]), { boot: false })
-  const sup = app.daemon.supervisor
-  const line = outputLine(sup, 'runaway', /^escaped (\d+)$/)
-  await app.daemon.boot()
-  const escaped = Number((await line)[1])
-  t.teardown(() => { try { process.kill(escaped, 'SIGKILL') } catch {} })
-  t.ok(alive(escaped), 'the escaped grandchild runs')
+  const { sup, grandchild: escaped } = await withGrandchild(t, 'runaway', 'setsid-grandchild', { restart: { policy: 'never' } })
   const pid = sup.summary('runaway').pid!
   process.kill(pid, 'SIGKILL')
   const s = await sup.waitFor('runaway', (s) => s.state === 'stopped', 10000)
@@ -306,13 +306,7 @@ t.test('a plugin process that dies on its own takes the grandchild that left its
 })
 
 t.test('stop ends a grandchild that left the process group with setsid (found by the instance marker); it failed before', async (t) => {
-  const app = await build(t, writeConfig([fixturePlugin('runaway', 'setsid-grandchild', { stop: { timeoutMs: 300 } })]), { boot: false })
-  const sup = app.daemon.supervisor
-  const line = outputLine(sup, 'runaway', /^escaped (\d+)$/)
-  await app.daemon.boot()
-  const escaped = Number((await line)[1])
-  t.teardown(() => { try { process.kill(escaped, 'SIGKILL') } catch {} })
-  t.ok(alive(escaped), 'the escaped grandchild runs')
+  const { app, grandchild: escaped } = await withGrandchild(t, 'runaway', 'setsid-grandchild', { stop: { timeoutMs: 300 } })
   const res = await app.inject({ method: 'POST', url: '/plugins/runaway/stop' })
   t.equal(res.json().state, 'stopped')
   t.notOk(alive(escaped), 'the escaped grandchild (own session, ignores SIGTERM) is gone when stop answers')

@@ -628,8 +628,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   async #perform (p: Plugin, op: Op, reason = op === 'restart' ? 'manual restart' : `operator ${op}`): Promise<PluginSummary> {
-    if (op !== 'stop') {
-      if (this.#closing) return this.#summary(p)
+    if (op !== 'stop' && this.#closing) return this.#summary(p)
+    // Without dependencies there is nothing to wait for, and no controller to make per start (a
+    // start of 500 made 500, kept until the burst ended).
+    if (op !== 'stop' && p.manifest.dependsOn.length > 0) {
       const ac = new AbortController()
       p.dependencyWait = ac
       try {
