@@ -3,14 +3,13 @@
 // plugin in memory so the probe endpoints never read the database.
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
-import type { Agent } from 'undici'
 import type { Logger } from '../logger.js'
 import type { HealthCheck } from '../config/schema.js'
 import type { Supervisor } from '../supervisor/supervisor.js'
 import { pluginEnv } from '../supervisor/plugin-env.js'
 import { systemClock, type Clock } from '../clock.js'
 import type { TransitionEvent } from '../supervisor/events.js'
-import { createProbeAgent, probeKind, runProbe, type ProbeEvent, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
+import { createProbeClient, probeKind, runProbe, type ProbeEvent, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
 import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
 
 /** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
@@ -56,7 +55,6 @@ export interface HealthMonitorOptions {
   clock?: Clock
   /** In [0, 1); spreads the probes of plugins started together. */
   random?: () => number
-  agent?: Agent
 }
 
 export interface HealthMonitorEvents {
@@ -69,8 +67,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   readonly #log: Logger
   readonly #clock: Clock
   readonly #random: () => number
-  readonly #agent: Agent
-  readonly #ownAgent: boolean
+  readonly #http = createProbeClient()
   readonly #entries = new Map<string, Entry>()
   #started = false
 
@@ -81,8 +78,6 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     this.#log = opts.logger
     this.#clock = opts.clock ?? systemClock
     this.#random = opts.random ?? Math.random
-    this.#ownAgent = opts.agent === undefined
-    this.#agent = opts.agent ?? createProbeAgent()
   }
 
   /** Follows state changes from now on and starts probing every plugin already running. */
@@ -104,7 +99,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     this.#supervisor.off('health', this.#onHealth)
     this.#supervisor.off('unloaded', this.#onUnloaded)
     for (const e of this.#entries.values()) this.#endCycle(e)
-    if (this.#ownAgent) await this.#agent.close()
+    this.#http.close()
   }
 
   /** The last probe of a plugin (in memory). */
@@ -186,7 +181,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     if (this.#supervisor.snapshot(name).state.name !== 'running') return
     const phase = e.cycle.counters.phase
     const started = performance.now()
-    const outcome = await runProbe(hc, e.cycle.target!, this.#agent)
+    const outcome = await runProbe(hc, e.cycle.target!, this.#http)
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000
     // The process may have gone (or been replaced) while the probe ran: its result is stale.
     if (generation !== e.cycle.generation) return
