@@ -2,7 +2,7 @@
 // time-sampled failureRate breaker: real plugin processes, the API through app.inject.
 import t from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { build, fixturePlugin, outputLine, waitForEvent, writeConfig } from './helper.js'
+import { build, collectEvents, fixturePlugin, outputLine, waitForEvent, writeConfig } from './helper.js'
 
 const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlugin(name, 'serve', { port: 'auto', ...extra })
 type App = Awaited<ReturnType<typeof build>>
@@ -171,4 +171,41 @@ t.test('a changed manifest starts the statistics at zero', async (t) => {
   const res = await app.inject({ method: 'POST', url: '/config/reload' })
   t.same(res.json().changed, ['ch'], res.body)
   t.equal((await app.inject({ method: 'GET', url: '/plugins/ch/calls' })).json().total, 0)
+})
+
+t.test('a batch is recorded exactly as the same calls reported one by one: statistics, breaker (opening within the batch, the rest refused by it but counted), metrics', async (t) => {
+  // Two plugins alike but for their names: one gets the batch, the other the same calls one at a time.
+  const resilience = (circuitBreaker: Record<string, unknown>) => ({ resilience: { retry: { maxAttempts: 0 }, circuitBreaker: { halfOpenAfterMs: 60000, ...circuitBreaker } } })
+  const breakers = { count: { failureRate: 0.5, windowSize: 10, minimumCalls: 6 }, consecutive: { consecutiveFailures: 3 }, sampling: { failureRate: 0.5, windowMs: 10000, minimumRps: 0.5 } }
+  const app = await build(t, writeConfig(Object.entries(breakers).flatMap(([kind, cb]) => [serve(`${kind}-batch`, resilience(cb)), serve(`${kind}-single`, resilience(cb))])), { boot: false })
+  // Successes and failures (with and without an error text) that open every breaker kind part-way.
+  const calls = Array.from({ length: 40 }, (_, i) => {
+    const success = i < 6 ? i % 2 === 0 : i < 12 ? i % 4 === 0 : i % 5 !== 0
+    return { success, durationMs: (i * 7) % 13 + 0.25, ...(success || i % 3 === 0 ? {} : { error: `failure ${i}` }) }
+  })
+  const opened = collectEvents(t, app.daemon.invoker, 'circuit')
+  for (const kind of Object.keys(breakers)) {
+    t.equal((await report(app, `${kind}-batch`, { calls })).statusCode, 200)
+    for (const c of calls) t.equal((await report(app, `${kind}-single`, c)).statusCode, 200)
+  }
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  for (const kind of Object.keys(breakers)) {
+    const of = async (name: string) => {
+      const s = (await app.inject({ method: 'GET', url: `/plugins/${name}/calls` })).json()
+      const c = await circuit(app, name)
+      return {
+        stats: { ...s, plugin: undefined, lastCallAt: undefined, lastSuccessAt: undefined, lastFailure: { ...s.lastFailure, at: undefined } },
+        circuit: { ...c, plugin: undefined, openedAt: undefined, halfOpenAt: undefined },
+        events: opened.filter((e) => e.plugin === name).map((e) => ({ from: e.from, to: e.to, reason: e.reason })),
+        series: metrics.split('\n').filter((l) => l.includes(`plugin="${name}"`) && /^plugvisor_invocation/.test(l)).map((l) => l.replace(name, 'x'))
+      }
+    }
+    const batch = await of(`${kind}-batch`)
+    const single = await of(`${kind}-single`)
+    t.equal(batch.circuit.state, 'open', `${kind}: the calls open the circuit`)
+    t.ok(batch.events.length > 0, `${kind}: the opening is published`)
+    t.equal(batch.stats.total, calls.length, `${kind}: every call is counted, also those after the opening`)
+    t.ok(batch.series.length > 0, `${kind}: metrics of the calls`)
+    t.same(batch, single, `${kind}: the batch is recorded as the calls one by one`)
+  }
 })

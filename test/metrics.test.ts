@@ -1,5 +1,6 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
+import { Histogram, Registry } from 'prom-client'
 import { build, fixturePlugin, writeConfig } from './helper.js'
 import { parseMetrics, valueOf } from './metrics-text.js'
 import { createPluginMetrics, type MeteredSupervisor } from '../src/metrics/plugin-metrics.js'
@@ -170,6 +171,33 @@ t.test('every scrape shows the events since the one before (the text kept betwee
   t.equal(valueOf(await scrape(), 'plugvisor_invocations_total', { plugin: 'q', outcome: 'success' }), 0, 'a plugin loaded later has its series')
 })
 
+t.test('the invocation duration histogram reads as prom-client\'s Histogram fed the same calls, whether they came one by one or in a batch', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => ['a', 'b', 'c'], manifest: () => ({}) })
+  const metrics = createPluginMetrics({ supervisor: fake, probes: new EventEmitter<HealthMonitorEvents>(), resources: () => undefined, defaultMetrics: false })
+  t.teardown(() => metrics.close())
+  // On a bound, between bounds, below the first, above the last; fractions whose sum rounds.
+  const seconds = [0.0005, 0.0007, 0.3, 0.1 + 0.2, 0, 45, 10, 0.0123, 2.5000001]
+  for (const s of seconds) metrics.observeInvocation('a', s > 1 ? 'timeout' : 'success', s)
+  metrics.observeInvocations('b', { success: 6, timeout: 3 }, Float64Array.from(seconds))
+  metrics.observeInvocations('c', {}, [])
+  const family = (text: string, name: string): string => text.slice(text.indexOf(`# HELP ${name} `)).split('\n\n')[0].replace(/\n# HELP [\s\S]*/, '')
+  const ours = family((await metrics.render()).body, 'plugvisor_invocation_duration_seconds')
+  const buckets = [...ours.matchAll(/_bucket\{le="([^"+]+)",plugin="a"\}/g)].map((m) => Number(m[1]))
+  t.ok(buckets.length > 5, 'the buckets')
+  const help = /^# HELP \S+ (.*)$/m.exec(ours)![1]
+  const registry = new Registry()
+  const reference = new Histogram({ name: 'plugvisor_invocation_duration_seconds', help, labelNames: ['plugin'], buckets, registers: [registry] })
+  for (const plugin of ['a', 'b']) for (const s of seconds) reference.observe({ plugin }, s)
+  t.equal(ours, await registry.getSingleMetricAsString('plugvisor_invocation_duration_seconds'))
+  const counts = parseMetrics((await metrics.render()).body).series
+  for (const plugin of ['a', 'b']) {
+    t.equal(valueOf(counts, 'plugvisor_invocations_total', { plugin, outcome: 'success' }), 6, `${plugin}: successes`)
+    t.equal(valueOf(counts, 'plugvisor_invocations_total', { plugin, outcome: 'timeout' }), 3, `${plugin}: timeouts`)
+  }
+  t.notOk(ours.includes('plugin="c"'), 'an empty batch makes no series')
+})
+
 t.test('closing the metrics stops listening to the supervisor', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
   const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => [], manifest: () => ({}) })
@@ -180,6 +208,23 @@ t.test('closing the metrics stops listening to the supervisor', async (t) => {
   metrics.close()
   for (const e of ['loaded', 'unloaded', 'restart'] as const) t.equal(bus.listenerCount(e), 0, e)
   t.equal(probes.listenerCount('probe'), 0, 'probe')
+})
+
+t.test('a stalled event loop shows in the lag series, the monitor resolution taken off', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('stalled', 'sleep', { autostart: false })]))
+  await app.inject({ method: 'GET', url: '/metrics' }) // starts a new window
+  // A new window measures from its first sample on (a reset forgets the previous timer run), so
+  // the stall comes after it: 300 ms of synchronous work, then time for the next samples.
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  const until = performance.now() + 300
+  while (performance.now() < until) { /* stall the loop */ }
+  await new Promise((resolve) => setTimeout(resolve, 250))
+  const { series } = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  for (const name of ['plugvisor_event_loop_lag_seconds', 'nodejs_eventloop_lag_max_seconds']) {
+    const v = valueOf(series, name, {}) as number
+    // The timer due during the stall runs at its end, 200–300 ms late at a 100 ms resolution.
+    t.ok(v >= 0.15 && v < 0.6, `${name} ${v} is the stall, not the resolution`)
+  }
 })
 
 t.test('an idle daemon reports its real event-loop lag (ms), not the monitor resolution', async (t) => {

@@ -18,7 +18,7 @@ import { errors } from '../errors.js'
 import { CallStatsRecord, type CallKind, type CallStatsView } from './call-stats.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 import type { Deadline } from './deadline.js'
-import { createFallbacks, type FallbackChange, type FallbackRecord, type FallbackView } from './fallback.js'
+import { createFallbacks, type FallbackChange, type FallbackRecord, type FallbackStateName, type FallbackView } from './fallback.js'
 import type { FallbackTarget } from '../config/schema.js'
 import type { TrendWindows } from '../health/trend.js'
 
@@ -58,11 +58,14 @@ export type InvokeResult =
   | { type: 'failure', reason: FailureReason, plugin: string, message: string, timeoutMs?: number, outcome: InvocationOutcome, ms: number }
 
 type Observe = (plugin: string, outcome: InvocationOutcome, seconds: number) => void
+type ObserveMany = (plugin: string, outcomes: Partial<Record<InvocationOutcome, number>>, seconds: ArrayLike<number>) => void
 
 export interface InvokerOptions {
   supervisor: Supervisor
   /** Every call: plugin, outcome, seconds until the answer's headers (or the failure). */
   observe?: Observe
+  /** Many calls at once (a reported batch): how many had each outcome, and each call's seconds in order. */
+  observeMany?: ObserveMany
   /** Bodies that may be replayed (retries, fallback plugin) are buffered up to this many bytes; a declared Content-Length over it is refused for every method. */
   maxReplayBodyBytes: number
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
@@ -97,6 +100,8 @@ export interface Invoker extends EventEmitter<InvokerEvents> {
   deactivateFallback: (plugin: string, actor: string) => FallbackView
   /** Whether calls go to the plugin's fallback now (the plugvisor_fallback_active gauge). */
   fallbackActive: (plugin: string) => boolean
+  /** Who answers the plugin's calls now: inactive, auto or manual (the `fallback` of the plugin summaries). */
+  fallbackState: (plugin: string) => FallbackStateName
   close: () => Promise<void>
 }
 
@@ -125,6 +130,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   const policies = new Map<string, PluginPolicies>()
   const stats = new Map<string, CallStatsRecord>()
   const observe = opts.observe ?? (() => {})
+  const observeMany: ObserveMany = opts.observeMany ?? (() => {})
   const clock = opts.clock ?? systemClock
   const emitter = new EventEmitter<InvokerEvents>()
   emitter.setMaxListeners(0)
@@ -353,16 +359,24 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     activateFallback: (name: string, override: FallbackTarget | undefined, actor: string) => fallbacks.activate(name, override, actor),
     deactivateFallback: (name: string, actor: string) => fallbacks.deactivate(name, actor),
     fallbackActive: (name: string) => fallbackOf(name).active,
+    fallbackState: (name: string) => fallbackOf(name).state,
     async recordCalls (name: string, calls: readonly ReportedCall[]) {
       const p = policiesOf(name)
       const st = statsOf(name)
       const at = Date.now()
-      for (const c of calls) {
+      // The metrics of the whole batch in one step, after its calls (nothing reads them in between).
+      const seconds = new Float64Array(calls.length)
+      let succeeded = 0
+      for (let i = 0; i < calls.length; i++) {
+        const c = calls[i]
         const message = c.error ?? 'failed (reported)'
         st.record(c.success ? 'succeeded' : 'failed', c.durationMs, at, message)
-        observe(name, c.success ? 'success' : 'error', c.durationMs / 1000)
-        await p.record(c.success, message)
+        if (c.success) succeeded++
+        seconds[i] = c.durationMs / 1000
+        const pending = p.record(c.success, message)
+        if (pending !== undefined) await pending
       }
+      observeMany(name, { success: succeeded, error: calls.length - succeeded }, seconds)
     },
     async close () {
       supervisor.off('loaded', onLoaded)

@@ -46,6 +46,8 @@ export function isConnectionError (err: unknown): boolean {
   return code !== undefined && CONNECTION_CODES.has(code)
 }
 
+const ignore = (): void => {}
+
 const isServerError = (r: unknown): boolean => (r as Upstream | undefined)?.statusCode !== undefined && (r as Upstream).statusCode >= 500
 
 /** One attempt at the plugin, given the deadline its request must be aborted by. */
@@ -56,8 +58,12 @@ export interface PluginPolicies {
   readonly bulkhead: Bulkhead
   /** breaker(retry(timeout(attempt))) for idempotent methods, breaker(timeout(attempt)) for the others. */
   call: (method: string, attempt: Attempt) => Promise<Upstream>
-  /** A call made elsewhere (a host reporting its own calls): counted by the breaker like a proxied one. */
-  record: (success: boolean, message: string) => Promise<void>
+  /**
+   * A call made elsewhere (a host reporting its own calls): counted by the breaker like a proxied
+   * one. Done at once (undefined) while the circuit is closed and the call does not open it, the
+   * common case; otherwise through the breaker, and the promise says when that is done.
+   */
+  record: (success: boolean, message: string) => Promise<void> | undefined
   /** Calls are refused at once (open, not yet due for a trial, isolated, or a trial of the probation in flight). */
   refusesCalls: () => boolean
   /** What the breaker would do with a call now: refusesCalls, and no trial call in flight. */
@@ -104,6 +110,9 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
   let probation = false
   let trialSuccesses = 0
   let trialsInFlight = 0
+  // A reported failure that opens a closed circuit was counted already (record() counts closed
+  // calls itself); cockatiel then runs it only to open the circuit, and must not count it again.
+  let countedOpening = false
   const counting: IBreaker = {
     get state () { return breakerCounts.state },
     set state (v) { breakerCounts.state = v },
@@ -121,6 +130,10 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
       }
     },
     failure (s) {
+      if (countedOpening) {
+        countedOpening = false
+        return true
+      }
       const opens = breakerCounts.failure(s)
       if (!probation) return opens
       probation = false
@@ -268,11 +281,20 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
       trialsInFlight++
       return breaker.execute(run).finally(() => { trialsInFlight-- })
     },
-    async record (success, message) {
+    record (success, message) {
       if (refusesCalls()) return
-      try {
-        await breaker.execute(() => success ? Promise.resolve(REPORTED_SUCCESS) : Promise.reject(new Error(message)))
-      } catch {}
+      // While closed, cockatiel's execute() only passes the outcome to the breaker (and a failure to
+      // onFailure): done here directly, without its promises, for each call of a batch of 1,000.
+      if (breaker.state === CircuitState.Closed) {
+        if (success) {
+          counting.success(CircuitState.Closed)
+          return
+        }
+        lastFailure = message
+        if (!counting.failure(CircuitState.Closed)) return
+        countedOpening = true
+      }
+      return breaker.execute(() => success ? Promise.resolve(REPORTED_SUCCESS) : Promise.reject(new Error(message))).then(ignore, ignore)
     },
     refusesCalls,
     allowsCalls: () => !refusesCalls() && breaker.state !== CircuitState.HalfOpen,

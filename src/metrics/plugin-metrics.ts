@@ -10,11 +10,18 @@ import type { EventEmitter } from 'node:events'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 
-// Event-loop delay is sampled by a timer this often (ms). Each sample is the whole time between
-// two timer runs, the resolution included: at 100 ms an idle daemon read ~0.1 s of "lag". Our
-// gauge subtracts the resolution; prom-client's nodejs_eventloop_lag_* series cannot, so the
-// resolution is kept small enough (10 ms) that they read within ~10 ms of the real lag.
-const LOOP_SAMPLE_MS = 10
+// Event-loop delay is sampled by one timer this often (ms). Each sample is the whole time between
+// two timer runs, the resolution included, so every lag series subtracts it. Every sample wakes an
+// idle daemon: at 10 ms, with prom-client's own monitor beside ours, that was 200 wakeups a second
+// and most of the idle CPU; at 100 ms one monitor costs 10 a second and still sees any stall longer
+// than the resolution (a stall shorter than it is seen when a sample falls inside it).
+const LOOP_SAMPLE_MS = 100
+// prom-client's event-loop series read their own monitor, which cannot subtract the resolution:
+// that monitor is made to sample once a minute (its readings are dropped) and these series are
+// computed from ours instead, under the names it gives them.
+const PROM_CLIENT_LOOP_SAMPLE_MS = 60_000
+const LOOP_STATS = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const
+type LoopStat = typeof LOOP_STATS[number]
 import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { PluginSummary, RestartEvent } from '../supervisor/events.js'
@@ -53,9 +60,14 @@ export interface PluginMetrics {
   /** Event-fed and process families; render() adds the plugin gauges computed at scrape time. */
   readonly registry: Registry
   /** One served HTTP request; `route` is the route pattern, or undefined when none matched. */
-  observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
+  observeHttpRequest: (method: string, route: string | undefined, statusCode: number, seconds: number) => void
   /** One call into a plugin through the invoke proxy: its outcome and the time to its answer's headers. */
   observeInvocation: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
+  /**
+   * Many calls into a plugin at once (a host's reported batch): how many had each outcome, and the
+   * seconds of each call in their order; the same as one observeInvocation() per call.
+   */
+  observeInvocations: (plugin: string, outcomes: Partial<Record<InvocationOutcome, number>>, seconds: ArrayLike<number>) => void
   /** The whole exposition text (every family) and its content type. */
   render: () => Promise<{ contentType: string, body: string }>
   close: () => void
@@ -128,19 +140,29 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     buckets: PROBE_BUCKETS,
     registers
   })
-  const invocations = new Counter({
-    name: 'plugvisor_invocations_total',
-    help: `Calls into plugins through /plugins/:name/invoke/* by outcome (${INVOCATION_OUTCOMES.join(', ')}; fallback: the fallback answered), one per call, counted for the plugin called (a fallback plugin's own call counts for it too)`,
-    labelNames: ['plugin', 'outcome'],
-    registers
-  })
-  const invocationDuration = new Histogram({
-    name: 'plugvisor_invocation_duration_seconds',
-    help: 'Time from the call into a plugin to its answer\'s headers (or the failure), retries included',
-    labelNames: ['plugin'],
-    buckets: INVOKE_BUCKETS,
-    registers
-  })
+  // Observed on every proxied call: kept per plugin (below), not through prom-client's label hashing.
+  const invocations = new SeriesCounter(
+    'plugvisor_invocations_total',
+    `Calls into plugins through /plugins/:name/invoke/* by outcome (${INVOCATION_OUTCOMES.join(', ')}; fallback: the fallback answered), one per call, counted for the plugin called (a fallback plugin's own call counts for it too)`
+  )
+  registry.registerMetric(invocations as unknown as Metric)
+  const invocationDuration = new SeriesHistogram(
+    'plugvisor_invocation_duration_seconds',
+    'Time from the call into a plugin to its answer\'s headers (or the failure), retries included',
+    INVOKE_BUCKETS
+  )
+  registry.registerMetric(invocationDuration as unknown as Metric)
+  /** Each plugin's invocation series: one counter per outcome (in INVOCATION_OUTCOMES order), its duration once observed. */
+  interface InvocationSeries { outcomes: CounterSeries[], duration: HistogramSeries | undefined }
+  const invocationSeries = new Map<string, InvocationSeries>()
+  const invocationsOf = (plugin: string): InvocationSeries => {
+    let rec = invocationSeries.get(plugin)
+    if (rec === undefined) {
+      rec = { outcomes: INVOCATION_OUTCOMES.map((outcome) => invocations.series({ plugin, outcome })), duration: undefined }
+      invocationSeries.set(plugin, rec)
+    }
+    return rec
+  }
   const http = new RequestHistogram(
     'plugvisor_http_request_duration_seconds',
     `Duration of HTTP API requests by method, route pattern (${UNMATCHED_ROUTE} when no route matched) and status code`,
@@ -150,20 +172,28 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
 
   let loopDelay: IntervalHistogram | undefined = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS })
   loopDelay.enable()
-  const loopLag = new Gauge({
-    name: 'plugvisor_event_loop_lag_seconds',
-    help: 'p99 of the event-loop delay since the previous scrape',
+  // One reading per scrape serves every lag series, then the window starts again.
+  let reading: Record<LoopStat, number> | undefined
+  const readLoop = (): Record<LoopStat, number> => {
+    if (reading) return reading
+    const h = loopDelay
+    // Before the first full resolution interval the histogram is empty (percentile 0, min huge).
+    // A sample is resolution + delay: only the delay is lag. Seconds.
+    const lag = (ns: number): number => Math.max(0, ns / 1e6 - LOOP_SAMPLE_MS) / 1e3
+    reading = h === undefined || h.count === 0
+      ? { min: 0, max: 0, mean: 0, stddev: 0, p50: 0, p90: 0, p99: 0 }
+      : { min: lag(h.min), max: lag(h.max), mean: lag(h.mean), stddev: h.stddev / 1e9, p50: lag(h.percentile(50)), p90: lag(h.percentile(90)), p99: lag(h.percentile(99)) }
+    h?.reset()
+    setImmediate(() => { reading = undefined })
+    return reading
+  }
+  const loopGauge = (name: string, help: string, stat: LoopStat): Gauge => new Gauge({
+    name,
+    help,
     registers: [],
-    collect () {
-      if (!loopDelay) return
-      // Before the first full resolution interval the histogram is empty (percentile 0, min huge).
-      // A sample is resolution + delay: only the delay is lag.
-      const p99 = loopDelay.count > 0 ? loopDelay.percentile(99) / 1e6 - LOOP_SAMPLE_MS : 0
-      this.set(Math.max(0, p99) / 1e3)
-      loopDelay.reset()
-    }
+    collect () { this.set(readLoop()[stat]) }
   })
-  registry.registerMetric(loopLag)
+  registry.registerMetric(loopGauge('plugvisor_event_loop_lag_seconds', 'p99 of the event-loop delay since the previous scrape', 'p99'))
 
   const { eventStreamClients } = opts
   if (eventStreamClients !== undefined) {
@@ -176,10 +206,15 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   }
 
   if (opts.defaultMetrics !== false) {
-    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: LOOP_SAMPLE_MS })
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: PROM_CLIENT_LOOP_SAMPLE_MS })
     // Gauges named *_total fail `promtool check metrics`; the per-type gauges without the
     // suffix (nodejs_active_handles{type} ...) carry the same numbers, sum() gives the total.
     for (const name of NON_COUNTER_TOTALS) registry.removeSingleMetric(name)
+    for (const stat of LOOP_STATS) {
+      const name = `nodejs_eventloop_lag_${stat}_seconds`
+      registry.removeSingleMetric(name)
+      registry.registerMetric(loopGauge(name, `The ${stat} of the event-loop delay since the previous scrape, in seconds.`, stat))
+    }
   }
 
   // The event-fed families (restarts, probe results and durations, invocations) change only on
@@ -187,10 +222,10 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   // and formatted again on every scrape (most of its time). Their text is kept between scrapes
   // and made again after a change; the process, HTTP and event-loop families are made every time.
   // (prom-client's typings leave out the name every metric object has.)
-  const nameOf = (m: Counter | Histogram): string => (m as unknown as { name: string }).name
+  const nameOf = (m: Counter | Histogram | SeriesCounter | SeriesHistogram): string => (m as unknown as { name: string }).name
   const kept = new Map<string, string>()
   const eventFed = new Set([restarts, checks, checkDuration, invocations, invocationDuration].map(nameOf))
-  const changed = (m: Counter | Histogram): void => { kept.delete(nameOf(m)) }
+  const changed = (m: Counter | Histogram | SeriesCounter | SeriesHistogram): void => { kept.delete(nameOf(m)) }
   const exposition = async (): Promise<string> => {
     const texts = await Promise.all(registry.getMetricsAsArray().map(async ({ name }) => {
       let text = kept.get(name)
@@ -210,7 +245,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     const hc = supervisor.manifest(name).healthCheck
     const probe = hc === undefined ? undefined : PROBE_KINDS.find((t) => hc[t] !== undefined)
     if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
-    for (const outcome of INVOCATION_OUTCOMES) invocations.inc({ plugin: name, outcome }, 0)
+    invocationsOf(name)
     kept.clear()
   }
   const onLoaded = (name: string): void => initPlugin(name)
@@ -220,8 +255,12 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       checkDuration.remove({ plugin: name, probe })
       for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
     }
-    for (const outcome of INVOCATION_OUTCOMES) invocations.remove({ plugin: name, outcome })
-    invocationDuration.remove({ plugin: name })
+    const inv = invocationSeries.get(name)
+    if (inv !== undefined) {
+      for (const c of inv.outcomes) invocations.drop(c)
+      if (inv.duration !== undefined) invocationDuration.drop(inv.duration)
+      invocationSeries.delete(name)
+    }
     kept.clear()
   }
   const onRestart = (e: RestartEvent): void => {
@@ -242,12 +281,27 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
 
   return {
     registry,
-    observeHttpRequest ({ method, route, statusCode }, seconds) {
-      http.observe(method, route ?? UNMATCHED_ROUTE, statusCode, seconds)
+    observeHttpRequest (method, route, statusCode, seconds) {
+      http.observeRequest(method, route ?? UNMATCHED_ROUTE, statusCode, seconds)
     },
     observeInvocation (plugin, outcome, seconds) {
-      invocations.inc({ plugin, outcome })
-      invocationDuration.observe({ plugin }, seconds)
+      const inv = invocationsOf(plugin)
+      inv.outcomes[OUTCOME_INDEX[outcome]].value++
+      inv.duration ??= invocationDuration.series({ plugin })
+      invocationDuration.observe(inv.duration, seconds)
+      changed(invocations)
+      changed(invocationDuration)
+    },
+    observeInvocations (plugin, outcomes, seconds) {
+      const inv = invocationsOf(plugin)
+      for (const outcome of INVOCATION_OUTCOMES) {
+        const n = outcomes[outcome]
+        if (n !== undefined && n > 0) inv.outcomes[OUTCOME_INDEX[outcome]].value += n
+      }
+      if (seconds.length > 0) {
+        const d = inv.duration ??= invocationDuration.series({ plugin })
+        for (let i = 0; i < seconds.length; i++) invocationDuration.observe(d, seconds[i])
+      }
       changed(invocations)
       changed(invocationDuration)
     },
@@ -263,45 +317,74 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       loopDelay?.disable()
       loopDelay = undefined
       registry.clear()
+      invocationSeries.clear()
       kept.clear()
     }
   }
 }
 
-interface RequestSeries {
-  labels: { method: string, route: string, status_code: string }
+/** Where each outcome's counter is in a plugin's InvocationSeries. */
+const OUTCOME_INDEX = Object.fromEntries(INVOCATION_OUTCOMES.map((o, i) => [o, i])) as Record<InvocationOutcome, number>
+
+type Labels = Record<string, string>
+interface CounterSeries { readonly labels: Labels, value: number }
+interface HistogramSeries {
+  readonly labels: Labels
   /** Observations per bucket (not cumulative); the last slot is above every bound. */
-  counts: number[]
+  readonly counts: number[]
   sum: number
   count: number
 }
 
 /**
- * The HTTP request duration histogram, observed on every request. prom-client's
- * Histogram.observe validates and hashes a label object each time (~0.45 µs and several objects
- * per request, measured; its labels() children do the same per call). This keeps one record
- * per method + route + status, found by a string key, and hands the registry the exposition
- * prom-client's Histogram gives (same series, label order and values) through get().
+ * A counter whose callers keep the series they add to. prom-client's Counter.inc validates and
+ * hashes a label object on every call (its labels() children too); here a series is found once
+ * and then incremented in place. The registry gets the exposition prom-client's Counter gives
+ * (same series in the same order, same label order) through get().
  */
-class RequestHistogram {
+class SeriesCounter {
+  readonly type = 'counter'
+  readonly aggregator = 'sum'
+  readonly #series = new Set<CounterSeries>()
+
+  constructor (readonly name: string, readonly help: string) {}
+
+  /** A new series at 0, exposed from now on (in the order series were added). */
+  series (labels: Labels): CounterSeries {
+    const s = { labels, value: 0 }
+    this.#series.add(s)
+    return s
+  }
+
+  drop (s: CounterSeries): void { this.#series.delete(s) }
+
+  get (): { name: string, help: string, type: string, aggregator: string, values: { labels: object, value: number }[] } {
+    const values = []
+    for (const s of this.#series) values.push({ labels: s.labels, value: s.value })
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void { for (const s of this.#series) s.value = 0 }
+}
+
+/** The same for a histogram: prom-client's Histogram.observe hashes its labels on every call too. */
+class SeriesHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  /** route -> method -> status code -> series: the route and method strings are the same
-   * instances request after request, so each lookup hashes nothing new (a joined key did). */
-  readonly #series = new Map<string, Map<string, Map<number, RequestSeries>>>()
+  readonly #series = new Set<HistogramSeries>()
 
   constructor (readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
 
-  observe (method: string, route: string, statusCode: number, seconds: number): void {
-    let byMethod = this.#series.get(route)
-    if (byMethod === undefined) this.#series.set(route, byMethod = new Map())
-    let byStatus = byMethod.get(method)
-    if (byStatus === undefined) byMethod.set(method, byStatus = new Map())
-    let s = byStatus.get(statusCode)
-    if (s === undefined) {
-      s = { labels: { method, route, status_code: String(statusCode) }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }
-      byStatus.set(statusCode, s)
-    }
+  /** A new, empty series, exposed from now on. */
+  series (labels: Labels): HistogramSeries {
+    const s = { labels, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }
+    this.#series.add(s)
+    return s
+  }
+
+  drop (s: HistogramSeries): void { this.#series.delete(s) }
+
+  observe (s: HistogramSeries, seconds: number): void {
     let i = 0
     while (i < this.buckets.length && seconds > this.buckets[i]) i++
     s.counts[i]++
@@ -312,7 +395,7 @@ class RequestHistogram {
   get (): { name: string, help: string, type: string, aggregator: string, values: { labels: object, sharedLabels: object, value: number, metricName: string }[] } {
     const values = []
     const bucket = `${this.name}_bucket`
-    for (const s of this.#all()) {
+    for (const s of this.#series) {
       let acc = 0
       for (let i = 0; i < this.buckets.length; i++) {
         acc += s.counts[i]
@@ -327,13 +410,31 @@ class RequestHistogram {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
-  * #all (): Generator<RequestSeries> {
-    for (const byMethod of this.#series.values()) {
-      for (const byStatus of byMethod.values()) yield * byStatus.values()
-    }
+  reset (): void { this.#series.clear() }
+}
+
+/**
+ * The HTTP request duration histogram, observed on every request: one series per method +
+ * route + status, found through maps keyed by the route and method strings, which are the same
+ * instances request after request (so each lookup hashes nothing new; a joined key did).
+ */
+class RequestHistogram extends SeriesHistogram {
+  readonly #byRoute = new Map<string, Map<string, Map<number, HistogramSeries>>>()
+
+  observeRequest (method: string, route: string, statusCode: number, seconds: number): void {
+    let byMethod = this.#byRoute.get(route)
+    if (byMethod === undefined) this.#byRoute.set(route, byMethod = new Map())
+    let byStatus = byMethod.get(method)
+    if (byStatus === undefined) byMethod.set(method, byStatus = new Map())
+    let s = byStatus.get(statusCode)
+    if (s === undefined) byStatus.set(statusCode, s = this.series({ method, route, status_code: String(statusCode) }))
+    this.observe(s, seconds)
   }
 
-  reset (): void { this.#series.clear() }
+  override reset (): void {
+    super.reset()
+    this.#byRoute.clear()
+  }
 }
 
 /** Label values in the text format: backslash, double quote and line feed escaped. */
