@@ -22,6 +22,13 @@ export const MAX_FIRST_PROBE_JITTER_MS = 1000
  */
 export const BINDING_RETRY_MS = 100
 
+/**
+ * Probes start on a grid of this many ms, each at most that much after it is due: the probes of
+ * hundreds of plugins then share the event loop's wake-ups (about 1000 / PROBE_GRID_MS a second)
+ * instead of each probe waking it on its own.
+ */
+export const PROBE_GRID_MS = 20
+
 /** What the health endpoints show about the probes of one plugin. */
 export interface LastCheck {
   probe: ProbeKind | null
@@ -169,7 +176,9 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   }
 
   #schedule (name: string, e: Entry, generation: number, delay: number): void {
-    const timer = setTimeout(() => { void this.#probe(name, e, generation) }, Math.max(0, delay))
+    const now = performance.now()
+    const due = now + Math.max(0, delay)
+    const timer = setTimeout(() => { void this.#probe(name, e, generation) }, Math.ceil(due / PROBE_GRID_MS) * PROBE_GRID_MS - now)
     timer.unref()
     e.cycle.timer = timer
   }
