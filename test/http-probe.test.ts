@@ -3,25 +3,30 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
 import { createProbeClient, runProbe, type ProbeTarget } from '../src/health/probes.js'
 import type { HealthCheck } from '../src/config/schema.js'
 import type { Tap } from './helper.js'
 
 interface Served { port: number, requests: IncomingMessage[], connections: number, server: Server, sockets: Set<Socket> }
 
-/** A server on 127.0.0.1 answering every request with `answer`; closed (with its sockets) at teardown. */
-async function serve (t: Tap, answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<Served> {
-  const sockets = new Set<Socket>()
-  const server = createServer((req, res) => { served.requests.push(req); answer(req, res) })
-  const served: Served = { port: 0, requests: [], connections: 0, server, sockets }
-  server.on('connection', (s) => { served.connections++; sockets.add(s); s.once('close', () => sockets.delete(s)) })
+/** Listens on 127.0.0.1 and returns the port; at teardown the server closes, its sockets destroyed. */
+async function listen (t: Tap, server: NetServer, sockets: Set<Socket>): Promise<number> {
+  server.on('connection', (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)) })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  served.port = (server.address() as AddressInfo).port
   t.teardown(() => {
     for (const s of sockets) s.destroy()
     return new Promise<void>((resolve) => server.close(() => resolve()))
   })
+  return (server.address() as AddressInfo).port
+}
+
+/** A server answering every request with `answer`. */
+async function serve (t: Tap, answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<Served> {
+  const server = createServer((req, res) => { served.requests.push(req); answer(req, res) })
+  const served: Served = { port: 0, requests: [], connections: 0, server, sockets: new Set() }
+  server.on('connection', () => { served.connections++ })
+  served.port = await listen(t, server, served.sockets)
   return served
 }
 
@@ -157,13 +162,10 @@ t.test('probes of one plugin reuse kept-alive connections, not a new one each', 
   t.ok(plain.connections <= 2, `also when the body is not read: ${plain.connections} connections`)
 })
 
-/** A raw TCP server on 127.0.0.1 that writes `answer` for every request it reads, in the pieces given; closed at teardown. */
+/** A raw TCP server that writes its answer for every request it reads, in the pieces given. */
 async function rawServe (t: Tap, pieces: string[], opts: { close?: boolean } = {}): Promise<{ port: number, requests: string[] }> {
   const out = { port: 0, requests: [] as string[] }
-  const sockets = new Set<Socket>()
   const server = createNetServer((s) => {
-    sockets.add(s)
-    s.once('close', () => sockets.delete(s))
     s.on('data', async (d) => {
       out.requests.push(d.toString('latin1'))
       for (const p of pieces) {
@@ -173,12 +175,7 @@ async function rawServe (t: Tap, pieces: string[], opts: { close?: boolean } = {
       if (opts.close) s.end()
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  out.port = (server.address() as AddressInfo).port
-  t.teardown(() => {
-    for (const s of sockets) s.destroy()
-    return new Promise<void>((resolve) => server.close(() => resolve()))
-  })
+  out.port = await listen(t, server, new Set())
   return out
 }
 
