@@ -1,6 +1,6 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
-import { Histogram, Registry } from 'prom-client'
+import { Counter, Histogram, Registry } from 'prom-client'
 import { build, fixturePlugin, writeConfig } from './helper.js'
 import { parseMetrics, valueOf } from './metrics-text.js'
 import { createPluginMetrics, type MeteredSupervisor } from '../src/metrics/plugin-metrics.js'
@@ -196,6 +196,46 @@ t.test('the invocation duration histogram reads as prom-client\'s Histogram fed 
     t.equal(valueOf(counts, 'plugvisor_invocations_total', { plugin, outcome: 'timeout' }), 3, `${plugin}: timeouts`)
   }
   t.notOk(ours.includes('plugin="c"'), 'an empty batch makes no series')
+})
+
+t.test('the probe families read as prom-client\'s Counter and Histogram fed the same probes, series order included', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const kinds: Record<string, object> = { a: { healthCheck: { http: {} } }, b: { healthCheck: { exec: {} } }, c: {} }
+  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => ['a', 'b', 'c'], manifest: (name: string) => kinds[name] })
+  const probes = new EventEmitter<HealthMonitorEvents>()
+  const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => undefined, defaultMetrics: false })
+  t.teardown(() => metrics.close())
+  const events = [
+    ['b', 'exec', 'failure', 12.5], ['a', 'http', 'success', 0.4], ['a', 'http', 'warn', 5], ['a', 'http', 'success', 2500],
+    ['c', 'tcp', 'success', 1], ['a', 'tcp', 'failure', 1000], ['b', 'exec', 'success', 0.0001]
+  ] as const
+  for (const [plugin, probe, result, durationMs] of events) probes.emit('probe', { plugin, probe, phase: 'regular', result, durationMs, at: 0 })
+  const family = (text: string, name: string): string => text.slice(text.indexOf(`# HELP ${name} `)).split('\n\n')[0]!.replace(/\n# HELP [\s\S]*/, '')
+  const text = (await metrics.render()).body
+  const counts = family(text, 'plugvisor_plugin_health_checks_total')
+  const durations = family(text, 'plugvisor_plugin_health_check_duration_seconds')
+  const buckets = [...durations.matchAll(/_bucket\{le="([^"+]+)",plugin="a",probe="http"\}/g)].map((m) => Number(m[1]))
+  t.ok(buckets.length > 5, 'the buckets')
+  const registry = new Registry()
+  const counter = new Counter({ name: 'plugvisor_plugin_health_checks_total', help: /^# HELP \S+ (.*)$/m.exec(counts)![1]!, labelNames: ['plugin', 'probe', 'result'], registers: [registry] })
+  const histogram = new Histogram({ name: 'plugvisor_plugin_health_check_duration_seconds', help: /^# HELP \S+ (.*)$/m.exec(durations)![1]!, labelNames: ['plugin', 'probe'], buckets, registers: [registry] })
+  // Every result starts at 0 for each plugin's configured probe, and for a kind first seen in a
+  // probe (a manifest changed under a running probe) at that probe.
+  const seen = new Set<string>()
+  const zero = (plugin: string, probe: string): void => {
+    if (seen.has(`${plugin} ${probe}`)) return
+    seen.add(`${plugin} ${probe}`)
+    for (const result of ['success', 'warn', 'failure']) counter.inc({ plugin, probe, result }, 0)
+  }
+  zero('a', 'http')
+  zero('b', 'exec')
+  for (const [plugin, probe, result, durationMs] of events) {
+    zero(plugin, probe)
+    counter.inc({ plugin, probe, result })
+    histogram.observe({ plugin, probe }, durationMs / 1000)
+  }
+  t.equal(counts, await registry.getSingleMetricAsString('plugvisor_plugin_health_checks_total'))
+  t.equal(durations, await registry.getSingleMetricAsString('plugvisor_plugin_health_check_duration_seconds'))
 })
 
 t.test('closing the metrics stops listening to the supervisor', async (t) => {

@@ -3,14 +3,13 @@
 // plugin in memory so the probe endpoints never read the database.
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
-import type { Agent } from 'undici'
 import type { Logger } from '../logger.js'
 import type { HealthCheck } from '../config/schema.js'
 import type { Supervisor } from '../supervisor/supervisor.js'
 import { pluginEnv } from '../supervisor/plugin-env.js'
 import { systemClock, type Clock } from '../clock.js'
 import type { TransitionEvent } from '../supervisor/events.js'
-import { createProbeAgent, probeKind, runProbe, type ProbeEvent, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
+import { createProbeClient, probeKind, runProbe, type ProbeEvent, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
 import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
 
 /** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
@@ -22,6 +21,13 @@ export const MAX_FIRST_PROBE_JITTER_MS = 1000
  * counting as a failure; after that window refusals count as usual.
  */
 export const BINDING_RETRY_MS = 100
+
+/**
+ * Probes start on a grid of this many ms, each at most that much after it is due: the probes of
+ * hundreds of plugins then share the event loop's wake-ups (about 1000 / PROBE_GRID_MS a second)
+ * instead of each probe waking it on its own.
+ */
+export const PROBE_GRID_MS = 20
 
 /** What the health endpoints show about the probes of one plugin. */
 export interface LastCheck {
@@ -56,7 +62,6 @@ export interface HealthMonitorOptions {
   clock?: Clock
   /** In [0, 1); spreads the probes of plugins started together. */
   random?: () => number
-  agent?: Agent
 }
 
 export interface HealthMonitorEvents {
@@ -69,8 +74,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   readonly #log: Logger
   readonly #clock: Clock
   readonly #random: () => number
-  readonly #agent: Agent
-  readonly #ownAgent: boolean
+  readonly #http = createProbeClient()
   readonly #entries = new Map<string, Entry>()
   #started = false
 
@@ -81,8 +85,6 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     this.#log = opts.logger
     this.#clock = opts.clock ?? systemClock
     this.#random = opts.random ?? Math.random
-    this.#ownAgent = opts.agent === undefined
-    this.#agent = opts.agent ?? createProbeAgent()
   }
 
   /** Follows state changes from now on and starts probing every plugin already running. */
@@ -104,7 +106,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     this.#supervisor.off('health', this.#onHealth)
     this.#supervisor.off('unloaded', this.#onUnloaded)
     for (const e of this.#entries.values()) this.#endCycle(e)
-    if (this.#ownAgent) await this.#agent.close()
+    this.#http.close()
   }
 
   /** The last probe of a plugin (in memory). */
@@ -174,7 +176,9 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   }
 
   #schedule (name: string, e: Entry, generation: number, delay: number): void {
-    const timer = setTimeout(() => { void this.#probe(name, e, generation) }, Math.max(0, delay))
+    const now = performance.now()
+    const due = now + Math.max(0, delay)
+    const timer = setTimeout(() => { void this.#probe(name, e, generation) }, Math.ceil(due / PROBE_GRID_MS) * PROBE_GRID_MS - now)
     timer.unref()
     e.cycle.timer = timer
   }
@@ -186,7 +190,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     if (this.#supervisor.snapshot(name).state.name !== 'running') return
     const phase = e.cycle.counters.phase
     const started = performance.now()
-    const outcome = await runProbe(hc, e.cycle.target!, this.#agent)
+    const outcome = await runProbe(hc, e.cycle.target!, this.#http)
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000
     // The process may have gone (or been replaced) while the probe ran: its result is stale.
     if (generation !== e.cycle.generation) return

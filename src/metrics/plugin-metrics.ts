@@ -27,7 +27,7 @@ import type { SupervisorEvents } from '../supervisor/supervisor.js'
 import type { PluginSummary, RestartEvent } from '../supervisor/events.js'
 import { RESTART_REASONS } from '../supervisor/lifecycle.js'
 import { CIRCUIT_STATE_NAMES } from '../invoke/circuit.js'
-import { PROBE_KINDS, PROBE_RESULTS, type ProbeEvent } from '../health/probes.js'
+import { PROBE_KINDS, PROBE_RESULTS, type ProbeEvent, type ProbeKind, type ProbeResult } from '../health/probes.js'
 import type { HealthMonitorEvents } from '../health/health-monitor.js'
 import { INVOCATION_OUTCOMES, type InvocationOutcome } from '../invoke/invoker.js'
 import type { PluginResources } from '../resources/resource-sampler.js'
@@ -127,19 +127,24 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     labelNames: ['plugin', 'reason'],
     registers
   })
-  const checks = new Counter({
-    name: 'plugvisor_plugin_health_checks_total',
-    help: 'Health probe results by probe type and result',
-    labelNames: ['plugin', 'probe', 'result'],
-    registers
-  })
-  const checkDuration = new Histogram({
-    name: 'plugvisor_plugin_health_check_duration_seconds',
-    help: 'Duration of health probes',
-    labelNames: ['plugin', 'probe'],
-    buckets: PROBE_BUCKETS,
-    registers
-  })
+  // Observed on every probe (hundreds a second): kept per plugin and probe kind, like the invocations.
+  const checks = new SeriesCounter('plugvisor_plugin_health_checks_total', 'Health probe results by probe type and result')
+  registry.registerMetric(checks as unknown as Metric)
+  const checkDuration = new SeriesHistogram('plugvisor_plugin_health_check_duration_seconds', 'Duration of health probes', PROBE_BUCKETS)
+  registry.registerMetric(checkDuration as unknown as Metric)
+  /** A plugin's probe series of one kind: one counter per result (in PROBE_RESULTS order), its duration once observed. */
+  interface CheckSeries { results: CounterSeries[], duration: HistogramSeries | undefined }
+  const checkSeries = new Map<string, Map<ProbeKind, CheckSeries>>()
+  const checksOf = (plugin: string, probe: ProbeKind): CheckSeries => {
+    let byKind = checkSeries.get(plugin)
+    if (byKind === undefined) checkSeries.set(plugin, byKind = new Map())
+    let rec = byKind.get(probe)
+    if (rec === undefined) {
+      rec = { results: PROBE_RESULTS.map((result) => checks.series({ plugin, probe, result })), duration: undefined }
+      byKind.set(probe, rec)
+    }
+    return rec
+  }
   // Observed on every proxied call: kept per plugin (below), not through prom-client's label hashing.
   const invocations = new SeriesCounter(
     'plugvisor_invocations_total',
@@ -244,17 +249,18 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     for (const reason of RESTART_REASONS) restarts.inc({ plugin: name, reason }, 0)
     const hc = supervisor.manifest(name).healthCheck
     const probe = hc === undefined ? undefined : PROBE_KINDS.find((t) => hc[t] !== undefined)
-    if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
+    if (probe) checksOf(name, probe)
     invocationsOf(name)
     kept.clear()
   }
   const onLoaded = (name: string): void => initPlugin(name)
   const onUnloaded = (name: string): void => {
     for (const reason of RESTART_REASONS) restarts.remove({ plugin: name, reason })
-    for (const probe of PROBE_KINDS) {
-      checkDuration.remove({ plugin: name, probe })
-      for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
+    for (const rec of checkSeries.get(name)?.values() ?? []) {
+      for (const c of rec.results) checks.drop(c)
+      if (rec.duration !== undefined) checkDuration.drop(rec.duration)
     }
+    checkSeries.delete(name)
     const inv = invocationSeries.get(name)
     if (inv !== undefined) {
       for (const c of inv.outcomes) invocations.drop(c)
@@ -268,8 +274,10 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     changed(restarts)
   }
   const onProbe = (e: ProbeEvent): void => {
-    checks.inc({ plugin: e.plugin, probe: e.probe, result: e.result })
-    checkDuration.observe({ plugin: e.plugin, probe: e.probe }, e.durationMs / 1000)
+    const rec = checksOf(e.plugin, e.probe)
+    rec.results[RESULT_INDEX[e.result]]!.value++
+    rec.duration ??= checkDuration.series({ plugin: e.plugin, probe: e.probe })
+    checkDuration.observe(rec.duration, e.durationMs / 1000)
     changed(checks)
     changed(checkDuration)
   }
@@ -318,10 +326,14 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       loopDelay = undefined
       registry.clear()
       invocationSeries.clear()
+      checkSeries.clear()
       kept.clear()
     }
   }
 }
+
+/** Where each result's counter is in a plugin's CheckSeries. */
+const RESULT_INDEX = Object.fromEntries(PROBE_RESULTS.map((r, i) => [r, i])) as Record<ProbeResult, number>
 
 /** Where each outcome's counter is in a plugin's InvocationSeries. */
 const OUTCOME_INDEX = Object.fromEntries(INVOCATION_OUTCOMES.map((o, i) => [o, i])) as Record<InvocationOutcome, number>
