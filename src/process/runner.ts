@@ -2,7 +2,7 @@
 // previous daemon left), so the supervisor can be driven by a fake in tests and by real child
 // processes in production.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
-import { bootId, findByEnviron, findByEnvironThisTurn, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
+import { bootId, findByEnviron, findTaggedThisTurn, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
 import { LineSplitter } from './line-splitter.js'
 
 /** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
@@ -15,8 +15,8 @@ export interface SpawnSpec {
   env: Record<string, string>
   /**
    * KEY=VALUE entries of `env` that every descendant inherits and nothing else carries (the
-   * daemon's instance marker and the plugin name): a stop also ends descendants that left the
-   * process group (setsid), found by these in /proc/<pid>/environ.
+   * daemon's instance marker and the plugin name; keys start with PLUGVISOR_): a stop also ends
+   * descendants that left the process group (setsid), found by these in /proc/<pid>/environ.
    */
   tag?: string[]
 }
@@ -158,7 +158,7 @@ class ChildHandle implements ProcessHandle {
     const startTicks = this.identity?.startTicks
     if (this.#tag.length === 0 || startTicks == null) return
     const pgid = this.identity!.pgid
-    const found = findByEnvironThisTurn((env) => this.#tag.every((e) => env.includes(e)), (st) => st.pgid !== pgid && st.startTicks >= startTicks)
+    const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks)
     const known = new Set(this.#escaped.map((e) => e.pid))
     for (const st of found) if (!known.has(st.pid)) this.#escaped.push({ pid: st.pid, startTicks: st.startTicks })
   }
