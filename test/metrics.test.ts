@@ -1,5 +1,6 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
+import { readdirSync } from 'node:fs'
 import { Histogram, Registry } from 'prom-client'
 import { build, fixturePlugin, writeConfig } from './helper.js'
 import { parseMetrics, valueOf } from './metrics-text.js'
@@ -231,6 +232,18 @@ t.test('the scrape-time families show every change of a plugin from one scrape t
   t.same(await scrape(), { up: 0, state: 1, running: 0, health: 0, degraded: 1, circuitClosed: 0, circuitOpen: 1, uptime: 0, memory: 0, cpu: 0.75, fallback: 1 }, 'every value changed')
   g.circuit = null
   t.equal((await metrics.render()).body.includes('plugvisor_circuit_state{plugin="p"'), false, 'no circuit lines without a circuit')
+})
+
+t.test('process_open_fds counts this process\'s open descriptors, as prom-client does', { skip: process.platform !== 'linux' && 'Linux only' }, async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const fake: MeteredSupervisor = Object.assign(bus, { gauges: () => [], names: () => [], manifest: () => ({}) })
+  const metrics = createPluginMetrics({ supervisor: fake, probes: new EventEmitter<HealthMonitorEvents>(), resources: () => undefined })
+  t.teardown(() => metrics.close())
+  const text = (await metrics.render()).body
+  // The listing holds one descriptor of its own while it reads.
+  const listed = readdirSync('/proc/self/fd').length - 1
+  t.equal(valueOf(parseMetrics(text).series, 'process_open_fds', {}), listed)
+  t.match(text, /# HELP process_open_fds Number of open file descriptors\.\n# TYPE process_open_fds gauge\n/)
 })
 
 t.test('closing the metrics stops listening to the supervisor', async (t) => {
