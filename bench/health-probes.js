@@ -39,9 +39,19 @@ for (let i = 0; i < n; i++) {
 `
 
 const started = []
+let app = null
+/** Kills the plugins' process groups (the daemon starts each in its own) and the fixture server. */
+function killAll () {
+  const sup = app?.daemon.supervisor
+  for (const name of sup?.names() ?? []) {
+    const pid = sup.summary(name).pid
+    if (pid) { try { process.kill(-pid, 'SIGKILL') } catch {} }
+  }
+  for (const pid of started) { try { process.kill(pid, 'SIGKILL') } catch {} }
+}
 const hardStop = setTimeout(() => {
   console.error('bench: hard time limit reached, stopping')
-  for (const pid of started) { try { process.kill(pid, 'SIGKILL') } catch {} }
+  killAll()
   process.exit(1)
 }, HARD_LIMIT_MS)
 
@@ -62,14 +72,20 @@ const plugins = ports.map((port, i) => ({
   stop: { timeoutMs: 2000 }
 }))
 writeFileSync(path.join(dir, 'plugvisor.json'), JSON.stringify({ dataDir: './data', pluginsDir: './none', plugins, log: { level: 'warn' }, history: { flushIntervalMs: 1000 } }))
-const app = await buildServer({ loaded: loadConfig(path.join(dir, 'plugvisor.json')), logger: false })
+app = await buildServer({ loaded: loadConfig(path.join(dir, 'plugvisor.json')), logger: false })
 await app.ready()
 const { supervisor, healthHistory } = app.daemon
 // One waiter per plugin below.
 supervisor.setMaxListeners(PLUGINS + 20)
 
 const t0 = Date.now()
-await Promise.all(supervisor.names().map((n) => supervisor.waitFor(n, (s) => s.status === 'healthy', 30_000)))
+try {
+  await Promise.all(supervisor.names().map((n) => supervisor.waitFor(n, (s) => s.status === 'healthy', 30_000)))
+} catch (err) {
+  console.error(`bench: ${err.message}`)
+  killAll()
+  process.exit(1)
+}
 console.log(`${PLUGINS} plugins healthy after ${Date.now() - t0} ms`)
 
 let probes = 0

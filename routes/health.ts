@@ -2,6 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { HealthReport, healthReport, isUp, pluginHealthEntry, readiness } from '../src/health/health-report.js'
+import { LIVENESS_PATH, liveness } from '../src/health/liveness.js'
 import { ErrorResponse, PluginHealthResponse, PluginParams, ReadinessQuery, ReadinessResponse } from './schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
@@ -11,7 +12,10 @@ const healthJson = <T extends TSchema>(schema: T, description: string) => ({ des
 const health: FastifyPluginAsyncTypebox = async (app) => {
   const { supervisor, healthMonitor, progress } = app.daemon
 
-  app.get('/health/liveness', {
+  // Most of these requests are answered by the shortcut in front of the framework
+  // (src/liveness-shortcut.ts), with the same answer; this route answers the rest (HEAD, a query
+  // string, a probe behind a token, start-up and shutdown) and describes it in the API document.
+  app.get(LIVENESS_PATH, {
     logLevel: 'warn',
     schema: {
       tags: ['health'],
@@ -20,7 +24,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (_req, reply) => {
     reply.header('cache-control', 'no-store')
-    return { status: 'pass' as const, uptimeMs: Math.round(process.uptime() * 1000) }
+    return liveness()
   })
 
   app.get('/health', {

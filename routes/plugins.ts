@@ -18,6 +18,7 @@ import { LogLineBody, logLineBody } from '../src/process/log-ring.js'
 import { recentLines } from '../src/process/log-files.js'
 import { FULL_RETRY_AFTER_S } from '../src/events/event-stream.js'
 import { openEventStream } from './event-stream-response.js'
+import type { FallbackStateName } from '../src/invoke/fallback.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 /** The operation was done but its desired state could not be saved (a full disk). */
@@ -27,7 +28,7 @@ const notPersisted = Type.Ref(ErrorResponse, { description: 'PLUGVISOR_STATE_NOT
 const actorOf = (req: FastifyRequest): string => req.principal?.name ?? 'anonymous'
 
 const plugins: FastifyPluginAsyncTypebox = async (app) => {
-  const { supervisor, changes } = app.daemon
+  const { supervisor, changes, invoker } = app.daemon
 
   /** `?wait=healthy`: bounded wait until healthy or degraded (state settled otherwise). */
   const waitHealthy = (name: string, timeoutMs: number): Promise<Summary> =>
@@ -56,9 +57,12 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   }, async (req) => {
     // list() makes fresh summaries: each gets its resources set, not spread into a copy (with
     // 500 plugins the copies took half the handler's time and made the serializer 4x slower).
-    const list: Array<Summary & { resources?: ReturnType<typeof resourcesOf> }> = supervisor.list().filter((p) => matchesFilter(p, req.query))
-    for (const s of list) s.resources = resourcesOf(s.name)
-    return { plugins: list as Array<Summary & { resources: ReturnType<typeof resourcesOf> }> }
+    const list: Array<Summary & { resources?: ReturnType<typeof resourcesOf>, fallback?: FallbackStateName }> = supervisor.list().filter((p) => matchesFilter(p, req.query))
+    for (const s of list) {
+      s.resources = resourcesOf(s.name)
+      s.fallback = invoker.fallbackState(s.name)
+    }
+    return { plugins: list as Array<Summary & { resources: ReturnType<typeof resourcesOf>, fallback: FallbackStateName }> }
   })
 
   app.get('/plugins/status', {
@@ -117,8 +121,8 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     const { name } = req.params
     const summary = supervisor.summary(name)
     const resources = resourcesOf(name)
-    const { trend, ...stats } = app.daemon.healthHistory.stats(name, (now) => app.daemon.invoker.callWindows(name, now))
-    return { ...summary, resources, manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, calls: app.daemon.invoker.calls(name), trend }
+    const { trend, ...stats } = app.daemon.healthHistory.stats(name, (now) => invoker.callWindows(name, now))
+    return { ...summary, resources, fallback: invoker.fallbackState(name), manifest: redactManifest(supervisor.manifest(name)), stats: { ...stats, uptimeMs: summary.uptimeMs }, calls: invoker.calls(name), trend }
   })
 
   // ---- changing the set of plugins at run time ----

@@ -10,6 +10,7 @@ import { PluginSummary, pluginSummaryProperties } from '../src/supervisor/events
 import { PluginHealth, ReadinessCheck } from '../src/health/health-report.js'
 import { HealthStats, RESOLUTIONS, RawCheck, RollupBucket } from '../src/health/health-history.js'
 import { CallStats } from '../src/invoke/call-stats.js'
+import { FallbackStateField } from '../src/invoke/fallback.js'
 import { ErrorResponse } from '../src/plugins/error-handler.js'
 
 export { ErrorResponse }
@@ -32,12 +33,13 @@ export const PluginResources = Type.Union([Type.Object({
   sampledAt: Timestamp
 }), Type.Null()], { description: 'Latest resource sample (every resources.sampleIntervalMs); null before the first' })
 
-/** GET /plugins: the summaries with their latest resource sample (what `pm2 list` shows). */
-export const PluginListWithResources = Type.Object({ plugins: Type.Array(Type.Object({ ...pluginSummaryProperties, resources: PluginResources })) })
+/** GET /plugins: the summaries with their latest resource sample (what `pm2 list` shows) and who answers their calls. */
+export const PluginListWithResources = Type.Object({ plugins: Type.Array(Type.Object({ ...pluginSummaryProperties, resources: PluginResources, fallback: FallbackStateField })) })
 
 export const PluginDetail = Type.Object({
   ...pluginSummaryProperties,
   resources: PluginResources,
+  fallback: FallbackStateField,
   manifest: Type.Record(Type.String(), Type.Unknown(), { description: 'The manifest with defaults filled in; sensitive config values redacted' }),
   stats: Type.Ref(HealthStats),
   calls: Type.Ref(CallStats),
@@ -64,7 +66,7 @@ export const EventsQuery = Type.Object({
 })
 
 export const LogsQuery = Type.Object({
-  tail: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000); from the log files when the daemon has fewer in memory' }),
+  tail: Type.Integer({ minimum: 0, maximum: 1000, default: 100, description: 'Last N lines (default 100, at most 1000); from the log files when the daemon has fewer in memory. 0: none (with follow=true: only the lines printed from now on, like tail -n 0 -f)' }),
   follow: Type.Boolean({ default: false, description: 'true: a text/event-stream of the last `tail` lines, then every new line as it is printed' })
 })
 

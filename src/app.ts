@@ -10,6 +10,7 @@ import apiDocsPlugin from './plugins/api-docs.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import httpMetricsPlugin from './plugins/http-metrics.js'
 import rateLimitPlugin from './plugins/rate-limit.js'
+import routeFactsPlugin from './plugins/route-facts.js'
 import { registerRoutes } from '../routes/index.js'
 
 export interface AppOptions extends DaemonPluginOptions {
@@ -26,6 +27,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     reply.header('x-request-id', req.id)
     done()
   })
+  await fastify.register(routeFactsPlugin)
   // First: a rebound or cross-site request is refused before it costs anything.
   await fastify.register(browserGuardPlugin, { server: config.server })
   // Before the daemon: a config that names a missing token must not start anything.

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import type { Static } from '@sinclair/typebox'
 // The API's shapes, as the daemon declares them (types only: nothing of them loads at run time).
-import type { PluginSummary } from './supervisor/events.js'
+import type { HookEvent, PluginSummary } from './supervisor/events.js'
 import type { StateEvent } from './store/state-store.js'
 import type { RawCheck, RollupBucket } from './health/health-history.js'
 import type { ReloadResult } from './plugin-changes.js'
@@ -28,8 +28,9 @@ const USAGE = `usage: plugvisor <command> [options]
   config NAME --set key=value...   change a plugin's config (values parsed as JSON when they parse)
   logs NAME [--tail N] [-f]        last lines of a plugin's output (from its log files when the
                                    daemon restarted since); -f/--follow: then every new line, until Ctrl-C
+                                   (-f --tail 0: only the new lines)
   monit                            a live table of every plugin, updated from the event stream (q quits)
-  events NAME [--limit N]          a plugin's state transitions
+  events NAME [--limit N]          a plugin's state transitions and lifecycle hook runs
   history NAME [--resolution raw|minute|hour] [--limit N]
                                    a plugin's probe results or their rollups
   reload [--dry-run] [--json]      re-read the config and plugins folder, apply what changed
@@ -273,11 +274,18 @@ function eventsCommand (args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { limit: { type: 'string', default: '20' } } })
   if (positionals.length !== 1) return Promise.resolve(usageError('events needs one plugin name'))
   return withApi(async () => {
-    const { events } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/events?limit=${encodeURIComponent(values.limit)}`) as { events: Static<typeof StateEvent>[] }
-    for (const e of events.reverse()) {
-      const exit = e.signal ?? (e.exitCode !== null ? `code ${e.exitCode}` : '')
-      process.stdout.write(`${e.at} ${e.from} -> ${e.to} ${e.reason}${exit ? ` (${exit})` : ''}\n`)
-    }
+    const { events, hooks } = await api('GET', `/plugins/${encodeURIComponent(positionals[0])}/events?limit=${encodeURIComponent(values.limit)}`) as { events: Static<typeof StateEvent>[], hooks: Static<typeof HookEvent>[] }
+    const lines = [
+      ...events.map((e) => {
+        const exit = e.signal ?? (e.exitCode !== null ? `code ${e.exitCode}` : '')
+        return { at: e.at, text: `${e.from} -> ${e.to} ${e.reason}${exit ? ` (${exit})` : ''}` }
+      }),
+      ...hooks.map((h) => ({ at: h.at, text: `hook ${h.hook} ${h.outcome}: ${h.reason} (${h.kind} ${h.target}, ${Math.round(h.durationMs)} ms${h.actor !== null ? `, by ${h.actor}` : ''})` }))
+    ]
+    // Both lists are newest first, each up to the limit: the newest `limit` of the two, oldest first.
+    // (A stable sort keeps a transition before a hook run of the same millisecond.)
+    lines.sort((a, b) => Date.parse(a.at) - Date.parse(b.at))
+    for (const l of lines.slice(-Number(values.limit))) process.stdout.write(`${l.at} ${l.text}\n`)
   })
 }
 

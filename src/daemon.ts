@@ -117,6 +117,12 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     orphansReaped: false,
     initialStartDone: false
   }
+  const logFiles = createLogFiles({
+    dir: path.join(loaded.dataDir, 'logs'),
+    maxFileBytes: loaded.config.logs.maxFileMb * 1024 * 1024,
+    keepFiles: loaded.config.logs.keepFiles,
+    onError: (err, plugin) => logger.error({ err, plugin }, `plugin ${plugin}: writing its log file failed: ${err.message}`)
+  })
   const supervisor = new Supervisor({
     runner: opts.runner ?? childProcessRunner,
     store: store.lifecycle,
@@ -125,7 +131,8 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     random: opts.random,
     restartBudget: loaded.config.restartBudget,
     instance: newInstanceMarker(loaded.dataDir),
-    configDir: pluginConfigDir(loaded.dataDir)
+    configDir: pluginConfigDir(loaded.dataDir),
+    flushOutput: (name) => logFiles.flush(name)
   })
   const healthHistory = createHealthHistory(store.healthHistory, {
     ...loaded.config.history,
@@ -171,14 +178,9 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     maxClients: loaded.config.events.maxClients,
     onSlowClient: (bufferedBytes) => logger.warn({ bufferedBytes }, 'GET /events client disconnected: it did not keep up with the event stream')
   })
-  const logFiles = createLogFiles({
-    dir: path.join(loaded.dataDir, 'logs'),
-    maxFileBytes: loaded.config.logs.maxFileMb * 1024 * 1024,
-    keepFiles: loaded.config.logs.keepFiles,
-    onError: (err, plugin) => logger.error({ err, plugin }, `plugin ${plugin}: writing its log file failed: ${err.message}`)
-  })
   supervisor.on('output', (o) => logFiles.append(o.plugin, o))
-  // What a plugin printed before it stopped is in its file when the stop is answered.
+  // What a plugin printed before it stopped, failed or backed off is written at once (an
+  // operator's stop also waits for it: flushOutput).
   supervisor.on('transition', (e) => { if (e.to === 'stopped' || e.to === 'failed' || e.to === 'backoff') void logFiles.flush(e.plugin) })
   supervisor.on('unloaded', (name) => { if (!supervisor.has(name)) void logFiles.release(name) })
   const logFollow = createLogFollow({

@@ -11,11 +11,32 @@ type ValidationResult = ReturnType<FastifySchemaCompiler<unknown>>
 /** The JSON pointer of the first non-finite number among the values of `data` (and their array items), if any. */
 function nonFinite (data: unknown): string | undefined {
   if (data === null || typeof data !== 'object') return undefined
-  for (const [key, value] of Object.entries(data)) {
-    const values: unknown[] = Array.isArray(value) ? value : [value]
-    for (const v of values) if (typeof v === 'number' && !Number.isFinite(v)) return `/${key}`
+  const values = data as Record<string, unknown>
+  for (const key in values) {
+    const value = values[key]
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) return `/${key}`
+    } else if (Array.isArray(value)) {
+      for (const v of value) if (typeof v === 'number' && !Number.isFinite(v)) return `/${key}`
+    }
   }
   return undefined
+}
+
+/**
+ * Whether validating against `schema` can leave a number in the data: it names a number or
+ * integer type, or refers to another schema (which might). The parameters of most routes are
+ * strings only; their validators skip the check.
+ */
+function mayHoldNumbers (schema: unknown): boolean {
+  if (Array.isArray(schema)) return schema.some(mayHoldNumbers)
+  if (schema === null || typeof schema !== 'object') return false
+  const s = schema as Record<string, unknown>
+  if (s.$ref !== undefined) return true
+  const type = s.type
+  if (type === 'number' || type === 'integer' || (Array.isArray(type) && (type.includes('number') || type.includes('integer')))) return true
+  for (const key in s) if (mayHoldNumbers(s[key])) return true
+  return false
 }
 
 const finiteError = (instancePath: string): FastifySchemaValidationError =>
@@ -28,7 +49,7 @@ export function finiteNumbersValidator (): ReturnType<typeof AjvCompiler> {
     const compile = build(externalSchemas, options) as unknown as FastifySchemaCompiler<unknown>
     const wrapped: FastifySchemaCompiler<unknown> = (route) => {
       const validate = compile(route)
-      if (route.httpPart === 'body') return validate
+      if (route.httpPart === 'body' || !mayHoldNumbers(route.schema)) return validate
       const checked: ValidationResult = (data: unknown) => {
         const ok = validate(data)
         checked.errors = validate.errors

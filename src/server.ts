@@ -1,4 +1,5 @@
 // The only place that creates Fastify, listens, and handles signals.
+import { createServer } from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import closeWithGrace from 'close-with-grace'
@@ -9,6 +10,10 @@ import { errorBody } from './plugins/error-handler.js'
 import { isLoopback } from './loopback.js'
 import { lazyCompilers } from './lazy-compilers.js'
 import { requestIds } from './request-id.js'
+import { hostCheck } from './plugins/browser-guard.js'
+import { requiredRole } from './auth/tokens.js'
+import { LIVENESS_PATH } from './health/liveness.js'
+import { LivenessShortcut } from './liveness-shortcut.js'
 import type { LoadedConfig } from './config/load.js'
 import { logFormatFor, prettyDestination, type LogFormat } from './pretty-log.js'
 
@@ -29,14 +34,17 @@ export type ServerOptions = AppOptions & {
 }
 
 export async function buildServer (opts: ServerOptions): Promise<FastifyInstance> {
-  const level = opts.loaded.config.log.level
+  const { config } = opts.loaded
+  const level = config.log.level
+  const requestId = requestIds()
+  const shortcut = new LivenessShortcut()
   const fastify = Fastify({
     // logStream: the configured level, written somewhere else than stdout (tests capture it).
     logger: opts.logger ?? (opts.logStream ? { level, stream: opts.logStream } : stdoutLogger(level, opts.loaded.config.log.format)),
     bodyLimit: BODY_LIMIT,
     // The caller's x-request-id only when it is sane (src/request-id.ts).
     requestIdHeader: false,
-    genReqId: requestIds(),
+    genReqId: requestId,
     // Only from these peers is X-Forwarded-For believed (req.ip: rate-limit key, audit address).
     trustProxy: opts.loaded.config.server.trustProxy.length > 0 ? opts.loaded.config.server.trustProxy : false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
@@ -48,9 +56,35 @@ export async function buildServer (opts: ServerOptions): Promise<FastifyInstance
       const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new errors.UriTooLong(err.message) : new errors.Validation(err.message)
       void (reply as FastifyReply).code(e.statusCode!).send(errorBody(e.statusCode!, e.code, e.message))
     },
-    ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger })
+    ...(opts.logger === false ? {} : { childLoggerFactory: lazyRequestLogger }),
+    // Fastify's own HTTP server, with the liveness shortcut in front of its handler.
+    serverFactory: (handler, options) => {
+      const server = createServer((req, res) => { if (!shortcut.answer(req, res)) handler(req, res) })
+      // As Fastify sets up the server it makes itself (the options come with its defaults filled in).
+      const o = options as { keepAliveTimeout: number, requestTimeout: number, connectionTimeout: number, maxRequestsPerSocket: number }
+      server.keepAliveTimeout = o.keepAliveTimeout
+      server.requestTimeout = o.requestTimeout
+      server.setTimeout(o.connectionTimeout)
+      if (o.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = o.maxRequestsPerSocket
+      return server
+    }
   }).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(app, opts)
+  // Probes behind a token (auth.openProbes false) go through the framework's token check.
+  const probesOpen = config.auth.mode !== 'tokens' || requiredRole('GET', 'probe', config.auth) === 'open'
+  if (probesOpen) {
+    const { metrics } = fastify.daemon
+    const refusedName = hostCheck(config.server)
+    fastify.addHook('onReady', async () => {
+      shortcut.enable({
+        requestId,
+        hostRefused: (host) => refusedName(host) !== null,
+        observe: (seconds) => { metrics.observeHttpRequest('GET', LIVENESS_PATH, 200, seconds) }
+      })
+    })
+    // From here on the framework answers (503 while it closes).
+    fastify.addHook('preClose', async () => { shortcut.disable() })
+  }
   return fastify
 }
 

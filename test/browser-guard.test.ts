@@ -90,6 +90,18 @@ t.test('DNS rebinding: a Host that is not this machine is refused on every route
   }
 })
 
+t.test('the verdict on a Host stays right after more different Host headers than the guard remembers', async (t) => {
+  const app = await daemonWithPlugin(t)
+  // 100 different names, more than the guard keeps its verdict on: half this machine, half not.
+  for (let i = 0; i < 100; i++) {
+    const host = i % 2 ? `n${i}.localhost:7070` : `n${i}.evil.example:7070`
+    t.equal((await app.inject({ url: '/health/liveness', headers: { host } })).statusCode, i % 2 ? 200 : 403, `Host ${host}`)
+  }
+  for (const [host, status] of [['n0.evil.example:7070', 403], ['late.evil.example', 403], ['n1.localhost:7070', 200], ['late.localhost', 200]] as const) {
+    t.equal((await app.inject({ url: '/health/liveness', headers: { host } })).statusCode, status, `Host ${host} again`)
+  }
+})
+
 t.test('server.allowedHosts names real host names; off loopback, Host is not checked', async (t) => {
   const named = await build(t, writeConfig([], { server: { allowedHosts: ['plugvisor.internal'] } }), { boot: false })
   t.equal((await named.inject({ url: '/plugins', headers: { host: 'plugvisor.internal:7070' } })).statusCode, 200)

@@ -53,6 +53,23 @@ t.test('logs NAME -f prints the last lines, then each new one, until Ctrl-C (exi
   t.equal(code, 0, 'Ctrl-C ends it cleanly')
 })
 
+t.test('logs NAME -f --tail 0 prints only the lines printed from then on', async (t) => {
+  const { app, url } = await daemon(t, [fixturePlugin('ticker', 'ticker', { args: ['20'] })])
+  // It prints every 20 ms: wait for any line (it may have printed some already).
+  await waitForEvent(app.daemon.supervisor, 'output', (o) => o.plugin === 'ticker')
+  const before = Number(app.daemon.supervisor.logs('ticker', 1)[0].line.slice(5))
+  const child = spawn(process.execPath, [bin, 'logs', 'ticker', '-f', '--tail', '0'], { env: cliEnv(url), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const out = output(child)
+  await out.seen(/(OUT tick \d+\n(.|\n)*){5}/)
+  const ticks = [...out.text.matchAll(/^\S+ OUT tick (\d+)$/gm)].map((m) => Number(m[1]))
+  t.ok(ticks[0] > before, `no old line: the first is tick ${ticks[0]}, the last before the command tick ${before}`)
+  t.same(ticks, ticks.map((_, i) => ticks[0] + i), 'then every new line once, in order')
+  const exited = once(child, 'exit')
+  child.kill('SIGINT')
+  t.equal((await exited)[0], 0)
+})
+
 t.test('logs NAME -f ends with exit 1 when the daemon ends the stream; an unknown plugin is exit 1 with the API error', async (t) => {
   const { app, url } = await daemon(t, [fixturePlugin('ticker', 'ticker', { args: ['50'] })])
   const child = spawn(process.execPath, [bin, 'logs', 'ticker', '--follow'], { env: cliEnv(url), stdio: ['ignore', 'pipe', 'pipe'] })

@@ -26,7 +26,7 @@ async function cli (url: string | Record<string, string>, ...args: string[]): Pr
 t.test('status, start/stop/restart, logs, events and history through the API', async (t) => {
   const app = await build(t, writeConfig([
     served('web', {}, { startup: { failureThreshold: 200, intervalMs: 50 } }),
-    fixturePlugin('worker', 'chatty', { args: ['3'] })
+    fixturePlugin('worker', 'chatty', { args: ['3'], hooks: { postStart: { exec: { command: process.execPath, args: ['-e', 'console.log("warm")'] } } } })
   ], { history: { flushIntervalMs: 50 } }), { boot: false })
   await app.daemon.boot()
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -53,6 +53,16 @@ t.test('status, start/stop/restart, logs, events and history through the API', a
   t.match(logs.stdout, /OUT line 0/)
   const events = await cli(url, 'events', 'worker')
   t.match(events.stdout, /running -> stopping operator stop/)
+  const rows = events.stdout.trimEnd().split('\n')
+  const hookRuns = rows.filter((r) => / hook postStart /.test(r))
+  t.equal(hookRuns.length, 2, 'the hook runs are shown beside the transitions (daemon start, operator start)')
+  t.match(hookRuns[1], /^\S+ hook postStart success: .* \(exec .*node.*, \d+ ms, by anonymous\)$/, 'what ran, how it ended, who caused it')
+  t.match(hookRuns[0], /\d+ ms\)$/, 'the boot\'s run has no operator')
+  const at = rows.map((r) => Date.parse(r.split(' ')[0]))
+  t.same(at, [...at].sort((a, b) => a - b), 'oldest first, one timeline')
+  t.ok(rows.indexOf(hookRuns[1]) > rows.findIndex((r) => / stopped -> starting operator start/.test(r)), 'the operator start\'s hook run after its transition')
+  const last = await cli(url, 'events', 'worker', '--limit', '2')
+  t.equal(last.stdout.trimEnd().split('\n').length, 2, '--limit counts both kinds')
 
   await app.daemon.healthHistory.flush()
   const history = await cli(url, 'history', 'web', '--limit', '3')

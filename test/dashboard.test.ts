@@ -25,7 +25,7 @@ interface PageElement {
   querySelector: (selector: string) => PageElement | null
   querySelectorAll: (selector: string) => { length: number }
 }
-declare const document: { querySelector: (selector: string) => PageElement | null, cookie: string }
+declare const document: { querySelector: (selector: string) => PageElement | null, querySelectorAll: (selector: string) => { length: number }, cookie: string }
 declare const sessionStorage: { getItem: (key: string) => string | null }
 declare const localStorage: { length: number }
 
@@ -109,9 +109,9 @@ t.test('the table shows every plugin; a restart clicked on the page restarts the
   t.pass('the row shows the new pid')
 })
 
-t.test('the plugin page charts recorded probe results and shows events, circuit and logs', browserTest, async (t) => {
+t.test('the plugin page charts recorded probe results and shows events, hook runs, circuit and logs', browserTest, async (t) => {
   const loaded = writeConfig([
-    fixturePlugin('echo', 'serve', { port: 'auto', healthCheck: probe(100) })
+    fixturePlugin('echo', 'serve', { port: 'auto', healthCheck: probe(100), hooks: { postStart: { http: { path: '/hook/post-start', method: 'POST' } } } })
   ], { history: { flushIntervalMs: 50 } })
   const app = await build(t, loaded, { boot: false })
   const base = await listen(app)
@@ -135,6 +135,14 @@ t.test('the plugin page charts recorded probe results and shows events, circuit 
   t.ok(points[1].bars > 0, 'the failures chart has bars')
   await page.waitForSelector('#timeline li[data-to="running"]')
   t.pass('the events timeline shows the start')
+  await page.waitForSelector('#timeline li.hook[data-hook="postStart"][data-outcome="success"]')
+  t.match(await page.textContent('#timeline li.hook'), /hook postStart: success.*POST \/hook\/post-start: 200/, 'and the run of its postStart hook')
+  // A run while the page is open comes in live (the SSE event hook).
+  const hookRuns = '#timeline li.hook[data-hook="postStart"]'
+  t.equal((await page.$$(hookRuns)).length, 1)
+  t.equal((await app.inject({ method: 'POST', url: '/plugins/echo/restart' })).statusCode, 200)
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, hookRuns)
+  t.pass('the restart\'s hook run is added without a reload')
   await page.waitForFunction(() => document.querySelector('#circuit .badge')?.textContent === 'closed')
   t.pass('the circuit is shown')
   await page.waitForFunction(() => /listening \d+/.test(document.querySelector('#logs')?.textContent ?? ''))
@@ -143,6 +151,61 @@ t.test('the plugin page charts recorded probe results and shows events, circuit 
   await page.click('.segmented button:text("24h")')
   await page.waitForFunction(() => document.querySelector('#charts svg.chart')?.getAttribute('aria-label') === 'Probe response time, 24h')
   t.pass('the range switches')
+})
+
+t.test('the fallback state: a marker in the table and the plugin page follow the API, the page\'s buttons change it', browserTest, async (t) => {
+  const loaded = writeConfig([
+    fixturePlugin('primary', 'sleep', { resilience: { fallback: { status: 503, body: { maintenance: true } } } }),
+    fixturePlugin('plain', 'sleep')
+  ])
+  const app = await build(t, loaded, { boot: false })
+  const base = await listen(app)
+  await app.daemon.boot()
+  const fallbackOf = async (name: string) => (await app.inject({ method: 'GET', url: `/plugins/${name}/fallback` })).json() as { active: boolean, mode: string }
+  t.match(await fallbackOf('primary'), { active: false, mode: 'auto' }, 'running: calls go to the plugin')
+  t.equal((await app.inject({ method: 'GET', url: '/plugins' })).json().plugins[0].fallback, 'inactive', 'GET /plugins carries the fallback state')
+
+  const { page } = await openBrowser(t)
+  await page.goto(`${base}/ui/`)
+  await page.waitForSelector('#plugins[data-ready]')
+  await page.waitForSelector('#conn[data-state="live"]')
+  t.ok(await page.$('#plugins .row[data-plugin="primary"] .fallback-mark[hidden]') !== null, 'no marker while the plugin answers its calls')
+
+  // An activation through the API reaches the table through the event stream.
+  t.equal((await app.inject({ method: 'POST', url: '/plugins/primary/fallback/activate' })).statusCode, 200)
+  t.equal((await app.inject({ method: 'GET', url: '/plugins' })).json().plugins[0].fallback, 'manual', 'GET /plugins says so')
+  t.equal((await app.inject({ method: 'GET', url: '/plugins/primary' })).json().fallback, 'manual', 'and so does the detail, which the table re-reads after an event')
+  await page.waitForSelector('#plugins .row[data-plugin="primary"] .fallback-mark[data-fallback="manual"]:not([hidden])')
+  t.pass('the row is marked')
+  t.ok(await page.$('#plugins .row[data-plugin="plain"] .fallback-mark[hidden]') !== null, 'the other row is not')
+
+  await page.click('#plugins .row[data-plugin="primary"] .c-name a')
+  await page.waitForSelector('#fallback[data-state="manual"]')
+  t.match(await page.textContent('#fallback'), /activated by anonymous/, 'the page says why')
+  await page.click('button[data-fallback-action="deactivate"]')
+  await page.waitForSelector('#fallback[data-state="inactive"]')
+  t.match(await fallbackOf('primary'), { active: false, mode: 'auto' }, 'Deactivate on the page ended the manual activation')
+  t.ok(await page.$('button[data-fallback-action="deactivate"]:disabled') !== null, 'nothing left to deactivate')
+
+  await page.click('button[data-fallback-action="activate"]')
+  await page.waitForSelector('#fallback[data-state="manual"]')
+  t.match(await fallbackOf('primary'), { active: true, mode: 'manual' }, 'Activate on the page activated it')
+
+  // An automatic switch shows up live on the page: deactivate, then stop the plugin.
+  await app.inject({ method: 'POST', url: '/plugins/primary/fallback/deactivate' })
+  await page.waitForSelector('#fallback[data-state="inactive"]')
+  await app.inject({ method: 'POST', url: '/plugins/primary/stop' })
+  await page.waitForSelector('#fallback[data-state="auto"]')
+  // The reason follows the state (stopping, then stopped) without a fallback event.
+  await page.waitForFunction(() => /plugin is stopped/.test(document.querySelector('#fallback')?.textContent ?? ''))
+  t.pass('auto mode while the plugin is stopped, live on the page')
+  await page.click('.back')
+  await page.waitForSelector('#plugins .row[data-plugin="primary"] .fallback-mark[data-fallback="auto"]:not([hidden])')
+  t.pass('the table marks an automatic switch too')
+
+  await page.goto(`${base}/ui/#/plugins/plain`)
+  await page.waitForSelector('#fallback[data-state="inactive"]')
+  t.ok(await page.$('button[data-fallback-action="activate"]:disabled') !== null, 'no fallback named: nothing to activate')
 })
 
 t.test('with tokens: the page asks for a token, keeps it in session storage only, and works with it', browserTest, async (t) => {

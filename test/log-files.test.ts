@@ -121,6 +121,26 @@ function get (port: number, url: string): Promise<IncomingMessage> {
   })
 }
 
+t.test('a stop writes what the plugin printed up to its exit to the file before it answers', async (t) => {
+  // Lines printed in the last moment before the exit, more than a pipe holds (about 64 KiB).
+  const GOODBYE = 5000
+  const loaded = writeConfig([fixturePlugin('talker', 'chatty', { args: ['3'], env: { GOODBYE: String(GOODBYE) } })])
+  const app = await build(t, loaded, { boot: false })
+  const printed = waitForEvent(app.daemon.supervisor, 'output', (o) => o.line === 'err')
+  await app.daemon.boot()
+  await printed
+  const file = path.join(loaded.dataDir, 'logs', 'talker.log')
+  const stop = await app.inject({ method: 'POST', url: '/plugins/talker/stop' })
+  t.equal(stop.statusCode, 200)
+  t.equal(stop.json().state, 'stopped')
+  // Read at once: the batch timer (1 s) has not run yet, so only the stop's flush can have written this.
+  const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => parseFileLine(l)!)
+  const of = (stream: string) => lines.filter((l) => l.stream === stream).map((l) => l.line)
+  // stdout and stderr are two pipes: their lines interleave as they were read, each stream in order.
+  t.same(of('stdout'), ['line 0', 'line 1', 'line 2', ...Array.from({ length: GOODBYE }, (_, i) => `goodbye ${i}`)], 'every stdout line: what it printed while running, and on SIGTERM right before its exit')
+  t.same(of('stderr'), ['err', 'goodbye err'], 'and both stderr lines')
+})
+
 t.test('?follow=true streams the last lines, then every new one, without a gap or a repeat; the stream is dropped when the client leaves', async (t) => {
   const app = await build(t, writeConfig([fixturePlugin('ticker', 'ticker', { args: ['10'] })]), { boot: false })
   const sockets: Socket[] = []
@@ -148,6 +168,26 @@ t.test('?follow=true streams the last lines, then every new one, without a gap o
   res.destroy()
   await once(serverSide, 'close')
   t.equal(app.daemon.logFollow.clientCount(), 0, 'the client left: it is forgotten')
+})
+
+t.test('?follow=true&tail=0 sends only the lines printed from then on (tail -n 0 -f)', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('ticker', 'ticker', { args: ['10'] })]), { boot: false })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as { port: number }).port
+  const ticked = waitForEvent(app.daemon.supervisor, 'output', (o) => o.line === 'tick 5')
+  await app.daemon.boot()
+  await ticked
+  // The last line printed before the request: nothing up to it may come.
+  const [last] = app.daemon.supervisor.logs('ticker', 1)
+  const before = Number(last.line.slice(5))
+  const res = await get(port, '/plugins/ticker/logs?follow=true&tail=0')
+  t.teardown(() => res.destroy())
+  t.equal(res.statusCode, 200)
+  const sse = sseReader(res)
+  await sse.until(5)
+  const ticks = sse.events.map((e) => Number((JSON.parse(e.data) as { line: string }).line.slice(5)))
+  t.ok(ticks[0] > before, `the first line (tick ${ticks[0]}) was printed after the request (the last before it: tick ${before})`)
+  t.same(ticks, ticks.map((_, i) => ticks[0] + i), 'then every new line, none missed')
 })
 
 t.test('a follow stream ends when its plugin is unloaded and when the daemon shuts down', async (t) => {

@@ -33,7 +33,8 @@ function summary (i: number): Record<string, unknown> {
     lastExit: running ? null : { code: i % 2 ? 1 : null, signal: i % 2 ? null : 'SIGKILL', at, error: i % 3 ? null : { code: 'ENOENT', message: 'spawn x ENOENT' } },
     nextRestartAt: running ? null : at,
     circuit: i % 6 ? 'closed' : null,
-    resources: i % 2 ? { residentMemoryBytes: 1 << 20, cpuSeconds: 0.25, sampledAt: at } : null
+    resources: i % 2 ? { residentMemoryBytes: 1 << 20, cpuSeconds: 0.25, sampledAt: at } : null,
+    fallback: i % 8 ? 'inactive' : 'auto'
   }
 }
 

@@ -168,9 +168,14 @@ t.test('logs: the ring buffer keeps the last lines of both streams', async (t) =
   t.equal(lines.length, 3)
   t.ok(lines.some((l) => l.stream === 'stderr' && l.line === 'err'), 'stderr is kept')
   t.ok(lines.some((l) => l.stream === 'stdout' && l.line === 'line 4'), 'the last stdout line is kept')
-  const bad = await app.inject({ method: 'GET', url: '/plugins/talker/logs?tail=0' })
-  t.equal(bad.statusCode, 400)
-  t.equal(bad.json().code, 'PLUGVISOR_VALIDATION')
+  const none = await app.inject({ method: 'GET', url: '/plugins/talker/logs?tail=0' })
+  t.equal(none.statusCode, 200, '?tail=0 is no line, as tail -n 0 prints none')
+  t.same(none.json().lines, [])
+  for (const tail of ['-1', '1001', 'x']) {
+    const bad = await app.inject({ method: 'GET', url: `/plugins/talker/logs?tail=${tail}` })
+    t.equal(bad.statusCode, 400, `?tail=${tail}`)
+    t.equal(bad.json().code, 'PLUGVISOR_VALIDATION')
+  }
 })
 
 t.test('a missing program is a spawn error that backs off like a crash', async (t) => {
@@ -283,6 +288,21 @@ t.test('a store whose writes fail makes readiness (daemon:store-writable) and /h
   t.equal(health.statusCode, 503)
   t.equal(health.json().status, 'fail', 'the daemon-fail branch: every plugin is fine, the daemon is not')
   t.equal(health.json().plugins.sturdy.status, 'healthy')
+})
+
+t.test('a plugin process that dies on its own takes the grandchild that left its group with it (found among the processes created since its spawn)', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('runaway', 'setsid-grandchild', { restart: { policy: 'never' } })]), { boot: false })
+  const sup = app.daemon.supervisor
+  const line = outputLine(sup, 'runaway', /^escaped (\d+)$/)
+  await app.daemon.boot()
+  const escaped = Number((await line)[1])
+  t.teardown(() => { try { process.kill(escaped, 'SIGKILL') } catch {} })
+  t.ok(alive(escaped), 'the escaped grandchild runs')
+  const pid = sup.summary('runaway').pid!
+  process.kill(pid, 'SIGKILL')
+  const s = await sup.waitFor('runaway', (s) => s.state === 'stopped', 10000)
+  t.match(s.lastExit, { signal: 'SIGKILL' })
+  t.notOk(alive(escaped), 'the escaped grandchild is gone once the exit is reported')
 })
 
 t.test('stop ends a grandchild that left the process group with setsid (found by the instance marker); it failed before', async (t) => {

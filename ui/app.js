@@ -127,6 +127,7 @@ function onEvent (type, e) {
   if (type === 'transition') table.update({ ...s, state: e.to })
   else if (type === 'health') table.update({ ...s, health: e.to })
   else if (type === 'circuit') table.update({ ...s, circuit: e.to })
+  else if (type === 'fallback') table.update({ ...s, fallback: e.to })
   markDirty(e.plugin)
   if (page?.name === e.plugin) page.onEvent(type)
 }
@@ -177,18 +178,37 @@ function renderCounts () {
 
 // ---- actions ----
 
-async function act (name, op, button) {
+/** One POST of an operator's action (`path` below the plugin's); done(answer) on success, a toast on failure. */
+async function post (name, path, label, button, done) {
   if (button) button.disabled = true
+  let answer
   try {
-    const s = await api(`${plugin(name)}/${op}`, { method: 'POST' })
-    table.update({ ...table.summary(name), ...s })
-    toast(`${name}: ${op} done (${s.state})`)
+    answer = await api(`${plugin(name)}/${path}`, { method: 'POST' })
   } catch (err) {
-    if (err instanceof ApiError && err.status === 403) toast(`${name}: ${op} needs an admin token`, 'error')
-    else if (!(err instanceof ApiError && err.status === 401)) toast(`${name}: ${op} failed: ${err.message}`, 'error')
+    if (err instanceof ApiError && err.status === 403) toast(`${name}: ${label} needs an admin token`, 'error')
+    else if (!(err instanceof ApiError && err.status === 401)) toast(`${name}: ${label} failed: ${err.message}`, 'error')
+    return
   } finally {
     if (button) button.disabled = false
   }
+  // After the button is enabled again: done() may decide what the button offers now.
+  done(answer)
+}
+
+/** start, stop, restart: the answer is the plugin's summary. */
+function act (name, op, button) {
+  return post(name, op, op, button, (s) => {
+    table.update({ ...table.summary(name), ...s })
+    toast(`${name}: ${op} done (${s.state})`)
+  })
+}
+
+/** activate, deactivate: the answer is the fallback state (the `fallback` event updates the row). */
+function actFallback (name, op, button) {
+  return post(name, `fallback/${op}`, `fallback ${op}`, button, (f) => {
+    if (page?.name === name) page.showFallback(f)
+    toast(`${name}: fallback ${f.active ? `active (${f.mode})` : 'inactive'}: ${f.reason}`)
+  })
 }
 
 function report (err) {
@@ -215,7 +235,7 @@ function route () {
     view.replaceChildren(h('section', { class: 'card' }, h('h1', {}, 'Not found'), h('p', {}, `No plugin named ${name} is loaded. `, h('a', { href: '#/' }, 'Back to the plugins'))))
     return
   }
-  page = new PluginPage(name, { act })
+  page = new PluginPage(name, { act, actFallback })
   view.replaceChildren(page.element)
   document.title = `${name} · plugvisor`
   page.start()

@@ -1,5 +1,5 @@
-// One plugin: its facts, health-history charts, events timeline, circuit, call statistics (when
-// the API has them) and live log lines. Re-reads what an event may have changed, one request per
+// One plugin: its facts, health-history charts, events timeline (with hook runs), circuit, fallback, call
+// statistics (when the API has them) and live log lines. Re-reads what an event may have changed, one request per
 // kind at a time (a burst of events costs one re-read, not one each).
 import { api, plugin } from './api.js'
 import { h, setText } from './dom.js'
@@ -8,6 +8,8 @@ import { RANGES, renderCharts } from './chart.js'
 import { followLogs, TAIL } from './log-source.js'
 
 const CHART_REFRESH_MS = 30_000
+/** Entries of the events timeline (transitions and hook runs together). */
+const TIMELINE = 50
 
 /** Runs `fn` now, or once more after the run in flight: never two at once, never a lost request. */
 function coalesced (fn) {
@@ -26,8 +28,22 @@ function coalesced (fn) {
   return run
 }
 
+/** A state transition in the events timeline. */
+const transitionItem = (e) => h('li', { dataset: { to: e.to } },
+  h('time', { datetime: e.at }, time(e.at)),
+  h('span', { class: 'transition' }, e.from ? `${e.from} → ${e.to}` : e.to),
+  h('span', { class: 'reason' }, e.reason),
+  (e.exitCode !== null || e.signal) ? h('span', { class: 'muted' }, e.signal ?? `exit ${e.exitCode}`) : null)
+
+/** A run of a lifecycle hook in the events timeline. */
+const hookItem = (r) => h('li', { class: 'hook', dataset: { hook: r.hook, outcome: r.outcome }, title: `${r.kind} ${r.target}${r.actor !== null ? `, run for ${r.actor}` : ''}` },
+  h('time', { datetime: r.at }, time(r.at)),
+  h('span', { class: 'transition' }, `hook ${r.hook}: ${r.outcome}`),
+  h('span', { class: 'reason' }, r.reason),
+  h('span', { class: 'muted' }, ms(r.durationMs)))
+
 export class PluginPage {
-  constructor (name, { act }) {
+  constructor (name, { act, actFallback }) {
     this.name = name
     this.act = act
     this.range = sessionStorage.getItem('plugvisor.range') ?? '1h'
@@ -47,6 +63,9 @@ export class PluginPage {
     this.charts = h('div', { class: 'charts', id: 'charts' }, h('p', { class: 'muted' }, 'loading…'))
     this.timeline = h('ol', { class: 'timeline', id: 'timeline' })
     this.circuit = h('dl', { class: 'kv', id: 'circuit' })
+    this.fallback = h('dl', { class: 'kv', id: 'fallback' })
+    // Like start/stop: each button is one POST; what they may do follows the state shown.
+    this.fallbackButtons = ['activate', 'deactivate'].map((op) => h('button', { type: 'button', class: 'small', dataset: { fallbackAction: op }, disabled: true, onclick: (e) => actFallback(name, op, e.currentTarget) }, op[0].toUpperCase() + op.slice(1)))
     this.calls = h('section', { class: 'card', id: 'calls', hidden: true })
     this.logs = h('pre', { class: 'logs', id: 'logs', tabindex: '0' })
     this.logNote = h('span', { class: 'muted' })
@@ -62,12 +81,14 @@ export class PluginPage {
         h('section', { class: 'card' }, h('h2', {}, 'Events'), this.timeline),
         h('div', { class: 'stack' },
           h('section', { class: 'card' }, h('h2', {}, 'Circuit'), this.circuit),
+          h('section', { class: 'card' }, h('div', { class: 'toolbar' }, h('h2', {}, 'Fallback'), h('span', { class: 'grow' }), this.fallbackButtons), this.fallback),
           this.calls)),
       h('section', { class: 'card' }, h('div', { class: 'toolbar' }, h('h2', {}, 'Logs'), this.logNote), this.logs))
 
     this.refreshDetail = coalesced(() => this.#loadDetail())
     this.refreshEvents = coalesced(() => this.#loadEvents())
     this.refreshCircuit = coalesced(() => this.#loadCircuit())
+    this.refreshFallback = coalesced(async () => this.showFallback(await api(`${plugin(this.name)}/fallback`)))
     this.refreshCharts = coalesced(() => this.#loadCharts())
   }
 
@@ -75,6 +96,7 @@ export class PluginPage {
     void this.refreshDetail()
     void this.refreshEvents()
     void this.refreshCircuit()
+    void this.refreshFallback()
     void this.refreshCharts()
     this.onResize = () => {
       clearTimeout(this.resizeTimer)
@@ -98,8 +120,10 @@ export class PluginPage {
   /** An event of the stream about this plugin. */
   onEvent (type) {
     void this.refreshDetail()
-    if (type === 'transition' || type === 'restart') void this.refreshEvents()
+    if (type === 'transition' || type === 'restart' || type === 'hook') void this.refreshEvents()
     if (type === 'circuit') void this.refreshCircuit()
+    // Its reason follows the plugin's state, health and circuit, also when who answers stays the same (no fallback event).
+    if (type === 'fallback' || type === 'transition' || type === 'health' || type === 'circuit') void this.refreshFallback()
   }
 
   tick () {
@@ -133,14 +157,14 @@ export class PluginPage {
     this.#showCalls(d.calls)
   }
 
+  /** Transitions and lifecycle hook runs in one timeline, newest first (the newest 50 of both). */
   async #loadEvents () {
-    const { events } = await api(`${plugin(this.name)}/events?limit=50`)
-    this.timeline.replaceChildren(...events.map((e) => h('li', { dataset: { to: e.to } },
-      h('time', { datetime: e.at }, time(e.at)),
-      h('span', { class: 'transition' }, e.from ? `${e.from} → ${e.to}` : e.to),
-      h('span', { class: 'reason' }, e.reason),
-      (e.exitCode !== null || e.signal) ? h('span', { class: 'muted' }, e.signal ?? `exit ${e.exitCode}`) : null)))
-    if (events.length === 0) this.timeline.append(h('li', { class: 'muted' }, 'no events yet'))
+    const { events, hooks } = await api(`${plugin(this.name)}/events?limit=${TIMELINE}`)
+    const items = [...events.map((e) => ({ at: e.at, el: transitionItem(e) })), ...hooks.map((r) => ({ at: r.at, el: hookItem(r) }))]
+    // Newest first; a stable sort keeps the API's order within each kind.
+    items.sort((a, b) => Date.parse(b.at) - Date.parse(a.at))
+    this.timeline.replaceChildren(...items.slice(0, TIMELINE).map((i) => i.el))
+    if (items.length === 0) this.timeline.append(h('li', { class: 'muted' }, 'no events yet'))
   }
 
   async #loadCircuit () {
@@ -150,6 +174,22 @@ export class PluginPage {
       ['Half-open after', duration(c.halfOpenAfterMs)], ['Opened', time(c.openedAt)], ['Trial call at', time(c.halfOpenAt)],
       ['Last failure', c.lastFailure ?? '–'], ['Calls in flight', c.inFlight], ['Queued', c.queued]]
     this.circuit.replaceChildren(...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))
+  }
+
+  /** The fallback state (GET /plugins/:name/fallback, or an activation's answer). */
+  showFallback (f) {
+    const state = f.active ? f.mode : 'inactive'
+    const target = f.target === null ? '–' : 'plugin' in f.target ? `plugin ${f.target.plugin}` : `answer ${f.target.status}`
+    const rows = [['State', h('span', { class: 'badge', dataset: { fallback: state } }, f.active ? `active (${f.mode})` : 'inactive')], ['Mode', f.mode], ['Why', f.reason],
+      ['Since', time(f.since)], ['Answered by', target], ['Calls it answered', f.servedCalls]]
+    this.fallback.replaceChildren(...rows.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))
+    this.fallback.dataset.state = state
+    const [activate, deactivate] = this.fallbackButtons
+    // Activating without a body needs the manifest's fallback (else 409); only a manual activation can be deactivated.
+    activate.disabled = f.mode === 'off'
+    activate.title = f.mode === 'off' ? 'the manifest names no fallback (resilience.fallback)' : 'send every call to the fallback until deactivated'
+    deactivate.disabled = f.mode !== 'manual'
+    deactivate.title = f.mode === 'manual' ? 'end the manual activation' : 'only a manual activation can be deactivated'
   }
 
   async #loadCharts () {

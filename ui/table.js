@@ -93,13 +93,15 @@ export class PluginTable {
       el.append(td)
       cells[k] = td
     }
-    cells.name.append(h('a', { href: `#/plugins/${encodeURIComponent(s.name)}` }, s.name))
+    // Shown while calls go to the plugin's fallback (the `fallback` field, kept live by the event of that name).
+    const fallbackMark = h('span', { class: 'fallback-mark', hidden: true }, 'fallback')
+    cells.name.append(h('a', { href: `#/plugins/${encodeURIComponent(s.name)}` }, s.name), fallbackMark)
     const badge = h('span', { class: 'badge' })
     cells.status.append(badge)
     const toggleButton = h('button', { type: 'button', class: 'small', dataset: { action: 'start' } }, 'Start')
     const restartButton = h('button', { type: 'button', class: 'small', dataset: { action: 'restart' } }, 'Restart')
     cells.actions.append(toggleButton, restartButton)
-    return { el, cells, badge, toggleButton, summary: s }
+    return { el, cells, badge, toggleButton, fallbackMark, summary: s }
   }
 
   #fill (row, s) {
@@ -116,6 +118,12 @@ export class PluginTable {
     if (cells.circuit.dataset.circuit !== (s.circuit ?? '')) cells.circuit.dataset.circuit = s.circuit ?? ''
     setText(cells.memory, s.resources && s.pid !== null ? bytes(s.resources.residentMemoryBytes) : '–')
     setText(cells.pid, s.pid === null ? '–' : String(s.pid))
+    const fallback = s.fallback ?? 'inactive'
+    if (row.fallbackMark.dataset.fallback !== fallback) {
+      row.fallbackMark.dataset.fallback = fallback
+      row.fallbackMark.hidden = fallback === 'inactive'
+      row.fallbackMark.title = fallback === 'manual' ? 'calls go to the fallback: activated by an operator' : 'calls go to the fallback while the plugin is unavailable'
+    }
     const action = toggle(s)
     if (row.toggleButton.dataset.action !== action) {
       row.toggleButton.dataset.action = action

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { MainConfig, ROLES } from '../config/schema.js'
 import type { ConfigProblem } from '../config/load.js'
-import { routeKind } from '../route-kind.js'
+import type { RouteKind } from '../route-kind.js'
 
 export type Role = typeof ROLES[number]
 export interface Principal { name: string, role: Role }
@@ -73,9 +73,9 @@ export function resolveTokens (auth: MainConfig['auth'], opts: { configFile: str
   }
 }
 
-/** What a request needs: nothing (open), any valid token (read), or an admin token (change). */
-export function requiredRole (method: string, route: string | undefined, auth: Pick<MainConfig['auth'], 'openProbes' | 'openMetrics'>): Role | 'open' {
-  switch (routeKind(route)) {
+/** What a request to a route of this kind needs: nothing (open), any valid token (read), or an admin token (change). */
+export function requiredRole (method: string, kind: RouteKind, auth: Pick<MainConfig['auth'], 'openProbes' | 'openMetrics'>): Role | 'open' {
+  switch (kind) {
     case 'probe': if (auth.openProbes) return 'open'; break
     case 'metrics': if (auth.openMetrics) return 'open'; break
     // The API description holds no secrets, and a browser cannot send a bearer token to it.

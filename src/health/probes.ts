@@ -3,7 +3,8 @@
 // answers a result; it never throws.
 import { spawn } from 'node:child_process'
 import { connect } from 'node:net'
-import { Agent, request } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+import { Agent, type Dispatcher } from 'undici'
 import type { HealthCheck } from '../config/schema.js'
 
 export const PROBE_KINDS = ['http', 'tcp', 'exec'] as const
@@ -64,31 +65,97 @@ export async function runProbe (hc: HealthCheck, target: ProbeTarget, agent: Age
   }
 }
 
-async function httpProbe (http: NonNullable<HealthCheck['http']>, port: number | undefined, timeoutMs: number, agent: Agent): Promise<ProbeOutcome> {
-  if (port === undefined) return { result: 'failure', error: 'no port to probe' }
-  const signal = AbortSignal.timeout(timeoutMs)
-  let res: Awaited<ReturnType<typeof request>>
-  try {
-    res = await request(`http://${HOST}:${port}${http.path}`, {
-      method: 'GET', headers: http.headers, dispatcher: agent, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs
-    })
-  } catch (err) {
-    if (signal.aborted) return { result: 'failure', error: `timed out after ${timeoutMs} ms` }
-    throw err
+function httpProbe (http: NonNullable<HealthCheck['http']>, port: number | undefined, timeoutMs: number, agent: Agent): Promise<ProbeOutcome> {
+  if (port === undefined) return Promise.resolve({ result: 'failure', error: 'no port to probe' })
+  return new Promise((resolve) => {
+    agent.dispatch({ origin: `http://${HOST}:${port}`, path: http.path, method: 'GET', headers: http.headers }, new HttpProbeAnswer(timeoutMs, resolve))
+  })
+}
+
+/** Why a probe's request is abandoned at its timeout (never shown: the outcome says "timed out"). */
+const TIMED_OUT = new Error('probe timed out')
+
+/**
+ * Reads the answer to one http probe straight from the pooled connection: the outcome is known at
+ * the status line unless an application/health+json body is to be read, and one timer bounds the
+ * whole probe. Cheaper than undici's request(): no body stream, no AbortSignal with its timer
+ * that fires after every probe. A body that is not read is still drained, so the connection
+ * stays kept-alive, unless it is still arriving at the timeout.
+ */
+class HttpProbeAnswer implements Dispatcher.DispatchHandler {
+  readonly #timeoutMs: number
+  readonly #resolve: (o: ProbeOutcome) => void
+  readonly #timer: NodeJS.Timeout
+  #controller: Dispatcher.DispatchController | undefined
+  #settled = false
+  #ended = false
+  /** The health+json body so far; undefined when it is not read. */
+  #body: Buffer[] | undefined
+  #bodyBytes = 0
+
+  constructor (timeoutMs: number, resolve: (o: ProbeOutcome) => void) {
+    this.#timeoutMs = timeoutMs
+    this.#resolve = resolve
+    this.#timer = setTimeout(this.#onTimeout, timeoutMs)
   }
-  const type = String(res.headers['content-type'] ?? '')
-  const length = Number(res.headers['content-length'] ?? 0)
-  if (res.statusCode < 200 || res.statusCode >= 400) {
-    await res.body.dump()
-    return { result: 'failure', error: `HTTP ${res.statusCode}` }
+
+  readonly #onTimeout = (): void => {
+    this.#settle({ result: 'failure', error: `timed out after ${this.#timeoutMs} ms` })
+    if (!this.#ended) this.#controller?.abort(TIMED_OUT)
   }
-  if (!type.startsWith('application/health+json') || length > MAX_HEALTH_BODY) {
-    await res.body.dump()
-    return { result: 'success' }
+
+  #settle (o: ProbeOutcome): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#resolve(o)
   }
+
+  #end (): void {
+    this.#ended = true
+    clearTimeout(this.#timer)
+  }
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    // Timed out while waiting for a connection.
+    if (this.#settled) controller.abort(TIMED_OUT)
+  }
+
+  onResponseStart (_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200 || statusCode >= 400) return this.#settle({ result: 'failure', error: `HTTP ${statusCode}` })
+    const type = headers['content-type']
+    if (typeof type !== 'string' || !type.startsWith('application/health+json') || Number(headers['content-length'] ?? 0) > MAX_HEALTH_BODY) {
+      return this.#settle({ result: 'success' })
+    }
+    this.#body = []
+  }
+
+  onResponseData (_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#body === undefined) return
+    this.#bodyBytes += chunk.length
+    if (this.#bodyBytes > MAX_HEALTH_BODY) {
+      this.#body = undefined
+      this.#settle({ result: 'success' })
+    } else {
+      this.#body.push(chunk)
+    }
+  }
+
+  onResponseEnd (): void {
+    this.#end()
+    if (this.#body !== undefined) this.#settle(healthJsonOutcome(this.#body))
+  }
+
+  onResponseError (_c: Dispatcher.DispatchController, err: Error): void {
+    this.#end()
+    this.#settle({ result: 'failure', error: err.message })
+  }
+}
+
+function healthJsonOutcome (body: Buffer[]): ProbeOutcome {
   let status: unknown
   try {
-    status = ((await res.body.json()) as { status?: unknown }).status
+    status = (JSON.parse(Buffer.concat(body).toString('utf8')) as { status?: unknown }).status
   } catch {
     return { result: 'failure', error: 'invalid application/health+json body' }
   }

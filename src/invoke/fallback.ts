@@ -21,6 +21,9 @@ export type FallbackMode = typeof FALLBACK_MODES[number]
 export const FALLBACK_STATES = ['inactive', 'auto', 'manual'] as const
 export type FallbackStateName = typeof FALLBACK_STATES[number]
 
+/** The plugin lists' and detail's one-word fallback field (the full state is GET /plugins/:name/fallback). */
+export const FallbackStateField = oneOf(FALLBACK_STATES, 'Who answers calls into the plugin now: inactive (the plugin itself), auto (its fallback, while it is unavailable), manual (its fallback, activated by an operator); GET /plugins/:name/fallback says why and what')
+
 export const FallbackInfo = Type.Object({
   plugin: Type.String(),
   configured: Type.Boolean({ description: 'A fallback is named: by the manifest (resilience.fallback) or by an operator\'s activation' }),

@@ -18,7 +18,7 @@ import { errors } from '../errors.js'
 import { CallStatsRecord, type CallKind, type CallStatsView } from './call-stats.js'
 import { requestHeaders, responseHeaders, type HeaderMap } from './headers.js'
 import type { Deadline } from './deadline.js'
-import { createFallbacks, type FallbackChange, type FallbackRecord, type FallbackView } from './fallback.js'
+import { createFallbacks, type FallbackChange, type FallbackRecord, type FallbackStateName, type FallbackView } from './fallback.js'
 import type { FallbackTarget } from '../config/schema.js'
 import type { TrendWindows } from '../health/trend.js'
 
@@ -100,6 +100,8 @@ export interface Invoker extends EventEmitter<InvokerEvents> {
   deactivateFallback: (plugin: string, actor: string) => FallbackView
   /** Whether calls go to the plugin's fallback now (the plugvisor_fallback_active gauge). */
   fallbackActive: (plugin: string) => boolean
+  /** Who answers the plugin's calls now: inactive, auto or manual (the `fallback` of the plugin summaries). */
+  fallbackState: (plugin: string) => FallbackStateName
   close: () => Promise<void>
 }
 
@@ -357,6 +359,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
     activateFallback: (name: string, override: FallbackTarget | undefined, actor: string) => fallbacks.activate(name, override, actor),
     deactivateFallback: (name: string, actor: string) => fallbacks.deactivate(name, actor),
     fallbackActive: (name: string) => fallbackOf(name).active,
+    fallbackState: (name: string) => fallbackOf(name).state,
     async recordCalls (name: string, calls: readonly ReportedCall[]) {
       const p = policiesOf(name)
       const st = statsOf(name)

@@ -61,7 +61,7 @@ export interface PluginMetrics {
   /** Event-fed and process families; render() adds the plugin gauges computed at scrape time. */
   readonly registry: Registry
   /** One served HTTP request; `route` is the route pattern, or undefined when none matched. */
-  observeHttpRequest: (labels: { method: string, route: string | undefined, statusCode: number }, seconds: number) => void
+  observeHttpRequest: (method: string, route: string | undefined, statusCode: number, seconds: number) => void
   /** One call into a plugin through the invoke proxy: its outcome and the time to its answer's headers. */
   observeInvocation: (plugin: string, outcome: InvocationOutcome, seconds: number) => void
   /**
@@ -147,18 +147,29 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     buckets: PROBE_BUCKETS,
     registers
   })
-  const invocations = new Counter({
-    name: 'plugvisor_invocations_total',
-    help: `Calls into plugins through /plugins/:name/invoke/* by outcome (${INVOCATION_OUTCOMES.join(', ')}; fallback: the fallback answered), one per call, counted for the plugin called (a fallback plugin's own call counts for it too)`,
-    labelNames: ['plugin', 'outcome'],
-    registers
-  })
-  const invocationDuration = new PluginHistogram(
+  // Observed on every proxied call: kept per plugin (below), not through prom-client's label hashing.
+  const invocations = new SeriesCounter(
+    'plugvisor_invocations_total',
+    `Calls into plugins through /plugins/:name/invoke/* by outcome (${INVOCATION_OUTCOMES.join(', ')}; fallback: the fallback answered), one per call, counted for the plugin called (a fallback plugin's own call counts for it too)`
+  )
+  registry.registerMetric(invocations as unknown as Metric)
+  const invocationDuration = new SeriesHistogram(
     'plugvisor_invocation_duration_seconds',
     'Time from the call into a plugin to its answer\'s headers (or the failure), retries included',
     INVOKE_BUCKETS
   )
   registry.registerMetric(invocationDuration as unknown as Metric)
+  /** Each plugin's invocation series: one counter per outcome (in INVOCATION_OUTCOMES order), its duration once observed. */
+  interface InvocationSeries { outcomes: CounterSeries[], duration: HistogramSeries | undefined }
+  const invocationSeries = new Map<string, InvocationSeries>()
+  const invocationsOf = (plugin: string): InvocationSeries => {
+    let rec = invocationSeries.get(plugin)
+    if (rec === undefined) {
+      rec = { outcomes: INVOCATION_OUTCOMES.map((outcome) => invocations.series({ plugin, outcome })), duration: undefined }
+      invocationSeries.set(plugin, rec)
+    }
+    return rec
+  }
   const http = new RequestHistogram(
     'plugvisor_http_request_duration_seconds',
     `Duration of HTTP API requests by method, route pattern (${UNMATCHED_ROUTE} when no route matched) and status code`,
@@ -233,10 +244,10 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   // and formatted again on every scrape (most of its time). Their text is kept between scrapes
   // and made again after a change; the process, HTTP and event-loop families are made every time.
   // (prom-client's typings leave out the name every metric object has.)
-  const nameOf = (m: Counter | Histogram | PluginHistogram): string => (m as unknown as { name: string }).name
+  const nameOf = (m: Counter | Histogram | SeriesCounter | SeriesHistogram): string => (m as unknown as { name: string }).name
   const kept = new Map<string, string>()
   const eventFed = new Set([restarts, checks, checkDuration, invocations, invocationDuration].map(nameOf))
-  const changed = (m: Counter | Histogram | PluginHistogram): void => { kept.delete(nameOf(m)) }
+  const changed = (m: Counter | Histogram | SeriesCounter | SeriesHistogram): void => { kept.delete(nameOf(m)) }
   const exposition = async (): Promise<string> => {
     const texts = await Promise.all(registry.getMetricsAsArray().map(async ({ name }) => {
       let text = kept.get(name)
@@ -256,7 +267,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     const hc = supervisor.manifest(name).healthCheck
     const probe = hc === undefined ? undefined : PROBE_KINDS.find((t) => hc[t] !== undefined)
     if (probe) for (const result of PROBE_RESULTS) checks.inc({ plugin: name, probe, result }, 0)
-    for (const outcome of INVOCATION_OUTCOMES) invocations.inc({ plugin: name, outcome }, 0)
+    invocationsOf(name)
     kept.clear()
   }
   const onLoaded = (name: string): void => initPlugin(name)
@@ -267,8 +278,12 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       checkDuration.remove({ plugin: name, probe })
       for (const result of PROBE_RESULTS) checks.remove({ plugin: name, probe, result })
     }
-    for (const outcome of INVOCATION_OUTCOMES) invocations.remove({ plugin: name, outcome })
-    invocationDuration.remove(name)
+    const inv = invocationSeries.get(name)
+    if (inv !== undefined) {
+      for (const c of inv.outcomes) invocations.drop(c)
+      if (inv.duration !== undefined) invocationDuration.drop(inv.duration)
+      invocationSeries.delete(name)
+    }
     kept.clear()
   }
   const onRestart = (e: RestartEvent): void => {
@@ -289,21 +304,27 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
 
   return {
     registry,
-    observeHttpRequest ({ method, route, statusCode }, seconds) {
-      http.observe(method, route ?? UNMATCHED_ROUTE, statusCode, seconds)
+    observeHttpRequest (method, route, statusCode, seconds) {
+      http.observeRequest(method, route ?? UNMATCHED_ROUTE, statusCode, seconds)
     },
     observeInvocation (plugin, outcome, seconds) {
-      invocations.inc({ plugin, outcome })
-      invocationDuration.observe(plugin, seconds)
+      const inv = invocationsOf(plugin)
+      inv.outcomes[OUTCOME_INDEX[outcome]].value++
+      inv.duration ??= invocationDuration.series({ plugin })
+      invocationDuration.observe(inv.duration, seconds)
       changed(invocations)
       changed(invocationDuration)
     },
     observeInvocations (plugin, outcomes, seconds) {
+      const inv = invocationsOf(plugin)
       for (const outcome of INVOCATION_OUTCOMES) {
         const n = outcomes[outcome]
-        if (n !== undefined && n > 0) invocations.inc({ plugin, outcome }, n)
+        if (n !== undefined && n > 0) inv.outcomes[OUTCOME_INDEX[outcome]].value += n
       }
-      invocationDuration.observeAll(plugin, seconds)
+      if (seconds.length > 0) {
+        const d = inv.duration ??= invocationDuration.series({ plugin })
+        for (let i = 0; i < seconds.length; i++) invocationDuration.observe(d, seconds[i])
+      }
       changed(invocations)
       changed(invocationDuration)
     },
@@ -319,46 +340,75 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       loopDelay?.disable()
       loopDelay = undefined
       registry.clear()
+      invocationSeries.clear()
       kept.clear()
       pluginLines.clear()
     }
   }
 }
 
-interface RequestSeries {
-  labels: { method: string, route: string, status_code: string }
+/** Where each outcome's counter is in a plugin's InvocationSeries. */
+const OUTCOME_INDEX = Object.fromEntries(INVOCATION_OUTCOMES.map((o, i) => [o, i])) as Record<InvocationOutcome, number>
+
+type Labels = Record<string, string>
+interface CounterSeries { readonly labels: Labels, value: number }
+interface HistogramSeries {
+  readonly labels: Labels
   /** Observations per bucket (not cumulative); the last slot is above every bound. */
-  counts: number[]
+  readonly counts: number[]
   sum: number
   count: number
 }
 
 /**
- * The HTTP request duration histogram, observed on every request. prom-client's
- * Histogram.observe validates and hashes a label object each time (~0.45 µs and several objects
- * per request, measured; its labels() children do the same per call). This keeps one record
- * per method + route + status, found by a string key, and hands the registry the exposition
- * prom-client's Histogram gives (same series, label order and values) through get().
+ * A counter whose callers keep the series they add to. prom-client's Counter.inc validates and
+ * hashes a label object on every call (its labels() children too); here a series is found once
+ * and then incremented in place. The registry gets the exposition prom-client's Counter gives
+ * (same series in the same order, same label order) through get().
  */
-class RequestHistogram {
+class SeriesCounter {
+  readonly type = 'counter'
+  readonly aggregator = 'sum'
+  readonly #series = new Set<CounterSeries>()
+
+  constructor (readonly name: string, readonly help: string) {}
+
+  /** A new series at 0, exposed from now on (in the order series were added). */
+  series (labels: Labels): CounterSeries {
+    const s = { labels, value: 0 }
+    this.#series.add(s)
+    return s
+  }
+
+  drop (s: CounterSeries): void { this.#series.delete(s) }
+
+  get (): { name: string, help: string, type: string, aggregator: string, values: { labels: object, value: number }[] } {
+    const values = []
+    for (const s of this.#series) values.push({ labels: s.labels, value: s.value })
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void { for (const s of this.#series) s.value = 0 }
+}
+
+/** The same for a histogram: prom-client's Histogram.observe hashes its labels on every call too. */
+class SeriesHistogram {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  /** route -> method -> status code -> series: the route and method strings are the same
-   * instances request after request, so each lookup hashes nothing new (a joined key did). */
-  readonly #series = new Map<string, Map<string, Map<number, RequestSeries>>>()
+  readonly #series = new Set<HistogramSeries>()
 
   constructor (readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
 
-  observe (method: string, route: string, statusCode: number, seconds: number): void {
-    let byMethod = this.#series.get(route)
-    if (byMethod === undefined) this.#series.set(route, byMethod = new Map())
-    let byStatus = byMethod.get(method)
-    if (byStatus === undefined) byMethod.set(method, byStatus = new Map())
-    let s = byStatus.get(statusCode)
-    if (s === undefined) {
-      s = { labels: { method, route, status_code: String(statusCode) }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }
-      byStatus.set(statusCode, s)
-    }
+  /** A new, empty series, exposed from now on. */
+  series (labels: Labels): HistogramSeries {
+    const s = { labels, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }
+    this.#series.add(s)
+    return s
+  }
+
+  drop (s: HistogramSeries): void { this.#series.delete(s) }
+
+  observe (s: HistogramSeries, seconds: number): void {
     let i = 0
     while (i < this.buckets.length && seconds > this.buckets[i]) i++
     s.counts[i]++
@@ -369,7 +419,7 @@ class RequestHistogram {
   get (): { name: string, help: string, type: string, aggregator: string, values: { labels: object, sharedLabels: object, value: number, metricName: string }[] } {
     const values = []
     const bucket = `${this.name}_bucket`
-    for (const s of this.#all()) {
+    for (const s of this.#series) {
       let acc = 0
       for (let i = 0; i < this.buckets.length; i++) {
         acc += s.counts[i]
@@ -384,93 +434,31 @@ class RequestHistogram {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
-  * #all (): Generator<RequestSeries> {
-    for (const byMethod of this.#series.values()) {
-      for (const byStatus of byMethod.values()) yield * byStatus.values()
-    }
-  }
-
   reset (): void { this.#series.clear() }
-}
-
-interface PluginSeries {
-  labels: { plugin: string }
-  /** Observations per bucket (not cumulative); the last slot is above every bound. */
-  counts: number[]
-  sum: number
-  count: number
-}
-
-interface HistogramExport { name: string, help: string, type: string, aggregator: string, values: { labels: object, sharedLabels: object, value: number, metricName: string }[] }
-
-/** What prom-client's Histogram gives the registry (series, label order and values), from series of per-bucket counts. */
-function histogramExport (h: { name: string, help: string, type: string, aggregator: string, buckets: readonly number[] }, series: Iterable<{ labels: object, counts: number[], sum: number, count: number }>): HistogramExport {
-  const values = []
-  const bucket = `${h.name}_bucket`
-  for (const s of series) {
-    let acc = 0
-    for (let i = 0; i < h.buckets.length; i++) {
-      acc += s.counts[i]
-      values.push({ labels: { le: h.buckets[i] }, sharedLabels: s.labels, value: acc, metricName: bucket })
-    }
-    values.push(
-      { labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucket },
-      { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${h.name}_sum` },
-      { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${h.name}_count` }
-    )
-  }
-  return { name: h.name, help: h.help, type: h.type, aggregator: h.aggregator, values }
 }
 
 /**
- * The invocation duration histogram, one series per plugin. prom-client's Histogram.observe
- * validates and hashes a label object and looks its bucket up by the bound turned into a string,
- * on every observation (~0.8 µs: most of the time a reported batch of 1,000 calls took, measured);
- * here one record per plugin, found by its name, and a batch is observed with one lookup. The
- * registry gets through get() the exposition prom-client's Histogram gives (same series, label
- * order and values).
+ * The HTTP request duration histogram, observed on every request: one series per method +
+ * route + status, found through maps keyed by the route and method strings, which are the same
+ * instances request after request (so each lookup hashes nothing new; a joined key did).
  */
-class PluginHistogram {
-  readonly type = 'histogram'
-  readonly aggregator = 'sum'
-  readonly #series = new Map<string, PluginSeries>()
+class RequestHistogram extends SeriesHistogram {
+  readonly #byRoute = new Map<string, Map<string, Map<number, HistogramSeries>>>()
 
-  constructor (readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
-
-  observe (plugin: string, seconds: number): void {
-    this.#add(this.#of(plugin), seconds)
+  observeRequest (method: string, route: string, statusCode: number, seconds: number): void {
+    let byMethod = this.#byRoute.get(route)
+    if (byMethod === undefined) this.#byRoute.set(route, byMethod = new Map())
+    let byStatus = byMethod.get(method)
+    if (byStatus === undefined) byMethod.set(method, byStatus = new Map())
+    let s = byStatus.get(statusCode)
+    if (s === undefined) byStatus.set(statusCode, s = this.series({ method, route, status_code: String(statusCode) }))
+    this.observe(s, seconds)
   }
 
-  observeAll (plugin: string, seconds: ArrayLike<number>): void {
-    if (seconds.length === 0) return
-    const s = this.#of(plugin)
-    for (let i = 0; i < seconds.length; i++) this.#add(s, seconds[i])
+  override reset (): void {
+    super.reset()
+    this.#byRoute.clear()
   }
-
-  remove (plugin: string): void { this.#series.delete(plugin) }
-
-  #of (plugin: string): PluginSeries {
-    let s = this.#series.get(plugin)
-    if (s === undefined) {
-      s = { labels: { plugin }, counts: new Array<number>(this.buckets.length + 1).fill(0), sum: 0, count: 0 }
-      this.#series.set(plugin, s)
-    }
-    return s
-  }
-
-  #add (s: PluginSeries, seconds: number): void {
-    let i = 0
-    while (i < this.buckets.length && seconds > this.buckets[i]) i++
-    s.counts[i]++
-    s.sum += seconds
-    s.count++
-  }
-
-  get (): HistogramExport {
-    return histogramExport(this, this.#series.values())
-  }
-
-  reset (): void { this.#series.clear() }
 }
 
 /** The lines of a state set: 1 for the plugin's value, 0 for the others. */

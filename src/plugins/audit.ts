@@ -3,7 +3,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AuditEntry } from '../store/audit-store.js'
-import { routeKind } from '../route-kind.js'
+import type { RouteKind } from '../route-kind.js'
+import { routeFacts } from './route-facts.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,8 +16,8 @@ declare module 'fastify' {
 const UNMATCHED = '(no route)'
 
 /** Calls that change something; the invoke proxy is data, not management. */
-function audited (method: string, route: string | undefined): boolean {
-  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && routeKind(route) !== 'invoke'
+function audited (method: string, kind: RouteKind): boolean {
+  return method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && kind !== 'invoke'
 }
 
 async function auditPlugin (fastify: FastifyInstance): Promise<void> {
@@ -31,7 +32,8 @@ async function auditPlugin (fastify: FastifyInstance): Promise<void> {
   fastify.decorate('recordAudit', record)
   // Callback style: runs on every request, and an async hook costs a promise each.
   fastify.addHook('onResponse', (req, reply, done) => {
-    if (audited(req.method, req.routeOptions.url)) {
+    const route = routeFacts(req)
+    if (audited(req.method, route.kind)) {
       const params = req.params as { name?: unknown } | undefined
       record({
         at: Date.now(),
@@ -39,7 +41,7 @@ async function auditPlugin (fastify: FastifyInstance): Promise<void> {
         role: req.principal?.role ?? null,
         remote: req.ip ?? null,
         method: req.method,
-        route: req.routeOptions.url ?? UNMATCHED,
+        route: route.pattern ?? UNMATCHED,
         url: req.url,
         plugin: typeof params?.name === 'string' ? params.name : null,
         status: reply.statusCode,
@@ -52,4 +54,4 @@ async function auditPlugin (fastify: FastifyInstance): Promise<void> {
 }
 
 // auth decorates req.principal, the actor of each entry.
-export default fp(auditPlugin, { name: 'audit', fastify: '5.x', dependencies: ['daemon', 'auth'] })
+export default fp(auditPlugin, { name: 'audit', fastify: '5.x', dependencies: ['daemon', 'auth', 'route-facts'] })

@@ -8,6 +8,7 @@ import type { MainConfig } from '../config/schema.js'
 import { configInvalid } from '../config/load.js'
 import { errors } from '../errors.js'
 import { requiredRole, resolveTokens, type Principal, type Role } from '../auth/tokens.js'
+import { routeFacts } from './route-facts.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,6 +18,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What a request needs: 'open', or the role its token must have. */
     authNeeds: (req: FastifyRequest) => Role | 'open'
+    /** Whether requests can need a token at all (auth.mode tokens). */
+    tokensRequired: boolean
   }
 }
 
@@ -33,7 +36,8 @@ async function authPlugin (fastify: FastifyInstance, opts: AuthOptions): Promise
   const { auth: tokens, problems } = resolveTokens(opts.auth, { configFile: opts.configFile, env: opts.env })
   if (problems.length > 0) throw configInvalid(problems)
   fastify.decorateRequest('principal', undefined)
-  fastify.decorate('authNeeds', (req: FastifyRequest) => tokens === undefined ? 'open' : requiredRole(req.method, req.routeOptions.url, opts.auth))
+  fastify.decorate('authNeeds', (req: FastifyRequest) => tokens === undefined ? 'open' : requiredRole(req.method, routeFacts(req).kind, opts.auth))
+  fastify.decorate('tokensRequired', tokens !== undefined)
   if (tokens === undefined) return
   // Runs on every request (probes included): callback style, as an async hook costs a promise
   // and a microtask turn each.
@@ -44,6 +48,8 @@ async function authPlugin (fastify: FastifyInstance, opts: AuthOptions): Promise
 }
 
 async function authorizePlugin (fastify: FastifyInstance): Promise<void> {
+  // auth.mode none: every request is open, nothing to refuse.
+  if (!fastify.tokensRequired) return
   fastify.addHook('onRequest', (req, reply, done) => {
     const need = fastify.authNeeds(req)
     if (need === 'open') return done()
@@ -57,6 +63,6 @@ async function authorizePlugin (fastify: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(authPlugin, { name: 'auth', fastify: '5.x' })
+export default fp(authPlugin, { name: 'auth', fastify: '5.x', dependencies: ['route-facts'] })
 // After the rate limit, whose hook then runs first: guessing tokens is slowed down too.
 export const authorize = fp(authorizePlugin, { name: 'authorize', fastify: '5.x', dependencies: ['auth', 'rate-limit'] })

@@ -15,6 +15,8 @@ export interface BrowserGuardOptions {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+/** How many different Host headers the guard remembers its verdict on. */
+const HOST_VERDICTS = 64
 
 /** The host name of a Host header or URL authority, without port or IPv6 brackets, lower-cased. */
 export function hostName (authority: string): string {
@@ -54,20 +56,41 @@ function crossSite (req: FastifyRequest): string | undefined {
   return authority === host || `${authority}${defaultPort}` === host ? undefined : `Origin: ${origin}`
 }
 
-async function browserGuardPlugin (fastify: FastifyInstance, opts: BrowserGuardOptions): Promise<void> {
-  const listen = hostName(opts.server.host)
+/**
+ * The Host check: the name a Host header is refused under (DNS rebinding), or null when the
+ * daemon answers to it. Also used by the liveness shortcut (src/liveness-shortcut.ts).
+ */
+export function hostCheck (server: BrowserGuardOptions['server']): (host: string) => string | null {
+  const listen = hostName(server.host)
   // The Host check holds while listening on loopback only: off loopback, names are the
   // operator's (and a browser cannot be rebound onto a public address it already reaches).
-  const checkHost = isLoopback(listen)
-  const allowed = new Set([listen, ...opts.server.allowedHosts.map(hostName)])
+  if (!isLoopback(listen)) return () => null
+  const allowed = new Set([listen, ...server.allowedHosts.map(hostName)])
+  // The verdict on each Host header seen: clients send the same one request after request, and
+  // working it out (lower-casing, slicing, an address check) was a few strings per request.
+  // Bounded: past HOST_VERDICTS different values, the others are worked out each time.
+  const verdicts = new Map<string, string | null>()
+  return (host) => {
+    let v = verdicts.get(host)
+    if (v === undefined) {
+      const name = hostName(host)
+      v = loopbackName(name) || allowed.has(name) ? null : name
+      if (verdicts.size < HOST_VERDICTS) verdicts.set(host, v)
+    }
+    return v
+  }
+}
+
+async function browserGuardPlugin (fastify: FastifyInstance, opts: BrowserGuardOptions): Promise<void> {
+  const refusedName = hostCheck(opts.server)
   // Callback style: it runs on every request (probes included), and an async hook costs a
   // promise and a microtask turn each.
   fastify.addHook('onRequest', (req, _reply, done) => {
     const host = req.headers.host
     // HTTP/1.0 without Host: no browser sends that.
-    if (checkHost && host !== undefined) {
-      const name = hostName(host)
-      if (!loopbackName(name) && !allowed.has(name)) return done(new errors.HostNotAllowed(name))
+    if (host !== undefined) {
+      const refused = refusedName(host)
+      if (refused !== null) return done(new errors.HostNotAllowed(refused))
     }
     if (!SAFE_METHODS.has(req.method)) {
       const why = crossSite(req)

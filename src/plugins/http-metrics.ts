@@ -2,14 +2,15 @@
 // URL (unbounded series). GET /events is hijacked and not counted.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { routeFacts } from './route-facts.js'
 
 async function httpMetricsPlugin (fastify: FastifyInstance): Promise<void> {
   const { metrics } = fastify.daemon
   // Callback style: runs on every request, and an async hook costs a promise each.
   fastify.addHook('onResponse', (req, reply, done) => {
-    metrics.observeHttpRequest({ method: req.method, route: req.routeOptions.url, statusCode: reply.statusCode }, reply.elapsedTime / 1000)
+    metrics.observeHttpRequest(req.method, routeFacts(req).pattern, reply.statusCode, reply.elapsedTime / 1000)
     done()
   })
 }
 
-export default fp(httpMetricsPlugin, { name: 'http-metrics', fastify: '5.x', dependencies: ['daemon'] })
+export default fp(httpMetricsPlugin, { name: 'http-metrics', fastify: '5.x', dependencies: ['daemon', 'route-facts'] })

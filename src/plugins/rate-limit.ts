@@ -9,12 +9,10 @@ import rateLimit from '@fastify/rate-limit'
 import type { MainConfig } from '../config/schema.js'
 import { errors } from '../errors.js'
 import { isLoopback } from '../loopback.js'
-import { routeKind } from '../route-kind.js'
+import type { RouteKind } from '../route-kind.js'
+import { routeFacts } from './route-facts.js'
 
-const limitedRoute = (route: string | undefined): boolean => {
-  const kind = routeKind(route)
-  return kind === 'management' || kind === 'audit'
-}
+const limited = (kind: RouteKind): boolean => kind === 'management' || kind === 'audit'
 
 async function rateLimitPlugin (fastify: FastifyInstance, limits: MainConfig['rateLimit']): Promise<void> {
   // global: false, because the library's own hooks are route hooks, which run after every
@@ -31,9 +29,9 @@ async function rateLimitPlugin (fastify: FastifyInstance, limits: MainConfig['ra
   // Callback style, deciding synchronously: it runs on every request (probes included), and an
   // async hook costs a promise and a microtask turn each.
   fastify.addHook('onRequest', (req, reply, done) => {
-    if (!limitedRoute(req.routeOptions.url) || (limits.exemptLoopback && isLoopback(req.ip))) return done()
+    if (!limited(routeFacts(req).kind) || (limits.exemptLoopback && isLoopback(req.ip))) return done()
     limit.call(fastify, req, reply).then(() => done(), done)
   })
 }
 
-export default fp(rateLimitPlugin, { name: 'rate-limit', fastify: '5.x', dependencies: ['auth'] })
+export default fp(rateLimitPlugin, { name: 'rate-limit', fastify: '5.x', dependencies: ['auth', 'route-facts'] })

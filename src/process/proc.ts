@@ -27,23 +27,43 @@ export function readProcStat (pid: number, procRoot = '/proc'): ProcStat | undef
   return parseProcStat(text)
 }
 
-/** The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'. */
+/**
+ * The command name (field 2) may hold spaces and parentheses: fields are counted after the last
+ * ')'. Read in place, without splitting: a scan of every process parses a thousand lines of 52
+ * fields, and the strings a split makes were most of what a /proc scan allocated.
+ */
 export function parseProcStat (text: string): ProcStat | undefined {
   const close = text.lastIndexOf(')')
-  if (close < 0) return undefined
+  if (close < 0 || close + 2 >= text.length) return undefined
   const pid = Number.parseInt(text, 10)
-  const f = text.slice(close + 2).split(' ')
-  // f[0] is field 3 (state); field n is f[n - 3].
-  return {
-    pid,
-    state: f[0],
-    ppid: Number(f[1]),
-    pgid: Number(f[2]),
-    utimeTicks: Number(f[11]),
-    stimeTicks: Number(f[12]),
-    startTicks: Number(f[19]),
-    rssPages: Number(f[21])
+  // Field n (1-based, as proc(5) counts) starts after the (n - 3)th space following ") ".
+  const at = close + 2
+  const state = text[at]
+  let field = 3
+  let i = at
+  const out = { pid, state, ppid: 0, pgid: 0, utimeTicks: 0, stimeTicks: 0, startTicks: 0, rssPages: 0 }
+  while (field < 24) {
+    i = text.indexOf(' ', i)
+    if (i < 0) return undefined
+    i++
+    field++
+    switch (field) {
+      case 4: out.ppid = digits(text, i); break
+      case 5: out.pgid = digits(text, i); break
+      case 14: out.utimeTicks = digits(text, i); break
+      case 15: out.stimeTicks = digits(text, i); break
+      case 22: out.startTicks = digits(text, i); break
+      case 24: out.rssPages = digits(text, i); break
+    }
   }
+  return out
+}
+
+/** The unsigned decimal number at `i` (these fields are never negative). */
+function digits (text: string, i: number): number {
+  let n = 0
+  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) n = n * 10 + c - 48
+  return n
 }
 
 let cachedBootId: string | undefined
@@ -101,33 +121,126 @@ export function signalGroup (pgid: number, signal: NodeJS.Signals): boolean {
  * buffer and open/read/close instead of readFileSync: about 3x cheaper per process, which
  * matters with 500 plugins sampled every few seconds.
  */
-export function scanProcesses (procRoot = '/proc'): ProcStat[] {
+export function scanProcesses (procRoot = '/proc', only?: PidRange): ProcStat[] {
+  const out: ProcStat[] = []
+  // A short range is cheaper to try pid by pid than to list /proc (a few hundred entries).
+  if (only !== undefined && only.count <= DIRECT_PROBE_MAX) {
+    for (const pid of only.pids()) readStatInto(`${procRoot}/${pid}/stat`, out)
+    return out
+  }
   let entries: string[]
   try {
     entries = readdirSync(procRoot)
   } catch {
     return []
   }
-  const out: ProcStat[] = []
   for (const e of entries) {
     const c = e.charCodeAt(0)
     if (c < 48 || c > 57) continue
-    let fd: number | undefined
-    try {
-      fd = openSync(`${procRoot}/${e}/stat`, 'r')
-      const len = readSync(fd, scanBuffer, 0, scanBuffer.length, 0)
-      const st = parseProcStat(scanBuffer.toString('latin1', 0, len))
-      if (st !== undefined) out.push(st)
-    } catch {
-      // The process ended between readdir and open.
-    } finally {
-      if (fd !== undefined) closeSync(fd)
-    }
+    if (only !== undefined && !only.has(Number(e))) continue
+    readStatInto(`${procRoot}/${e}/stat`, out)
   }
   return out
 }
 const scanBuffer = Buffer.allocUnsafe(4096)
+const DIRECT_PROBE_MAX = 128
 
+function readStatInto (file: string, out: ProcStat[]): void {
+  let fd: number | undefined
+  try {
+    fd = openSync(file, 'r')
+    const len = readSync(fd, scanBuffer, 0, scanBuffer.length, 0)
+    const st = parseProcStat(scanBuffer.toString('latin1', 0, len))
+    if (st !== undefined) out.push(st)
+  } catch {
+    // No such process, or it ended between readdir and open.
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+/** Where the kernel's pid allocation stands: clones since boot, the last pid handed out, tasks (threads included) alive. */
+export interface PidCursor { forks: number, lastPid: number, tasks: number }
+
+/** The pid cursor now, from /proc/stat and /proc/loadavg; undefined without them. */
+export function readPidCursor (procRoot = '/proc'): PidCursor | undefined {
+  try {
+    const stat = readFileSync(`${procRoot}/stat`, 'latin1')
+    const at = stat.indexOf('\nprocesses ')
+    const load = readFileSync(`${procRoot}/loadavg`, 'latin1').split(' ')
+    const forks = Number.parseInt(stat.slice(at + 11), 10)
+    const tasks = Number.parseInt(load[3]?.slice(load[3].indexOf('/') + 1) ?? '', 10)
+    const lastPid = Number.parseInt(load[4] ?? '', 10)
+    if (at < 0 || !Number.isInteger(forks) || !Number.isInteger(tasks) || !Number.isInteger(lastPid)) return undefined
+    const cursor = { forks, lastPid, tasks }
+    if (procRoot === '/proc') lastCursor = { cursor, at: performance.now() }
+    return cursor
+  } catch {
+    return undefined
+  }
+}
+
+let lastCursor: { cursor: PidCursor, at: number } | undefined
+/**
+ * A reading of the pid cursor taken at most `maxAgeMs` ago (read now when there is none): any
+ * earlier reading is as good a bound for "created since", only wider, and a restart right after
+ * an exit (which read it) or a start burst pays no reading before its spawns.
+ */
+export function recentPidCursor (maxAgeMs = 1000): PidCursor | undefined {
+  if (lastCursor !== undefined && performance.now() - lastCursor.at <= maxAgeMs) return lastCursor.cursor
+  return readPidCursor()
+}
+
+let cachedPidMax: number | undefined
+/** /proc/sys/kernel/pid_max; 32768 (the smallest usual value, so the most careful) when unreadable. */
+export function pidMax (procRoot = '/proc'): number {
+  if (cachedPidMax === undefined) {
+    let v = Number.NaN
+    try { v = Number.parseInt(readFileSync(`${procRoot}/sys/kernel/pid_max`, 'latin1'), 10) } catch {}
+    cachedPidMax = Number.isInteger(v) && v > 0 ? v : 32768
+  }
+  return cachedPidMax
+}
+
+/** A set of pids as a cyclic interval of the pid space. */
+export interface PidRange {
+  readonly count: number
+  has: (pid: number) => boolean
+  pids: () => Iterable<number>
+}
+
+/**
+ * The pids handed out between two readings of the cursor, or undefined when that cannot be told.
+ * Linux hands out pids in increasing order, skipping those in use and wrapping around at
+ * pid_max, so they lie after `then.lastPid` up to `now.lastPid` (cyclically) unless the cursor
+ * went a whole round in between: it moves by one per clone (counted in `forks`) plus one per pid
+ * in use that it skips (at most the tasks alive); doubled tasks and a slack keep that bound safe.
+ */
+export function pidsBetween (then: PidCursor, now: PidCursor, max: number): PidRange | undefined {
+  const moved = now.forks - then.forks
+  if (moved < 0 || moved + 2 * Math.max(then.tasks, now.tasks) + 1024 >= max - RESERVED_PIDS) return undefined
+  const a = then.lastPid
+  const b = now.lastPid
+  if (moved === 0 || a === b) return { count: 0, has: () => false, pids: () => [] }
+  if (a < b) {
+    return {
+      count: b - a,
+      has: (pid) => pid > a && pid <= b,
+      pids: function * () { for (let p = a + 1; p <= b; p++) yield p }
+    }
+  }
+  // Wrapped: after a up to pid_max - 1, then from the bottom up to b.
+  return {
+    count: max - 1 - a + b,
+    has: (pid) => pid > a || pid <= b,
+    pids: function * () {
+      for (let p = a + 1; p < max; p++) yield p
+      for (let p = 1; p <= b; p++) yield p
+    }
+  }
+}
+/** The kernel wraps around to this pid (lower pids are left to early system processes). */
+const RESERVED_PIDS = 300
 let cachedSysconf: { pageSize: number, ticksPerSecond: number } | undefined
 /** Page size (rss is in pages) and clock ticks per second (CPU times are in ticks), from getconf once. */
 export function sysconf (): { pageSize: number, ticksPerSecond: number } {
@@ -160,8 +273,8 @@ export function readEnviron (pid: number, procRoot = '/proc'): string[] | undefi
  * `match` accepts. The environment is inherited by every descendant, including those that left
  * the process group with setsid, which is how they are found again.
  */
-export function findByEnviron (match: (env: string[], st: ProcStat) => boolean, pre: (st: ProcStat) => boolean = () => true, procRoot = '/proc'): ProcStat[] {
-  return scanProcesses(procRoot).filter((st) => {
+export function findByEnviron (match: (env: string[], st: ProcStat) => boolean, pre: (st: ProcStat) => boolean = () => true, procRoot = '/proc', only?: PidRange): ProcStat[] {
+  return scanProcesses(procRoot, only).filter((st) => {
     if (st.state === 'Z' || st.state === 'X' || st.pid === process.pid || !pre(st)) return false
     const env = readEnviron(st.pid, procRoot)
     return env !== undefined && match(env, st)
@@ -175,6 +288,8 @@ export function findByEnviron (match: (env: string[], st: ProcStat) => boolean, 
  */
 let thisTurn: { byEntry: Map<string, ProcStat[]>, entriesOf: Map<number, Set<string>> } | undefined
 const TAG_PREFIX = 'PLUGVISOR_'
+/** A search of this turn read only the processes created since a cursor: the next one reads everything. */
+let narrowedThisTurn = false
 
 /**
  * The live processes whose environment holds every entry of `tag` (each `KEY=VALUE` with a key
@@ -184,9 +299,22 @@ const TAG_PREFIX = 'PLUGVISOR_'
  * process (500 × ~1,000 reads, about 10 s), and then matched every environment against its tag
  * (500 × ~1,000, a quarter of a second); now the reading is indexed by tag entry once a turn.
  * A process forked later in the same turn is not seen; callers that must see one use findByEnviron.
+ * With `createdSince` (a cursor read before the processes looked for were created), the first
+ * search of a turn reads only the processes created since, when that can be told (pidsBetween):
+ * the one plugin process that exited on its own is followed by a handful of reads, not one per
+ * process of the machine, before its restart.
  */
-export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolean = () => true): ProcStat[] {
+export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolean = () => true, createdSince?: PidCursor): ProcStat[] {
   if (tag.length === 0) return []
+  if (thisTurn === undefined && createdSince !== undefined && !narrowedThisTurn) {
+    const now = readPidCursor()
+    const range = now === undefined ? undefined : pidsBetween(createdSince, now, pidMax())
+    if (range !== undefined) {
+      narrowedThisTurn = true
+      setImmediate(() => { narrowedThisTurn = false })
+      return findByEnviron((env) => tag.every((e) => env.includes(e)), pre, '/proc', range)
+    }
+  }
   if (thisTurn === undefined) {
     const byEntry = new Map<string, ProcStat[]>()
     const entriesOf = new Map<number, Set<string>>()

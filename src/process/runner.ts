@@ -2,7 +2,7 @@
 // previous daemon left), so the supervisor can be driven by a fake in tests and by real child
 // processes in production.
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
-import { bootId, findByEnviron, findTaggedThisTurn, groupAlive, groupMembers, readProcStat, signalGroup } from './proc.js'
+import { bootId, findByEnviron, findTaggedThisTurn, groupAlive, groupMembers, readProcStat, recentPidCursor, signalGroup, type PidCursor } from './proc.js'
 import { LineSplitter } from './line-splitter.js'
 
 /** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
@@ -112,11 +112,14 @@ class ChildHandle implements ProcessHandle {
   readonly #tag: string[]
   /** Descendants outside the group (setsid) found at the last look, with their start times. */
   #escaped: { pid: number, startTicks: number }[] = []
+  /** Where pid allocation stood before the spawn: the descendants' pids come after it. */
+  readonly #cursor: PidCursor | undefined
 
   constructor (spec: SpawnSpec, cb: ProcessCallbacks) {
     this.#cb = cb
     this.#tag = spec.tag ?? []
     this.#done = new Promise((resolve) => { this.#resolveDone = resolve })
+    if (this.#tag.length > 0) this.#cursor = recentPidCursor()
     this.#child = spawnChild(spec.command, spec.args, {
       cwd: spec.cwd,
       env: spec.env,
@@ -153,12 +156,16 @@ class ChildHandle implements ProcessHandle {
 
   get pid (): number | undefined { return this.#child.pid }
 
-  /** Descendants that left the process group, found by the tag in their environment. */
-  #findEscaped (): void {
+  /**
+   * Descendants that left the process group, found by the tag in their environment. `created`:
+   * only processes created since the spawn need to be read (the leader exited on its own; a stop
+   * of many shares one reading of every process instead).
+   */
+  #findEscaped (created = false): void {
     const startTicks = this.identity?.startTicks
     if (this.#tag.length === 0 || startTicks == null) return
     const pgid = this.identity!.pgid
-    const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks)
+    const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks, created ? this.#cursor : undefined)
     const known = new Set(this.#escaped.map((e) => e.pid))
     for (const st of found) if (!known.has(st.pid)) this.#escaped.push({ pid: st.pid, startTicks: st.startTicks })
   }
@@ -181,7 +188,7 @@ class ChildHandle implements ProcessHandle {
 
   #onLeaderExit (code: number | null, signal: string | null): void {
     this.#leaderExit = { code, signal }
-    if (this.#stopDeadline === undefined) this.#findEscaped()
+    if (this.#stopDeadline === undefined) this.#findEscaped(true)
     if (this.#allGone()) return this.#finish()
     const pgid = this.#child.pid!
     if (this.#stopDeadline === undefined) {

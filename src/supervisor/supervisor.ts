@@ -147,6 +147,8 @@ export interface SupervisorOptions {
   configDir?: string
   /** Runs lifecycle hooks (default: a new one). */
   hooks?: HookRunner
+  /** Writes what a plugin printed to where it is kept (its log files): an operator's stop answers once it is written. */
+  flushOutput?: (plugin: string) => Promise<void>
 }
 
 const SETTLED: ReadonlySet<StateName> = new Set(['running', 'stopped', 'backoff', 'failed'])
@@ -166,6 +168,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** The desired state a daemon restarted now would give each plugin (the stored one, else autostart). */
   readonly #savedDesired = new Map<string, 'running' | 'stopped'>()
   readonly #configDir: string | undefined
+  readonly #flushOutput: (plugin: string) => Promise<void>
   readonly #hooks: HookRunner
   #closing = false
 
@@ -181,6 +184,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#instance = opts.instance
     this.#configDir = opts.configDir
     this.#hooks = opts.hooks ?? new HookRunner()
+    this.#flushOutput = opts.flushOutput ?? (() => Promise.resolve())
     // Waiters (dependencies, ?wait=healthy, SSE, metrics) subscribe per request: no fixed cap.
     this.setMaxListeners(0)
   }
@@ -516,6 +520,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       await dependentsFirst(plugins, (p) => this.#enqueue(p, 'stop', actor))
       out = await Promise.all(plugins.map((p) => this.#enqueue(p, 'start', actor)))
     }
+    // What a stopped plugin printed up to its exit is in its log file when the stop answers.
+    if (op === 'stop') await Promise.all(plugins.map((p) => this.#flushOutput(p.name).catch(() => {})))
     const unsaved = plugins.filter((p) => {
       if (!this.#unsaved.get(p.name)?.has('desired state')) return false
       return !this.#persist(p.name, 'desired state', () => this.#writeKept(p.name, 'desired state'))

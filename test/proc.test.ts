@@ -1,0 +1,64 @@
+// What /proc tells: the pid cursor and the pids handed out between two readings of it.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { parseProcStat, pidsBetween, readPidCursor, readProcStat, scanProcesses } from '../src/process/proc.js'
+
+const at = (forks: number, lastPid: number, tasks = 100) => ({ forks, lastPid, tasks })
+
+t.test('pidsBetween: the pids after the first reading up to the second one', async (t) => {
+  const r = pidsBetween(at(1000, 5000), at(1003, 5004), 4194304)!
+  t.equal(r.count, 4)
+  t.same([...r.pids()], [5001, 5002, 5003, 5004])
+  t.ok(r.has(5001))
+  t.ok(r.has(5004))
+  t.notOk(r.has(5000), 'the pid handed out before the first reading is not in it')
+  t.notOk(r.has(5005))
+})
+
+t.test('pidsBetween: across the wrap at pid_max', async (t) => {
+  const r = pidsBetween(at(1000, 32760), at(1010, 305), 32768)!
+  t.ok(r.has(32767))
+  t.ok(r.has(300))
+  t.ok(r.has(305))
+  t.notOk(r.has(32760))
+  t.notOk(r.has(306))
+  t.notOk(r.has(20000))
+  t.equal(r.count, [...r.pids()].length)
+})
+
+t.test('pidsBetween: nothing handed out, and cannot tell once the cursor may have gone a whole round', async (t) => {
+  t.equal(pidsBetween(at(1000, 5000), at(1000, 5000), 32768)!.count, 0)
+  t.equal(pidsBetween(at(1000, 5000), at(1000 + 32768, 5001), 32768), undefined, 'a whole round of clones')
+  t.equal(pidsBetween(at(1000, 5000, 16000), at(2000, 6000, 16000), 32768), undefined, 'few clones, but so many pids in use that the skipped ones may have made the round')
+  t.equal(pidsBetween(at(1000, 5000), at(999, 5001), 32768), undefined, 'a counter that went back (another boot, another /proc)')
+})
+
+t.test('a process created after a reading of the cursor is among the pids handed out since; one from before is not', async (t) => {
+  const before = spawn('sleep', ['30'], { stdio: 'ignore' })
+  t.teardown(() => { before.kill('SIGKILL') })
+  await once(before, 'spawn')
+  const cursor = readPidCursor()
+  t.ok(cursor, '/proc/stat and /proc/loadavg are read')
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  await once(child, 'spawn')
+  const range = pidsBetween(cursor!, readPidCursor()!, 4194304)
+  t.ok(range, 'a handful of clones: the range is known')
+  t.ok(range!.has(child.pid!), 'the new process is in the range')
+  t.notOk(range!.has(before.pid!), 'the earlier one is not')
+  const seen = scanProcesses('/proc', range).map((st) => st.pid)
+  t.ok(seen.includes(child.pid!), 'a scan of the range reads it')
+  t.notOk(seen.includes(before.pid!), 'and not the earlier one')
+})
+
+t.test('parseProcStat reads the fields after the last parenthesis, whatever the command name holds', async (t) => {
+  const line = '4321 (a (b) c) d) S 1 4300 4300 0 -1 4194560 10 0 0 0 17 23 0 0 20 0 1 0 98765 12345678 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n'
+  t.same(parseProcStat(line), { pid: 4321, state: 'S', ppid: 1, pgid: 4300, utimeTicks: 17, stimeTicks: 23, startTicks: 98765, rssPages: 321 })
+  t.equal(parseProcStat('4321 (x) S 1 4300'), undefined, 'a cut line')
+  t.equal(parseProcStat('no parenthesis'), undefined)
+  const self = readProcStat(process.pid)!
+  t.equal(self.pid, process.pid)
+  t.equal(self.ppid, process.ppid)
+  t.ok(self.startTicks > 0 && self.rssPages > 0)
+})
