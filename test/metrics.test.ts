@@ -1,12 +1,13 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
+import { readdirSync } from 'node:fs'
 import { Counter, Histogram, Registry } from 'prom-client'
 import { build, fixturePlugin, writeConfig } from './helper.js'
 import { parseMetrics, valueOf } from './metrics-text.js'
 import { createPluginMetrics, type MeteredSupervisor } from '../src/metrics/plugin-metrics.js'
 import type { HealthMonitorEvents } from '../src/health/health-monitor.js'
 import type { SupervisorEvents } from '../src/supervisor/supervisor.js'
-import type { PluginSummary, RestartEvent } from '../src/supervisor/events.js'
+import type { PluginGauges, PluginSummary, RestartEvent } from '../src/supervisor/events.js'
 import type { Supervisor } from '../src/supervisor/supervisor.js'
 
 const PLUGIN_FAMILIES: Record<string, string> = {
@@ -123,7 +124,7 @@ t.test('series of an unloaded plugin are removed', async (t) => {
   const summaries = new Map<string, PluginSummary>()
   const bus = new EventEmitter<SupervisorEvents>()
   const fake: MeteredSupervisor = Object.assign(bus, {
-    list: () => [...summaries.values()],
+    gauges: () => [...summaries.values()],
     names: () => [...summaries.keys()],
     manifest: () => ({ healthCheck: { http: {} } })
   })
@@ -150,7 +151,7 @@ t.test('series of an unloaded plugin are removed', async (t) => {
 
 t.test('every scrape shows the events since the one before (the text kept between scrapes is made again after a change)', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
-  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => ['p'], manifest: () => ({ healthCheck: { http: {} } }) })
+  const fake: MeteredSupervisor = Object.assign(bus, { gauges: () => [], names: () => ['p'], manifest: () => ({ healthCheck: { http: {} } }) })
   const probes = new EventEmitter<HealthMonitorEvents>()
   const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => undefined, defaultMetrics: false })
   t.teardown(() => metrics.close())
@@ -173,7 +174,7 @@ t.test('every scrape shows the events since the one before (the text kept betwee
 
 t.test('the invocation duration histogram reads as prom-client\'s Histogram fed the same calls, whether they came one by one or in a batch', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
-  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => ['a', 'b', 'c'], manifest: () => ({}) })
+  const fake: MeteredSupervisor = Object.assign(bus, { gauges: () => [], names: () => ['a', 'b', 'c'], manifest: () => ({}) })
   const metrics = createPluginMetrics({ supervisor: fake, probes: new EventEmitter<HealthMonitorEvents>(), resources: () => undefined, defaultMetrics: false })
   t.teardown(() => metrics.close())
   // On a bound, between bounds, below the first, above the last; fractions whose sum rounds.
@@ -201,7 +202,7 @@ t.test('the invocation duration histogram reads as prom-client\'s Histogram fed 
 t.test('the probe families read as prom-client\'s Counter and Histogram fed the same probes, series order included', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
   const kinds: Record<string, object> = { a: { healthCheck: { http: {} } }, b: { healthCheck: { exec: {} } }, c: {} }
-  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => ['a', 'b', 'c'], manifest: (name: string) => kinds[name] })
+  const fake: MeteredSupervisor = Object.assign(bus, { gauges: () => [], names: () => ['a', 'b', 'c'], manifest: (name: string) => kinds[name] })
   const probes = new EventEmitter<HealthMonitorEvents>()
   const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => undefined, defaultMetrics: false })
   t.teardown(() => metrics.close())
@@ -238,9 +239,56 @@ t.test('the probe families read as prom-client\'s Counter and Histogram fed the 
   t.equal(durations, await registry.getSingleMetricAsString('plugvisor_plugin_health_check_duration_seconds'))
 })
 
+t.test('the scrape-time families show every change of a plugin from one scrape to the next (its lines are kept between scrapes)', async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const g: PluginGauges = { name: 'p', state: 'running', health: 'healthy', circuit: 'closed', uptimeMs: 1500 }
+  let usage = { residentMemoryBytes: 2048, cpuSeconds: 0.5, sampledAt: 0 }
+  let fallback = false
+  const fake: MeteredSupervisor = Object.assign(bus, { gauges: () => [{ ...g }], names: () => ['p'], manifest: () => ({}) })
+  const metrics = createPluginMetrics({ supervisor: fake, probes: new EventEmitter<HealthMonitorEvents>(), resources: () => usage, fallbackActive: () => fallback, defaultMetrics: false })
+  t.teardown(() => metrics.close())
+  const scrape = async () => {
+    const s = parseMetrics((await metrics.render()).body).series
+    const one = (name: string, labels: Record<string, string> = {}) => valueOf(s, name, { plugin: 'p', ...labels })
+    return {
+      up: one('plugvisor_plugin_up'),
+      state: one('plugvisor_plugin_state', { state: g.state }),
+      running: one('plugvisor_plugin_state', { state: 'running' }),
+      health: one('plugvisor_plugin_health', { status: 'healthy' }),
+      degraded: one('plugvisor_plugin_health', { status: 'degraded' }),
+      circuitClosed: one('plugvisor_circuit_state', { state: 'closed' }),
+      circuitOpen: one('plugvisor_circuit_state', { state: 'open' }),
+      uptime: one('plugvisor_plugin_uptime_seconds'),
+      memory: one('plugvisor_plugin_resident_memory_bytes'),
+      cpu: one('plugvisor_plugin_cpu_seconds_total'),
+      fallback: one('plugvisor_fallback_active')
+    }
+  }
+  t.same(await scrape(), { up: 1, state: 1, running: 1, health: 1, degraded: 0, circuitClosed: 1, circuitOpen: 0, uptime: 1.5, memory: 2048, cpu: 0.5, fallback: 0 })
+  t.same(await scrape(), { up: 1, state: 1, running: 1, health: 1, degraded: 0, circuitClosed: 1, circuitOpen: 0, uptime: 1.5, memory: 2048, cpu: 0.5, fallback: 0 }, 'unchanged')
+  Object.assign(g, { state: 'backoff', health: 'degraded', circuit: 'open', uptimeMs: 0 })
+  usage = { residentMemoryBytes: 0, cpuSeconds: 0.75, sampledAt: 1 }
+  fallback = true
+  t.same(await scrape(), { up: 0, state: 1, running: 0, health: 0, degraded: 1, circuitClosed: 0, circuitOpen: 1, uptime: 0, memory: 0, cpu: 0.75, fallback: 1 }, 'every value changed')
+  g.circuit = null
+  t.equal((await metrics.render()).body.includes('plugvisor_circuit_state{plugin="p"'), false, 'no circuit lines without a circuit')
+})
+
+t.test('process_open_fds counts this process\'s open descriptors, as prom-client does', { skip: process.platform !== 'linux' && 'Linux only' }, async (t) => {
+  const bus = new EventEmitter<SupervisorEvents>()
+  const fake: MeteredSupervisor = Object.assign(bus, { gauges: () => [], names: () => [], manifest: () => ({}) })
+  const metrics = createPluginMetrics({ supervisor: fake, probes: new EventEmitter<HealthMonitorEvents>(), resources: () => undefined })
+  t.teardown(() => metrics.close())
+  const text = (await metrics.render()).body
+  // The listing holds one descriptor of its own while it reads.
+  const listed = readdirSync('/proc/self/fd').length - 1
+  t.equal(valueOf(parseMetrics(text).series, 'process_open_fds', {}), listed)
+  t.match(text, /# HELP process_open_fds Number of open file descriptors\.\n# TYPE process_open_fds gauge\n/)
+})
+
 t.test('closing the metrics stops listening to the supervisor', async (t) => {
   const bus = new EventEmitter<SupervisorEvents>()
-  const fake: MeteredSupervisor = Object.assign(bus, { list: () => [], names: () => [], manifest: () => ({}) })
+  const fake: MeteredSupervisor = Object.assign(bus, { gauges: () => [], names: () => [], manifest: () => ({}) })
   const probes = new EventEmitter<HealthMonitorEvents>()
   const metrics = createPluginMetrics({ supervisor: fake, probes, resources: () => undefined, defaultMetrics: false })
   t.equal(bus.listenerCount('restart'), 1)

@@ -1,5 +1,5 @@
 // The Prometheus metrics of the daemon (prefix plugvisor_), in one Registry per daemon.
-// Plugin gauges are computed at scrape time from supervisor.list(), so a scrape costs one pass
+// Plugin gauges are computed at scrape time from supervisor.gauges(), so a scrape costs one pass
 // over the plugins and nothing is kept in step on every change; counters and histograms are fed
 // by supervisor events. Every series of an unloaded plugin is removed (the scrape-time ones
 // vanish with the plugin from the list).
@@ -7,6 +7,7 @@
 // observeInvocation(); circuit_state is a state set computed at scrape time like plugin_state,
 // fallback_active a gauge computed at scrape time from the invoker's fallback state.
 import type { EventEmitter } from 'node:events'
+import { readdirSync, statSync } from 'node:fs'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 
@@ -22,9 +23,9 @@ const LOOP_SAMPLE_MS = 100
 const PROM_CLIENT_LOOP_SAMPLE_MS = 60_000
 const LOOP_STATS = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'] as const
 type LoopStat = typeof LOOP_STATS[number]
-import { HEALTH_NAMES, STATE_NAMES } from '../supervisor/lifecycle.js'
+import { HEALTH_NAMES, STATE_NAMES, type StateName } from '../supervisor/lifecycle.js'
 import type { SupervisorEvents } from '../supervisor/supervisor.js'
-import type { PluginSummary, RestartEvent } from '../supervisor/events.js'
+import type { PluginGauges, RestartEvent } from '../supervisor/events.js'
 import { RESTART_REASONS } from '../supervisor/lifecycle.js'
 import { CIRCUIT_STATE_NAMES } from '../invoke/circuit.js'
 import { PROBE_KINDS, PROBE_RESULTS, type ProbeEvent, type ProbeKind, type ProbeResult } from '../health/probes.js'
@@ -37,7 +38,7 @@ export const UNMATCHED_ROUTE = 'unmatched'
 
 /** The part of the supervisor metrics read (the real one, or a fake). */
 export interface MeteredSupervisor extends Pick<EventEmitter<SupervisorEvents>, 'on' | 'off'> {
-  list: () => PluginSummary[]
+  gauges: () => PluginGauges[]
   names: () => string[]
   manifest: (name: string) => { healthCheck?: { http?: unknown, tcp?: unknown, exec?: unknown } }
 }
@@ -73,6 +74,7 @@ export interface PluginMetrics {
   close: () => void
 }
 
+const OPEN_FDS = 'process_open_fds'
 const NON_COUNTER_TOTALS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 const PROBE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 const INVOKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -87,8 +89,11 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   // than through prom-client Gauges: with 500 plugins the state sets alone are 5,000 series, and
   // prom-client's per-series label hashing and formatting made a scrape ~4x slower than this
   // (see bench/metrics.js). The format is checked by promtool in the tests.
+  // Each plugin's lines are kept and made again only when their value changed: most are state
+  // sets (5,000 series with 500 plugins) that stay as they are from one scrape to the next.
+  const pluginLines = new Map<string, PluginLines>()
   const renderPluginFamilies = (): string => {
-    const list = supervisor.list()
+    const list = supervisor.gauges()
     const up: string[] = []
     const state: string[] = []
     const health: string[] = []
@@ -98,16 +103,18 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
     const circuit: string[] = []
     const fallback: string[] = []
     for (const p of list) {
-      const l = `plugin="${escapeLabelValue(p.name)}"`
+      let l = pluginLines.get(p.name)
+      if (l === undefined) pluginLines.set(p.name, l = new PluginLines(p.name))
       const usage = resources(p.name)
-      up.push(`plugvisor_plugin_up{${l}} ${p.state === 'running' ? 1 : 0}`)
-      for (const s of STATE_NAMES) state.push(`plugvisor_plugin_state{${l},state="${s}"} ${p.state === s ? 1 : 0}`)
-      for (const h of HEALTH_NAMES) health.push(`plugvisor_plugin_health{${l},status="${h}"} ${p.health === h ? 1 : 0}`)
-      uptime.push(`plugvisor_plugin_uptime_seconds{${l}} ${p.uptimeMs / 1000}`)
-      memory.push(`plugvisor_plugin_resident_memory_bytes{${l}} ${usage?.residentMemoryBytes ?? 0}`)
-      cpu.push(`plugvisor_plugin_cpu_seconds_total{${l}} ${usage?.cpuSeconds ?? 0}`)
-      if (p.circuit !== null) for (const c of CIRCUIT_STATE_NAMES) circuit.push(`plugvisor_circuit_state{${l},state="${c}"} ${p.circuit === c ? 1 : 0}`)
-      fallback.push(`plugvisor_fallback_active{${l}} ${fallbackActive(p.name) ? 1 : 0}`)
+      const label = l.label
+      up.push(l.up.of(label, p.state))
+      state.push(l.state.of(label, p.state))
+      health.push(l.health.of(label, p.health))
+      uptime.push(`plugvisor_plugin_uptime_seconds{${label}} ${p.uptimeMs / 1000}`)
+      memory.push(l.memory.of(label, usage?.residentMemoryBytes ?? 0))
+      cpu.push(l.cpu.of(label, usage?.cpuSeconds ?? 0))
+      if (p.circuit !== null) circuit.push(l.circuit.of(label, p.circuit))
+      fallback.push(l.fallback.of(label, fallbackActive(p.name)))
     }
     const family = (name: string, type: string, help: string, lines: string[]): string =>
       `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${lines.length > 0 ? lines.join('\n') + '\n' : ''}`
@@ -220,6 +227,21 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       registry.removeSingleMetric(name)
       registry.registerMetric(loopGauge(name, `The ${stat} of the event-loop delay since the previous scrape, in seconds.`, stat))
     }
+    // prom-client lists /proc/self/fd for process_open_fds: a name per descriptor, ~1,500 with 500
+    // plugins' pipes, an eighth of a scrape. Linux (6.2 on) gives the count as the folder's size;
+    // the listing stays for older kernels (size 0).
+    if (registry.getSingleMetric(OPEN_FDS) !== undefined) {
+      registry.removeSingleMetric(OPEN_FDS)
+      registry.registerMetric(new Gauge({
+        name: OPEN_FDS,
+        help: 'Number of open file descriptors.',
+        registers: [],
+        collect () {
+          const n = openFds()
+          if (n !== undefined) this.set(n)
+        }
+      }))
+    }
   }
 
   // The event-fed families (restarts, probe results and durations, invocations) change only on
@@ -255,6 +277,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
   }
   const onLoaded = (name: string): void => initPlugin(name)
   const onUnloaded = (name: string): void => {
+    pluginLines.delete(name)
     for (const reason of RESTART_REASONS) restarts.remove({ plugin: name, reason })
     for (const rec of checkSeries.get(name)?.values() ?? []) {
       for (const c of rec.results) checks.drop(c)
@@ -328,6 +351,7 @@ export function createPluginMetrics (opts: PluginMetricsOptions): PluginMetrics 
       invocationSeries.clear()
       checkSeries.clear()
       kept.clear()
+      pluginLines.clear()
     }
   }
 }
@@ -446,6 +470,48 @@ class RequestHistogram extends SeriesHistogram {
   override reset (): void {
     super.reset()
     this.#byRoute.clear()
+  }
+}
+
+/** The lines of a state set: 1 for the plugin's value, 0 for the others. */
+const stateSet = <V extends string>(name: string, labelName: string, values: readonly V[]) =>
+  (label: string, value: V): string => values.map((x) => `${name}{${label},${labelName}="${x}"} ${x === value ? 1 : 0}`).join('\n')
+
+/** A plugin's line(s) in one scrape-time family, kept until the value they show changes. */
+class KeptLines<V> {
+  #value: V | undefined
+  #text = ''
+  constructor (readonly make: (label: string, value: V) => string) {}
+  of (label: string, value: V): string {
+    if (value !== this.#value || this.#text === '') {
+      this.#value = value
+      this.#text = this.make(label, value)
+    }
+    return this.#text
+  }
+}
+
+/** One plugin's lines in the scrape-time families (uptime, which changes every time, is made at the scrape). */
+class PluginLines {
+  readonly label: string
+  readonly up = new KeptLines((l, s: StateName) => `plugvisor_plugin_up{${l}} ${s === 'running' ? 1 : 0}`)
+  readonly state = new KeptLines(stateSet('plugvisor_plugin_state', 'state', STATE_NAMES))
+  readonly health = new KeptLines(stateSet('plugvisor_plugin_health', 'status', HEALTH_NAMES))
+  readonly memory = new KeptLines((l, bytes: number) => `plugvisor_plugin_resident_memory_bytes{${l}} ${bytes}`)
+  readonly cpu = new KeptLines((l, seconds: number) => `plugvisor_plugin_cpu_seconds_total{${l}} ${seconds}`)
+  readonly circuit = new KeptLines(stateSet('plugvisor_circuit_state', 'state', CIRCUIT_STATE_NAMES))
+  readonly fallback = new KeptLines((l, active: boolean) => `plugvisor_fallback_active{${l}} ${active ? 1 : 0}`)
+  constructor (name: string) { this.label = `plugin="${escapeLabelValue(name)}"` }
+}
+
+/** Open file descriptors of this process (Linux), as prom-client counts them; undefined when /proc cannot say. */
+function openFds (): number | undefined {
+  try {
+    const size = statSync('/proc/self/fd').size
+    // The listing opens one more descriptor while it reads: not counted.
+    return size > 0 ? size : readdirSync('/proc/self/fd').length - 1
+  } catch {
+    return undefined
   }
 }
 

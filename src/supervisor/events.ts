@@ -40,6 +40,8 @@ export const pluginSummaryProperties = {
 }
 export const PluginSummary = Type.Object(pluginSummaryProperties, { $id: 'PluginSummary' })
 export type PluginSummary = Static<typeof PluginSummary>
+/** The fields of a summary the metrics show (Supervisor.gauges()). */
+export type PluginGauges = Pick<PluginSummary, 'name' | 'state' | 'health' | 'circuit' | 'uptimeMs'>
 
 export interface TransitionEvent {
   plugin: string
