@@ -1156,12 +1156,21 @@ function aborted (signal: AbortSignal): Promise<void> {
 
 /** Runs `each` for every plugin after it ran for the plugins of the same set that depend on it. */
 function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>): Promise<R[]> {
+  // Who depends on whom, made once: looking it up per plugin was a pass over the set each (a
+  // stop of 500 went through 250,000 entries).
+  const dependentsOf = new Map<string, Plugin[]>()
+  for (const d of plugins) {
+    for (const name of d.manifest.dependsOn) {
+      const list = dependentsOf.get(name)
+      if (list === undefined) dependentsOf.set(name, [d])
+      else if (!list.includes(d)) list.push(d)
+    }
+  }
   const done = new Map<Plugin, Promise<R>>()
   const one = (p: Plugin): Promise<R> => {
     let pr = done.get(p)
     if (!pr) {
-      const dependents = plugins.filter((d) => d.manifest.dependsOn.includes(p.name))
-      pr = Promise.all(dependents.map(one)).then(() => each(p))
+      pr = Promise.all((dependentsOf.get(p.name) ?? []).map(one)).then(() => each(p))
       done.set(p, pr)
     }
     return pr
