@@ -161,3 +161,26 @@ t.test('when the commit of a batch fails, each write is made again on its own: w
   t.equal(store.recordedProcesses().length, names.length, 'every process identity is stored')
   t.same(names.map((n) => sup.events(n).length), names.map(() => 2), 'every state event is stored')
 })
+
+t.test('a crash restarted with delay 0: the new process is spawned before the writes of the exit are committed, and they are kept; it failed before', async (t) => {
+  let counted: ReturnType<typeof countedStore> | undefined
+  const { sup, spawned, up, exit, store } = supervisor(t, [fixturePlugin('web', 'sleep', { restart: { initialDelayMs: 0, jitter: 0 } })], undefined, (s) => (counted = countedStore(s)).store)
+  const started = sup.start('web')
+  await nextTurn()
+  up(spawned[0])
+  await started
+  await nextTurn()
+  const before = counted!.counts.transactions
+  let atRestart = -1
+  sup.on('transition', (e) => { if (e.to === 'starting') atRestart = counted!.counts.transactions })
+  exit(spawned[0], 1, null)
+  while (spawned.length < 2) await nextTurn()
+  t.equal(atRestart, before, 'no commit between the exit and the spawn of the new process')
+  up(spawned[1])
+  await sup.waitFor('web', (s) => s.state === 'running', 1000)
+  await nextTurn()
+  await nextTurn()
+  t.ok(counted!.counts.transactions > before, 'the writes are committed after it')
+  t.match(store.recordedProcesses(), [{ plugin: 'web', pid: spawned[1].pid }], 'the new process is recorded, the old one forgotten')
+  t.same(sup.events('web').map((e) => e.to), ['running', 'starting', 'backoff', 'running', 'starting'], 'every transition is stored, in order')
+})

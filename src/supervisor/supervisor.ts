@@ -185,6 +185,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #closing = false
   /** Lifecycle store writes waiting for the transaction of this turn of the event loop (#persist). */
   #writes: StoreWrite[] = []
+  /** Automatic restarts waiting for the next turn of the loop (restart delay 0). */
+  #restartsDue = 0
 
   constructor (opts: SupervisorOptions) {
     super()
@@ -882,8 +884,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   #persist (plugin: string, what: StoreWrite['what'], write: () => void, done?: () => void, after?: () => void): void {
     this.#writes.push({ plugin, what, write, done, after })
-    if (this.#writes.length === 1) setImmediate(() => this.#flushWrites())
+    if (this.#writes.length === 1) setImmediate(this.#flushSoon)
     else if (this.#writes.length >= MAX_BATCHED_WRITES) this.#flushWrites()
+  }
+
+  /**
+   * The end of the turn's writes: after the automatic restarts due at the same turn (an exit
+   * with restart delay 0 writes its records first, and its new process need not wait for them).
+   */
+  readonly #flushSoon = (): void => {
+    if (this.#restartsDue > 0) setImmediate(this.#flushSoon)
+    else this.#flushWrites()
   }
 
   /** Makes the writes waiting for their turn's transaction now. */
@@ -994,7 +1005,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
       this.#feed(p, { type: 'backoff-elapsed' })
     }
-    p.restartTimer = after(at - this.#clock.now(), fire)
+    const delay = at - this.#clock.now()
+    if (delay > 0) {
+      p.restartTimer = after(delay, fire)
+      return
+    }
+    // Due at the next turn: the writes waiting for their transaction wait for its spawn (#flushSoon).
+    let due = true
+    const done = (): void => {
+      if (due) this.#restartsDue--
+      due = false
+    }
+    this.#restartsDue++
+    const cancel = after(0, () => { done(); fire() })
+    p.restartTimer = () => { done(); cancel() }
   }
 
   async #spawn (p: Plugin): Promise<void> {
