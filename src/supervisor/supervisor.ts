@@ -985,8 +985,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.#flushWrites()
   }
 
-  /** What the store does not hold yet, with why the write failed (readiness reports it). */
+  /** What the store does not hold yet, with why the write failed (readiness reports it); the writes waiting for their turn's transaction are made first. */
   unsaved (): { plugin: string, what: KeptRecord, reason: string }[] {
+    this.#flushWrites()
     return [...this.#unsaved].flatMap(([plugin, kept]) => [...kept].map(([what, reason]) => ({ plugin, what, reason })))
   }
 
