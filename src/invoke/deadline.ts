@@ -1,7 +1,7 @@
-// The deadline of one attempt at a plugin: a timer that aborts the attempt's undici request.
-// undici only reads `aborted` and `reason` and calls add/removeEventListener('abort') on a
-// request's signal, so this object plays that part: no AbortController and no EventTarget
-// (with its listener bookkeeping) per call.
+// The deadline of one attempt at a plugin: a timer that aborts the attempt's request. The loopback
+// client (src/loopback-http.ts) only reads `aborted` and `reason` and calls
+// add/removeEventListener('abort') on a request's signal, so this object plays that part: no
+// AbortController and no EventTarget (with its listener bookkeeping) per call.
 
 export class Deadline {
   aborted = false

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
-import { Agent, type Dispatcher } from 'undici'
+import { LoopbackClient, request } from '../loopback-http.js'
 import { BrokenCircuitError } from 'cockatiel'
 import type { Supervisor } from '../supervisor/supervisor.js'
 import { buildPolicies, IDEMPOTENT_METHODS, type PluginPolicies, type Upstream } from './policies.js'
@@ -70,7 +70,6 @@ export interface InvokerOptions {
   maxReplayBodyBytes: number
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
   dropAuthorization: boolean
-  agent?: Agent
   clock?: Clock
 }
 
@@ -125,8 +124,8 @@ const ignore = (): void => {}
 
 export function createInvoker (opts: InvokerOptions): Invoker {
   const { supervisor } = opts
-  // One pooled agent for every plugin: keep-alive connections per loopback origin.
-  const agent = opts.agent ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5_000 } })
+  // One client for every plugin: kept-alive connections per loopback port.
+  const client = new LoopbackClient()
   const policies = new Map<string, PluginPolicies>()
   const stats = new Map<string, CallStatsRecord>()
   const observe = opts.observe ?? (() => {})
@@ -201,19 +200,11 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
   const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
-    const options: Dispatcher.RequestOptions = {
-      origin: `http://127.0.0.1:${port}`,
-      path: req.path,
-      method: req.method as Dispatcher.HttpMethod,
-      headers,
-      body: body ?? null,
-      // undici reads aborted/reason and adds an 'abort' listener, all a Deadline provides.
-      signal: deadline as unknown as AbortSignal,
-      // Between chunks of the answer's body; the deadline covers the wait for its headers.
-      bodyTimeout: deadline.ms,
-      headersTimeout: 0
-    }
-    return agent.request(options).then(
+    // A streamed body keeps its declared length (bodies without one are buffered before this).
+    const declared = body !== undefined && !Buffer.isBuffer(body) ? Number(req.headers['content-length']) : NaN
+    const length = Number.isSafeInteger(declared) ? declared : undefined
+    // The deadline covers the wait for the answer's headers; bodyTimeoutMs is between chunks of its body.
+    return request(client, port, { method: req.method, path: req.path, headers, body, length }, deadline, deadline.ms).then(
       (res) => res as unknown as Upstream,
       (err: unknown) => { throw deadline.aborted ? new errors.PluginTimeout(name, deadline.ms) : err }
     )
@@ -385,7 +376,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       supervisor.off('health', onChange)
       for (const p of policies.values()) p.dispose()
       policies.clear()
-      if (opts.agent === undefined) await agent.close()
+      client.close()
     }
   })
 }

@@ -38,7 +38,8 @@ export interface Upstream {
   body: { dump: () => Promise<void> } & NodeJS.ReadableStream
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
+// node:net's codes, and the loopback client's for a connection that closed before the answer was complete (ECONNRESET).
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /** The plugin could not be reached or hung up: worth another attempt. Timeouts are not retried. */
 export function isConnectionError (err: unknown): boolean {
