@@ -563,7 +563,9 @@ export class AnswerBody extends Readable {
   override _read (): void { this.#exchange?.resume() }
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
-    this.#exchange?.abort(err ?? new ExchangeError('the answer\'s body was not read to its end', EXCHANGE_ERROR_CODES.closed))
+    // After its end (autoDestroy) there is nothing to stop; before it, the connection goes.
+    const ex = this.#exchange
+    if (ex !== undefined && !ex.done) ex.abort(err ?? new ExchangeError('the answer\'s body was not read to its end', EXCHANGE_ERROR_CODES.closed))
     cb(err)
   }
 
@@ -612,8 +614,12 @@ export function request (client: LoopbackClient, port: number, req: LoopbackRequ
       onEnd () { body!.push(null) },
       onError (err) {
         signal?.removeEventListener('abort', onAbort)
-        if (body === undefined) reject(err)
-        else if (!body.destroyed) body.destroy(err)
+        if (body === undefined) return reject(err)
+        if (body.destroyed) return
+        // The reader may not listen yet (the head and the failure came in one read): the error is
+        // kept on the stream for it, never thrown as an unhandled 'error' event.
+        const b = body.on('error', ignore)
+        queueMicrotask(() => b.destroy(err))
       }
     }
     const ex = client.exchange(port, head, req.body, req.length, sink, { noBody: req.method === 'HEAD', bodyTimeoutMs })
