@@ -225,7 +225,7 @@ t.test('a body read slowly arrives whole (backpressure); a body destroyed unread
   t.equal((await request(client, s.port, { method: 'HEAD', path: '/', headers: {}, body: undefined }, undefined, 0)).statusCode, 200, 'the next call opens a new one')
 })
 
-t.test('a plugin process that dies part-way through its answer fails the answer's body; the next call is refused, not hung', async (t) => {
+t.test('a plugin process that dies part-way through its answer fails the body of its answer; the next call is refused, not hung', async (t) => {
   const client = clientFor(t)
   const src = `require('node:http').createServer((req, res) => {
     res.writeHead(200, { 'content-length': '1000' }); res.write('partial'); setImmediate(() => process.exit(1))
