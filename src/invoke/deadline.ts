@@ -9,7 +9,8 @@ export class Deadline {
   #listener: (() => void) | undefined
   readonly #timer: NodeJS.Timeout
 
-  constructor (readonly ms: number) {
+  /** `timeoutError` makes the reason a request is aborted with (the caller's own error, so no mapping is needed). */
+  constructor (readonly ms: number, readonly timeoutError?: () => Error) {
     this.#timer = setTimeout(fire, ms, this)
   }
 
@@ -22,7 +23,7 @@ export class Deadline {
   expire (): void {
     if (this.aborted) return
     this.aborted = true
-    this.reason = new Error(`no answer within ${this.ms} ms`)
+    this.reason = this.timeoutError?.() ?? new Error(`no answer within ${this.ms} ms`)
     this.#listener?.()
   }
 

@@ -157,8 +157,10 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
   const build = (name: string): void => {
     policies.get(name)?.dispose()
-    const p = buildPolicies(supervisor.manifest(name).resilience, {
-      onCircuitChange: ({ to, reason }) => report(name, to, reason)
+    const resilience = supervisor.manifest(name).resilience
+    const p = buildPolicies(resilience, {
+      onCircuitChange: ({ to, reason }) => report(name, to, reason),
+      timeoutError: () => new errors.PluginTimeout(name, resilience.timeoutMs)
     })
     policies.set(name, p)
     stats.set(name, new CallStatsRecord())
@@ -199,15 +201,13 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
-  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
+  const attempt = (port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
     // A streamed body keeps its declared length (bodies without one are buffered before this).
     const declared = body !== undefined && !Buffer.isBuffer(body) ? Number(req.headers['content-length']) : NaN
     const length = Number.isSafeInteger(declared) ? declared : undefined
-    // The deadline covers the wait for the answer's headers; bodyTimeoutMs is between chunks of its body.
-    return request(client, port, { method: req.method, path: req.path, headers, body, length }, deadline, deadline.ms).then(
-      (res) => res as unknown as Upstream,
-      (err: unknown) => { throw deadline.aborted ? new errors.PluginTimeout(name, deadline.ms) : err }
-    )
+    // The deadline covers the wait for the answer's headers (it aborts with PluginTimeout, see
+    // build()); the same time is allowed between chunks of its body.
+    return request(client, port, { method: req.method, path: req.path, headers, body, length }, deadline, deadline.ms) as unknown as Promise<Upstream>
   }
 
   /** The call into one plugin through its policies, without the fallback; not observed yet. */
@@ -230,7 +230,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
     let upstream: Upstream
     try {
-      upstream = await p.call(req.method, (deadline) => attempt(name, port, req, headers, body, deadline))
+      upstream = await p.call(req.method, (deadline) => attempt(port, req, headers, body, deadline))
     } catch (err) {
       p.bulkhead.release()
       if (err instanceof BrokenCircuitError) return failure(name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
