@@ -538,11 +538,14 @@ export interface LoopbackRequest {
   length?: number
 }
 
-/** What `request` resolves with once the head came: the body still streams. */
+/**
+ * What `request` resolves with once the head came: the body, still streaming, or a buffer when
+ * the whole of it came in the same read as the head (a small answer: no stream to pipe).
+ */
 export interface LoopbackAnswer {
   statusCode: number
   headers: AnswerHeaders
-  body: AnswerBody
+  body: AnswerBody | Buffer
 }
 
 /** The abort side of a deadline: `aborted`, `reason`, and one 'abort' listener (an AbortSignal or src/invoke/deadline.ts). */
@@ -602,22 +605,48 @@ export function request (client: LoopbackClient, port: number, req: LoopbackRequ
   if (signal?.aborted === true) return Promise.reject(signal.reason)
   return new Promise((resolve, reject) => {
     let body: AnswerBody | undefined
+    let statusCode = 0
+    let headers: AnswerHeaders | undefined
+    // Body bytes and the end that came in the same read as the head, before the answer is handed over.
+    let early: Buffer[] | undefined
+    let ended = false
+    let failed: Error | undefined
     const onAbort = (): void => { ex.abort(signal!.reason as Error) }
+    /** After the read that brought the head: the whole answer as a buffer, or a stream of the rest. */
+    const handOver = (): void => {
+      if (failed !== undefined) return reject(failed)
+      if (ended) {
+        const whole = early === undefined ? EMPTY : early.length === 1 ? early[0]! : Buffer.concat(early)
+        return resolve({ statusCode, headers: headers!, body: whole })
+      }
+      body = new AnswerBody()
+      body.attach(ex)
+      if (early !== undefined) for (const c of early) body.deliver(c)
+      early = undefined
+      resolve({ statusCode, headers: headers!, body })
+    }
     const sink: AnswerSink = {
-      onHead (statusCode, headers) {
+      onHead (code, h) {
         signal?.removeEventListener('abort', onAbort)
-        body = new AnswerBody()
-        body.attach(ex)
-        resolve({ statusCode, headers, body })
+        statusCode = code
+        headers = h
+        queueMicrotask(handOver)
       },
-      onData (chunk) { body!.deliver(chunk) },
-      onEnd () { body!.push(null) },
+      onData (chunk) {
+        if (body !== undefined) body.deliver(chunk)
+        else (early ??= []).push(chunk)
+      },
+      onEnd () {
+        if (body !== undefined) body.push(null)
+        else ended = true
+      },
       onError (err) {
         signal?.removeEventListener('abort', onAbort)
-        if (body === undefined) return reject(err)
+        if (headers === undefined) return reject(err)
+        if (body === undefined) { failed = err; return }
         if (body.destroyed) return
-        // The reader may not listen yet (the head and the failure came in one read): the error is
-        // kept on the stream for it, never thrown as an unhandled 'error' event.
+        // The reader may not listen yet: the error is kept on the stream for it, never thrown as an
+        // unhandled 'error' event.
         const b = body.on('error', ignore)
         queueMicrotask(() => b.destroy(err))
       }
@@ -626,3 +655,5 @@ export function request (client: LoopbackClient, port: number, req: LoopbackRequ
     signal?.addEventListener('abort', onAbort)
   })
 }
+
+const EMPTY = Buffer.alloc(0)

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { EXCHANGE_ERROR_CODES, LoopbackClient, MAX_HEAD_BYTES, request, type LoopbackAnswer } from '../src/loopback-http.js'
+import { EXCHANGE_ERROR_CODES, LoopbackClient, MAX_HEAD_BYTES, request, type AnswerBody, type LoopbackAnswer } from '../src/loopback-http.js'
 import { Deadline } from '../src/invoke/deadline.js'
 import type { Tap } from './helper.js'
 
@@ -52,7 +52,14 @@ function clientFor (t: Tap): LoopbackClient {
   return c
 }
 
+/** A stream when the body did not come whole with the head. */
+const streamed = (a: LoopbackAnswer): AnswerBody => {
+  if (Buffer.isBuffer(a.body)) throw new Error('the whole body came with the head')
+  return a.body
+}
+
 const text = async (a: LoopbackAnswer): Promise<string> => {
+  if (Buffer.isBuffer(a.body)) return a.body.toString()
   const parts: Buffer[] = []
   for await (const c of a.body) parts.push(c as Buffer)
   return Buffer.concat(parts).toString()
@@ -144,7 +151,9 @@ t.test('answers framed by length, in chunks (split anywhere), and until the clos
 t.test('kept-alive connections are reused one exchange after the other; connection: close and the server\'s closes are not', async (t) => {
   const client = clientFor(t)
   const s = await serve(t, (_req, res) => res.end('ok'))
-  for (let i = 0; i < 5; i++) t.equal(await text(await request(client, s.port, { method: 'GET', path: '/', headers: {}, body: undefined }, undefined, 0)), 'ok')
+  const small = await request(client, s.port, { method: 'GET', path: '/', headers: {}, body: undefined }, undefined, 0)
+  t.same(small.body, Buffer.from('ok'), 'a body that came whole with its head is a buffer')
+  for (let i = 0; i < 4; i++) t.equal(await text(await request(client, s.port, { method: 'GET', path: '/', headers: {}, body: undefined }, undefined, 0)), 'ok')
   t.equal(s.connections, 1, 'five calls over one connection')
   t.equal(client.idleCount(s.port), 1)
   const answers = await Promise.all([1, 2, 3].map(() => request(client, s.port, { method: 'GET', path: '/', headers: {}, body: undefined }, undefined, 0)))
@@ -176,7 +185,15 @@ t.test('an answer that ends early, is not HTTP, or whose head is too large fails
   const huge = await rawServe(t, `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(MAX_HEAD_BYTES)}\r\ncontent-length: 0\r\n\r\n`)
   await t.rejects(call(huge), { code: EXCHANGE_ERROR_CODES.headTooLarge })
   const badChunk = await rawServe(t, 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n')
-  await t.rejects(text(await call(badChunk)), { code: EXCHANGE_ERROR_CODES.invalid, message: 'invalid chunked encoding in the answer' })
+  await t.rejects(call(badChunk).then(text), { code: EXCHANGE_ERROR_CODES.invalid, message: 'invalid chunked encoding in the answer' }, 'a head and a broken body in one read: the call fails')
+  const badLater = createNetServer((sock) => {
+    sock.on('data', () => {
+      sock.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n')
+      setTimeout(() => sock.write('zz\r\n'), 20)
+    })
+  })
+  const later = await call((await listenOn(t, badLater)).port)
+  await t.rejects(text(later), { code: EXCHANGE_ERROR_CODES.invalid }, 'a broken body after the head was handed over: the body fails')
   const upgrade = await rawServe(t, 'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n')
   await t.rejects(call(upgrade), { code: EXCHANGE_ERROR_CODES.invalid })
   const refusedPort = await new Promise<number>((resolve) => {
@@ -209,7 +226,7 @@ t.test('a body read slowly arrives whole (backpressure); a body destroyed unread
   const s = await serve(t, (_req, res) => { res.writeHead(200, { 'content-length': big.length }); res.end(big) })
   const a = await request(client, s.port, { method: 'GET', path: '/', headers: {}, body: undefined }, undefined, 0)
   const parts: Buffer[] = []
-  for await (const c of a.body) {
+  for await (const c of streamed(a)) {
     parts.push(c as Buffer)
     if (parts.length % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 1))
   }
@@ -219,7 +236,7 @@ t.test('a body read slowly arrives whole (backpressure); a body destroyed unread
   const sock = [...s.sockets][0]!
   sock.on('error', () => {})
   const gone = new Promise((resolve) => sock.once('close', resolve))
-  b.body.destroy()
+  streamed(b).destroy()
   await gone
   t.equal(client.idleCount(s.port), 0)
   t.equal((await request(client, s.port, { method: 'HEAD', path: '/', headers: {}, body: undefined }, undefined, 0)).statusCode, 200, 'the next call opens a new one')

@@ -5,7 +5,7 @@
 // and returns an answer or a failure.
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
 import { LoopbackClient, request } from '../loopback-http.js'
 import { BrokenCircuitError } from 'cockatiel'
@@ -238,13 +238,22 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
       return failure(name, started, 'connection_error', 'connection', (err as Error).message || String(err))
     }
-    // A body destroyed unread (the fallback answered instead) errors: that is no news here.
-    upstream.body.once('close', p.bulkhead.release).on('error', ignore)
-    let answerBody: Body = upstream.body as unknown as Readable
+    let answerBody: Body
+    if (Buffer.isBuffer(upstream.body)) {
+      // The whole answer came with its head: nothing more to read, the slot is free.
+      p.bulkhead.release()
+      // Without a content-type of the plugin's the framework would name one for a buffer: a stream
+      // passes the answer as it is.
+      answerBody = upstream.headers['content-type'] === undefined && upstream.body.length > 0 ? Readable.from([upstream.body], { objectMode: false }) : upstream.body
+    } else {
+      // A body destroyed unread (the fallback answered instead) errors: that is no news here.
+      upstream.body.once('close', p.bulkhead.release).on('error', ignore)
+      answerBody = upstream.body
+    }
     // No body may follow (HEAD, 204, 304): read the (empty) stream to its end here, which also
     // frees the bulkhead slot.
     if (req.method === 'HEAD' || upstream.statusCode === 204 || upstream.statusCode === 304) {
-      await upstream.body.dump().catch(() => {})
+      if (!Buffer.isBuffer(upstream.body)) await upstream.body.dump().catch(() => {})
       answerBody = undefined
     }
     const ms = performance.now() - started

@@ -14,6 +14,7 @@ import {
 } from 'cockatiel'
 import { Bulkhead } from './bulkhead.js'
 import { Deadline } from './deadline.js'
+import type { AnswerBody } from '../loopback-http.js'
 import type { Manifest } from '../config/schema.js'
 import type { BreakerKind, CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
 
@@ -31,11 +32,11 @@ export const DEFAULT_COUNT_FAILURE_RATE = 0.5
 /** What a reported successful call gives the breaker: an answer that is no 5xx. */
 const REPORTED_SUCCESS = { statusCode: 200 } as unknown as Upstream
 
-/** What one attempt yields: the plugin's answer, its body not yet read. */
+/** What one attempt yields: the plugin's answer, its body not yet read (or all of it, when it came with the head). */
 export interface Upstream {
   statusCode: number
   headers: Record<string, string | string[] | undefined>
-  body: { dump: () => Promise<void> } & NodeJS.ReadableStream
+  body: AnswerBody | Buffer
 }
 
 // node:net's codes, and the loopback client's for a connection that closed before the answer was complete (ECONNRESET).
@@ -185,7 +186,7 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
       delays = delays ? delays.next(undefined) : backoff.next()
       await sleep(delays.duration)
       // A retry after a 5xx: the failed answer's body is not wanted.
-      if (previous) void previous.body.dump().catch(() => {})
+      if (previous && !Buffer.isBuffer(previous.body)) void previous.body.dump().catch(() => {})
       answer = undefined
       error = undefined
       try {
