@@ -27,7 +27,7 @@ t.test('GET /plugins follows every change of a plugin (its JSON is kept between 
   const list = async () => {
     const res = await app.inject({ method: 'GET', url: '/plugins' })
     t.equal(res.headers['content-type'], 'application/json; charset=utf-8')
-    return res.json().plugins as Array<{ name: string, state: string, pid: number | null, restartCount: number, lastExit: unknown, uptimeMs: number }>
+    return res.json().plugins as Array<{ name: string, state: string, pid: number | null, restartCount: number, lastExit: unknown, uptimeMs: number, resources: unknown }>
   }
   const before = await list()
   t.match(before, [{ name: 'one', state: 'running' }, { name: 'two', state: 'running' }])

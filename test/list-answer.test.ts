@@ -96,7 +96,8 @@ t.test('every answer is what the serializer writes of the whole list, across cha
 })
 
 t.test('a selection of fields without the live one, and with it', async (t) => {
-  for (const fields of [['name', 'status', 'restartCount'], ['name', 'state', 'uptimeMs', 'lastExit']] as const) {
+  const selections: Array<Array<keyof typeof PluginListItem.properties>> = [['name', 'status', 'restartCount'], ['name', 'state', 'uptimeMs', 'lastExit']]
+  for (const fields of selections) {
     const schema = Type.Object({ plugins: Type.Array(Type.Pick(PluginListItem, fields)) })
     const whole = serializer(schema)
     const answer = new ListAnswer(serializer(Type.Pick(PluginListItem, fields)), 'uptimeMs')
