@@ -20,6 +20,12 @@ const MAX_LINE_BYTES = 1024
 export const IDLE_CLOSE_MS = 30_000
 /** Kept-alive connections kept per port; more (after a burst of calls) are closed. */
 const MAX_IDLE_PER_PORT = 256
+/**
+ * A streamed request body cannot be sent again when the server closes its connection just as the
+ * request goes out, so it only takes a connection idle for less than this (ms; servers keep idle
+ * connections for seconds, e.g. Node 5 s, uvicorn 5 s, gunicorn 2 s); else a new one.
+ */
+export const STREAM_REUSE_MS = 1000
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
@@ -102,6 +108,9 @@ export class LoopbackClient {
   #sweep: NodeJS.Timeout | undefined
   #closed = false
 
+  /** `streamReuseMs`: how long a connection may have been idle to carry a streamed request body (default STREAM_REUSE_MS). */
+  constructor (readonly opts: { streamReuseMs?: number } = {}) {}
+
   /**
    * Sends `head` (from encodeHead) and the body: none, a buffer (its length is framed here), or a
    * stream, framed by `length` (its declared length) or, without one, in chunks; the answer goes
@@ -110,7 +119,7 @@ export class LoopbackClient {
   exchange (port: number, head: string, body: Buffer | Readable | undefined, length: number | undefined, sink: AnswerSink, opts: ExchangeOptions = {}): Exchange {
     this.#closed = false
     const ex = new Exchange(this, port, head, body, length, sink, opts)
-    ex.send(this.#take(port))
+    ex.send(this.#take(port, body instanceof Readable ? this.opts.streamReuseMs ?? STREAM_REUSE_MS : Infinity))
     return ex
   }
 
@@ -126,11 +135,13 @@ export class LoopbackClient {
   /** Connections kept idle for a port now (tests). */
   idleCount (port: number): number { return this.#idle.get(port)?.length ?? 0 }
 
-  /** A kept-alive connection to the port that is still fresh, or undefined. */
-  #take (port: number): Connection | undefined {
+  /** A kept-alive connection to the port that is still fresh (and idle for less than `maxIdleMs`), or undefined. */
+  #take (port: number, maxIdleMs: number): Connection | undefined {
     const list = this.#idle.get(port)
-    if (list === undefined) return undefined
+    if (list === undefined || list.length === 0) return undefined
     const now = Date.now()
+    // The most recent one: when it is too old for this request, so are the others (they stay for later ones).
+    if (now - list[list.length - 1]!.idleSince >= maxIdleMs) return undefined
     for (let c = list.pop(); c !== undefined; c = list.pop()) {
       // One the server may be closing right now is not worth the race.
       if (now - c.idleSince >= c.idleLimit || c.socket.destroyed) { c.socket.destroy(); continue }

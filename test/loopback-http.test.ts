@@ -270,3 +270,15 @@ t.test('a streamed request body that fails or ends short fails the exchange and 
   await t.rejects(p, { code: EXCHANGE_ERROR_CODES.requestBody, message: /client went away/ })
   t.equal(client.idleCount(s.port), 0)
 })
+
+t.test('a streamed request body takes only a connection idle for less than streamReuseMs (it could not be sent again); others reuse it', async (t) => {
+  const client = new LoopbackClient({ streamReuseMs: 0 })
+  t.teardown(() => client.close())
+  const s = await serve(t, echo)
+  t.match(JSON.parse(await text(await request(client, s.port, { method: 'PUT', path: '/', headers: {}, body: Buffer.from('abc') }, undefined, 0))), { length: 3 })
+  t.match(JSON.parse(await text(await request(client, s.port, { method: 'PUT', path: '/', headers: {}, body: Buffer.from('abc') }, undefined, 0))), { length: 3 })
+  t.equal(s.connections, 1, 'buffered bodies go over the kept connection')
+  t.match(JSON.parse(await text(await request(client, s.port, { method: 'POST', path: '/', headers: {}, body: Readable.from([Buffer.from('abcd')]), length: 4 }, undefined, 0))), { length: 4 })
+  t.equal(s.connections, 2, 'a streamed body opens a new one')
+  t.equal(client.idleCount(s.port), 2, 'and the kept one stays for later calls')
+})
