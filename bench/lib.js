@@ -16,7 +16,7 @@ export const BIN = path.join(ROOT, 'dist/src/bin.js')
 // (space-separated, '' for none) replaces them to compare flag sets across every figure.
 export const DAEMON_NODE_FLAGS = process.env.PLUGVISOR_BENCH_NODE_FLAGS !== undefined
   ? process.env.PLUGVISOR_BENCH_NODE_FLAGS.split(' ').filter(Boolean)
-  : ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer']
+  : ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer', '--heap-growing-percent=15']
 export const SLEEP = 'sleep'
 export const CLK_TCK = 100 // getconf CLK_TCK on Linux x86-64/arm64
 

@@ -5,7 +5,6 @@
 // exit at once).
 import { spawn } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
-import { request } from 'undici'
 import type { LifecycleHook, ReloadHook } from '../config/schema.js'
 import { BINDING_RETRY_MS } from '../health/health-monitor.js'
 import { signalGroup } from '../process/proc.js'
@@ -111,6 +110,10 @@ export class HookRunner {
     const cancelled = (): boolean => cancel?.aborted === true
     const headers: Record<string, string> = { ...http.headers }
     if (spec.body !== undefined) headers['content-type'] = 'application/json'
+    // undici is loaded on the first HTTP hook, not with the daemon: its index (fetch, WebSocket,
+    // the cache and mock layers, node's own bundled fetch through the globals it reads) is resident
+    // memory a daemon without HTTP hooks never uses.
+    const { request } = await import('undici')
     for (;;) {
       try {
         const res = await request(`http://${HOST}:${target.port}${http.path}`, { method: http.method, headers, body: spec.body, signal })
