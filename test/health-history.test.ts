@@ -1,7 +1,7 @@
 // Health history on a real SQLite file with an injected clock: batched rows, rollups, retention
 // in chunks, stats and trend; then the HTTP routes on a real probed plugin.
 import t from 'tap'
-import { openDatabase, readMigrations } from '../src/store/database.js'
+import { openDatabase } from '../src/store/database.js'
 import { createHealthHistory } from '../src/health/health-history.js'
 import { createHealthStore } from '../src/store/health-store.js'
 import type { ProbeEvent } from '../src/health/probes.js'
@@ -134,35 +134,4 @@ t.test('GET /plugins/:name/health/history and stats on GET /plugins/:name, from 
   res = await app.inject({ url: '/plugins/nope/health/history' })
   t.equal(res.statusCode, 404)
   t.equal(res.json().code, 'PLUGVISOR_PLUGIN_NOT_FOUND')
-})
-
-t.test('the rollups of a database written before they were keyed by bucket are kept and read the same', async (t) => {
-  const dir = tempDir()
-  const older = readMigrations().filter((m) => m.version <= 5)
-  const before = openDatabase(dir, { migrations: older })
-  const at = 1_700_000_000_000
-  const old = createHealthStore(before)
-  old.write([
-    { plugin: 'a', probe: 'http', phase: 'regular', result: 'success', durationMs: 2, at },
-    { plugin: 'a', probe: 'http', phase: 'regular', result: 'failure', durationMs: 4, at: at + 61_000, error: 'refused' },
-    { plugin: 'b', probe: 'tcp', phase: 'regular', result: 'warn', durationMs: 1, at }
-  ])
-  const q = { since: 0, until: at + HOUR * 2, limit: 100 }
-  const read = (s: ReturnType<typeof createHealthStore>) => ({
-    minuteA: s.buckets('a', { ...q, resolution: 'minute' }),
-    hourB: s.buckets('b', { ...q, resolution: 'hour' }),
-    totalsA: s.totals('a'),
-    minutesA: s.minutes('a', 0)
-  })
-  const was = read(old)
-  before.close()
-  const db = openDatabase(dir)
-  t.teardown(() => db.close())
-  t.equal(db.pragma('user_version', { simple: true }), readMigrations().length)
-  const store = createHealthStore(db)
-  t.same(read(store), was, 'the same buckets, totals and minutes after the migration')
-  t.equal(was.minuteA.length, 2)
-  // And written on: the next result of the same minute adds to its bucket.
-  store.write([{ plugin: 'a', probe: 'http', phase: 'regular', result: 'success', durationMs: 6, at: at + 1000 }])
-  t.match(store.buckets('a', { ...q, resolution: 'minute' }).at(-1), { at: at - (at % 60_000), count: 2, minMs: 2, maxMs: 6 })
 })

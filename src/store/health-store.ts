@@ -16,12 +16,12 @@ export const ROWS_PER_STATEMENT = 50
 export function createHealthStore (db: Db, status: StoreStatus = createStoreStatus()): HealthHistoryStore {
   const insert = multiRow(db, 'INSERT INTO health_checks (plugin, at, probe, phase, result, duration_ms, error) VALUES', 7, '')
   const upsertRollup = multiRow(db, 'INSERT INTO health_rollups (plugin, resolution, bucket, count, failures, warnings, min_ms, max_ms, sum_ms) VALUES', 9, `
-    ON CONFLICT (resolution, bucket, plugin) DO UPDATE SET
+    ON CONFLICT (plugin, resolution, bucket) DO UPDATE SET
       count = count + excluded.count, failures = failures + excluded.failures, warnings = warnings + excluded.warnings,
       min_ms = min(min_ms, excluded.min_ms), max_ms = max(max_ms, excluded.max_ms), sum_ms = sum_ms + excluded.sum_ms`)
   const pruneRaw = db.prepare('DELETE FROM health_checks WHERE id IN (SELECT id FROM health_checks WHERE at < ? LIMIT ?)')
-  const pruneRollups = db.prepare(`DELETE FROM health_rollups WHERE (resolution, bucket, plugin) IN
-    (SELECT resolution, bucket, plugin FROM health_rollups WHERE resolution = ? AND bucket < ? LIMIT ?)`)
+  const pruneRollups = db.prepare(`DELETE FROM health_rollups WHERE (plugin, resolution, bucket) IN
+    (SELECT plugin, resolution, bucket FROM health_rollups WHERE resolution = ? AND bucket < ? LIMIT ?)`)
   const rawQuery = db.prepare(`SELECT at, probe, phase, result, duration_ms AS durationMs, error FROM health_checks
     WHERE plugin = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?`)
   const rollupQuery = db.prepare(`SELECT bucket AS at, count, failures, warnings, min_ms AS minMs, round(sum_ms / count, 3) AS avgMs, max_ms AS maxMs
