@@ -57,6 +57,22 @@ for (const [what, yaml, wantPath, wantReason] of manifestMistakes) {
   })
 }
 
+t.test('a configSchema is checked again on every load, an $id included, and nothing of it is kept', async (t) => {
+  // Two plugins sharing one schema file's $id, loaded, then loaded again (a reload): each load
+  // checks each plugin's config against its own schema, and none is refused as a duplicate.
+  const schema = 'configSchema: { $id: "https://example.com/plugin-config.json", type: object, required: [apiKey] }'
+  const dir = setup({
+    'plugvisor.yaml': '{}\n',
+    'plugins.d/a.yaml': `name: a\ncommand: x\n${schema}\nconfig: { apiKey: k }\n`,
+    'plugins.d/b.yaml': `name: b\ncommand: x\n${schema}\nconfig: {}\n`
+  })
+  for (const round of ['first load', 'reload']) {
+    const loaded = loadConfig(path.join(dir, 'plugvisor.yaml'))
+    t.same(loaded.manifests.map((m) => m.name), ['a'], `${round}: a loads`)
+    t.same(loaded.problems.map((p) => [path.basename(p.file), p.path, p.reason]), [['b.yaml', '/config', "must have required property 'apiKey'"]], `${round}: only b's missing key is reported`)
+  }
+})
+
 t.test('defaults are filled in from the schema', async (t) => {
   const dir = setup({ 'plugvisor.yaml': '{}\n', 'plugins.d/good.yaml': good })
   const loaded = loadConfig(path.join(dir, 'plugvisor.yaml'))
