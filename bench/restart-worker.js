@@ -3,7 +3,10 @@
 //   node restart-worker.js plugvisor CONFIG   the real supervisor (createDaemon), reported at its
 //                                             `transition` to running
 //   node restart-worker.js bare               a minimal respawner: child 'exit' -> spawn again,
-//                                             reported at the child's 'spawn' event
+//                                             reported at the child's 'spawn' event; the child
+//                                             spawned as plugvisor spawns it (own process group,
+//                                             stdout/stderr piped and read)
+//   node restart-worker.js bare-plain         the same with stdio 'ignore' and no group of its own
 // The parent SIGKILLs the pid it was told about and times the respawn.
 import { spawn } from 'node:child_process'
 
@@ -13,10 +16,12 @@ const report = (pid) => {
   process.send({ type: 'running', pid, t })
 }
 
-if (mode === 'bare') {
+if (mode === 'bare' || mode === 'bare-plain') {
+  const opts = mode === 'bare' ? { detached: true, stdio: ['ignore', 'pipe', 'pipe'] } : { stdio: 'ignore' }
   let child
   const start = () => {
-    child = spawn('sleep', ['3600'], { stdio: 'ignore' })
+    child = spawn('sleep', ['3600'], opts)
+    if (child.stdout) { child.stdout.resume(); child.stderr.resume() }
     child.once('spawn', () => report(child.pid))
     child.once('exit', start)
   }

@@ -1,17 +1,18 @@
 // /plugins: lifecycle API. Thin: take the supervisor, call it, shape the answer.
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import { timeOf } from '../src/shapes.js'
 import { HookEvent, PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
 import { StateEvent } from '../src/store/state-store.js'
 import { HockeypuckStatus, hockeypuckStatus } from '../src/hosts/hockeypuck.js'
 import {
-  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogsQuery, ManifestBody, NotPersistedResponse, PluginDetail, PluginList, PluginListQuery, PluginListWithResources, PluginParams,
+  BulkQuery, ConfigBody, ErrorResponse, EventsQuery, LogsQuery, ManifestBody, NotPersistedResponse, PluginDetail, PluginList, PluginListItem, PluginListQuery, PluginListSelected, PluginListWithResources, PluginParams, PLUGIN_LIST_FIELDS,
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { matchesFilter } from '../src/plugin-filter.js'
+import { ListAnswer } from './list-answer.js'
 import { redactManifest, redactedConfig, shownField } from '../src/config/redact.js'
 import { UnloadResult } from '../src/plugin-changes.js'
 import { LogLineBody, logLineBody } from '../src/process/log-ring.js'
@@ -21,6 +22,14 @@ import { openEventStream } from './event-stream-response.js'
 import type { FallbackStateName } from '../src/invoke/fallback.js'
 
 const Op = ['start', 'stop', 'restart'] as const
+
+type PluginListField = typeof PLUGIN_LIST_FIELDS[number]
+/** The named fields of an object, in that order. */
+function pick<T extends object> (o: T, fields: readonly string[]): Record<string, unknown> & { name: string } {
+  const out: Record<string, unknown> = {}
+  for (const f of fields) out[f] = (o as Record<string, unknown>)[f]
+  return out as Record<string, unknown> & { name: string }
+}
 
 /** Who asked, as the audit log names them: hooks an operation runs are audited with it. */
 const actorOf = (req: FastifyRequest): string => req.principal?.name ?? 'anonymous'
@@ -45,22 +54,47 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     return usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: isoOf(usage.sampledAt) } : null
   }
 
+  // The answer's JSON is kept per plugin between requests (routes/list-answer.ts): one for every
+  // field, and one per field selection asked for lately (?field; a few, the oldest dropped).
+  const everyField = { schema: PluginListItem, answer: undefined as ListAnswer | undefined }
+  const selections = new Map<string, typeof everyField & { fields: PluginListField[] }>()
+  const MAX_SELECTIONS = 8
+  const selectionOf = (asked: PluginListField[]) => {
+    const fields = PLUGIN_LIST_FIELDS.filter((f) => f === 'name' || asked.includes(f))
+    const key = fields.join(',')
+    let s = selections.get(key)
+    if (s !== undefined) {
+      selections.delete(key)
+    } else {
+      s = { fields, schema: Type.Pick(PluginListItem, fields), answer: undefined }
+      if (selections.size >= MAX_SELECTIONS) selections.delete(selections.keys().next().value!)
+    }
+    selections.set(key, s)
+    return s
+  }
+
   app.get('/plugins', {
     schema: {
       tags: ['plugins'],
-      summary: 'Every plugin with its state, health, status and latest resource sample; ?capability, ?tag, ?status, ?q filter (each repeatable: any value of one filter, all filters given)',
+      summary: 'Every plugin with its state, health, status and latest resource sample; ?capability, ?tag, ?status, ?q filter (each repeatable: any value of one filter, all filters given); ?field (repeatable) keeps only those fields',
       querystring: PluginListQuery,
-      response: { 200: PluginListWithResources, ...errorResponses }
+      response: { 200: Type.Union([PluginListWithResources, PluginListSelected], { description: 'Every field of each plugin; with ?field, its name and the fields named' }), ...errorResponses }
     }
-  }, async (req) => {
-    // list() makes fresh summaries: each gets its resources set, not spread into a copy (with
-    // 500 plugins the copies took half the handler's time and made the serializer 4x slower).
-    const list: Array<Summary & { resources?: ReturnType<typeof resourcesOf>, fallback?: FallbackStateName }> = supervisor.list().filter((p) => matchesFilter(p, req.query))
+  }, async (req, reply) => {
+    const { field, ...filter } = req.query
+    // list() makes fresh summaries: each gets its resources set, not spread into a copy.
+    const all = supervisor.list()
+    const list: Array<Summary & { resources?: ReturnType<typeof resourcesOf>, fallback?: FallbackStateName }> = all.filter((p) => matchesFilter(p, filter))
     for (const s of list) {
       s.resources = resourcesOf(s.name)
       s.fallback = invoker.fallbackState(s.name)
     }
-    return { plugins: list as Array<Summary & { resources: ReturnType<typeof resourcesOf>, fallback: FallbackStateName }> }
+    const view = field === undefined ? everyField : selectionOf(field)
+    view.answer ??= new ListAnswer(reply.compileSerializationSchema(view.schema) as (item: object) => string, 'uptimeMs')
+    const items = view === everyField ? list : list.map((p) => pick(p, (view as ReturnType<typeof selectionOf>).fields))
+    // The JSON is written already: Fastify sends a Buffer as it is (the schema above is what it holds).
+    const json = view.answer.write(items, list.length === all.length) as unknown as Static<typeof PluginListWithResources>
+    return reply.type('application/json; charset=utf-8').send(json)
   })
 
   app.get('/plugins/status', {

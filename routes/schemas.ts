@@ -20,21 +20,33 @@ export const PluginList = Type.Object({ plugins: Type.Array(Type.Ref(PluginSumma
 const oneOrMore = <T extends TSchema>(item: T, description: string) =>
   Type.Optional(Type.Array(item, { description: `${description}; repeat for several (any of them matches)` }))
 
-export const PluginListQuery = Type.Object({
-  capability: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins declaring this capability'),
-  tag: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins carrying this tag'),
-  status: oneOrMore(oneOf(STATUS_NAMES), 'Only plugins with this status'),
-  q: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins with this text (ignoring case) in their name, description, a capability or a tag')
-}, { additionalProperties: false, description: 'Different filters must all match' })
-
 export const PluginResources = Type.Union([Type.Object({
   residentMemoryBytes: Type.Integer({ description: 'Resident memory of the whole process group (bytes; 0 when not running)' }),
   cpuSeconds: Type.Number({ description: 'CPU time (user + system) of every process the plugin has run since the daemon started (seconds)' }),
   sampledAt: Timestamp
 }), Type.Null()], { description: 'Latest resource sample (every resources.sampleIntervalMs); null before the first' })
 
-/** GET /plugins: the summaries with their latest resource sample (what `pm2 list` shows) and who answers their calls. */
-export const PluginListWithResources = Type.Object({ plugins: Type.Array(Type.Object({ ...pluginSummaryProperties, resources: PluginResources, fallback: FallbackStateField })) })
+const pluginListItemProperties = { ...pluginSummaryProperties, resources: PluginResources, fallback: FallbackStateField }
+/** One plugin of GET /plugins: its summary, latest resource sample (what `pm2 list` shows) and who answers its calls. */
+export const PluginListItem = Type.Object(pluginListItemProperties)
+/** The fields of a plugin GET /plugins?field= can ask for, in the order the answer writes them. */
+export const PLUGIN_LIST_FIELDS = Object.keys(pluginListItemProperties) as Array<keyof typeof pluginListItemProperties>
+
+export const PluginListQuery = Type.Object({
+  capability: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins declaring this capability'),
+  tag: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins carrying this tag'),
+  status: oneOrMore(oneOf(STATUS_NAMES), 'Only plugins with this status'),
+  q: oneOrMore(Type.String({ minLength: 1 }), 'Only plugins with this text (ignoring case) in their name, description, a capability or a tag'),
+  field: Type.Optional(Type.Array(oneOf(PLUGIN_LIST_FIELDS), { description: 'Only this field of each plugin (its name is always written); repeat for several. Without it, every field' }))
+}, { additionalProperties: false, description: 'Different filters must all match' })
+
+/** GET /plugins: every field of each plugin. */
+export const PluginListWithResources = Type.Object({ plugins: Type.Array(PluginListItem) })
+
+/** GET /plugins?field=...: each plugin's name and the fields asked for. */
+export const PluginListSelected = Type.Object({
+  plugins: Type.Array(Type.Composite([Type.Pick(PluginListItem, ['name']), Type.Partial(Type.Omit(PluginListItem, ['name']))]))
+})
 
 export const PluginDetail = Type.Object({
   ...pluginSummaryProperties,

@@ -199,7 +199,11 @@ export function apiBase (): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${process.env.PLUGVISOR_PORT || '7070'}`
 }
 
-export function table (plugins: PluginSummary[]): string {
+/** The fields of a plugin the table shows: `status` asks the daemon for only these (GET /plugins?field=). */
+const TABLE_FIELDS = ['status', 'state', 'health', 'pid', 'port', 'uptimeMs', 'restartCount', 'lastExit'] as const
+type TableRow = Pick<PluginSummary, 'name' | typeof TABLE_FIELDS[number]>
+
+export function table (plugins: TableRow[]): string {
   const rows = [['NAME', 'STATUS', 'STATE', 'HEALTH', 'PID', 'PORT', 'UPTIME', 'RESTARTS', 'LAST EXIT']]
   for (const p of plugins) {
     const exit = p.lastExit ? (p.lastExit.signal ?? `code ${p.lastExit.code}`) : '-'
@@ -209,8 +213,18 @@ export function table (plugins: PluginSummary[]): string {
 }
 
 export function columns (rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n')
+  // Plain loops: a command runs this once, before V8 optimizes anything (500 rows of callbacks
+  // took several milliseconds of `plugvisor status`).
+  const widths: number[] = new Array(rows[0].length).fill(0)
+  for (const r of rows) for (let i = 0; i < r.length; i++) if (r[i].length > widths[i]) widths[i] = r[i].length
+  let out = ''
+  for (let j = 0; j < rows.length; j++) {
+    const r = rows[j]
+    let line = r[0].padEnd(widths[0])
+    for (let i = 1; i < r.length; i++) line += '  ' + r[i].padEnd(widths[i])
+    out += (j > 0 ? '\n' : '') + line.trimEnd()
+  }
+  return out
 }
 
 export function duration (ms: number): string {
@@ -237,8 +251,14 @@ export async function withApi (fn: () => Promise<void>): Promise<number> {
 function statusCommand (args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } })
   return withApi(async () => {
-    const { plugins } = await api('GET', '/plugins') as { plugins: PluginSummary[] }
-    process.stdout.write((values.json ? JSON.stringify(plugins, null, 2) : table(plugins)) + '\n')
+    if (values.json) {
+      const { plugins } = await api('GET', '/plugins') as { plugins: PluginSummary[] }
+      process.stdout.write(JSON.stringify(plugins, null, 2) + '\n')
+    } else {
+      // Only what the table shows: a quarter of the answer's bytes to write, send and parse.
+      const { plugins } = await api('GET', `/plugins?${TABLE_FIELDS.map((f) => `field=${f}`).join('&')}`) as { plugins: TableRow[] }
+      process.stdout.write(table(plugins) + '\n')
+    }
   })
 }
 

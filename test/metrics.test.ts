@@ -321,12 +321,16 @@ t.test('an idle daemon reports its real event-loop lag (ms), not the monitor res
   // An idle window of several resolutions (waiting is the point here: nothing to await).
   await new Promise((resolve) => setTimeout(resolve, 500))
   const { series } = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  // Without the subtraction every sample would read at least the 100 ms resolution. The p99 (one
+  // late wakeup on a loaded machine is enough to lift it) is only held below the resolution; the
+  // median and mean of an idle window are the real lag, a few ms.
   const lag = valueOf(series, 'plugvisor_event_loop_lag_seconds', {})
   t.type(lag, 'number')
-  t.ok((lag as number) < 0.05, `plugvisor_event_loop_lag_seconds ${lag} < 0.05`)
-  for (const name of ['nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_p50_seconds']) {
+  t.ok((lag as number) < 0.1, `plugvisor_event_loop_lag_seconds ${lag} < 0.1, the resolution`)
+  for (const name of ['nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_p50_seconds']) {
     const v = valueOf(series, name, {})
     t.type(v, 'number', `${name} is reported`)
     t.ok((v as number) < 0.05, `${name} ${v} < 0.05`)
   }
+  t.type(valueOf(series, 'nodejs_eventloop_lag_seconds', {}), 'number', 'nodejs_eventloop_lag_seconds is reported')
 })

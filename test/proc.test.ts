@@ -2,7 +2,7 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { parseProcStat, pidsBetween, readPidCursor, readProcStat, scanProcesses } from '../src/process/proc.js'
+import { findTaggedThisTurn, parseProcStat, pidsBetween, readPidCursor, readProcStat, scanProcesses } from '../src/process/proc.js'
 
 const at = (forks: number, lastPid: number, tasks = 100) => ({ forks, lastPid, tasks })
 
@@ -50,6 +50,24 @@ t.test('a process created after a reading of the cursor is among the pids handed
   const seen = scanProcesses('/proc', range).map((st) => st.pid)
   t.ok(seen.includes(child.pid!), 'a scan of the range reads it')
   t.notOk(seen.includes(before.pid!), 'and not the earlier one')
+})
+
+t.test('a search of tagged processes leaves out the pids it is told to skip, without reading them; the others are found', async (t) => {
+  const tag = [`PLUGVISOR_TEST=${process.pid}.${Date.now()}`]
+  const spawnTagged = async () => {
+    const c = spawn('sleep', ['30'], { stdio: 'ignore', env: { PATH: process.env.PATH, PLUGVISOR_TEST: tag[0].slice(tag[0].indexOf('=') + 1) } })
+    t.teardown(() => { c.kill('SIGKILL') })
+    await once(c, 'spawn')
+    return c.pid!
+  }
+  const skipped = await spawnTagged()
+  const found = await spawnTagged()
+  const asked: number[] = []
+  const pids = findTaggedThisTurn(tag, () => true, undefined, (pid) => { asked.push(pid); return pid === skipped }).map((st) => st.pid)
+  t.same(pids.sort(), [found], 'the skipped pid is not among those found')
+  t.ok(asked.includes(skipped) && asked.includes(found), 'every pid of the machine was offered to skip')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(findTaggedThisTurn(tag).map((st) => st.pid).sort((a, b) => a - b), [skipped, found].sort((a, b) => a - b), 'without it, both are found (a new turn reads again)')
 })
 
 t.test('parseProcStat reads the fields after the last parenthesis, whatever the command name holds', async (t) => {

@@ -261,6 +261,8 @@ t.test('a store that cannot be written does not stop supervision', async (t) => 
   process.kill(pid, 'SIGKILL')
   const after = await sup.waitFor('sturdy', (s) => s.state === 'running' && s.pid !== pid, 10000)
   t.equal(after.restartCount, 1, 'the crash was still handled and the plugin restarted')
+  // The writes of a turn are made after it (one transaction): this turn's, then the failure's log line.
+  await new Promise((resolve) => setImmediate(resolve))
   t.ok(lines.some((l) => l.includes('could not persist the state event of plugin sturdy')), 'the failed write is logged')
 })
 

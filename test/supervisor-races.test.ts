@@ -1,10 +1,12 @@
 // The driver's races, with a fake runner (processes appear and exit when the test says) and a
-// real SQLite store: what must win when operations overtake each other.
+// real SQLite store: what must win when operations overtake each other; and how the store
+// writes of one turn are made together.
 import t from 'tap'
 import pino from 'pino'
 import { Supervisor } from '../src/supervisor/supervisor.js'
 import { openStore } from '../src/store/store.js'
 import type { ProcessCallbacks, ProcessRunner, SpawnSpec } from '../src/process/runner.js'
+import type { LifecycleStore } from '../src/supervisor/lifecycle-store.js'
 import { fixturePlugin, writeConfig, tempDir, type Tap } from './helper.js'
 
 interface Spawned { spec: SpawnSpec, cb: ProcessCallbacks, pid: number, exited: boolean }
@@ -39,11 +41,11 @@ function fakeRunner () {
   return { runner, spawned, up, exit, holdStops: (on: boolean) => { holdStops = on } }
 }
 
-function supervisor (t: Tap, plugins: unknown[], allocatePort?: () => Promise<number>) {
+function supervisor (t: Tap, plugins: unknown[], allocatePort?: () => Promise<number>, wrapStore: (s: LifecycleStore) => LifecycleStore = (s) => s) {
   const loaded = writeConfig(plugins, {}, tempDir())
   const store = openStore(tempDir())
   const fake = fakeRunner()
-  const sup = new Supervisor({ runner: fake.runner, store: store.lifecycle, logger: pino({ level: 'silent' }), restartBudget: { burst: 100, perSecond: 100 }, allocatePort })
+  const sup = new Supervisor({ runner: fake.runner, store: wrapStore(store.lifecycle), logger: pino({ level: 'silent' }), restartBudget: { burst: 100, perSecond: 100 }, allocatePort })
   sup.load(loaded.manifests)
   t.teardown(async () => {
     fake.holdStops(false)
@@ -51,7 +53,7 @@ function supervisor (t: Tap, plugins: unknown[], allocatePort?: () => Promise<nu
     await sup.shutdown()
     store.close()
   })
-  return { sup, ...fake }
+  return { sup, store: store.lifecycle, ...fake }
 }
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -103,4 +105,59 @@ t.test('a process still starting is overtaken by an operator restart: its late s
   t.equal(after.pid, spawned[2].pid)
   t.equal(after.restartCount, 0, 'an operator restart resets the count of automatic restarts')
   t.same(events, ['starting->stopping (manual restart)', 'stopping->starting (restart)', 'starting->running (spawned)'])
+})
+
+/** The real store, with its transactions counted and (when told) failing at the commit. */
+function countedStore (real: LifecycleStore, opts: { commitFails?: boolean, failDesiredOf?: string } = {}) {
+  const counts = { transactions: 0, writes: 0 }
+  const store: LifecycleStore = {
+    ...real,
+    transaction: (fn) => {
+      counts.transactions++
+      if (!opts.commitFails) return real.transaction(fn)
+      // Everything the transaction wrote is rolled back, as after a failed COMMIT.
+      return real.transaction(() => { fn(); throw new Error('disk I/O error') })
+    },
+    setDesired: (plugin, desired, at) => {
+      counts.writes++
+      if (plugin === opts.failDesiredOf) throw new Error('database or disk is full')
+      real.setDesired(plugin, desired, at)
+    },
+    addEvent: (e) => { counts.writes++; real.addEvent(e) },
+    recordProcess: (r) => { counts.writes++; real.recordProcess(r) }
+  }
+  return { store, counts }
+}
+
+const names = Array.from({ length: 20 }, (_, i) => `p${i}`)
+
+t.test('the store writes of a start burst are made in a few transactions, and every one of them is kept; it failed before', async (t) => {
+  let counted: ReturnType<typeof countedStore> | undefined
+  const { sup, spawned, up, store } = supervisor(t, names.map((n) => fixturePlugin(n, 'sleep', { autostart: false })), undefined, (s) => (counted = countedStore(s)).store)
+  const starting = sup.startMany(names)
+  while (spawned.length < names.length) await nextTurn()
+  for (const s of spawned) up(s)
+  const out = await starting
+  t.ok(out.every((s) => s.state === 'running'))
+  const { transactions, writes } = counted!.counts
+  t.ok(transactions > 0 && transactions * 10 <= writes, `${writes} writes in ${transactions} transactions`)
+  t.same(names.map((n) => store.desiredStates().get(n)), names.map(() => 'running'), 'every desired state is stored')
+  t.equal(store.recordedProcesses().length, names.length, 'every process identity is stored')
+  t.same(names.map((n) => sup.events(n).map((e) => e.to)), names.map(() => ['running', 'starting']), 'every state event is stored')
+  t.same(sup.unsaved(), [])
+})
+
+t.test('when the commit of a batch fails, each write is made again on its own: what goes through is kept, what fails is noted and answered as a single failed write', async (t) => {
+  let counted: ReturnType<typeof countedStore> | undefined
+  const { sup, spawned, up, store } = supervisor(t, names.map((n) => fixturePlugin(n, 'sleep', { autostart: false })), undefined, (s) => (counted = countedStore(s, { commitFails: true, failDesiredOf: 'p3' })).store)
+  const starting = sup.startMany(names)
+  while (spawned.length < names.length) await nextTurn()
+  for (const s of spawned) up(s)
+  await t.rejects(starting, { code: 'PLUGVISOR_STATE_NOT_PERSISTED', statusCode: 503, message: /plugin 'p3': start done, but its desired state could not be saved \(database or disk is full\)/ })
+  t.ok(counted!.counts.transactions > 0, 'the writes were tried in transactions first')
+  t.same(names.map((n) => sup.summary(n).state), names.map(() => 'running'), 'the start is done all the same')
+  t.same(sup.unsaved(), [{ plugin: 'p3', what: 'desired state', reason: 'database or disk is full' }], 'only the write that failed on its own is noted')
+  t.same(names.filter((n) => store.desiredStates().get(n) !== 'running'), ['p3'], 'the other desired states are stored')
+  t.equal(store.recordedProcesses().length, names.length, 'every process identity is stored')
+  t.same(names.map((n) => sup.events(n).length), names.map(() => 2), 'every state event is stored')
 })

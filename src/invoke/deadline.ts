@@ -1,7 +1,7 @@
-// The deadline of one attempt at a plugin: a timer that aborts the attempt's undici request.
-// undici only reads `aborted` and `reason` and calls add/removeEventListener('abort') on a
-// request's signal, so this object plays that part: no AbortController and no EventTarget
-// (with its listener bookkeeping) per call.
+// The deadline of one attempt at a plugin: a timer that aborts the attempt's request. The loopback
+// client (src/loopback-http.ts) only reads `aborted` and `reason` and calls
+// add/removeEventListener('abort') on a request's signal, so this object plays that part: no
+// AbortController and no EventTarget (with its listener bookkeeping) per call.
 
 export class Deadline {
   aborted = false
@@ -9,7 +9,8 @@ export class Deadline {
   #listener: (() => void) | undefined
   readonly #timer: NodeJS.Timeout
 
-  constructor (readonly ms: number) {
+  /** `timeoutError` makes the reason a request is aborted with (the caller's own error, so no mapping is needed). */
+  constructor (readonly ms: number, readonly timeoutError?: () => Error) {
     this.#timer = setTimeout(fire, ms, this)
   }
 
@@ -22,7 +23,7 @@ export class Deadline {
   expire (): void {
     if (this.aborted) return
     this.aborted = true
-    this.reason = new Error(`no answer within ${this.ms} ms`)
+    this.reason = this.timeoutError?.() ?? new Error(`no answer within ${this.ms} ms`)
     this.#listener?.()
   }
 

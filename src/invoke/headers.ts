@@ -31,7 +31,7 @@ export interface ForwardOptions {
 
 /**
  * Request headers for the plugin: the client's, minus hop-by-hop ones, `host` (the plugin's own
- * address is sent), `expect` (undici does not send it), and the daemon's bearer token when auth is
+ * address is sent), `expect` (no 100-continue is awaited), and the daemon's bearer token when auth is
  * on; plus `x-forwarded-for` (appended to) and `x-request-id` (the daemon's request id).
  */
 export function requestHeaders (incoming: IncomingHttpHeaders, opts: ForwardOptions): HeaderMap {

@@ -5,9 +5,9 @@
 // and returns an answer or a failure.
 import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { IncomingHttpHeaders } from 'node:http'
-import { Agent, type Dispatcher } from 'undici'
+import { LoopbackClient, request } from '../loopback-http.js'
 import { BrokenCircuitError } from 'cockatiel'
 import type { Supervisor } from '../supervisor/supervisor.js'
 import { buildPolicies, IDEMPOTENT_METHODS, type PluginPolicies, type Upstream } from './policies.js'
@@ -70,7 +70,6 @@ export interface InvokerOptions {
   maxReplayBodyBytes: number
   /** When the daemon authenticates callers, their Authorization header is not passed on. */
   dropAuthorization: boolean
-  agent?: Agent
   clock?: Clock
 }
 
@@ -125,8 +124,8 @@ const ignore = (): void => {}
 
 export function createInvoker (opts: InvokerOptions): Invoker {
   const { supervisor } = opts
-  // One pooled agent for every plugin: keep-alive connections per loopback origin.
-  const agent = opts.agent ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5_000 } })
+  // One client for every plugin: kept-alive connections per loopback port.
+  const client = new LoopbackClient()
   const policies = new Map<string, PluginPolicies>()
   const stats = new Map<string, CallStatsRecord>()
   const observe = opts.observe ?? (() => {})
@@ -158,8 +157,10 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
   const build = (name: string): void => {
     policies.get(name)?.dispose()
-    const p = buildPolicies(supervisor.manifest(name).resilience, {
-      onCircuitChange: ({ to, reason }) => report(name, to, reason)
+    const resilience = supervisor.manifest(name).resilience
+    const p = buildPolicies(resilience, {
+      onCircuitChange: ({ to, reason }) => report(name, to, reason),
+      timeoutError: () => new errors.PluginTimeout(name, resilience.timeoutMs)
     })
     policies.set(name, p)
     stats.set(name, new CallStatsRecord())
@@ -200,23 +201,13 @@ export function createInvoker (opts: InvokerOptions): Invoker {
   }
 
   /** One attempt: the request to the plugin, resolved when its answer's headers came. */
-  const attempt = (name: string, port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
-    const options: Dispatcher.RequestOptions = {
-      origin: `http://127.0.0.1:${port}`,
-      path: req.path,
-      method: req.method as Dispatcher.HttpMethod,
-      headers,
-      body: body ?? null,
-      // undici reads aborted/reason and adds an 'abort' listener, all a Deadline provides.
-      signal: deadline as unknown as AbortSignal,
-      // Between chunks of the answer's body; the deadline covers the wait for its headers.
-      bodyTimeout: deadline.ms,
-      headersTimeout: 0
-    }
-    return agent.request(options).then(
-      (res) => res as unknown as Upstream,
-      (err: unknown) => { throw deadline.aborted ? new errors.PluginTimeout(name, deadline.ms) : err }
-    )
+  const attempt = (port: number, req: InvokeRequest, headers: HeaderMap, body: Body, deadline: Deadline): Promise<Upstream> => {
+    // A streamed body keeps its declared length (bodies without one are buffered before this).
+    const declared = body !== undefined && !Buffer.isBuffer(body) ? Number(req.headers['content-length']) : NaN
+    const length = Number.isSafeInteger(declared) ? declared : undefined
+    // The deadline covers the wait for the answer's headers (it aborts with PluginTimeout, see
+    // build()); the same time is allowed between chunks of its body.
+    return request(client, port, { method: req.method, path: req.path, headers, body, length }, deadline, deadline.ms) as unknown as Promise<Upstream>
   }
 
   /** The call into one plugin through its policies, without the fallback; not observed yet. */
@@ -239,7 +230,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
 
     let upstream: Upstream
     try {
-      upstream = await p.call(req.method, (deadline) => attempt(name, port, req, headers, body, deadline))
+      upstream = await p.call(req.method, (deadline) => attempt(port, req, headers, body, deadline))
     } catch (err) {
       p.bulkhead.release()
       if (err instanceof BrokenCircuitError) return failure(name, started, 'circuit_open', 'circuit-open', `circuit ${p.state()}`)
@@ -247,13 +238,22 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       // Anything else the call threw (a refused or reset connection, a broken answer) is a connection failure.
       return failure(name, started, 'connection_error', 'connection', (err as Error).message || String(err))
     }
-    // A body destroyed unread (the fallback answered instead) errors: that is no news here.
-    upstream.body.once('close', p.bulkhead.release).on('error', ignore)
-    let answerBody: Body = upstream.body as unknown as Readable
+    let answerBody: Body
+    if (Buffer.isBuffer(upstream.body)) {
+      // The whole answer came with its head: nothing more to read, the slot is free.
+      p.bulkhead.release()
+      // Without a content-type of the plugin's the framework would name one for a buffer: a stream
+      // passes the answer as it is.
+      answerBody = upstream.headers['content-type'] === undefined && upstream.body.length > 0 ? Readable.from([upstream.body], { objectMode: false }) : upstream.body
+    } else {
+      // A body destroyed unread (the fallback answered instead) errors: that is no news here.
+      upstream.body.once('close', p.bulkhead.release).on('error', ignore)
+      answerBody = upstream.body
+    }
     // No body may follow (HEAD, 204, 304): read the (empty) stream to its end here, which also
     // frees the bulkhead slot.
     if (req.method === 'HEAD' || upstream.statusCode === 204 || upstream.statusCode === 304) {
-      await upstream.body.dump().catch(() => {})
+      if (!Buffer.isBuffer(upstream.body)) await upstream.body.dump().catch(() => {})
       answerBody = undefined
     }
     const ms = performance.now() - started
@@ -385,7 +385,7 @@ export function createInvoker (opts: InvokerOptions): Invoker {
       supervisor.off('health', onChange)
       for (const p of policies.values()) p.dispose()
       policies.clear()
-      if (opts.agent === undefined) await agent.close()
+      client.close()
     }
   })
 }

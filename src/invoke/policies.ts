@@ -14,6 +14,7 @@ import {
 } from 'cockatiel'
 import { Bulkhead } from './bulkhead.js'
 import { Deadline } from './deadline.js'
+import type { AnswerBody } from '../loopback-http.js'
 import type { Manifest } from '../config/schema.js'
 import type { BreakerKind, CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
 
@@ -31,14 +32,15 @@ export const DEFAULT_COUNT_FAILURE_RATE = 0.5
 /** What a reported successful call gives the breaker: an answer that is no 5xx. */
 const REPORTED_SUCCESS = { statusCode: 200 } as unknown as Upstream
 
-/** What one attempt yields: the plugin's answer, its body not yet read. */
+/** What one attempt yields: the plugin's answer, its body not yet read (or all of it, when it came with the head). */
 export interface Upstream {
   statusCode: number
   headers: Record<string, string | string[] | undefined>
-  body: { dump: () => Promise<void> } & NodeJS.ReadableStream
+  body: AnswerBody | Buffer
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED'])
+// node:net's codes, and the loopback client's for a connection that closed before the answer was complete (ECONNRESET).
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /** The plugin could not be reached or hung up: worth another attempt. Timeouts are not retried. */
 export function isConnectionError (err: unknown): boolean {
@@ -80,6 +82,8 @@ export interface PluginPolicies {
 export interface PolicyOptions {
   /** Every change of the reported circuit state. */
   onCircuitChange: (change: CircuitChange) => void
+  /** What an attempt past resilience.timeoutMs fails with (default: an Error saying so). */
+  timeoutError?: () => Error
   /** Date.now by default; cockatiel's breaker reads Date.now too. */
   now?: () => number
 }
@@ -150,24 +154,41 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
   })
   const bh = new Bulkhead(r.bulkhead.maxConcurrent, r.bulkhead.maxQueued)
 
-  /** One attempt within resilience.timeoutMs (the attempt tells a timeout by its deadline). */
-  const timed = async (attempt: Attempt): Promise<Upstream> => {
-    const deadline = new Deadline(r.timeoutMs)
-    try {
-      return await attempt(deadline)
-    } finally {
-      deadline.clear()
-    }
+  /** One attempt within resilience.timeoutMs: its request is aborted with opts.timeoutError. */
+  const timed = (attempt: Attempt): Promise<Upstream> => {
+    const deadline = new Deadline(r.timeoutMs, opts.timeoutError)
+    return attempt(deadline).then(
+      (answer) => { deadline.clear(); return answer },
+      (err: unknown) => { deadline.clear(); throw err }
+    )
   }
-  /** Attempts until one succeeds, fails in a way not worth repeating, or retry.maxAttempts retries are spent. */
-  const retrying = async (attempt: Attempt): Promise<Upstream> => {
+  /**
+   * Attempts until one succeeds, fails in a way not worth repeating, or retry.maxAttempts retries
+   * are spent. The first attempt without the loop's async frame (nearly every call ends there).
+   */
+  const retrying = (attempt: Attempt): Promise<Upstream> => timed(attempt).then(
+    (answer) => isServerError(answer) ? retryLoop(attempt, answer, undefined) : answer,
+    (err: unknown) => {
+      if (!isConnectionError(err)) throw err
+      return retryLoop(attempt, undefined, err)
+    }
+  )
+  const retryLoop = async (attempt: Attempt, first: Upstream | undefined, firstError: unknown): Promise<Upstream> => {
     let delays: IBackoff<unknown> | undefined
-    let previous: Upstream | undefined
-    for (let retries = 0; ; retries++) {
+    let previous = first
+    let answer = first
+    let error = firstError
+    for (let retries = 1; ; retries++) {
+      if (retries > r.retry.maxAttempts) {
+        if (answer === undefined) throw error
+        return answer
+      }
+      delays = delays ? delays.next(undefined) : backoff.next()
+      await sleep(delays.duration)
       // A retry after a 5xx: the failed answer's body is not wanted.
-      if (previous) void previous.body.dump().catch(() => {})
-      let answer: Upstream | undefined
-      let error: unknown
+      if (previous && !Buffer.isBuffer(previous.body)) void previous.body.dump().catch(() => {})
+      answer = undefined
+      error = undefined
       try {
         answer = await timed(attempt)
         if (!isServerError(answer)) return answer
@@ -175,13 +196,7 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
         if (!isConnectionError(err)) throw err
         error = err
       }
-      if (retries >= r.retry.maxAttempts) {
-        if (answer === undefined) throw error
-        return answer
-      }
-      delays = delays ? delays.next(undefined) : backoff.next()
       previous = answer
-      await sleep(delays.duration)
     }
   }
 
@@ -265,6 +280,27 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
     })
   ]
 
+  /** A call started while the circuit was closed: counted as cockatiel counts it. */
+  const closedCall = (running: Promise<Upstream>): Promise<Upstream> => running.then(
+    (answer) => {
+      if (!isServerError(answer)) {
+        counting.success(CircuitState.Closed)
+        return answer
+      }
+      return closedFailure(`answered ${answer.statusCode}`, () => Promise.resolve(answer), answer)
+    },
+    (err: unknown) => closedFailure((err as Error)?.message ?? String(err), () => Promise.reject(err), undefined, err)
+  )
+  const closedFailure = (message: string, replay: () => Promise<Upstream>, answer: Upstream | undefined, err?: unknown): Promise<Upstream> => {
+    lastFailure = message
+    // Not closed any more (another call opened it meanwhile): counted, nothing to open.
+    if (!counting.failure(CircuitState.Closed) || breaker.state !== CircuitState.Closed) {
+      if (answer !== undefined) return Promise.resolve(answer)
+      return Promise.reject(err)
+    }
+    countedOpening = true
+    return breaker.execute(replay)
+  }
   const state = (): CircuitStateName => reported
   function refusesCalls (): boolean {
     const s = breaker.state
@@ -276,7 +312,12 @@ export function buildPolicies (r: Resilience, opts: PolicyOptions): PluginPolici
     resilience: r,
     bulkhead: bh,
     call (method, attempt) {
-      const run = IDEMPOTENT_METHODS.has(method) && r.retry.maxAttempts > 0 ? () => retrying(attempt) : () => timed(attempt)
+      const retries = IDEMPOTENT_METHODS.has(method) && r.retry.maxAttempts > 0
+      // While closed, cockatiel's execute() only passes the outcome to the breaker (and a failure to
+      // onFailure), through two async frames, a stopwatch and an event object per call: done here
+      // directly. A failure that opens the circuit still goes through cockatiel, which opens it.
+      if (breaker.state === CircuitState.Closed && !probation) return closedCall(retries ? retrying(attempt) : timed(attempt))
+      const run = retries ? () => retrying(attempt) : () => timed(attempt)
       if (!probation) return breaker.execute(run)
       trialsInFlight++
       return breaker.execute(run).finally(() => { trialsInFlight-- })

@@ -121,11 +121,11 @@ export function signalGroup (pgid: number, signal: NodeJS.Signals): boolean {
  * buffer and open/read/close instead of readFileSync: about 3x cheaper per process, which
  * matters with 500 plugins sampled every few seconds.
  */
-export function scanProcesses (procRoot = '/proc', only?: PidRange): ProcStat[] {
+export function scanProcesses (procRoot = '/proc', only?: PidRange, skip?: (pid: number) => boolean): ProcStat[] {
   const out: ProcStat[] = []
   // A short range is cheaper to try pid by pid than to list /proc (a few hundred entries).
   if (only !== undefined && only.count <= DIRECT_PROBE_MAX) {
-    for (const pid of only.pids()) readStatInto(`${procRoot}/${pid}/stat`, out)
+    for (const pid of only.pids()) if (skip?.(pid) !== true) readStatInto(`${procRoot}/${pid}/stat`, out)
     return out
   }
   let entries: string[]
@@ -138,6 +138,7 @@ export function scanProcesses (procRoot = '/proc', only?: PidRange): ProcStat[] 
     const c = e.charCodeAt(0)
     if (c < 48 || c > 57) continue
     if (only !== undefined && !only.has(Number(e))) continue
+    if (skip !== undefined && skip(Number(e))) continue
     readStatInto(`${procRoot}/${e}/stat`, out)
   }
   return out
@@ -299,12 +300,15 @@ let narrowedThisTurn = false
  * process (500 × ~1,000 reads, about 10 s), and then matched every environment against its tag
  * (500 × ~1,000, a quarter of a second); now the reading is indexed by tag entry once a turn.
  * A process forked later in the same turn is not seen; callers that must see one use findByEnviron.
+ * `skip` leaves out pids that are never to be found (the caller's own plugin processes, each
+ * tagged with its own plugin, alive and so not reused: a stop of 500 read them all, half of the
+ * machine's processes, to find none). Every caller of a turn must pass the same one.
  * With `createdSince` (a cursor read before the processes looked for were created), the first
  * search of a turn reads only the processes created since, when that can be told (pidsBetween):
  * the one plugin process that exited on its own is followed by a handful of reads, not one per
  * process of the machine, before its restart.
  */
-export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolean = () => true, createdSince?: PidCursor): ProcStat[] {
+export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolean = () => true, createdSince?: PidCursor, skip?: (pid: number) => boolean): ProcStat[] {
   if (tag.length === 0) return []
   if (thisTurn === undefined && createdSince !== undefined && !narrowedThisTurn) {
     const now = readPidCursor()
@@ -318,7 +322,7 @@ export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolea
   if (thisTurn === undefined) {
     const byEntry = new Map<string, ProcStat[]>()
     const entriesOf = new Map<number, Set<string>>()
-    for (const st of scanProcesses()) {
+    for (const st of scanProcesses('/proc', undefined, skip)) {
       if (st.state === 'Z' || st.state === 'X' || st.pid === process.pid) continue
       const tagged = new Set<string>()
       for (const entry of readEnviron(st.pid) ?? []) {

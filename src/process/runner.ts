@@ -5,6 +5,14 @@ import { spawn as spawnChild, type ChildProcess } from 'node:child_process'
 import { bootId, findByEnviron, findTaggedThisTurn, groupAlive, groupMembers, readProcStat, recentPidCursor, signalGroup, type PidCursor } from './proc.js'
 import { LineSplitter } from './line-splitter.js'
 
+/**
+ * The group leaders spawned here that have not exited (so their pids are not reused). Never an
+ * escaped descendant of another plugin: each carries its own plugin's tag (the daemon sets it
+ * last), and the search for its own plugin's descendants leaves its group out.
+ */
+const leaders = new Set<number>()
+const isLeader = (pid: number): boolean => leaders.has(pid)
+
 /** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
 export const KILL_GRACE_MS = 5000
 
@@ -132,6 +140,7 @@ class ChildHandle implements ProcessHandle {
     // start time are known now, before any other plugin of a start burst is spawned.
     if (child.pid !== undefined) {
       this.identity = { pid: child.pid, pgid: child.pid, startTicks: readProcStat(child.pid)?.startTicks ?? null, bootId: bootId() }
+      leaders.add(child.pid)
     }
     for (const stream of ['stdout', 'stderr'] as const) {
       const splitter = new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine(stream, line))
@@ -165,7 +174,7 @@ class ChildHandle implements ProcessHandle {
     const startTicks = this.identity?.startTicks
     if (this.#tag.length === 0 || startTicks == null) return
     const pgid = this.identity!.pgid
-    const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks, created ? this.#cursor : undefined)
+    const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks, created ? this.#cursor : undefined, isLeader)
     const known = new Set(this.#escaped.map((e) => e.pid))
     for (const st of found) if (!known.has(st.pid)) this.#escaped.push({ pid: st.pid, startTicks: st.startTicks })
   }
@@ -188,6 +197,8 @@ class ChildHandle implements ProcessHandle {
 
   #onLeaderExit (code: number | null, signal: string | null): void {
     this.#leaderExit = { code, signal }
+    // Reaped: its pid may be someone else's from now on.
+    leaders.delete(this.#child.pid!)
     if (this.#stopDeadline === undefined) this.#findEscaped(true)
     if (this.#allGone()) return this.#finish()
     const pgid = this.#child.pid!

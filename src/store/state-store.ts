@@ -1,6 +1,7 @@
 // Lifecycle persistence: desired state, the identity of running processes, and state events.
 // These writes happen on transitions only (a handful per plugin start or crash), so they are
-// done synchronously with prepared statements.
+// done synchronously with prepared statements; the supervisor makes those of one turn of the
+// event loop in one transaction (a start of 500 is 2,000 of them).
 import { Type, type Static } from '@sinclair/typebox'
 import type { Db } from './database.js'
 import { createStoreStatus, type StoreStatus } from './store-status.js'
@@ -57,36 +58,50 @@ export function createStateStore (db: Db, status: StoreStatus = createStoreStatu
   const addHook = db.prepare('INSERT INTO hook_events (plugin, at, hook, kind, target, outcome, duration_ms, reason, actor) VALUES (@plugin, @at, @hook, @kind, @target, @outcome, @durationMs, @reason, @actor)')
   const hooksOf = db.prepare('SELECT id, plugin, at, hook, kind, target, outcome, duration_ms AS durationMs, reason, actor FROM hook_events WHERE plugin = ? AND at >= ? ORDER BY id DESC LIMIT ?')
   const pruneHooks = db.prepare('DELETE FROM hook_events WHERE id IN (SELECT id FROM hook_events WHERE at < ? LIMIT ?)')
+  /** Inside transaction(): the transaction as a whole is what goes through or not. */
+  let inTransaction = false
+  const write = (fn: () => void): void => { if (inTransaction) fn(); else status.run(fn) }
 
   return {
+    transaction (fn) {
+      if (inTransaction) return fn()
+      return status.run(() => {
+        inTransaction = true
+        try {
+          return db.transaction(fn)()
+        } finally {
+          inTransaction = false
+        }
+      })
+    },
     setDesired (plugin, desired, at) {
-      status.run(() => setDesired.run(plugin, desired, at))
+      write(() => setDesired.run(plugin, desired, at))
     },
     forgetDesired (plugin: string): void {
-      status.run(() => delDesired.run(plugin))
+      write(() => delDesired.run(plugin))
     },
     desiredStates (): Map<string, 'running' | 'stopped'> {
       const rows = allDesired.all() as { plugin: string, desired: 'running' | 'stopped' }[]
       return new Map(rows.map((r) => [r.plugin, r.desired]))
     },
     recordProcess (p: RecordedProcess): void {
-      status.run(() => putProcess.run(p))
+      write(() => putProcess.run(p))
     },
     forgetProcess (plugin: string): void {
-      status.run(() => delProcess.run(plugin))
+      write(() => delProcess.run(plugin))
     },
     recordedProcesses (): RecordedProcess[] {
       return allProcesses.all() as RecordedProcess[]
     },
     addEvent ({ error, ...e }: NewStateEvent): void {
-      status.run(() => addEvent.run({ ...e, errorCode: error?.code ?? null, errorMessage: error?.message ?? null }))
+      write(() => addEvent.run({ ...e, errorCode: error?.code ?? null, errorMessage: error?.message ?? null }))
     },
     events (plugin: string, opts: { since?: number, limit?: number, before?: number } = {}): StateEventRow[] {
       const rows = eventsOf.all(plugin, opts.since ?? 0, opts.before ?? Number.MAX_SAFE_INTEGER, opts.limit ?? 100) as (Omit<StateEventRow, 'error'> & { errorCode: string | null, errorMessage: string | null })[]
       return rows.map(({ errorCode, errorMessage, ...r }) => ({ ...r, error: errorCode === null ? null : { code: errorCode, message: errorMessage ?? '' } }))
     },
     addHookEvent (e: HookEvent): void {
-      status.run(() => addHook.run(e))
+      write(() => addHook.run(e))
     },
     hookEvents (plugin: string, opts: { since?: number, limit?: number } = {}): HookEventRow[] {
       return hooksOf.all(plugin, opts.since ?? 0, opts.limit ?? 100) as HookEventRow[]

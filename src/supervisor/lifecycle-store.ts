@@ -5,6 +5,11 @@ import type { HookEventRow, NewStateEvent, RecordedProcess, StateEventRow } from
 import type { HookEvent } from './events.js'
 
 export interface LifecycleStore {
+  /**
+   * Runs fn (writes of this store) as one transaction: all of them are kept, or none when one
+   * fails or the commit does (its error is thrown).
+   */
+  transaction: <T>(fn: () => T) => T
   setDesired: (plugin: string, desired: Desired, at: number) => void
   forgetDesired: (plugin: string) => void
   desiredStates: () => Map<string, Desired>

@@ -57,6 +57,18 @@ export interface ChangeSet {
 }
 
 type Op = 'start' | 'stop' | 'restart'
+/** A lifecycle store write waiting for the transaction of its turn of the event loop: see Supervisor#persist. */
+interface StoreWrite {
+  plugin: string
+  what: KeptRecord | 'state event' | 'hook event'
+  write: () => void
+  /** Once it went through. */
+  done?: () => void
+  /** Once it was tried, whether it went through or not. */
+  after?: () => void
+}
+/** Writes that wait at most for one transaction: a daemon killed in a start burst leaves few processes only the instance marker names. */
+const MAX_BATCHED_WRITES = 64
 /** What the store keeps of a plugin and is written again until it went through (a full disk). */
 export type KeptRecord = 'desired state' | 'process identity'
 /** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
@@ -171,6 +183,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   readonly #flushOutput: (plugin: string) => Promise<void>
   readonly #hooks: HookRunner
   #closing = false
+  /** Lifecycle store writes waiting for the transaction of this turn of the event loop (#persist). */
+  #writes: StoreWrite[] = []
 
   constructor (opts: SupervisorOptions) {
     super()
@@ -193,6 +207,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Adds plugins to supervision (not started). Desired state comes from the store, else autostart. */
   load (manifests: LoadedManifest[], desiredOverride: Map<string, 'running' | 'stopped'> = new Map()): void {
+    this.#flushWrites()
     const persisted = this.#store.desiredStates()
     for (const m of manifests) {
       if (this.#plugins.has(m.name)) throw new errors.Conflict(`plugin '${m.name}' is already loaded`)
@@ -255,6 +270,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       ...(cs.replace ?? []).map((m) => this.#replace(this.#get(m.name), m, cs.actor)),
       ...added.filter((m) => this.#get(m.name).snapshot.desired === 'running').map((m) => this.#enqueue(this.#get(m.name), 'start', cs.actor))
     ])
+    this.#flushWrites()
   }
 
   /** Stops and unloads one plugin (409 while another loaded plugin depends on it). */
@@ -490,12 +506,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   events (name: string, opts: { since?: number, limit?: number } = {}) {
     this.#get(name)
+    this.#flushWrites()
     return this.#store.events(name, opts)
   }
 
   /** Runs of the plugin's lifecycle hooks, newest first. */
   hookEvents (name: string, opts: { since?: number, limit?: number } = {}) {
     this.#get(name)
+    this.#flushWrites()
     return this.#store.hookEvents(name, opts)
   }
 
@@ -533,7 +551,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * after one more try to write it. The operation itself is done either way.
    */
   assertDesiredSaved (names: string[], what: string): void {
-    const unsaved = names.filter((n) => this.#unsaved.get(n)?.has('desired state') && !this.#persist(n, 'desired state', () => this.#writeKept(n, 'desired state')))
+    this.#flushWrites()
+    const unsaved = names.filter((n) => this.#unsaved.get(n)?.has('desired state') && !this.#persistNow(this.#keptWrite(n, 'desired state')))
     if (unsaved.length > 0 && !this.#closing) {
       throw new errors.StateNotPersisted(unsaved.join("', '"), what, this.#unsaved.get(unsaved[0])?.get('desired state'))
     }
@@ -573,6 +592,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Boot: starts every plugin whose desired state is running. */
   async startDesired (): Promise<void> {
     await Promise.all([...this.#plugins.values()].filter((p) => p.snapshot.desired === 'running').map((p) => this.#enqueue(p, 'start', undefined, 'daemon start')))
+    this.#flushWrites()
   }
 
   /** Shutdown: stops every plugin in reverse dependency order, keeping desired states as they are. */
@@ -584,6 +604,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.#feed(p, { type: 'shutdown', reason: 'daemon shutdown' })
       await this.#settled(p)
     }))
+    this.#flushWrites()
   }
 
   /**
@@ -849,24 +870,62 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * Store writes on the lifecycle path: a full disk or a locked file must not take the
    * supervisor down with it (the processes still need watching). The error is logged and the
    * in-memory state goes on; a desired state or process identity not written is noted, for
-   * persistPending() and readiness; a state event not written is lost. Answers whether it went through.
+   * persistPending() and readiness; a state event not written is lost.
+   *
+   * The writes of one turn of the event loop are made together, in one transaction, after the
+   * turn (a start or stop of 500 made 2,000 commits, each with its locks and write-ahead log
+   * frames), or at once when MAX_BATCHED_WRITES wait; before the supervisor reads the store and
+   * at the end of every operation (assertDesiredSaved). When the transaction fails (a write of
+   * it, or the commit: a full disk), none of it was kept, and each write is made again on its
+   * own: what fails then is logged and noted exactly as a single failed write. `done` runs once
+   * the write went through, `after` once it was tried.
    */
-  #persist (plugin: string, what: KeptRecord | 'state event' | 'hook event', write: () => void): boolean {
-    const kept = what === 'desired state' || what === 'process identity'
+  #persist (plugin: string, what: StoreWrite['what'], write: () => void, done?: () => void, after?: () => void): void {
+    this.#writes.push({ plugin, what, write, done, after })
+    if (this.#writes.length === 1) setImmediate(() => this.#flushWrites())
+    else if (this.#writes.length >= MAX_BATCHED_WRITES) this.#flushWrites()
+  }
+
+  /** Makes the writes waiting for their turn's transaction now. */
+  #flushWrites (): void {
+    const batch = this.#writes
+    if (batch.length === 0) return
+    this.#writes = []
+    let kept = true
     try {
-      write()
+      this.#store.transaction(() => { for (const w of batch) w.write() })
+    } catch {
+      kept = false
+    }
+    for (const w of batch) {
+      if (kept) this.#written(w)
+      else this.#persistNow(w)
+    }
+  }
+
+  /** One write on its own, now; answers whether it went through. */
+  #persistNow (w: StoreWrite): boolean {
+    try {
+      w.write()
     } catch (err) {
       const reason = (err as Error).message
-      this.#log.error({ plugin, err }, `could not persist the ${what} of plugin ${plugin}: ${reason}`)
-      if (kept) {
-        const unsaved = this.#unsaved.get(plugin) ?? new Map<KeptRecord, string>()
-        unsaved.set(what, reason)
-        this.#unsaved.set(plugin, unsaved)
+      this.#log.error({ plugin: w.plugin, err }, `could not persist the ${w.what} of plugin ${w.plugin}: ${reason}`)
+      if (w.what === 'desired state' || w.what === 'process identity') {
+        const unsaved = this.#unsaved.get(w.plugin) ?? new Map<KeptRecord, string>()
+        unsaved.set(w.what, reason)
+        this.#unsaved.set(w.plugin, unsaved)
       }
+      w.after?.()
       return false
     }
-    if (what === 'desired state' || what === 'process identity') this.#saved(plugin, what)
+    this.#written(w)
     return true
+  }
+
+  #written (w: StoreWrite): void {
+    if (w.what === 'desired state' || w.what === 'process identity') this.#saved(w.plugin, w.what)
+    w.done?.()
+    w.after?.()
   }
 
   #saved (plugin: string, what: KeptRecord): void {
@@ -876,29 +935,23 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   #persistDesired (name: string, desired: 'running' | 'stopped'): void {
-    this.#persist(name, 'desired state', () => {
-      this.#store.setDesired(name, desired, this.#clock.now())
-      this.#savedDesired.set(name, desired)
+    this.#persist(name, 'desired state', () => this.#store.setDesired(name, desired, this.#clock.now()), () => this.#savedDesired.set(name, desired), () => {
+      // A failed write of what the store holds already loses nothing (a restart: stop, then start).
+      if (this.#savedDesired.get(name) === desired) this.#saved(name, 'desired state')
     })
-    // A failed write of what the store holds already loses nothing (a restart: stop, then start).
-    if (this.#savedDesired.get(name) === desired) this.#saved(name, 'desired state')
   }
 
-  /** The desired state and process identity of a plugin, as the store should hold them now. */
-  #writeKept (name: string, what: KeptRecord): void {
+  /** The write of a plugin's desired state or process identity as the store should hold it now. */
+  #keptWrite (name: string, what: KeptRecord): StoreWrite {
     const p = this.#plugins.get(name)
     if (what === 'desired state') {
-      if (p) {
-        this.#store.setDesired(name, p.snapshot.desired, this.#clock.now())
-        this.#savedDesired.set(name, p.snapshot.desired)
-      } else {
-        this.#store.forgetDesired(name)
-      }
-    } else if (p?.identity) {
-      this.#store.recordProcess(this.#processRecord(p, p.identity))
-    } else {
-      this.#store.forgetProcess(name)
+      if (!p) return { plugin: name, what, write: () => this.#store.forgetDesired(name) }
+      const desired = p.snapshot.desired
+      return { plugin: name, what, write: () => this.#store.setDesired(name, desired, this.#clock.now()), done: () => this.#savedDesired.set(name, desired) }
     }
+    if (!p?.identity) return { plugin: name, what, write: () => this.#store.forgetProcess(name) }
+    const record = this.#processRecord(p, p.identity)
+    return { plugin: name, what, write: () => this.#store.recordProcess(record) }
   }
 
   #processRecord (p: Plugin, identity: ProcessIdentity): RecordedProcess {
@@ -911,9 +964,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * full disk that has room again gets them. Called by the daemon's store maintenance.
    */
   persistPending (): void {
+    this.#flushWrites()
     for (const [name, kept] of [...this.#unsaved]) {
-      for (const what of [...kept.keys()]) this.#persist(name, what, () => this.#writeKept(name, what))
+      for (const what of [...kept.keys()]) {
+        const w = this.#keptWrite(name, what)
+        this.#persist(w.plugin, w.what, w.write, w.done)
+      }
     }
+    this.#flushWrites()
   }
 
   /** What the store does not hold yet, with why the write failed (readiness reports it). */
@@ -1042,6 +1100,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    */
   async reapOrphans (): Promise<{ plugin: string, pid: number, action: ReapResult }[]> {
     let recorded: ReturnType<LifecycleStore['recordedProcesses']> = []
+    this.#flushWrites()
     try {
       recorded = this.#store.recordedProcesses()
     } catch (err) {
@@ -1056,6 +1115,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         this.#persist(r.plugin, 'process identity', () => this.#store.forgetProcess(r.plugin))
       }
     }))
+    this.#flushWrites()
     const instance = this.#instance
     if (instance === undefined) return report
     const marked = await this.#runner.reapMarked((env) => {
@@ -1096,12 +1156,21 @@ function aborted (signal: AbortSignal): Promise<void> {
 
 /** Runs `each` for every plugin after it ran for the plugins of the same set that depend on it. */
 function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>): Promise<R[]> {
+  // Who depends on whom, made once: looking it up per plugin was a pass over the set each (a
+  // stop of 500 went through 250,000 entries).
+  const dependentsOf = new Map<string, Plugin[]>()
+  for (const d of plugins) {
+    for (const name of d.manifest.dependsOn) {
+      const list = dependentsOf.get(name)
+      if (list === undefined) dependentsOf.set(name, [d])
+      else if (!list.includes(d)) list.push(d)
+    }
+  }
   const done = new Map<Plugin, Promise<R>>()
   const one = (p: Plugin): Promise<R> => {
     let pr = done.get(p)
     if (!pr) {
-      const dependents = plugins.filter((d) => d.manifest.dependsOn.includes(p.name))
-      pr = Promise.all(dependents.map(one)).then(() => each(p))
+      pr = Promise.all((dependentsOf.get(p.name) ?? []).map(one)).then(() => each(p))
       done.set(p, pr)
     }
     return pr

@@ -1,0 +1,114 @@
+// GET /plugins' JSON kept per plugin between requests (routes/list-answer.ts): whatever changes
+// between two answers, the answer is byte for byte what the schema's serializer writes of the
+// whole list at that moment.
+import t from 'tap'
+import fjs from 'fast-json-stringify'
+import { Type } from '@sinclair/typebox'
+import { serializationSchema } from '../src/lazy-compilers.js'
+import { PluginListItem, PluginListWithResources } from '../routes/schemas.js'
+import { ListAnswer } from '../routes/list-answer.js'
+
+type Item = Record<string, unknown> & { name: string }
+const plain = (s: unknown): object => JSON.parse(JSON.stringify(s))
+const serializer = (schema: unknown) => fjs(serializationSchema(plain(schema)) as object) as (x: unknown) => string
+
+/** A small seeded generator, so a failure repeats. */
+function random (seed: number): () => number {
+  let s = seed
+  return () => { s = (s * 1103515245 + 12345) % 2147483648; return s / 2147483648 }
+}
+
+function item (i: number): Item {
+  const at = new Date(1_700_000_000_000 + i * 1000).toISOString()
+  return {
+    name: `p${i}`,
+    version: '1.0.0',
+    description: null,
+    author: null,
+    homepage: null,
+    capabilities: ['search'],
+    tags: [],
+    state: 'running',
+    health: 'healthy',
+    status: 'healthy',
+    desired: 'running',
+    critical: false,
+    pid: 1000 + i,
+    port: 40000 + i,
+    startedAt: at,
+    uptimeMs: i * 10,
+    restartCount: 0,
+    lastExit: null,
+    nextRestartAt: null,
+    circuit: 'closed',
+    resources: { residentMemoryBytes: 1 << 20, cpuSeconds: 0.25, sampledAt: at },
+    fallback: 'inactive'
+  }
+}
+
+/** One change of one field, to a value of the field's type (texts that look like the JSON around them included). */
+function mutate (p: Item, rnd: () => number, n: number): void {
+  const at = new Date(1_700_000_000_000 + n * 777).toISOString()
+  const changes: Array<() => void> = [
+    () => { p.state = rnd() < 0.5 ? 'backoff' : 'running'; p.status = p.state === 'backoff' ? 'restarting' : 'healthy' },
+    () => { p.health = rnd() < 0.5 ? 'degraded' : 'healthy' },
+    () => { p.pid = rnd() < 0.3 ? null : 2000 + n },
+    () => { p.restartCount = (p.restartCount as number) + 1 },
+    () => { p.lastExit = rnd() < 0.3 ? null : { code: rnd() < 0.5 ? 1 : null, signal: rnd() < 0.5 ? 'SIGKILL' : null, at, error: rnd() < 0.5 ? null : { code: 'ENOENT', message: `spawn ${n} ENOENT` } } },
+    () => { p.description = rnd() < 0.5 ? null : `says "uptimeMs":0, and \\ "${n}"\n` },
+    () => { p.capabilities = rnd() < 0.5 ? [] : ['search', `c${n}`] },
+    () => { p.tags = [`"uptimeMs":${n}`] },
+    () => { p.resources = rnd() < 0.2 ? null : { residentMemoryBytes: n * 4096, cpuSeconds: n / 7, sampledAt: at } },
+    () => { p.circuit = rnd() < 0.5 ? 'open' : null },
+    () => { p.fallback = rnd() < 0.5 ? 'auto' : 'inactive' },
+    () => { p.nextRestartAt = rnd() < 0.5 ? null : at },
+    () => { p.startedAt = at; p.uptimeMs = 0 },
+    () => { p.uptimeMs = n + 0.5 } // not an integer: written by the serializer as it does
+  ]
+  changes[Math.floor(rnd() * changes.length)]()
+}
+
+t.test('every answer is what the serializer writes of the whole list, across changes', async (t) => {
+  const whole = serializer(PluginListWithResources)
+  const answer = new ListAnswer(serializer(PluginListItem), 'uptimeMs')
+  const rnd = random(7)
+  let items = Array.from({ length: 40 }, (_, i) => item(i))
+  let next = 40
+  for (let round = 0; round < 300; round++) {
+    // Fresh objects every time, as the supervisor makes them.
+    items = items.map((p) => JSON.parse(JSON.stringify(p)) as Item)
+    for (const p of items) if (Number.isInteger(p.uptimeMs) && p.state === 'running') p.uptimeMs = (p.uptimeMs as number) + Math.floor(rnd() * 5000)
+    for (let k = Math.floor(rnd() * 4); k > 0; k--) mutate(items[Math.floor(rnd() * items.length)], rnd, round)
+    if (rnd() < 0.1) items.splice(Math.floor(rnd() * items.length), 1)
+    if (rnd() < 0.1) items.push(item(next++))
+    if (rnd() < 0.2) {
+      const some = items.filter(() => rnd() < 0.5)
+      t.equal(answer.write(some, false).toString(), whole({ plugins: some }), `round ${round}, a filtered list`)
+    }
+    const got = answer.write(items, true).toString()
+    if (got !== whole({ plugins: items })) {
+      t.equal(got, whole({ plugins: items }), `round ${round}`)
+      return
+    }
+  }
+  t.pass('300 rounds the same')
+  t.equal(answer.write([], true).toString(), '{"plugins":[]}', 'an empty list')
+})
+
+t.test('a selection of fields without the live one, and with it', async (t) => {
+  const selections: Array<Array<keyof typeof PluginListItem.properties>> = [['name', 'status', 'restartCount'], ['name', 'state', 'uptimeMs', 'lastExit']]
+  for (const fields of selections) {
+    const schema = Type.Object({ plugins: Type.Array(Type.Pick(PluginListItem, fields)) })
+    const whole = serializer(schema)
+    const answer = new ListAnswer(serializer(Type.Pick(PluginListItem, fields)), 'uptimeMs')
+    const rnd = random(11)
+    let items = Array.from({ length: 20 }, (_, i) => item(i))
+    for (let round = 0; round < 100; round++) {
+      items = items.map((p) => JSON.parse(JSON.stringify(p)) as Item)
+      for (const p of items) p.uptimeMs = Math.floor(rnd() * 1e9)
+      mutate(items[Math.floor(rnd() * items.length)], rnd, round)
+      const picked = items.map((p) => Object.fromEntries(fields.map((f) => [f, p[f]])) as Item)
+      t.equal(answer.write(picked, true).toString(), whole({ plugins: picked }), `${fields.join(',')}: round ${round}`)
+    }
+  }
+})
