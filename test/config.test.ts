@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { loadConfig, type ConfigProblem } from '../src/config/load.js'
+import { DEFAULT_STOP } from '../src/config/schema.js'
 import type { ProblemsError } from '../src/errors.js'
 import { packageRoot } from '../src/paths.js'
 import { tempDir } from './helper.js'
@@ -57,6 +58,22 @@ for (const [what, yaml, wantPath, wantReason] of manifestMistakes) {
   })
 }
 
+t.test('a configSchema is checked again on every load, an $id included, and nothing of it is kept', async (t) => {
+  // Two plugins sharing one schema file's $id, loaded, then loaded again (a reload): each load
+  // checks each plugin's config against its own schema, and none is refused as a duplicate.
+  const schema = 'configSchema: { $id: "https://example.com/plugin-config.json", type: object, required: [apiKey] }'
+  const dir = setup({
+    'plugvisor.yaml': '{}\n',
+    'plugins.d/a.yaml': `name: a\ncommand: x\n${schema}\nconfig: { apiKey: k }\n`,
+    'plugins.d/b.yaml': `name: b\ncommand: x\n${schema}\nconfig: {}\n`
+  })
+  for (const round of ['first load', 'reload']) {
+    const loaded = loadConfig(path.join(dir, 'plugvisor.yaml'))
+    t.same(loaded.manifests.map((m) => m.name), ['a'], `${round}: a loads`)
+    t.same(loaded.problems.map((p) => [path.basename(p.file), p.path, p.reason]), [['b.yaml', '/config', "must have required property 'apiKey'"]], `${round}: only b's missing key is reported`)
+  }
+})
+
 t.test('defaults are filled in from the schema', async (t) => {
   const dir = setup({ 'plugvisor.yaml': '{}\n', 'plugins.d/good.yaml': good })
   const loaded = loadConfig(path.join(dir, 'plugvisor.yaml'))
@@ -64,6 +81,7 @@ t.test('defaults are filled in from the schema', async (t) => {
   t.match(m, { args: [], autostart: true, critical: false, dependsOn: [], env: {}, config: {} })
   t.same(m.restart, { policy: 'always', initialDelayMs: 1000, multiplier: 2, maxDelayMs: 300000, jitter: 0.1, resetAfterMs: 600000, maxRestarts: 10, windowMs: 600000 })
   t.same(m.stop, { signal: 'SIGTERM', timeoutMs: 10000 })
+  t.same(DEFAULT_STOP, m.stop, 'the stop policy of processes no manifest names is the one a manifest without stop gets')
   t.equal(m.cwd, path.join(dir, 'plugins.d'), 'cwd is relative to the manifest folder')
   t.match(loaded.config, { server: { host: '127.0.0.1', port: 7070 }, restartBudget: { burst: 20, perSecond: 2 }, history: { rawRetentionHours: 24, rollupRetentionDays: 30, flushIntervalMs: 1000 }, log: { level: 'info' } })
   t.equal(loaded.dataDir, path.join(dir, 'data'), 'dataDir is relative to the config file')

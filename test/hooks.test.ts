@@ -315,3 +315,38 @@ t.test('killAll (the daemon must exit at once) SIGKILLs every exec hook still ru
   while (alive(childPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
   t.notOk(alive(childPid), 'its group went with it')
 })
+
+t.test('an http hook reads the whole answer; one whose body stalls after the head times out and its connection goes', async (t) => {
+  const { createServer } = await import('node:http')
+  const runner = new HookRunner()
+  let stalled: import('node:http').ServerResponse | undefined
+  let stalledClosed: () => void = () => {}
+  const closed = new Promise<void>((resolve) => { stalledClosed = resolve })
+  const server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c: Buffer) => { body += c.toString() })
+    req.on('end', () => {
+      if (req.url === '/stall') {
+        stalled = res
+        req.socket.once('close', () => stalledClosed())
+        res.writeHead(200, { 'content-length': '10' })
+        res.write('12345')
+        return
+      }
+      // Chunked, in pieces: the text is read to its end, not taken from the first read.
+      res.writeHead(500, { 'content-type': 'text/plain' })
+      res.write(`refused ${req.method} `)
+      setImmediate(() => res.end(`with ${body}`))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { stalled?.destroy(); server.closeAllConnections(); server.close() })
+  const port = (server.address() as import('node:net').AddressInfo).port
+  const target = { pid: undefined, port, cwd: process.cwd(), env: {} }
+  const failed = await runner.run({ http: { method: 'PUT', path: '/config', headers: {} }, timeoutMs: 5000, body: '{"v":2}' }, target)
+  t.match(failed, { kind: 'http', outcome: 'failure', reason: 'PUT /config: HTTP 500: refused PUT with {"v":2}' })
+  const timedOut = await runner.run({ http: { method: 'POST', path: '/stall', headers: {} }, timeoutMs: 300 }, target)
+  t.match(timedOut, { kind: 'http', outcome: 'timeout', reason: 'POST /stall: no answer within 300 ms' })
+  await closed
+  t.pass('the stalled connection was closed')
+})

@@ -64,9 +64,23 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, str
 ajv.addKeyword({ keyword: 'sensitive', schemaType: 'boolean' })
 const validateMain = ajv.compile(MainConfig)
 const validateManifest = ajv.compile(Manifest)
-// configSchema is written by plugin authors: accept any JSON Schema they write.
-const userAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
-userAjv.addKeyword({ keyword: 'sensitive', schemaType: 'boolean' })
+// configSchema is written by plugin authors: accept any JSON Schema they write. An Ajv instance
+// keeps what it compiled: by object and by $id until removeSchema() (a kept $id refuses the same
+// $id in another plugin or at the next load), and in its code scope for good (~6 KB a compile:
+// every reload added each plugin's validator). So each schema is removed after its check, and the
+// instance is replaced after USER_AJV_COMPILES compiles (a new one costs ~50 ms, a compile ~2 ms).
+const USER_AJV_COMPILES = 100
+let userAjv: Ajv | undefined
+let userAjvCompiles = 0
+function configSchemaAjv (): Ajv {
+  if (userAjv === undefined || userAjvCompiles >= USER_AJV_COMPILES) {
+    userAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false })
+    userAjv.addKeyword({ keyword: 'sensitive', schemaType: 'boolean' })
+    userAjvCompiles = 0
+  }
+  userAjvCompiles++
+  return userAjv
+}
 
 function ajvProblems (file: string, errors: ErrorObject[] | null | undefined, prefix = ''): ConfigProblem[] {
   const seen = new Set<string>()
@@ -183,14 +197,20 @@ function checkManifestSemantics (m: Manifest, file: string, prefix: string): Con
   if (cb.minimumCalls !== undefined && (cb.windowSize === undefined || cb.minimumCalls > cb.windowSize)) problems.push({ file, path: `${prefix}/resilience/circuitBreaker/minimumCalls`, reason: 'needs windowSize, and at most windowSize' })
   if (m.dependsOn.includes(m.name)) problems.push({ file, path: `${prefix}/dependsOn`, reason: 'a plugin cannot depend on itself' })
   if (m.configSchema) {
+    const schemaAjv = configSchemaAjv()
     let validate: ValidateFunction
     try {
-      validate = userAjv.compile(m.configSchema)
+      validate = schemaAjv.compile(m.configSchema)
     } catch (err) {
+      schemaAjv.removeSchema(m.configSchema)
       problems.push({ file, path: `${prefix}/configSchema`, reason: `is not a valid JSON Schema: ${(err as Error).message}` })
       return problems
     }
-    if (!validate(m.config)) problems.push(...ajvProblems(file, validate.errors, `${prefix}/config`))
+    try {
+      if (!validate(m.config)) problems.push(...ajvProblems(file, validate.errors, `${prefix}/config`))
+    } finally {
+      schemaAjv.removeSchema(m.configSchema)
+    }
   }
   return problems
 }

@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks'
 import type { LifecycleHook, ReloadHook } from '../config/schema.js'
 import { BINDING_RETRY_MS } from '../health/health-monitor.js'
 import { signalGroup } from '../process/proc.js'
+import { LoopbackClient, request, type AnswerBody } from '../loopback-http.js'
 
 export const HOOK_NAMES = ['postStart', 'preStop', 'reload'] as const
 export type HookName = typeof HOOK_NAMES[number]
@@ -39,7 +40,6 @@ export interface HookResult {
 /** A hook as the manifest declares it, with the JSON body of an http reload. */
 export type HookSpec = (LifecycleHook | ReloadHook) & { body?: string }
 
-const HOST = '127.0.0.1'
 /** Of a plugin's answer or a program's output, this much goes into the reason (characters). */
 const ANSWER_CHARS = 300
 
@@ -57,6 +57,18 @@ export function hookTarget (spec: HookSpec): string {
   return [exec.command, ...exec.args].join(' ')
 }
 
+/** The whole of an answer's body as text; `signal` aborting stops the reading (and the connection). */
+function readText (body: AnswerBody, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    const onAbort = (): void => { body.destroy(signal.reason as Error) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    body.on('data', (c: Buffer) => chunks.push(c))
+    body.once('end', () => { signal.removeEventListener('abort', onAbort); resolve(Buffer.concat(chunks).toString('utf8')) })
+    body.once('error', (err) => { signal.removeEventListener('abort', onAbort); reject(err) })
+  })
+}
+
 const clip = (text: string): string => {
   const t = text.trim().replace(/\s+/g, ' ')
   return t.length > ANSWER_CHARS ? `${t.slice(0, ANSWER_CHARS)}…` : t
@@ -65,6 +77,8 @@ const clip = (text: string): string => {
 export class HookRunner {
   /** Process groups of exec hooks still running. */
   readonly #groups = new Set<number>()
+  /** HTTP hooks' connections (kept alive a while for the next hook of the plugin). */
+  readonly #client = new LoopbackClient()
 
   /**
    * Runs the hook; `signal` cancels it (the process it was for is gone). Resolves with the
@@ -110,14 +124,14 @@ export class HookRunner {
     const cancelled = (): boolean => cancel?.aborted === true
     const headers: Record<string, string> = { ...http.headers }
     if (spec.body !== undefined) headers['content-type'] = 'application/json'
-    // undici is loaded on the first HTTP hook, not with the daemon: its index (fetch, WebSocket,
-    // the cache and mock layers, node's own bundled fetch through the globals it reads) is resident
-    // memory a daemon without HTTP hooks never uses.
-    const { request } = await import('undici')
+    const body = spec.body === undefined ? undefined : Buffer.from(spec.body)
     for (;;) {
       try {
-        const res = await request(`http://${HOST}:${target.port}${http.path}`, { method: http.method, headers, body: spec.body, signal })
-        const text = await res.body.text()
+        // The daemon's own loopback client, as the calls and probes: undici is not loaded by the
+        // daemon at all (its index is ~4.6 MB of live heap, and its WebAssembly parser is compiled
+        // by V8's optimizing tier on first use, a ~35 MB transient).
+        const res = await request(this.#client, target.port, { method: http.method, path: http.path, headers, body }, signal, spec.timeoutMs)
+        const text = Buffer.isBuffer(res.body) ? res.body.toString('utf8') : await readText(res.body, signal)
         if (res.statusCode >= 200 && res.statusCode < 300) return { outcome: 'success', reason: `${what}: ${res.statusCode}` }
         return { outcome: 'failure', reason: `${what}: HTTP ${res.statusCode}${text.trim() ? `: ${clip(text)}` : ''}` }
       } catch (err) {
