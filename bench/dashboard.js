@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { chromium } from 'playwright-core'
-import { cleanup, cpuSeconds, nowMs, round, sleep, sleepPlugin, startDaemon, stats, stopProcess, trackStray, until, writeConfig } from './lib.js'
+import { cleanup, nowMs, round, sleep, sleepPlugin, startDaemon, stats, stopProcess, trackStray, until, writeConfig, plugvisorCpuSeconds } from './lib.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -50,10 +50,10 @@ export async function benchDashboard ({ plugins = 500, loads = 5, idleSeconds = 
     // Daemon CPU, first (a restart burst leaves work behind): 500 idle with no page, then with
     // the table open (its list refresh every 15 s, the event stream's keep-alives).
     const cpuOver = async () => {
-      const c0 = cpuSeconds(daemon.pid)
+      const c0 = plugvisorCpuSeconds(daemon.pid)
       const w0 = nowMs()
       await sleep(idleSeconds * 1000)
-      return (cpuSeconds(daemon.pid) - c0) / ((nowMs() - w0) / 1000) * 100
+      return (plugvisorCpuSeconds(daemon.pid) - c0) / ((nowMs() - w0) / 1000) * 100
     }
     await sleep(3000)
     const cpuClosed = await cpuOver()

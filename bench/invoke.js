@@ -18,8 +18,8 @@ import { parseArgs } from 'node:util'
 import { Pool, request } from 'undici'
 import autocannon from 'autocannon'
 import {
-  ROOT, childrenOf, cleanup, cpuSeconds, exitAfter, exitedWithin, freePort, procStatusKb, round, startDaemon, startProcess, stats,
-  stopProcess, tempDir, trackStray, until
+  ROOT, childrenOf, cleanup, cpuSeconds, exitAfter, exitedWithin, freePort, round, startDaemon, startProcess, stats,
+  stopProcess, tempDir, trackStray, until, plugvisorKb, plugvisorPids
 } from './lib.js'
 
 export const NGINX = '/usr/sbin/nginx'
@@ -128,7 +128,7 @@ export async function benchInvoke ({ quick = false } = {}) {
 
     const targets = [
       { key: 'direct', url: `${pluginBase}/x`, pids: () => [pluginPid] },
-      { key: 'plugvisor', url: `${base}${PREFIX}/x`, pids: () => [daemon.pid] },
+      { key: 'plugvisor', url: `${base}${PREFIX}/x`, pids: () => plugvisorPids(daemon.pid) },
       { key: 'replyFrom', url: `http://127.0.0.1:${rfPort}${PREFIX}/x`, pids: () => [replyFrom.pid] },
       ...(nginx ? [{ key: 'nginx', url: `${nginx.url}${PREFIX}/x`, pids: nginx.pids }] : [])
     ]
@@ -199,7 +199,7 @@ export async function benchInvoke ({ quick = false } = {}) {
         addedP50Ms: round(p50.plugvisor - p50.direct, 3),
         replyFromAddedP50Ms: round(p50.replyFrom - p50.direct, 3)
       },
-      daemonPeakRssMb: round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1)
+      daemonPeakRssMb: round(plugvisorKb(daemon.pid, 'VmHWM') / 1024, 1)
     }
   } finally {
     if (nginx) {

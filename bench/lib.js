@@ -191,6 +191,26 @@ export function childrenOf (pid) {
   }
 }
 
+/**
+ * The daemon and its plugvisor-spawner (a child of the daemon by that name, when plugins are
+ * spawned through it): every process of plugvisor's own, whose CPU and memory count together.
+ */
+export function plugvisorPids (daemonPid) {
+  return [daemonPid, ...childrenOf(daemonPid).filter((pid) => {
+    try { return readFileSync(`/proc/${pid}/comm`, 'latin1').trim() === 'plugvisor-spawn' } catch { return false }
+  })]
+}
+
+/** CPU seconds of plugvisor's own processes together (see plugvisorPids). */
+export function plugvisorCpuSeconds (daemonPid) {
+  return plugvisorPids(daemonPid).reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+}
+
+/** A /proc/<pid>/status field summed over plugvisor's own processes: for VmHWM the sum of their peaks (never below the peak of the sum). */
+export function plugvisorKb (daemonPid, field) {
+  return plugvisorPids(daemonPid).reduce((sum, pid) => sum + procStatusKb(pid, field), 0)
+}
+
 /** Every process below pid (children of any of its threads, their children, ...), read now. */
 export function descendantsOf (pid) {
   const found = []

@@ -16,8 +16,8 @@ import { spawnSync } from 'node:child_process'
 import { Pool } from 'undici'
 import autocannon from 'autocannon'
 import {
-  BIN, ROOT, alive, cpuSeconds, exitedWithin, freePort, nowMs, procStatusKb, round, sleep, sleepPlugin, startDaemon, startProcess,
-  stats, stopProcess, trackStray, until, writeConfig
+  BIN, ROOT, alive, cpuSeconds, exitedWithin, freePort, nowMs, round, sleep, sleepPlugin, startDaemon, startProcess,
+  stats, stopProcess, trackStray, until, writeConfig, plugvisorCpuSeconds, plugvisorKb
 } from './lib.js'
 
 const BARE_SPAWN = path.join(ROOT, 'bench/bare-spawn.js')
@@ -103,7 +103,7 @@ export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, sta
   }
   const out = { plugins, startCpuMs: [], bareSpawnCpuMs: [], bareSpawnGroupedCpuMs: [], startMs: [], bareSpawnMs: [], bareSpawnGroupedMs: [], stopMs: [] }
   const peakRssMb = {}
-  const peak = (phase) => { peakRssMb[phase] = round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1) }
+  const peak = (phase) => { peakRssMb[phase] = round(plugvisorKb(daemon.pid, 'VmHWM') / 1024, 1) }
   try {
     peak('listening')
 
@@ -113,10 +113,10 @@ export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, sta
 
     const startAll = async () => {
       const t0 = nowMs()
-      const cpu0 = cpuSeconds(daemon.pid)
+      const cpu0 = plugvisorCpuSeconds(daemon.pid)
       const { plugins: list } = await api('POST', '/plugins/start?all=true')
       const ms = nowMs() - t0
-      out.startCpuMs.push((cpuSeconds(daemon.pid) - cpu0) * 1000)
+      out.startCpuMs.push((plugvisorCpuSeconds(daemon.pid) - cpu0) * 1000)
       const notRunning = list.filter((p) => p.state !== 'running')
       if (list.length !== plugins || notRunning.length > 0) throw new Error(`start: ${notRunning.length} of ${list.length} not running`)
       for (const p of list) trackStray(p.pid)
@@ -153,10 +153,10 @@ export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, sta
     // 500 running, nothing else happening: CPU of the daemon over the idle window from 5 s after
     // the last start (what an operator sees; GCs after the burst count).
     await sleep(idleSettleSeconds * 1000)
-    const cpu0 = cpuSeconds(daemon.pid)
+    const cpu0 = plugvisorCpuSeconds(daemon.pid)
     const w0 = nowMs()
     await sleep(idleSeconds * 1000)
-    out.idleCpuPercent = (cpuSeconds(daemon.pid) - cpu0) / ((nowMs() - w0) / 1000) * 100
+    out.idleCpuPercent = (plugvisorCpuSeconds(daemon.pid) - cpu0) / ((nowMs() - w0) / 1000) * 100
     out.idleSeconds = idleSeconds
 
     // Status over the API: sequential requests on a kept-alive connection.
@@ -191,7 +191,7 @@ export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, sta
 
     out.liveness500 = await livenessVsBare(daemon.pid, livenessUrl, plugins, { slices: cannonSlices, seconds: cannonSeconds })
     peak('liveness, all running')
-    out.rssMb = procStatusKb(daemon.pid, 'VmRSS') / 1024
+    out.rssMb = plugvisorKb(daemon.pid, 'VmRSS') / 1024
     await sleep(500)
     out.stopMs.push(await stopAll(pids))
 

@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, cpuSeconds, exitAfter, freePort, nowMs, round, sleep, startProcess, stats, stopProcess, tempDir, until, writeConfig } from './lib.js'
+import { BIN, DAEMON_NODE_FLAGS, cleanup, exitAfter, freePort, nowMs, round, sleep, startProcess, stats, stopProcess, tempDir, until, writeConfig, plugvisorCpuSeconds } from './lib.js'
 
 const plugins = Number(process.argv[2] ?? 500)
 const windowSeconds = Number(process.argv[3] ?? 20)
@@ -90,7 +90,7 @@ try {
   const window = async () => {
     await lagSeconds()
     const bytes0 = logBytes()
-    const cpu0 = cpuSeconds(daemon.pid)
+    const cpu0 = plugvisorCpuSeconds(daemon.pid)
     const t0 = nowMs()
     const lags = []
     while (nowMs() - t0 < windowSeconds * 1000) {
@@ -103,7 +103,7 @@ try {
       windowSeconds: round(seconds, 1),
       logMbPerSecond: round((logBytes() - bytes0) / seconds / 2 ** 20, 2),
       lagP99Ms: { median: round(s.median, 2), max: round(s.max, 2), n: s.n },
-      daemonCpuPercentOfOneCore: round((cpuSeconds(daemon.pid) - cpu0) / seconds * 100, 1)
+      daemonCpuPercentOfOneCore: round((plugvisorCpuSeconds(daemon.pid) - cpu0) / seconds * 100, 1)
     }
   }
   const quiet = await window()

@@ -15,7 +15,7 @@ import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Client, request } from 'undici'
-import { cleanup, cpuSeconds, freePort, procStatusKb, quantile, round, startDaemon, stopProcess, until, writeConfig } from './lib.js'
+import { cleanup, freePort, quantile, round, startDaemon, stopProcess, until, writeConfig, plugvisorCpuSeconds, plugvisorKb } from './lib.js'
 
 const DISCONNECTED = 'GET /events client disconnected: it did not keep up with the event stream'
 
@@ -54,7 +54,7 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
   const sockets = []
   const live = new Client(base, { pipelining: 1 })
   try {
-    const rss = () => procStatusKb(daemon.pid, 'VmRSS') / 1024
+    const rss = () => plugvisorKb(daemon.pid, 'VmRSS') / 1024
     const baselineRssMb = rss()
 
     for (let i = 0; i < clients; i += 50) {
@@ -79,7 +79,7 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     let failed = 0
     let peakRssMb = rss()
     const sampler = setInterval(() => { peakRssMb = Math.max(peakRssMb, rss()) }, 100)
-    const cpu0 = cpuSeconds(daemon.pid)
+    const cpu0 = plugvisorCpuSeconds(daemon.pid)
     const t0 = performance.now()
     try {
       const going = () => performance.now() - t0 < produceMs
@@ -100,7 +100,7 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
     done.abort()
     await produced
     // The daemon's CPU for the window: the events to every client, the calls that made them, liveness.
-    const cpuMs = (cpuSeconds(daemon.pid) - cpu0) * 1000
+    const cpuMs = (plugvisorCpuSeconds(daemon.pid) - cpu0) * 1000
     await producer.close()
     const connected = await streamClients(base)
     for (const c of sockets.splice(0)) c.destroy()
@@ -116,7 +116,7 @@ export async function sseStall ({ clients = 200, produceMs = 10000 } = {}) {
       daemonCpuUsPerEvent: round(cpuMs * 1000 / (calls * 2), 1),
       baselineRssMb: round(baselineRssMb, 1),
       peakRssMb: round(peakRssMb, 1),
-      vmHwmMb: round(procStatusKb(daemon.pid, 'VmHWM') / 1024, 1),
+      vmHwmMb: round(plugvisorKb(daemon.pid, 'VmHWM') / 1024, 1),
       connectedAtEnd: connected,
       dropLines,
       refused,

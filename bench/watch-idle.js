@@ -4,7 +4,7 @@
 // is the watching; the window starts once it answers and has settled. Prints one JSON object.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { cleanup, cpuSeconds, exitAfter, nowMs, round, sleep, sleepPlugin, startDaemon, stopProcess, until, writeConfig } from './lib.js'
+import { cleanup, exitAfter, nowMs, round, sleep, sleepPlugin, startDaemon, stopProcess, until, writeConfig, plugvisorCpuSeconds } from './lib.js'
 
 const plugins = Number(process.argv[2] ?? 500)
 const settleSeconds = Number(process.argv[3] ?? 5)
@@ -25,10 +25,10 @@ const { child: daemon, base } = await startDaemon(config, { name: 'plugvisor dae
 try {
   await until(async () => (await fetch(`${base}/health/readiness`).catch(() => null))?.ok === true, 60000, 'the daemon to be ready')
   await sleep(settleSeconds * 1000)
-  const cpu0 = cpuSeconds(daemon.pid)
+  const cpu0 = plugvisorCpuSeconds(daemon.pid)
   const w0 = nowMs()
   await sleep(windowSeconds * 1000)
-  const percent = (cpuSeconds(daemon.pid) - cpu0) / ((nowMs() - w0) / 1000) * 100
+  const percent = (plugvisorCpuSeconds(daemon.pid) - cpu0) / ((nowMs() - w0) / 1000) * 100
   process.stdout.write(JSON.stringify({ plugins, watchedFolders: plugins + 1, windowSeconds, cpuPercentOfOneCore: round(percent, 3) }) + '\n')
 } finally {
   await stopProcess(daemon)

@@ -10,6 +10,8 @@ import type { AuditStore } from './store/audit-store.js'
 import { Supervisor } from './supervisor/supervisor.js'
 import { systemClock, systemEvery, type Clock, type Every } from './clock.js'
 import { childProcessRunner, type ProcessRunner } from './process/runner.js'
+import { createSpawnerRunner, spawnerAvailable } from './process/spawner.js'
+import { spawnerBinary } from './paths.js'
 import { newInstanceMarker } from './process/instance-marker.js'
 import { createResourceSampler, type ProcessSource, type ResourceSampler } from './resources/resource-sampler.js'
 import { createPluginMetrics, type PluginMetrics } from './metrics/plugin-metrics.js'
@@ -26,6 +28,20 @@ import { createPluginChanges, type PluginChanges } from './plugin-changes.js'
 import { createConfigWatcher, createOwnWrites, type ConfigWatcher } from './watch/config-watcher.js'
 import { createPluginWatcher } from './watch/plugin-watcher.js'
 import type { AuditEntry } from './store/audit-store.js'
+
+/**
+ * Plugins are spawned by plugvisor-spawner when it was built (and PLUGVISOR_SPAWNER is not
+ * `node`), otherwise by the daemon itself through Node's child_process.
+ */
+function defaultSpawner (logger: Logger): ReturnType<typeof createSpawnerRunner> | undefined {
+  const choice = process.env.PLUGVISOR_SPAWNER
+  if (choice === 'node') return undefined
+  if (!spawnerAvailable(spawnerBinary)) {
+    logger.warn({ spawner: spawnerBinary }, `${spawnerBinary} is not built (no C compiler at build time?): plugins are spawned by the daemon itself`)
+    return undefined
+  }
+  return createSpawnerRunner({ binary: spawnerBinary, onProblem: (message) => logger.error(message) })
+}
 
 /** Where the files named by PLUGVISOR_CONFIG_FILE live: `<dataDir>/plugin-config/<plugin>.json`. */
 export function pluginConfigDir (dataDir: string): string {
@@ -123,8 +139,9 @@ export function createDaemon (opts: DaemonOptions): Daemon {
     keepFiles: loaded.config.logs.keepFiles,
     onError: (err, plugin) => logger.error({ err, plugin }, `plugin ${plugin}: writing its log file failed: ${err.message}`)
   })
+  const spawner = opts.runner === undefined ? defaultSpawner(logger) : undefined
   const supervisor = new Supervisor({
-    runner: opts.runner ?? childProcessRunner,
+    runner: opts.runner ?? spawner ?? childProcessRunner,
     store: store.lifecycle,
     logger,
     clock: opts.clock,
@@ -300,6 +317,7 @@ export function createDaemon (opts: DaemonOptions): Daemon {
         stopMaintenance()
         // shutdown() cuts a boot short (starts still waiting for dependencies give up), then stops all.
         await supervisor.shutdown()
+        await spawner?.close()
         metrics.close()
         await booting?.catch(() => {})
         await healthMonitor.stop()

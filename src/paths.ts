@@ -16,3 +16,5 @@ function findRoot (): string {
 
 export const packageRoot = findRoot()
 export const migrationsDir = path.join(packageRoot, 'migrations')
+/** plugvisor-spawner, built from native/spawner.c by `npm run build` when a C compiler is there. */
+export const spawnerBinary = path.join(packageRoot, 'dist', 'native', 'plugvisor-spawner')

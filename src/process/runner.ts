@@ -106,64 +106,70 @@ export function waitGroupGone (pgid: number, deadline: number): Promise<boolean>
   return pollUntil(() => !groupAlive(pgid), deadline)
 }
 
-class ChildHandle implements ProcessHandle {
-  readonly #child: ChildProcess
+/**
+ * What every way of spawning shares once the leader exists: its identity, its output split in
+ * lines, the descendants that left its group, the stop, and the wait until the whole group is
+ * gone before onExit. Subclasses create the leader and report what happens to it.
+ */
+export abstract class GroupHandle implements ProcessHandle {
   readonly #cb: ProcessCallbacks
   #exited = false
   #stopping: Promise<void> | undefined
-  #done: Promise<void>
+  readonly #done: Promise<void>
   #resolveDone!: () => void
+  /** Resolves once the leader exists (or never: #done covers a failed spawn). */
+  readonly #created: Promise<void>
+  #resolveCreated!: () => void
   /** Set once the leader exited; the group may still be draining. */
   #leaderExit: { code: number | null, signal: string | null } | undefined
   #stopDeadline: number | undefined
-  readonly identity: ProcessIdentity | undefined
+  #identity: ProcessIdentity | undefined
   readonly #tag: string[]
   /** Descendants outside the group (setsid) found at the last look, with their start times. */
   #escaped: { pid: number, startTicks: number }[] = []
   /** Where pid allocation stood before the spawn: the descendants' pids come after it. */
   readonly #cursor: PidCursor | undefined
+  readonly #splitters: Record<'stdout' | 'stderr', LineSplitter>
 
   constructor (spec: SpawnSpec, cb: ProcessCallbacks) {
     this.#cb = cb
     this.#tag = spec.tag ?? []
     this.#done = new Promise((resolve) => { this.#resolveDone = resolve })
+    this.#created = new Promise((resolve) => { this.#resolveCreated = resolve })
     if (this.#tag.length > 0) this.#cursor = recentPidCursor()
-    this.#child = spawnChild(spec.command, spec.args, {
-      cwd: spec.cwd,
-      env: spec.env,
-      detached: true, // own session and process group: the group can be signalled as a whole
-      stdio: ['ignore', 'pipe', 'pipe'],
-      windowsHide: true
-    })
-    const child = this.#child
-    // libuv returns from spawn once the program is executing (or failed to): the pid and its
-    // start time are known now, before any other plugin of a start burst is spawned.
-    if (child.pid !== undefined) {
-      this.identity = { pid: child.pid, pgid: child.pid, startTicks: readProcStat(child.pid)?.startTicks ?? null, bootId: bootId() }
-      leaders.add(child.pid)
+    this.#splitters = {
+      stdout: new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine('stdout', line)),
+      stderr: new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine('stderr', line))
     }
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const splitter = new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine(stream, line))
-      child[stream]!.on('data', (chunk: Buffer) => splitter.push(chunk))
-      child[stream]!.on('end', () => splitter.end())
-      child[stream]!.on('error', () => {})
-    }
-    child.once('spawn', () => {
-      const pid = child.pid!
-      cb.onSpawn(this.identity ?? { pid, pgid: pid, startTicks: readProcStat(pid)?.startTicks ?? null, bootId: bootId() })
-    })
-    child.once('error', (err) => {
-      // 'error' without a pid is a failed spawn; with one it is a failed kill, which the group logic covers.
-      if (child.pid === undefined && !this.#exited) {
-        this.#exited = true
-        cb.onSpawnError(err)
-        this.#resolveDone()
-      }
-    })
-    child.once('exit', (code, signal) => { this.#onLeaderExit(code, signal) })
   }
 
-  get pid (): number | undefined { return this.#child.pid }
+  get pid (): number | undefined { return this.#identity?.pid }
+  get identity (): ProcessIdentity | undefined { return this.#identity }
+  /** The plugin's tag (KEY=VALUE entries of its environment), empty without an instance marker. */
+  get tag (): string[] { return this.#tag }
+  protected get exited (): boolean { return this.#exited }
+
+  /** The leader exists (its pid is not reused until it is reaped). */
+  protected created (pid: number, startTicks: number | null): ProcessIdentity {
+    this.#identity = { pid, pgid: pid, startTicks, bootId: bootId() }
+    leaders.add(pid)
+    this.#resolveCreated()
+    return this.#identity
+  }
+
+  /** The program is executing: onSpawn. */
+  protected announce (): void { this.#cb.onSpawn(this.#identity!) }
+
+  protected output (stream: 'stdout' | 'stderr', chunk: Buffer): void { this.#splitters[stream].push(chunk) }
+  protected outputEnd (stream: 'stdout' | 'stderr'): void { this.#splitters[stream].end() }
+
+  /** It could not be started. Terminal. */
+  protected failed (err: Error): void {
+    if (this.#exited) return
+    this.#exited = true
+    this.#cb.onSpawnError(err)
+    this.#resolveDone()
+  }
 
   /**
    * Descendants that left the process group, found by the tag in their environment. `created`:
@@ -171,9 +177,9 @@ class ChildHandle implements ProcessHandle {
    * of many shares one reading of every process instead).
    */
   #findEscaped (created = false): void {
-    const startTicks = this.identity?.startTicks
+    const startTicks = this.#identity?.startTicks
     if (this.#tag.length === 0 || startTicks == null) return
-    const pgid = this.identity!.pgid
+    const pgid = this.#identity!.pgid
     const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks, created ? this.#cursor : undefined, isLeader)
     const known = new Set(this.#escaped.map((e) => e.pid))
     for (const st of found) if (!known.has(st.pid)) this.#escaped.push({ pid: st.pid, startTicks: st.startTicks })
@@ -187,7 +193,7 @@ class ChildHandle implements ProcessHandle {
 
   /** The group and every escaped descendant are gone (zombies count as gone). */
   #allGone (): boolean {
-    if (groupAlive(this.#child.pid!)) return false
+    if (groupAlive(this.#identity!.pgid)) return false
     this.#escaped = this.#escaped.filter((e) => {
       const st = readProcStat(e.pid)
       return st !== undefined && st.startTicks === e.startTicks && st.state !== 'Z' && st.state !== 'X'
@@ -195,14 +201,19 @@ class ChildHandle implements ProcessHandle {
     return this.#escaped.length === 0
   }
 
-  #onLeaderExit (code: number | null, signal: string | null): void {
+  /**
+   * The leader is gone (reaped, or lost with the process that held it: `killGroup` then ends
+   * what is left of its group at once, as after a crash).
+   */
+  protected leaderExited (code: number | null, signal: string | null, killGroup = false): void {
+    if (this.#leaderExit !== undefined) return
     this.#leaderExit = { code, signal }
+    const pgid = this.#identity!.pgid
     // Reaped: its pid may be someone else's from now on.
-    leaders.delete(this.#child.pid!)
+    leaders.delete(pgid)
     if (this.#stopDeadline === undefined) this.#findEscaped(true)
-    if (this.#allGone()) return this.#finish()
-    const pgid = this.#child.pid!
-    if (this.#stopDeadline === undefined) {
+    if (!killGroup && this.#allGone()) return this.#finish()
+    if (this.#stopDeadline === undefined || killGroup) {
       // The leader died on its own and left processes behind: they would hold its port and
       // double its work after a restart, so they go at once.
       signalGroup(pgid, 'SIGKILL')
@@ -234,16 +245,12 @@ class ChildHandle implements ProcessHandle {
   }
 
   async #stop (signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
-    const pid = this.#child.pid
-    if (pid === undefined) {
-      // Not spawned yet: the spawn either fails (terminal) or succeeds, after which we stop it.
-      await new Promise<void>((resolve) => {
-        this.#child.once('spawn', resolve)
-        void this.#done.then(resolve)
-      })
+    if (this.#identity === undefined) {
+      // Not created yet: the spawn either fails (terminal) or succeeds, after which we stop it.
+      await Promise.race([this.#created, this.#done])
       if (this.#exited) return
-      return this.#stop(signal, timeoutMs)
     }
+    const pid = this.#identity!.pgid
     this.#stopDeadline = Date.now() + timeoutMs
     this.#findEscaped()
     signalGroup(pid, signal)
@@ -258,6 +265,34 @@ class ChildHandle implements ProcessHandle {
     if (this.#leaderExit !== undefined) void pollUntil(() => this.#allGone(), this.#stopDeadline).then(() => this.#finish())
     await this.#done
     clearTimeout(timer)
+  }
+}
+
+/** A plugin spawned by the daemon itself, through Node's child_process. */
+class ChildHandle extends GroupHandle {
+  constructor (spec: SpawnSpec, cb: ProcessCallbacks) {
+    super(spec, cb)
+    const child: ChildProcess = spawnChild(spec.command, spec.args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      detached: true, // own session and process group: the group can be signalled as a whole
+      stdio: ['ignore', 'pipe', 'pipe'],
+      windowsHide: true
+    })
+    // libuv returns from spawn once the program is executing (or failed to): the pid and its
+    // start time are known now, before any other plugin of a start burst is spawned.
+    if (child.pid !== undefined) this.created(child.pid, readProcStat(child.pid)?.startTicks ?? null)
+    for (const stream of ['stdout', 'stderr'] as const) {
+      child[stream]!.on('data', (chunk: Buffer) => this.output(stream, chunk))
+      child[stream]!.on('end', () => this.outputEnd(stream))
+      child[stream]!.on('error', () => {})
+    }
+    child.once('spawn', () => this.announce())
+    child.once('error', (err) => {
+      // 'error' without a pid is a failed spawn; with one it is a failed kill, which the group logic covers.
+      if (child.pid === undefined) this.failed(err)
+    })
+    child.once('exit', (code, signal) => { this.leaderExited(code, signal) })
   }
 }
 
