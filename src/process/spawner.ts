@@ -153,7 +153,10 @@ class Connection {
           const how = signal === null ? `with code ${code}` : `on ${signal}`
           onProblem(`the process spawner (pid ${child.pid}) exited ${how}${complaint === '' ? '' : `: ${complaint.trim()}`}; the ${this.#handles.size} plugins it held were killed and restart`)
         }
-        this.#lost(onGone)
+        // Closed by the daemon on its way out: what still runs stays, as when a daemon exits
+        // (the next one stops it by its record).
+        if (this.#closing) onGone()
+        else this.#lost(onGone)
         resolve()
       })
     })

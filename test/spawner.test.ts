@@ -1,0 +1,210 @@
+// Both ways of spawning plugins against one contract, with real processes: plugvisor-spawner
+// (the small C process the daemon spawns through) and Node's child_process in the daemon. Then
+// what only the spawner has: its own death, and its end with the daemon.
+import t from 'tap'
+import { chmodSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { childProcessRunner, type ProcessCallbacks, type ProcessHandle, type ProcessIdentity, type ProcessRunner, type SpawnSpec } from '../src/process/runner.js'
+import { createSpawnerRunner, spawnerAvailable, type SpawnerRunner } from '../src/process/spawner.js'
+import { spawnerBinary } from '../src/paths.js'
+import { readProcStat } from '../src/process/proc.js'
+import { alive, tempDir } from './helper.js'
+
+t.ok(spawnerAvailable(spawnerBinary), `${spawnerBinary} is built (npm run build)`)
+
+interface Run {
+  handle: ProcessHandle
+  lines: { stream: string, line: string }[]
+  spawned: Promise<ProcessIdentity>
+  /** Resolves with the exit, or the spawn error. */
+  ended: Promise<{ code: number | null, signal: string | null } | { error: NodeJS.ErrnoException }>
+  /** How many lines had come when onExit was called. */
+  linesAtExit?: number
+}
+
+function run (runner: ProcessRunner, spec: Partial<SpawnSpec> & { command: string }): Run {
+  let spawned!: (id: ProcessIdentity) => void
+  let ended!: (e: { code: number | null, signal: string | null } | { error: NodeJS.ErrnoException }) => void
+  const r: Partial<Run> = { lines: [] }
+  r.spawned = new Promise((resolve) => { spawned = resolve })
+  r.ended = new Promise((resolve) => { ended = resolve })
+  const cb: ProcessCallbacks = {
+    onSpawn: (id) => spawned(id),
+    onSpawnError: (error) => ended({ error }),
+    onExit: (code, signal) => { r.linesAtExit = r.lines!.length; ended({ code, signal }) },
+    onLine: (stream, line) => r.lines!.push({ stream, line })
+  }
+  r.handle = runner.spawn({ args: [], cwd: process.cwd(), env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, ...spec }, cb)
+  return r as Run
+}
+
+const sh = (script: string): Partial<SpawnSpec> & { command: string } => ({ command: '/bin/sh', args: ['-c', script] })
+
+const runners: [string, () => ProcessRunner][] = [
+  ['plugvisor-spawner', () => {
+    const r = createSpawnerRunner({ binary: spawnerBinary, onProblem: () => {} })
+    return r
+  }],
+  ['child_process', () => childProcessRunner]
+]
+
+for (const [name, make] of runners) {
+  t.test(name, async (t) => {
+    const runner = make()
+    t.teardown(async () => { await (runner as Partial<SpawnerRunner>).close?.() })
+
+    t.test('output of both streams in lines, in order, before the exit with its code', async (t) => {
+      const r = run(runner, sh('i=0; while [ $i -lt 2000 ]; do echo "out $i"; i=$((i+1)); done; printf "err 1\\nerr 2 no newline" >&2; exit 3'))
+      const id = await r.spawned
+      t.equal(id.pgid, id.pid, 'the plugin leads its own process group')
+      t.equal(id.startTicks, readProcStat(id.pid)?.startTicks ?? id.startTicks, 'its start time as /proc has it')
+      t.same(await r.ended, { code: 3, signal: null })
+      const out = r.lines.filter((l) => l.stream === 'stdout').map((l) => l.line)
+      t.same(out, Array.from({ length: 2000 }, (_, i) => `out ${i}`), 'every stdout line, in order')
+      await t.resolveMatch(until(() => r.lines.filter((l) => l.stream === 'stderr').length === 2), true)
+      t.same(r.lines.filter((l) => l.stream === 'stderr').map((l) => l.line), ['err 1', 'err 2 no newline'], 'stderr, the unfinished last line at its end')
+      t.ok(r.linesAtExit! >= 2000, 'what it printed before it exited came before onExit')
+    })
+
+    t.test('a signal that ends it is reported by name', async (t) => {
+      const r = run(runner, sh('kill -KILL $$'))
+      await r.spawned
+      t.same(await r.ended, { code: null, signal: 'SIGKILL' })
+    })
+
+    t.test('its own session, stdin from /dev/null, exactly the given environment and folder, signals at their defaults', async (t) => {
+      const dir = tempDir()
+      const r = run(runner, {
+        ...sh('echo "sid $(cut -d" " -f6 /proc/$$/stat)"; echo "stdin $(readlink /proc/$$/fd/0)"; echo "pwd $(pwd)"; env | sort'),
+        cwd: dir,
+        env: { PATH: '/usr/bin:/bin', ONLY: 'this' }
+      })
+      const id = await r.spawned
+      await r.ended
+      const lines = r.lines.map((l) => l.line)
+      t.ok(lines.includes(`sid ${id.pid}`), 'its own session')
+      t.ok(lines.includes('stdin /dev/null'))
+      t.ok(lines.includes(`pwd ${dir}`))
+      // sh adds PWD, SHLVL and _; tap's coverage adds its own to whatever Node's child_process spawns.
+      const added = /^(PWD|SHLVL|_|_TAPJS_[A-Z_]+)=|^NODE_OPTIONS=.*@tapjs/
+      t.same(lines.filter((l) => /^[A-Z_]+=/.test(l) && !added.test(l)), ['ONLY=this', 'PATH=/usr/bin:/bin'], 'nothing but the given environment')
+      // The program itself reads its mask and what it ignores (a shell blocks signals while it forks).
+      const sig = run(runner, { command: 'grep', args: ['-E', '^Sig(Ign|Blk)', '/proc/self/status'] })
+      await sig.ended
+      t.same(sig.lines.map((l) => l.line), ['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000'], 'no signal blocked or ignored (the spawner ignores SIGPIPE, SIGTERM...)')
+    })
+
+    t.test('a program found on the given PATH; the spawn errors as Node names them', async (t) => {
+      const dir = tempDir()
+      const prog = path.join(dir, 'hello')
+      writeFileSync(prog, '#!/bin/sh\necho hello from path\n')
+      chmodSync(prog, 0o755)
+      const notExec = path.join(dir, 'plain')
+      writeFileSync(notExec, 'echo no\n')
+      const found = run(runner, { command: 'hello', env: { PATH: `${dir}:/usr/bin:/bin` } })
+      await found.spawned
+      await found.ended
+      t.same(found.lines.map((l) => l.line), ['hello from path'])
+      const cases: [Partial<SpawnSpec> & { command: string }, string][] = [
+        [{ command: 'no-such-program-here' }, 'ENOENT'],
+        [{ command: notExec }, 'EACCES'],
+        [{ command: '/bin/sh', cwd: path.join(dir, 'missing') }, 'ENOENT']
+      ]
+      for (const [spec, code] of cases) {
+        const r = run(runner, spec)
+        const e = await r.ended
+        t.ok('error' in e, `${spec.command}: a spawn error`)
+        if (!('error' in e)) continue
+        t.equal(e.error.code, code)
+        t.equal(e.error.message, `spawn ${spec.command} ${code}`)
+        t.equal(r.handle.pid, undefined, 'no pid')
+      }
+    })
+
+    t.test('stop: the group with its grandchild gone, SIGKILL after the timeout for what ignores the signal', async (t) => {
+      const r = run(runner, sh('trap "" TERM; sleep 300 & echo "child $!"; while :; do sleep 1; done'))
+      const id = await r.spawned
+      await until(() => r.lines.length > 0)
+      const grandchild = Number(r.lines[0].line.split(' ')[1])
+      t.teardown(() => { try { process.kill(-id.pgid, 'SIGKILL') } catch {} })
+      await r.handle.stop('SIGTERM', 300)
+      t.same(await r.ended, { code: null, signal: 'SIGKILL' }, 'the leader ignored SIGTERM')
+      t.notOk(alive(id.pid))
+      t.notOk(alive(grandchild), 'the grandchild is gone too')
+    })
+
+    t.test('a stop right after spawn() returned waits for the process and stops it', async (t) => {
+      const r = run(runner, { command: 'sleep', args: ['300'] })
+      await r.handle.stop('SIGTERM', 2000)
+      const id = await r.spawned
+      t.same(await r.ended, { code: null, signal: 'SIGTERM' })
+      t.notOk(alive(id.pid))
+    })
+
+    t.test('a leader that exits leaves no process of its group behind', async (t) => {
+      const r = run(runner, sh('sleep 300 & echo "child $!"'))
+      const id = await r.spawned
+      t.teardown(() => { try { process.kill(-id.pgid, 'SIGKILL') } catch {} })
+      t.same(await r.ended, { code: 0, signal: null })
+      const grandchild = Number(r.lines.find((l) => l.line.startsWith('child '))!.line.split(' ')[1])
+      t.notOk(alive(grandchild), 'the leftover was killed before onExit')
+    })
+  })
+}
+
+t.test('plugvisor-spawner killed: what it held is killed and reported, the next spawn gets a new spawner', async (t) => {
+  const problems: string[] = []
+  const runner = createSpawnerRunner({ binary: spawnerBinary, onProblem: (m) => problems.push(m) })
+  t.teardown(() => runner.close())
+  const r = run(runner, sh('sleep 300 & echo "child $!"; wait'))
+  const id = await r.spawned
+  t.teardown(() => { try { process.kill(-id.pgid, 'SIGKILL') } catch {} })
+  await until(() => r.lines.length > 0)
+  const grandchild = Number(r.lines[0].line.split(' ')[1])
+  const first = runner.pid!
+  t.equal(readFileSync(`/proc/${first}/comm`, 'latin1').trim(), 'plugvisor-spawn', 'the spawner runs')
+  t.equal(readProcStat(id.pid)?.ppid, first, 'the plugin is the spawner\'s child')
+  process.kill(first, 'SIGKILL')
+  t.same(await r.ended, { code: null, signal: 'SIGKILL' })
+  t.notOk(alive(id.pid), 'the plugin is gone')
+  t.notOk(alive(grandchild), 'its grandchild too')
+  t.match(problems, [/the process spawner \(pid \d+\) exited on SIGKILL; the 1 plugins it held were killed and restart/])
+  const again = run(runner, { command: 'true' })
+  await again.spawned
+  t.same(await again.ended, { code: 0, signal: null }, 'a new spawner serves the next spawn')
+  t.not(runner.pid, first)
+})
+
+t.test('plugvisor-spawner ends when the daemon closes it, and on its own when its daemon dies (the plugins stay for the next daemon)', async (t) => {
+  const runner = createSpawnerRunner({ binary: spawnerBinary, onProblem: () => {} })
+  const r = run(runner, { command: 'true' })
+  await r.ended
+  const pid = runner.pid!
+  await runner.close()
+  t.notOk(alive(pid), 'closed: exited')
+  // SIGTERM and SIGINT (a Ctrl-C in the daemon's terminal) are the daemon's to answer: ignored.
+  const other = createSpawnerRunner({ binary: spawnerBinary, onProblem: () => {} })
+  t.teardown(() => other.close())
+  const s = run(other, { command: 'sleep', args: ['300'] })
+  const id = await s.spawned
+  t.teardown(() => { try { process.kill(-id.pgid, 'SIGKILL') } catch {} })
+  const spawnerPid = other.pid!
+  process.kill(spawnerPid, 'SIGTERM')
+  process.kill(spawnerPid, 'SIGINT')
+  const after = run(other, { command: 'true' })
+  t.same(await after.ended, { code: 0, signal: null }, 'it still spawns after SIGTERM and SIGINT')
+  t.equal(other.pid, spawnerPid, 'the same spawner')
+  t.equal(readlinkSync(`/proc/${id.pid}/fd/0`), '/dev/null')
+  await other.close()
+  t.ok(alive(id.pid), 'a plugin still running when the spawner ends stays (the next daemon stops it by its record)')
+})
+
+/** Polls a condition every few ms (the processes are real; nothing to await). */
+async function until (fn: () => boolean, ms = 10000): Promise<true> {
+  const deadline = Date.now() + ms
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  return true
+}
