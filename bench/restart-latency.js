@@ -4,10 +4,11 @@
 // stdout and stderr piped and read: each costs the spawn and the exit about a millisecond on
 // this machine); the plain respawner (stdio 'ignore', no group) is measured too and reported
 // beside it. The harness SIGKILLs the current pid, then times
-//   - until a new child of the supervising process shows in /proc (polled every 50 us), and
+//   - until a new child of the supervising process (or of its plugvisor-spawner) shows in /proc
+//     (polled every 50 us), and
 //   - until the supervisor reports it running (plugvisor: its `transition` to running).
 import path from 'node:path'
-import { childrenOf, exitedWithin, nowMs, sleep, sleepPlugin, sleepSyncUs, startProcess, stats, stopProcess, trackStray, writeConfig, ROOT } from './lib.js'
+import { childrenOf, exitedWithin, plugvisorPids, nowMs, sleep, sleepPlugin, sleepSyncUs, startProcess, stats, stopProcess, trackStray, writeConfig, ROOT } from './lib.js'
 
 const WORKER = path.join(ROOT, 'bench/restart-worker.js')
 
@@ -43,11 +44,13 @@ async function killOnce (w) {
   const running = nextRunning(w, (m) => m.pid !== old, 5000)
   const t0 = nowMs()
   process.kill(old, 'SIGKILL')
-  // Blocking poll of /proc: the supervised side runs in other processes.
+  // Blocking poll of /proc: the supervised side runs in other processes. plugvisor's plugins are
+  // children of its plugvisor-spawner (a child of the daemon) when it spawns through one.
+  const parents = plugvisorPids(w.child.pid)
   let procAt = NaN
   const deadline = t0 + 2000
   for (;;) {
-    const kids = childrenOf(w.child.pid)
+    const kids = parents.flatMap(childrenOf).filter((k) => !parents.includes(k))
     if (kids.some((k) => k !== old)) { procAt = nowMs(); break }
     if (nowMs() > deadline) break
     sleepSyncUs(50)
