@@ -70,6 +70,23 @@ t.test('a search of tagged processes leaves out the pids it is told to skip, wit
   t.same(findTaggedThisTurn(tag).map((st) => st.pid).sort((a, b) => a - b), [skipped, found].sort((a, b) => a - b), 'without it, both are found (a new turn reads again)')
 })
 
+t.test('the shared search of a turn reads only the processes created since the cursor it is given (the oldest spawn still supervised)', async (t) => {
+  const tag = [`PLUGVISOR_TEST=${process.pid}.${Date.now()}.since`]
+  const spawnTagged = async () => {
+    const c = spawn('sleep', ['30'], { stdio: 'ignore', env: { PATH: process.env.PATH, PLUGVISOR_TEST: tag[0].slice(tag[0].indexOf('=') + 1) } })
+    t.teardown(() => { c.kill('SIGKILL') })
+    await once(c, 'spawn')
+    return c.pid!
+  }
+  const older = await spawnTagged()
+  const cursor = readPidCursor()!
+  const newer = await spawnTagged()
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(findTaggedThisTurn(tag, () => true, undefined, undefined, cursor).map((st) => st.pid), [newer], 'only the one created since the cursor')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(findTaggedThisTurn(tag).map((st) => st.pid).sort((a, b) => a - b), [older, newer].sort((a, b) => a - b), 'without it, both')
+})
+
 t.test('parseProcStat reads the fields after the last parenthesis, whatever the command name holds', async (t) => {
   const line = '4321 (a (b) c) d) S 1 4300 4300 0 -1 4194560 10 0 0 0 17 23 0 0 20 0 1 0 98765 12345678 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n'
   t.same(parseProcStat(line), { pid: 4321, state: 'S', ppid: 1, pgid: 4300, utimeTicks: 17, stimeTicks: 23, startTicks: 98765, rssPages: 321 })

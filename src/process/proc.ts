@@ -303,12 +303,15 @@ let narrowedThisTurn = false
  * `skip` leaves out pids that are never to be found (the caller's own plugin processes, each
  * tagged with its own plugin, alive and so not reused: a stop of 500 read them all, half of the
  * machine's processes, to find none). Every caller of a turn must pass the same one.
+ * `everyoneSince`: a cursor read before every process any caller of the turn looks for was
+ * created (the oldest spawn of the plugins still supervised): the shared reading covers only
+ * the processes created since, when that can be told.
  * With `createdSince` (a cursor read before the processes looked for were created), the first
  * search of a turn reads only the processes created since, when that can be told (pidsBetween):
  * the one plugin process that exited on its own is followed by a handful of reads, not one per
  * process of the machine, before its restart.
  */
-export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolean = () => true, createdSince?: PidCursor, skip?: (pid: number) => boolean): ProcStat[] {
+export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolean = () => true, createdSince?: PidCursor, skip?: (pid: number) => boolean, everyoneSince?: PidCursor): ProcStat[] {
   if (tag.length === 0) return []
   if (thisTurn === undefined && createdSince !== undefined && !narrowedThisTurn) {
     const now = readPidCursor()
@@ -322,7 +325,9 @@ export function findTaggedThisTurn (tag: string[], pre: (st: ProcStat) => boolea
   if (thisTurn === undefined) {
     const byEntry = new Map<string, ProcStat[]>()
     const entriesOf = new Map<number, Set<string>>()
-    for (const st of scanProcesses('/proc', undefined, skip)) {
+    const now = everyoneSince === undefined ? undefined : readPidCursor()
+    const range = now === undefined ? undefined : pidsBetween(everyoneSince!, now, pidMax())
+    for (const st of scanProcesses('/proc', range, skip)) {
       if (st.state === 'Z' || st.state === 'X' || st.pid === process.pid) continue
       const tagged = new Set<string>()
       for (const entry of readEnviron(st.pid) ?? []) {

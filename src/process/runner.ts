@@ -13,6 +13,18 @@ import { LineSplitter } from './line-splitter.js'
 const leaders = new Set<number>()
 const isLeader = (pid: number): boolean => leaders.has(pid)
 
+/**
+ * The pid cursor read before each tagged plugin still supervised here was spawned: every
+ * descendant of those plugins was created after the oldest of them, so a search for escaped
+ * descendants reads only the processes created since (on a busy machine most processes are older).
+ */
+const liveCursors = new Set<PidCursor>()
+function oldestLiveCursor (): PidCursor | undefined {
+  let oldest: PidCursor | undefined
+  for (const c of liveCursors) if (oldest === undefined || c.forks < oldest.forks) oldest = c
+  return oldest
+}
+
 /** How long a process group gets to be gone after SIGKILL before the runner stops waiting (ms). */
 export const KILL_GRACE_MS = 5000
 
@@ -136,7 +148,11 @@ export abstract class GroupHandle implements ProcessHandle {
     this.#tag = spec.tag ?? []
     this.#done = new Promise((resolve) => { this.#resolveDone = resolve })
     this.#created = new Promise((resolve) => { this.#resolveCreated = resolve })
-    if (this.#tag.length > 0) this.#cursor = recentPidCursor()
+    if (this.#tag.length > 0) {
+      this.#cursor = recentPidCursor()
+      if (this.#cursor !== undefined) liveCursors.add(this.#cursor)
+      void this.#done.then(() => { if (this.#cursor !== undefined) liveCursors.delete(this.#cursor) })
+    }
     this.#splitters = {
       stdout: new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine('stdout', line)),
       stderr: new LineSplitter(MAX_LINE_BYTES, (line) => cb.onLine('stderr', line))
@@ -180,7 +196,7 @@ export abstract class GroupHandle implements ProcessHandle {
     const startTicks = this.#identity?.startTicks
     if (this.#tag.length === 0 || startTicks == null) return
     const pgid = this.#identity!.pgid
-    const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks, created ? this.#cursor : undefined, isLeader)
+    const found = findTaggedThisTurn(this.#tag, (st) => st.pgid !== pgid && st.startTicks >= startTicks, created ? this.#cursor : undefined, isLeader, oldestLiveCursor())
     const known = new Set(this.#escaped.map((e) => e.pid))
     for (const st of found) if (!known.has(st.pid)) this.#escaped.push({ pid: st.pid, startTicks: st.startTicks })
   }
