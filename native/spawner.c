@@ -21,7 +21,9 @@
  * Each plugin runs as the daemon's child_process.spawn runs it (detached, stdin /dev/null,
  * stdout and stderr piped): its own session and process group, the given environment and
  * working folder, the program found on the environment's PATH, signals at their defaults.
- * Output read before a leader is reaped is sent before its EXITED frame.
+ * A spawn is answered once its exec worked or failed, without holding up the next one (its
+ * fork is done; the exec runs on the other core). A plugin's output comes after its SPAWNED
+ * frame, and what it printed before it was reaped comes before its EXITED frame.
  *
  * When its stdin ends (the daemon exited, cleanly or not) the spawner exits at once and leaves
  * the plugins alone, as a daemon that dies leaves its children: the next daemon finds them by
@@ -53,6 +55,10 @@ struct child {
   uint32_t id;
   pid_t pid;              /* 0 once reaped */
   int fd[2];              /* read ends of stdout, stderr; -1 once closed */
+  int status;             /* read end of the exec status pipe until exec is known to have worked or failed; -1 then */
+  int reaped;             /* waitpid returned it (its status is in wait_status) */
+  int wait_status;
+  uint64_t start_ticks;   /* read right after fork, while it cannot have been reaped */
   struct child *next;
 };
 
@@ -137,7 +143,7 @@ static struct child *find_id (uint32_t id) {
 }
 
 static void forget_if_done (struct child *c) {
-  if (c->pid != 0 || c->fd[0] >= 0 || c->fd[1] >= 0) return;
+  if (c->pid != 0 || c->status >= 0 || c->fd[0] >= 0 || c->fd[1] >= 0) return;
   for (struct child **p = &children; *p != NULL; p = &(*p)->next) {
     if (*p == c) { *p = c->next; free(c); return; }
   }
@@ -166,6 +172,50 @@ static void drain (struct child *c, int stream, int all) {
   }
 }
 
+/* The leader is reaped and its exec was reported: what it printed, then EXITED. */
+static void exited (struct child *c) {
+  drain(c, 1, 1);
+  drain(c, 2, 1);
+  c->pid = 0;
+  int32_t st = c->wait_status;
+  send_frame(EXITED, c->id, &st, 4, NULL, 0);
+  forget_if_done(c);
+}
+
+/*
+ * The exec status pipe is readable: closed by a successful exec (SPAWNED, and its output is
+ * read from now on, so no output comes before SPAWNED), or the errno of a failed chdir or exec
+ * (FAILED; the child exits at once).
+ */
+static void exec_done (struct child *c) {
+  int e = 0;
+  ssize_t r;
+  while ((r = read(c->status, &e, sizeof e)) < 0 && errno == EINTR) {}
+  if (r < 0 && errno == EAGAIN) return;
+  epoll_ctl(epfd, EPOLL_CTL_DEL, c->status, NULL);
+  close(c->status);
+  c->status = -1;
+  if (r > 0) {
+    if (!c->reaped) while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR) {}
+    close(c->fd[0]);
+    close(c->fd[1]);
+    c->fd[0] = c->fd[1] = -1;
+    c->pid = 0;
+    int32_t e32 = e;
+    send_frame(FAILED, c->id, &e32, 4, NULL, 0);
+    forget_if_done(c);
+    return;
+  }
+  watch(c->fd[0], c, 1);
+  watch(c->fd[1], c, 2);
+  unsigned char body[12];
+  int32_t p32 = c->pid;
+  memcpy(body, &p32, 4);
+  memcpy(body + 4, &c->start_ticks, 8);
+  send_frame(SPAWNED, c->id, body, 12, NULL, 0);
+  if (c->reaped) exited(c);
+}
+
 static void reap (void) {
   for (;;) {
     int status;
@@ -173,12 +223,11 @@ static void reap (void) {
     if (pid <= 0) return;
     for (struct child *c = children; c != NULL; c = c->next) {
       if (c->pid != pid) continue;
-      drain(c, 1, 1);
-      drain(c, 2, 1);
-      c->pid = 0;
-      int32_t st = status;
-      send_frame(EXITED, c->id, &st, 4, NULL, 0);
-      forget_if_done(c);
+      c->reaped = 1;
+      c->wait_status = status;
+      /* Exited before its exec was reported: the status pipe is closed by now, and says which. */
+      if (c->status >= 0) exec_done(c);
+      else exited(c);
       break;
     }
   }
@@ -247,37 +296,21 @@ static void spawn_one (uint32_t id, char *payload, uint32_t len) {
   close(out[1]);
   close(errp[1]);
   close(status[1]);
-  int e = 0;
-  ssize_t r;
-  while ((r = read(status[0], &e, sizeof e)) < 0 && errno == EINTR) {}
-  close(status[0]);
-  if (r > 0) {
-    /* chdir or exec failed: the child has exited already (or is about to). */
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-    close(out[0]);
-    close(errp[0]);
-    int32_t e32 = e;
-    send_frame(FAILED, id, &e32, 4, NULL, 0);
-    return;
-  }
+  /* Whether exec worked is read when the status pipe says so: the next spawn does not wait. */
   struct child *c = calloc(1, sizeof *c);
   if (c == NULL) die("calloc");
   c->id = id;
   c->pid = pid;
   c->fd[0] = out[0];
   c->fd[1] = errp[0];
+  c->status = status[0];
+  c->start_ticks = start_ticks(pid);
   fcntl(out[0], F_SETFL, O_NONBLOCK);
   fcntl(errp[0], F_SETFL, O_NONBLOCK);
+  fcntl(status[0], F_SETFL, O_NONBLOCK);
   c->next = children;
   children = c;
-  watch(out[0], c, 1);
-  watch(errp[0], c, 2);
-  unsigned char body[12];
-  int32_t p32 = pid;
-  uint64_t ticks = start_ticks(pid);
-  memcpy(body, &p32, 4);
-  memcpy(body + 4, &ticks, 8);
-  send_frame(SPAWNED, id, body, 12, NULL, 0);
+  watch(status[0], c, 3);
 }
 
 static void handle_request (void) {
@@ -337,8 +370,12 @@ int main (void) {
         reaping = 1;
       } else {
         struct child *c = find_id((uint32_t)(key >> 8));
-        if (c != NULL) {
-          drain(c, (int)(key & 0xff), 0);
+        if (c == NULL) continue;
+        int which = (int)(key & 0xff);
+        if (which == 3) {
+          if (c->status >= 0) exec_done(c);
+        } else {
+          drain(c, which, 0);
           forget_if_done(c);
         }
       }
