@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Build stage: compiles TypeScript and better-sqlite3 (native) with the toolchain.
+# Build stage: compiles TypeScript, better-sqlite3 (native) and plugvisor-spawner with the toolchain.
 FROM node:20-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
@@ -8,6 +8,8 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY routes ./routes
+# plugvisor-spawner (C) is built here with the same toolchain; the runtime stage gets it in dist/.
+COPY native ./native
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: no compiler, non-root, only what runs.
