@@ -89,11 +89,8 @@ export function groupMembers (pgid: number, procRoot = '/proc'): ProcStat[] {
  * may never reap them. The cheap signal-0 probe answers the common case without reading /proc.
  */
 export function groupAlive (pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0)
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  const failed = trySignal(-pgid, 0)
+  if (failed !== undefined) return failed === 'EPERM'
   const members = groupMembers(pgid)
   // No /proc (not Linux): trust the signal probe.
   if (members.length === 0) return !procAvailable()
@@ -108,11 +105,24 @@ function procAvailable (): boolean {
 
 /** Sends a signal to a whole process group; false when no such group exists. */
 export function signalGroup (pgid: number, signal: NodeJS.Signals): boolean {
+  return trySignal(-pgid, signal) === undefined
+}
+
+/**
+ * process.kill without the stack trace of its error: a stop of 500 asks each group "gone yet?"
+ * and is answered ESRCH 500 times, and capturing the stack is most of what such an error costs.
+ * Returns the error's code (ESRCH, EPERM) or undefined when the signal was sent.
+ */
+function trySignal (target: number, signal: NodeJS.Signals | 0): string | undefined {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
   try {
-    process.kill(-pgid, signal)
-    return true
-  } catch {
-    return false
+    process.kill(target, signal)
+    return undefined
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'UNKNOWN'
+  } finally {
+    Error.stackTraceLimit = limit
   }
 }
 
