@@ -125,13 +125,13 @@ async function main () {
       pass: life.statusApiMs.median <= 10
     },
     {
-      figure: `daemon peak RSS, ${n} running, after every phase`,
+      figure: `peak RSS of plugvisor (daemon + spawner), ${n} running, after every phase`,
       measured: `${Object.entries(life.peakRssMb).map(([k, v]) => `${k} ${fmt(v, 'MB', 1)}`).join('; ')}; invoke load (1 plugin) ${fmt(invoke.daemonPeakRssMb, 'MB', 1)}`,
       budget: '<= 80 MB',
       pass: peakValues.every((v) => v <= 80)
     },
     {
-      figure: `daemon CPU, ${n} idle, ${life.idleCpu.seconds} s from ${life.idleCpu.fromSecondsAfterStart} s after the start`,
+      figure: `plugvisor CPU (daemon + spawner), ${n} idle, ${life.idleCpu.seconds} s from ${life.idleCpu.fromSecondsAfterStart} s after the start`,
       measured: `${fmt(life.idleCpu.percentOfOneCore, '%')} of one core`,
       budget: '<= 0.3 %',
       pass: life.idleCpu.percentOfOneCore <= 0.3
