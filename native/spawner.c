@@ -157,7 +157,9 @@ static void drain (struct child *c, int stream, int all) {
     if (r > 0) {
       uint8_t s = (uint8_t)stream;
       send_frame(OUTPUT, c->id, &s, 1, chunk, (size_t)r);
-      if (!all && r < (ssize_t)sizeof chunk) return;
+      /* One read per readiness: a plugin that prints without pause cannot hold up the others,
+       * the spawns and the reaping (epoll reports its pipe again). */
+      if (!all) return;
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
@@ -346,6 +348,8 @@ int main (void) {
   if (epfd < 0) die("epoll_create1");
   fcntl(0, F_SETFD, FD_CLOEXEC);
   fcntl(1, F_SETFD, FD_CLOEXEC);
+  /* Room for a burst of output while the daemon is busy (the system's limit caps it). */
+  fcntl(1, F_SETPIPE_SZ, 1 << 20);
   struct epoll_event ev = { .events = EPOLLIN };
   ev.data.u64 = UINT64_MAX;
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, 0, &ev) < 0) die("epoll_ctl");

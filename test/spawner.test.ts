@@ -5,7 +5,7 @@ import t from 'tap'
 import { chmodSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { childProcessRunner, type ProcessCallbacks, type ProcessHandle, type ProcessIdentity, type ProcessRunner, type SpawnSpec } from '../src/process/runner.js'
-import { createSpawnerRunner, spawnerAvailable, type SpawnerRunner } from '../src/process/spawner.js'
+import { createSpawnerRunner, FrameReader, spawnerAvailable, type SpawnerRunner } from '../src/process/spawner.js'
 import { spawnerBinary } from '../src/paths.js'
 import { readProcStat } from '../src/process/proc.js'
 import { alive, tempDir } from './helper.js'
@@ -40,6 +40,33 @@ function run (runner: ProcessRunner, spec: Partial<SpawnSpec> & { command: strin
 
 const sh = (script: string): Partial<SpawnSpec> & { command: string } => ({ command: '/bin/sh', args: ['-c', script] })
 
+t.test('frames out of the spawner\'s pipe are read whole wherever the reads cut them', async (t) => {
+  const frame = (type: number, id: number, body: Buffer): Buffer => {
+    const head = Buffer.alloc(9)
+    head.writeUInt32LE(5 + body.length, 0)
+    head[4] = type
+    head.writeUInt32LE(id, 5)
+    return Buffer.concat([head, body])
+  }
+  const sent = [frame(3, 1, Buffer.from('\x01hello\n')), frame(5, 2, Buffer.alloc(4, 7)), frame(3, 70000, Buffer.alloc(3000, 0x61)), frame(4, 3, Buffer.from([2]))]
+  const stream = Buffer.concat(sent)
+  const want = sent.map((f) => [f[4], f.readUInt32LE(5), f.subarray(9).toString('hex')])
+  let bad = 0
+  // Every place of one cut, then every second byte on its own.
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const got: unknown[] = []
+    const reader = new FrameReader((type, id, body) => got.push([type, id, body.toString('hex')]))
+    reader.push(stream.subarray(0, cut))
+    reader.push(stream.subarray(cut))
+    if (JSON.stringify(got) !== JSON.stringify(want)) bad++
+  }
+  t.equal(bad, 0, `one cut anywhere in ${stream.length} bytes: the same frames`)
+  const got: unknown[] = []
+  const reader = new FrameReader((type, id, body) => got.push([type, id, body.toString('hex')]))
+  for (let i = 0; i < stream.length; i += 2) reader.push(stream.subarray(i, i + 2))
+  t.same(got, want, 'two bytes at a time: the same frames')
+})
+
 const runners: [string, () => ProcessRunner][] = [
   ['plugvisor-spawner', () => {
     const r = createSpawnerRunner({ binary: spawnerBinary, onProblem: () => {} })
@@ -64,6 +91,17 @@ for (const [name, make] of runners) {
       await t.resolveMatch(until(() => r.lines.filter((l) => l.stream === 'stderr').length === 2), true)
       t.same(r.lines.filter((l) => l.stream === 'stderr').map((l) => l.line), ['err 1', 'err 2 no newline'], 'stderr, the unfinished last line at its end')
       t.ok(r.linesAtExit! >= 2000, 'what it printed before it exited came before onExit')
+    })
+
+    t.test('megabytes of output from several plugins at once arrive whole, line by line', async (t) => {
+      // Long lines of known content: frames of the spawner's pipe are cut by the ends of reads.
+      const script = 'for i in $(seq 1 300); do printf "%s-%05d-%s\\n" "$1" "$i" "$(printf "%04990d" "$i")"; done'
+      const runs = ['a', 'b', 'c'].map((name) => ({ name, r: run(runner, { command: '/bin/sh', args: ['-c', script, 'sh', name] }) }))
+      for (const { name, r } of runs) {
+        t.same(await r.ended, { code: 0, signal: null })
+        const want = Array.from({ length: 300 }, (_, i) => `${name}-${String(i + 1).padStart(5, '0')}-${String(i + 1).padStart(4990, '0')}`)
+        t.ok(r.lines.length === 300 && r.lines.every((l, i) => l.line === want[i]), `${name}: 300 lines of 5,002 bytes, each exact`)
+      }
     })
 
     t.test('a signal that ends it is reported by name', async (t) => {

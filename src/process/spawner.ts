@@ -126,19 +126,91 @@ export interface SpawnerOptions {
   onProblem: (message: string) => void
 }
 
+/**
+ * Frames out of the spawner's pipe: u32 length, u8 type, u32 id, body. A frame cut by the end of
+ * a read is completed in a buffer of its own size (the bytes of a read are never copied as a
+ * whole); a read that ends inside a frame's length keeps those few bytes.
+ */
+export class FrameReader {
+  readonly #onFrame: (type: number, id: number, body: Buffer) => void
+  /** A frame cut by the end of a read, and how many of its bytes came. */
+  #pending: Buffer | undefined
+  #filled = 0
+
+  constructor (onFrame: (type: number, id: number, body: Buffer) => void) {
+    this.#onFrame = onFrame
+  }
+
+  push (chunk: Buffer): void {
+    let at = 0
+    if (this.#pending !== undefined) {
+      at = this.#fillPending(chunk)
+      if (this.#pending !== undefined) return
+    }
+    while (chunk.length - at >= HEAD) {
+      const len = chunk.readUInt32LE(at)
+      if (chunk.length - at < 4 + len) break
+      this.#dispatch(chunk, at, len)
+      at += 4 + len
+    }
+    if (at < chunk.length) {
+      this.#pending = Buffer.from(chunk.subarray(at))
+      this.#filled = this.#pending.length
+      if (this.#pending.length >= 4) this.#grow()
+    }
+  }
+
+  /** Once the length of the pending frame is known: a buffer of the whole frame's size. */
+  #grow (): void {
+    const p = this.#pending!
+    const whole = Buffer.allocUnsafe(4 + p.readUInt32LE(0))
+    p.copy(whole, 0, 0, this.#filled)
+    this.#pending = whole
+  }
+
+  /** Completes the pending frame from the front of `chunk`; returns where the rest begins. */
+  #fillPending (chunk: Buffer): number {
+    let at = 0
+    if (this.#filled < 4) {
+      // Its length was cut: take its remaining bytes first.
+      const take = Math.min(4 - this.#filled, chunk.length)
+      const head = Buffer.concat([this.#pending!.subarray(0, this.#filled), chunk.subarray(0, take)])
+      this.#pending = head
+      this.#filled = head.length
+      at = take
+      if (this.#filled < 4) return at
+      this.#grow()
+    }
+    const p = this.#pending!
+    const take = Math.min(p.length - this.#filled, chunk.length - at)
+    chunk.copy(p, this.#filled, at, at + take)
+    this.#filled += take
+    at += take
+    if (this.#filled < p.length) return at
+    this.#pending = undefined
+    this.#dispatch(p, 0, p.length - 4)
+    return at
+  }
+
+  #dispatch (buf: Buffer, at: number, len: number): void {
+    if (len < 5) return
+    this.#onFrame(buf[at + 4], buf.readUInt32LE(at + 5), buf.subarray(at + HEAD, at + 4 + len))
+  }
+}
+
 /** One running spawner and the plugins it holds. */
 class Connection {
   readonly #child: ChildProcess
   readonly #handles = new Map<number, SpawnedHandle>()
   #nextId = 1
-  #pending: Buffer | undefined
+  readonly #frames = new FrameReader((type, id, body) => this.#handles.get(id)?.frame(type, body))
   #closing = false
   readonly exited: Promise<void>
 
   constructor (binary: string, onProblem: (message: string) => void, onGone: () => void) {
     this.#child = spawnChild(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] })
     const child = this.#child
-    child.stdout!.on('data', (chunk: Buffer) => this.#read(chunk))
+    child.stdout!.on('data', (chunk: Buffer) => this.#frames.push(chunk))
     let complaint = ''
     child.stderr!.setEncoding('utf8').on('data', (text: string) => { complaint += text })
     child.stdin!.on('error', () => {})
@@ -174,24 +246,6 @@ class Connection {
     this.#handles.set(id, handle)
     this.#child.stdin!.write(spawnRequest(id, spec))
     return handle
-  }
-
-  #read (chunk: Buffer): void {
-    let buf = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk])
-    let at = 0
-    while (buf.length - at >= HEAD) {
-      const len = buf.readUInt32LE(at)
-      if (buf.length - at < 4 + len) break
-      const type = buf[at + 4]
-      const id = buf.readUInt32LE(at + 5)
-      this.#handles.get(id)?.frame(type, buf.subarray(at + HEAD, at + 4 + len))
-      at += 4 + len
-    }
-    if (at === buf.length) this.#pending = undefined
-    else {
-      buf = buf.subarray(at)
-      this.#pending = Buffer.from(buf)
-    }
   }
 
   #lost (onGone: () => void): void {
