@@ -48,7 +48,7 @@ extern char **environ;
 enum { SPAWN = 1 };
 enum { SPAWNED = 1, FAILED = 2, OUTPUT = 3, CLOSED = 4, EXITED = 5 };
 
-#define READ_CHUNK 65536
+#define READ_CHUNK 32768
 #define MAX_REQUEST (64u << 20)
 
 struct child {
@@ -84,14 +84,37 @@ static void send_all (struct iovec *iov, int n) {
   }
 }
 
+/*
+ * Frames wait here until the end of the event loop's turn (or until the next one would not fit):
+ * 500 plugins printing a line each make one write to the daemon, not 500.
+ */
+static unsigned char obuf[1 << 16];
+static size_t olen;
+
+static void flush (void) {
+  if (olen == 0) return;
+  struct iovec iov = { obuf, olen };
+  olen = 0;
+  send_all(&iov, 1);
+}
+
 static void send_frame (uint8_t type, uint32_t id, const void *a, size_t alen, const void *b, size_t blen) {
   unsigned char head[9];
   uint32_t len = (uint32_t)(5 + alen + blen);
   memcpy(head, &len, 4);
   head[4] = type;
   memcpy(head + 5, &id, 4);
-  struct iovec iov[3] = { { head, 9 }, { (void *)a, alen }, { (void *)b, blen } };
-  send_all(iov, blen > 0 ? 3 : alen > 0 ? 2 : 1);
+  size_t whole = 9 + alen + blen;
+  if (olen + whole > sizeof obuf) flush();
+  if (whole > sizeof obuf) {
+    struct iovec iov[3] = { { head, 9 }, { (void *)a, alen }, { (void *)b, blen } };
+    send_all(iov, blen > 0 ? 3 : alen > 0 ? 2 : 1);
+    return;
+  }
+  memcpy(obuf + olen, head, 9);
+  if (alen > 0) memcpy(obuf + olen + 9, a, alen);
+  if (blen > 0) memcpy(obuf + olen + 9 + alen, b, blen);
+  olen += whole;
 }
 
 /* Reads exactly n bytes from the daemon; exits when its end is closed. */
@@ -358,6 +381,7 @@ int main (void) {
 
   struct epoll_event events[64];
   for (;;) {
+    flush();
     int n = epoll_wait(epfd, events, 64, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
