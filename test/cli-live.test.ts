@@ -94,6 +94,8 @@ t.test('logs NAME -f ends with exit 1 when the daemon ends the stream; an unknow
 
 t.test('monit renders real summaries and real events: rows, counts, recent events, cut to the terminal', async (t) => {
   const { app, url } = await daemon(t, [fixturePlugin('alpha', 'sleep'), fixturePlugin('beta', 'sleep')])
+  // The rows are read once both run: the stream opened after that read updates them from then on.
+  for (const name of ['alpha', 'beta']) await app.daemon.supervisor.waitFor(name, (s) => s.state === 'running', 10000)
   const rows = new Map<string, MonitRow>()
   for (const p of (await app.inject({ url: '/plugins' })).json().plugins as MonitRow[]) rows.set(p.name, p)
   process.env.PLUGVISOR_URL = url
@@ -127,7 +129,7 @@ t.test('monit on a pseudo-terminal: the table, live updates from /events, q quit
   const term = spawn('script', ['-qfec', `exec ${process.execPath} ${bin} monit`, '/dev/null'], { env: cliEnv(url), stdio: ['pipe', 'pipe', 'inherit'] })
   t.teardown(() => { if (term.exitCode === null) term.kill('SIGKILL') })
   const out = output(term)
-  const first = app.daemon.supervisor.summary('alpha').pid
+  const first = (await app.daemon.supervisor.waitFor('alpha', (s) => s.state === 'running', 10000)).pid
   await out.seen(new RegExp(`alpha\\s+healthy\\s+running\\s+healthy\\s+${first}`))
   t.ok(out.text.includes('\x1b[?1049h'), 'it switched to the alternate screen')
   // Connected to /events (drawn after the first table): from now on no event is missed.
