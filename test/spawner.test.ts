@@ -201,6 +201,9 @@ t.test('plugvisor-spawner killed: what it held is killed and reported, the next 
   const grandchild = Number(r.lines[0].line.split(' ')[1])
   const first = runner.pid!
   t.equal(readFileSync(`/proc/${first}/comm`, 'latin1').trim(), 'plugvisor-spawn', 'the spawner runs')
+  // tap's coverage adds its own variables to whatever Node's child_process spawns.
+  const env = readFileSync(`/proc/${first}/environ`, 'latin1').split('\0').filter((e) => e !== '' && !/^(_TAPJS_[A-Z_]+|NODE_OPTIONS)=/.test(e))
+  t.same(env, [], 'with an empty environment (no secret of the daemon\'s)')
   t.equal(readProcStat(id.pid)?.ppid, first, 'the plugin is the spawner\'s child')
   process.kill(first, 'SIGKILL')
   t.same(await r.ended, { code: null, signal: 'SIGKILL' })

@@ -208,7 +208,9 @@ class Connection {
   readonly exited: Promise<void>
 
   constructor (binary: string, onProblem: (message: string) => void, onGone: () => void) {
-    this.#child = spawnChild(binary, [], { stdio: ['pipe', 'pipe', 'pipe'] })
+    // An empty environment: it needs none, and so carries neither the daemon's secrets nor
+    // anything a search of /proc by environment could take for a plugin.
+    this.#child = spawnChild(binary, [], { stdio: ['pipe', 'pipe', 'pipe'], env: {} })
     const child = this.#child
     child.stdout!.on('data', (chunk: Buffer) => this.#frames.push(chunk))
     let complaint = ''
