@@ -90,7 +90,9 @@ for (const [name, make] of runners) {
       t.same(out, Array.from({ length: 2000 }, (_, i) => `out ${i}`), 'every stdout line, in order')
       await t.resolveMatch(until(() => r.lines.filter((l) => l.stream === 'stderr').length === 2), true)
       t.same(r.lines.filter((l) => l.stream === 'stderr').map((l) => l.line), ['err 1', 'err 2 no newline'], 'stderr, the unfinished last line at its end')
-      t.ok(r.linesAtExit! >= 2000, 'what it printed before it exited came before onExit')
+      // The spawner reads a plugin's pipes dry before it reports the exit; Node's 'exit' may come
+      // before the last reads of its pipes (their lines follow).
+      if (name === 'plugvisor-spawner') t.ok(r.linesAtExit! >= 2000, 'what it printed before it exited came before onExit')
     })
 
     t.test('megabytes of output from several plugins at once arrive whole, line by line', async (t) => {
@@ -99,6 +101,7 @@ for (const [name, make] of runners) {
       const runs = ['a', 'b', 'c'].map((name) => ({ name, r: run(runner, { command: '/bin/sh', args: ['-c', script, 'sh', name] }) }))
       for (const { name, r } of runs) {
         t.same(await r.ended, { code: 0, signal: null })
+        await until(() => r.lines.length >= 300)
         const want = Array.from({ length: 300 }, (_, i) => `${name}-${String(i + 1).padStart(5, '0')}-${String(i + 1).padStart(4990, '0')}`)
         t.ok(r.lines.length === 300 && r.lines.every((l, i) => l.line === want[i]), `${name}: 300 lines of 5,002 bytes, each exact`)
       }
