@@ -7,8 +7,9 @@ import path from 'node:path'
 import { childProcessRunner, type ProcessCallbacks, type ProcessHandle, type ProcessIdentity, type ProcessRunner, type SpawnSpec } from '../src/process/runner.js'
 import { createSpawnerRunner, FrameReader, spawnerAvailable, type SpawnerRunner } from '../src/process/spawner.js'
 import { spawnerBinary } from '../src/paths.js'
-import { readProcStat } from '../src/process/proc.js'
-import { alive, tempDir } from './helper.js'
+import { findByEnviron, readEnviron, readProcStat } from '../src/process/proc.js'
+import { INSTANCE_VAR } from '../src/process/instance-marker.js'
+import { alive, build, fixturePlugin, tempDir, writeConfig } from './helper.js'
 
 t.ok(spawnerAvailable(spawnerBinary), `${spawnerBinary} is built (npm run build)`)
 
@@ -252,3 +253,25 @@ async function until (fn: () => boolean, ms = 10000): Promise<true> {
   }
   return true
 }
+
+t.test('the daemon with its spawner killed: each plugin is restarted once, none runs twice, the old ones are gone', async (t) => {
+  const app = await build(t, writeConfig([fixturePlugin('one', 'sleep'), fixturePlugin('two', 'sleep')]), { boot: false })
+  const sup = app.daemon.supervisor
+  await app.daemon.boot()
+  const before = ['one', 'two'].map((n) => sup.summary(n).pid!)
+  const spawner = readProcStat(before[0])!.ppid
+  t.equal(readFileSync(`/proc/${spawner}/comm`, 'latin1').trim(), 'plugvisor-spawn', 'the plugins are the spawner\'s children')
+  t.equal(readProcStat(spawner)!.ppid, process.pid, 'and the spawner is the daemon\'s')
+  const restarted = ['one', 'two'].map((n, i) => sup.waitFor(n, (s) => s.state === 'running' && s.pid !== before[i], 10000))
+  process.kill(spawner, 'SIGKILL')
+  const after = await Promise.all(restarted)
+  for (const [i, s] of after.entries()) {
+    t.match(s.lastExit, { code: null, signal: 'SIGKILL' }, `${s.name}: reported killed`)
+    t.equal(s.restartCount, 1)
+    t.notOk(alive(before[i]), `${s.name}: the old process is gone`)
+    const marker = readEnviron(s.pid!)!.find((e) => e.startsWith(`${INSTANCE_VAR}=`))!
+    const running = findByEnviron((env) => env.includes(`PLUGVISOR_PLUGIN=${s.name}`) && env.includes(marker))
+    t.same(running.map((st) => st.pid), [s.pid], `${s.name}: exactly one process runs, the new one`)
+    t.not(readProcStat(s.pid!)!.ppid, spawner, 'under a new spawner')
+  }
+})
