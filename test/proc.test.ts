@@ -1,5 +1,6 @@
 // What /proc tells: the pid cursor and the pids handed out between two readings of it.
 import t from 'tap'
+import type { Tap } from './helper.js'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { findTaggedThisTurn, parseProcStat, pidsBetween, readPidCursor, readProcStat, scanProcesses } from '../src/process/proc.js'
@@ -52,14 +53,17 @@ t.test('a process created after a reading of the cursor is among the pids handed
   t.notOk(seen.includes(before.pid!), 'and not the earlier one')
 })
 
+/** A `sleep` with the one PLUGVISOR_TEST=... entry of `tag` in its environment, killed at teardown. */
+async function spawnWithTag (t: Tap, tag: string[]): Promise<number> {
+  const c = spawn('sleep', ['30'], { stdio: 'ignore', env: { PATH: process.env.PATH, PLUGVISOR_TEST: tag[0].slice(tag[0].indexOf('=') + 1) } })
+  t.teardown(() => { c.kill('SIGKILL') })
+  await once(c, 'spawn')
+  return c.pid!
+}
+
 t.test('a search of tagged processes leaves out the pids it is told to skip, without reading them; the others are found', async (t) => {
   const tag = [`PLUGVISOR_TEST=${process.pid}.${Date.now()}`]
-  const spawnTagged = async () => {
-    const c = spawn('sleep', ['30'], { stdio: 'ignore', env: { PATH: process.env.PATH, PLUGVISOR_TEST: tag[0].slice(tag[0].indexOf('=') + 1) } })
-    t.teardown(() => { c.kill('SIGKILL') })
-    await once(c, 'spawn')
-    return c.pid!
-  }
+  const spawnTagged = () => spawnWithTag(t, tag)
   const skipped = await spawnTagged()
   const found = await spawnTagged()
   const asked: number[] = []
@@ -72,12 +76,7 @@ t.test('a search of tagged processes leaves out the pids it is told to skip, wit
 
 t.test('the shared search of a turn reads only the processes created since the cursor it is given (the oldest spawn still supervised)', async (t) => {
   const tag = [`PLUGVISOR_TEST=${process.pid}.${Date.now()}.since`]
-  const spawnTagged = async () => {
-    const c = spawn('sleep', ['30'], { stdio: 'ignore', env: { PATH: process.env.PATH, PLUGVISOR_TEST: tag[0].slice(tag[0].indexOf('=') + 1) } })
-    t.teardown(() => { c.kill('SIGKILL') })
-    await once(c, 'spawn')
-    return c.pid!
-  }
+  const spawnTagged = () => spawnWithTag(t, tag)
   const older = await spawnTagged()
   const cursor = readPidCursor()!
   const newer = await spawnTagged()
