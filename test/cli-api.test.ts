@@ -4,11 +4,9 @@
 import t from 'tap'
 import { createServer, type Socket } from 'node:net'
 import { api, CliError } from '../src/cli.js'
-import { build, fixturePlugin, tempDir, writeConfig } from './helper.js'
+import { build, fixturePlugin, tempDir, writeConfig, type Tap } from './helper.js'
 
 const ADMIN = 'cli-admin-token-0123456789abcdef'
-
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 /** Sets PLUGVISOR_URL (and PLUGVISOR_TOKEN) for the calls of this test. */
 function target (t: Tap, url: string, token?: string): void {
