@@ -340,6 +340,29 @@ export function duration (ms: number): string {
   return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
 }
 
+/**
+ * A command's whole output, written to descriptor 1 directly: process.stdout, made on first use,
+ * is a stream over a net.Socket when the output is a pipe (about 1.5 ms of a `plugvisor status`).
+ * A non-blocking descriptor that is full (EAGAIN) hands the rest to process.stdout; when the
+ * reader went away (EPIPE: `| head`), there is no one to write to.
+ */
+export function print (text: string): void {
+  const { writeSync } = process.getBuiltinModule('node:fs')
+  const data = Buffer.from(text)
+  let at = 0
+  try {
+    while (at < data.length) at += writeSync(1, data, at)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EAGAIN') {
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw e })
+      process.stdout.write(data.subarray(at))
+    } else if (code !== 'EPIPE') {
+      throw err
+    }
+  }
+}
+
 export async function withApi (fn: () => Promise<void>): Promise<number> {
   try {
     await fn()
@@ -358,11 +381,11 @@ function statusCommand (args: string[]): Promise<number> {
   return withApi(async () => {
     if (values.json) {
       const { plugins } = await api('GET', '/plugins') as { plugins: PluginSummary[] }
-      process.stdout.write(JSON.stringify(plugins, null, 2) + '\n')
+      print(JSON.stringify(plugins, null, 2) + '\n')
     } else {
       // Only what the table shows: a quarter of the answer's bytes to write, send and parse.
       const { plugins } = await api('GET', `/plugins?${TABLE_FIELDS.map((f) => `field=${f}`).join('&')}`) as { plugins: TableRow[] }
-      process.stdout.write(table(plugins) + '\n')
+      print(table(plugins) + '\n')
     }
   })
 }
@@ -376,7 +399,7 @@ function actionCommand (op: 'start' | 'stop' | 'restart', args: string[]): Promi
   if (values.wait) q.set('wait', 'healthy')
   return withApi(async () => {
     const { plugins } = await api('POST', `/plugins/${op}?${q}`) as { plugins: PluginSummary[] }
-    process.stdout.write(table(plugins) + '\n')
+    print(table(plugins) + '\n')
   })
 }
 
