@@ -1,7 +1,7 @@
 // /plugins: lifecycle API. Thin: take the supervisor, call it, shape the answer.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
 import { timeOf } from '../src/shapes.js'
 import { HookEvent, PluginSummary, pluginSummaryProperties, type PluginSummary as Summary } from '../src/supervisor/events.js'
@@ -58,23 +58,33 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
   // GET /plugins: a row is what one plugin's item is made of, each part the same object while it
   // did not change (the supervisor's list view, the sampler's latest sample), so its JSON is kept
   // between requests (routes/list-answer.ts): one for every field, and one per field selection
-  // asked for lately (?field; a few, the oldest dropped).
-  type Row = ListRow & { summary: Summary, from: readonly [Summary, PluginResourcesSample | undefined, FallbackStateName] }
+  // asked for lately (?field; a few, the oldest dropped). A part the answer does not show is left
+  // out of the row: a resource sample changes nothing in `plugvisor status`'s selection.
+  type Row = ListRow & { summary: Summary, from: readonly [Summary, PluginResourcesSample | undefined, FallbackStateName | undefined] }
+  interface View { answer: ListAnswer<Row>, resources: boolean, fallback: boolean }
   const itemOf = ({ from: [summary, usage, fallback] }: Row): Item => ({ ...summary, resources: shownResources(usage), fallback })
   const uptimeOf = (row: Row): number => row.summary.uptimeMs
-  const answerOf = (make: (row: Row) => Item, schema: TSchema, reply: FastifyReply): ListAnswer<Row> =>
-    new ListAnswer(make, reply.compileSerializationSchema(schema) as (item: Item) => string, 'uptimeMs', uptimeOf)
-  let everyField: ListAnswer<Row> | undefined
-  const selections = new Map<string, ListAnswer<Row>>()
+  const viewOf = (fields: readonly PluginListField[] | undefined, reply: FastifyReply): View => ({
+    answer: new ListAnswer(
+      fields === undefined ? itemOf : (row: Row) => pick(itemOf(row), fields),
+      reply.compileSerializationSchema(fields === undefined ? PluginListItem : Type.Pick(PluginListItem, fields)) as (item: Item) => string,
+      'uptimeMs',
+      uptimeOf
+    ),
+    resources: fields === undefined || fields.includes('resources'),
+    fallback: fields === undefined || fields.includes('fallback')
+  })
+  let everyField: View | undefined
+  const selections = new Map<string, View>()
   const MAX_SELECTIONS = 8
-  const selectionOf = (asked: PluginListField[], reply: FastifyReply): ListAnswer<Row> => {
+  const selectionOf = (asked: PluginListField[], reply: FastifyReply): View => {
     const fields = PLUGIN_LIST_FIELDS.filter((f) => f === 'name' || asked.includes(f))
     const key = fields.join(',')
     let s = selections.get(key)
     if (s !== undefined) {
       selections.delete(key)
     } else {
-      s = answerOf((row) => pick(itemOf(row), fields), Type.Pick(PluginListItem, fields), reply)
+      s = viewOf(fields, reply)
       if (selections.size >= MAX_SELECTIONS) selections.delete(selections.keys().next().value!)
     }
     selections.set(key, s)
@@ -90,16 +100,17 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req, reply) => {
     const { field, ...filter } = req.query
+    const view = field === undefined ? (everyField ??= viewOf(undefined, reply)) : selectionOf(field, reply)
     const all = supervisor.listView()
     const rows: Row[] = []
     for (const summary of all) {
       if (!matchesFilter(summary, filter)) continue
       const { name } = summary
-      rows.push({ name, summary, from: [summary, app.daemon.resources.usage(name), invoker.fallbackState(name)] })
+      const usage = view.resources ? app.daemon.resources.usage(name) : undefined
+      rows.push({ name, summary, from: [summary, usage, view.fallback ? invoker.fallbackState(name) : undefined] })
     }
-    const answer = field === undefined ? (everyField ??= answerOf(itemOf, PluginListItem, reply)) : selectionOf(field, reply)
     // The JSON is written already: Fastify sends a Buffer as it is (the schema above is what it holds).
-    const json = answer.write(rows, rows.length === all.length) as unknown as Static<typeof PluginListWithResources>
+    const json = view.answer.write(rows, rows.length === all.length) as unknown as Static<typeof PluginListWithResources>
     return reply.type('application/json; charset=utf-8').send(json)
   })
 

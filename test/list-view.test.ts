@@ -65,5 +65,21 @@ t.test('listView() says what list() says, through every kind of change', async (
   check('unloaded')
   t.notOk(sup.listView().some((s) => s.name === 'added'), 'gone from the view')
   t.ok(checks > 20, `checked at ${checks} moments`)
+
+  // The route's kept JSON follows: every field, a selection with the resources, one without.
+  const route = async (query: string) => (await app.inject({ method: 'GET', url: `/plugins${query}` })).json().plugins as Array<Record<string, unknown>>
+  const fresh = () => sup.list().map(({ uptimeMs, ...s }) => ({ ...s, resources: app.daemon.resources.usage(s.name) ?? null, fallback: app.daemon.invoker.fallbackState(s.name) }))
+  const shown = (list: Array<Record<string, unknown>>) => list.map(({ uptimeMs, resources, ...s }) => ({ ...s, resources: resources === null ? null : { ...(resources as object), sampledAt: Date.parse((resources as { sampledAt: string }).sampledAt) } }))
+  for (let round = 0; round < 3; round++) {
+    await route('') // kept from here on
+    await route('?field=resources&field=state')
+    await route('?field=state&field=pid')
+    app.daemon.resources.sample()
+    sup.setCircuit('web', round % 2 === 0 ? 'open' : 'closed', 'test')
+    t.same(shown(await route('')), fresh(), `round ${round}: every field, after a sample and a circuit change`)
+    const withResources = await route('?field=resources&field=state')
+    t.same(withResources, fresh().map((p) => ({ name: p.name, state: p.state, resources: p.resources === null ? null : { ...p.resources, sampledAt: new Date(p.resources.sampledAt).toISOString() } })), `round ${round}: a selection with the resources`)
+    t.same(await route('?field=state&field=pid'), sup.list().map((p) => ({ name: p.name, state: p.state, pid: p.pid })), `round ${round}: one without`)
+  }
   listening = false // the shutdown at teardown stops every plugin after the test's end
 })
