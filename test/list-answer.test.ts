@@ -119,3 +119,13 @@ t.test('a selection of fields without the live one, and with it', async (t) => {
     }
   }
 })
+
+t.test('live values at the edges of a safe integer, written as the serializer writes them', async (t) => {
+  const whole = serializer(PluginListWithResources)
+  const answer = new ListAnswer<Row>((r) => r.from[0], serializer(PluginListItem), 'uptimeMs', liveOf)
+  const items = Array.from({ length: 4 }, (_, i) => item(i))
+  for (const value of [0, -0, 7, 10, -1, -10, 99, 100, 1e15, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2 ** 53 - 2]) {
+    for (const p of items) p.uptimeMs = value
+    t.equal(answer.write(items.map(rowOf), true).toString(), whole({ plugins: items }), String(value))
+  }
+})
