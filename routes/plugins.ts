@@ -1,5 +1,5 @@
 // /plugins: lifecycle API. Thin: take the supervisor, call it, shape the answer.
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static } from '@sinclair/typebox'
 import { errors } from '../src/errors.js'
@@ -12,7 +12,7 @@ import {
   RegisterQuery, WaitQuery, errorResponses
 } from './schemas.js'
 import { matchesFilter } from '../src/plugin-filter.js'
-import { ListAnswer } from './list-answer.js'
+import { ListAnswer, type Item, type ListRow } from './list-answer.js'
 import { redactManifest, redactedConfig, shownField } from '../src/config/redact.js'
 import { UnloadResult } from '../src/plugin-changes.js'
 import { LogLineBody, logLineBody } from '../src/process/log-ring.js'
@@ -20,6 +20,7 @@ import { recentLines } from '../src/process/log-files.js'
 import { FULL_RETRY_AFTER_S } from '../src/events/event-stream.js'
 import { openEventStream } from './event-stream-response.js'
 import type { FallbackStateName } from '../src/invoke/fallback.js'
+import type { PluginResources as PluginResourcesSample } from '../src/resources/resource-sampler.js'
 
 const Op = ['start', 'stop', 'restart'] as const
 
@@ -48,25 +49,42 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     if (ms !== sampledMs) { sampledMs = ms; sampledIso = new Date(ms).toISOString() }
     return sampledIso
   }
+  /** A resource sample as the API shows it. */
+  const shownResources = (usage: PluginResourcesSample | undefined) =>
+    usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: isoOf(usage.sampledAt) } : null
   /** The latest resource sample of a plugin, as the API shows it. */
-  const resourcesOf = (name: string) => {
-    const usage = app.daemon.resources.usage(name)
-    return usage ? { residentMemoryBytes: usage.residentMemoryBytes, cpuSeconds: usage.cpuSeconds, sampledAt: isoOf(usage.sampledAt) } : null
-  }
+  const resourcesOf = (name: string) => shownResources(app.daemon.resources.usage(name))
 
-  // The answer's JSON is kept per plugin between requests (routes/list-answer.ts): one for every
-  // field, and one per field selection asked for lately (?field; a few, the oldest dropped).
-  const everyField = { schema: PluginListItem, answer: undefined as ListAnswer | undefined }
-  const selections = new Map<string, typeof everyField & { fields: PluginListField[] }>()
+  // GET /plugins: a row is what one plugin's item is made of, each part the same object while it
+  // did not change (the supervisor's list view, the sampler's latest sample), so its JSON is kept
+  // between requests (routes/list-answer.ts): one for every field, and one per field selection
+  // asked for lately (?field; a few, the oldest dropped). A part the answer does not show is left
+  // out of the row: a resource sample changes nothing in `plugvisor status`'s selection.
+  type Row = ListRow & { summary: Summary, from: readonly [Summary, PluginResourcesSample | undefined, FallbackStateName | undefined] }
+  interface View { answer: ListAnswer<Row>, resources: boolean, fallback: boolean }
+  const itemOf = ({ from: [summary, usage, fallback] }: Row): Item => ({ ...summary, resources: shownResources(usage), fallback })
+  const uptimeOf = (row: Row): number => row.summary.uptimeMs
+  const viewOf = (fields: readonly PluginListField[] | undefined, reply: FastifyReply): View => ({
+    answer: new ListAnswer(
+      fields === undefined ? itemOf : (row: Row) => pick(itemOf(row), fields),
+      reply.compileSerializationSchema(fields === undefined ? PluginListItem : Type.Pick(PluginListItem, fields)) as (item: Item) => string,
+      'uptimeMs',
+      uptimeOf
+    ),
+    resources: fields === undefined || fields.includes('resources'),
+    fallback: fields === undefined || fields.includes('fallback')
+  })
+  let everyField: View | undefined
+  const selections = new Map<string, View>()
   const MAX_SELECTIONS = 8
-  const selectionOf = (asked: PluginListField[]) => {
+  const selectionOf = (asked: PluginListField[], reply: FastifyReply): View => {
     const fields = PLUGIN_LIST_FIELDS.filter((f) => f === 'name' || asked.includes(f))
     const key = fields.join(',')
     let s = selections.get(key)
     if (s !== undefined) {
       selections.delete(key)
     } else {
-      s = { fields, schema: Type.Pick(PluginListItem, fields), answer: undefined }
+      s = viewOf(fields, reply)
       if (selections.size >= MAX_SELECTIONS) selections.delete(selections.keys().next().value!)
     }
     selections.set(key, s)
@@ -82,18 +100,17 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
     }
   }, async (req, reply) => {
     const { field, ...filter } = req.query
-    // list() makes fresh summaries: each gets its resources set, not spread into a copy.
-    const all = supervisor.list()
-    const list: Array<Summary & { resources?: ReturnType<typeof resourcesOf>, fallback?: FallbackStateName }> = all.filter((p) => matchesFilter(p, filter))
-    for (const s of list) {
-      s.resources = resourcesOf(s.name)
-      s.fallback = invoker.fallbackState(s.name)
+    const view = field === undefined ? (everyField ??= viewOf(undefined, reply)) : selectionOf(field, reply)
+    const all = supervisor.listView()
+    const rows: Row[] = []
+    for (const summary of all) {
+      if (!matchesFilter(summary, filter)) continue
+      const { name } = summary
+      const usage = view.resources ? app.daemon.resources.usage(name) : undefined
+      rows.push({ name, summary, from: [summary, usage, view.fallback ? invoker.fallbackState(name) : undefined] })
     }
-    const view = field === undefined ? everyField : selectionOf(field)
-    view.answer ??= new ListAnswer(reply.compileSerializationSchema(view.schema) as (item: object) => string, 'uptimeMs')
-    const items = view === everyField ? list : list.map((p) => pick(p, (view as ReturnType<typeof selectionOf>).fields))
     // The JSON is written already: Fastify sends a Buffer as it is (the schema above is what it holds).
-    const json = view.answer.write(items, list.length === all.length) as unknown as Static<typeof PluginListWithResources>
+    const json = view.answer.write(rows, rows.length === all.length) as unknown as Static<typeof PluginListWithResources>
     return reply.type('application/json; charset=utf-8').send(json)
   })
 

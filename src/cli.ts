@@ -1,6 +1,5 @@
 // plugvisor command line: `serve` runs the daemon, `validate` checks config offline, the rest
 // talk to a running daemon's API at PLUGVISOR_URL (default http://127.0.0.1:7070).
-import { parseArgs } from 'node:util'
 import type { Static } from '@sinclair/typebox'
 // The API's shapes, as the daemon declares them (types only: nothing of them loads at run time).
 import type { HookEvent, PluginSummary } from './supervisor/events.js'
@@ -13,6 +12,10 @@ import type { LogLineBody } from './process/log-ring.js'
 // `validate` need it, so it is imported there and `status` & co. start as fast as Node does.
 type ConfigModule = typeof import('./config/load.js')
 const configModule = (): Promise<ConfigModule> => import('./config/load.js')
+// Node's own modules are taken with process.getBuiltinModule, not imported: an ES module import
+// of a built-in builds a module facade of all its exports first (about 1.3 ms for node:util of a
+// command that runs for tens of milliseconds in all).
+const { parseArgs } = process.getBuiltinModule('node:util')
 
 const USAGE = `usage: plugvisor <command> [options]
 
@@ -162,32 +165,121 @@ async function validateCommand (args: string[]): Promise<number> {
   return 0
 }
 
-/**
- * One API call with node:http (global fetch would first load the whole undici bundle, tens of
- * milliseconds of every command's run time).
- */
+/** One API call: the body as JSON (an error answer is a CliError with its status, code and message). */
 export async function api (method: string, path: string, payload?: unknown): Promise<unknown> {
   const base = apiBase()
   const url = new URL(base + path)
+  const token = process.env.PLUGVISOR_TOKEN
+  // What a header line can carry: a token with a line break in it would end the header there.
+  if (token && !/^[\x21-\x7e]+$/.test(token)) throw new CliError('PLUGVISOR_TOKEN holds characters a bearer token cannot have (spaces, line breaks, non-ASCII)')
   const headers: Record<string, string> = { accept: 'application/json' }
   const data = payload === undefined ? undefined : JSON.stringify(payload)
   if (data !== undefined) headers['content-type'] = 'application/json'
-  if (process.env.PLUGVISOR_TOKEN) headers.authorization = `Bearer ${process.env.PLUGVISOR_TOKEN}`
-  const request: typeof import('node:http').request = url.protocol === 'https:' ? (await import('node:https')).request : (await import('node:http')).request
-  const { status, text } = await new Promise<{ status: number, text: string }>((resolve, reject) => {
+  if (token) headers.authorization = `Bearer ${token}`
+  let answer: Answer
+  if (url.protocol === 'https:') {
+    answer = await overTls(url, method, headers, data).catch((err: Error) => { throw new CliError(`cannot reach plugvisor at ${base}: ${err.message}`) })
+  } else if (url.protocol === 'http:') {
+    answer = await overTcp(url, method, headers, data, base)
+  } else {
+    throw new CliError(`PLUGVISOR_URL must be an http:// or https:// address, not ${base}`)
+  }
+  const { status, text } = answer
+  let body: Partial<ErrorBody> & Record<string, unknown> = {}
+  try { body = JSON.parse(text) } catch {}
+  if (status < 200 || status >= 300) throw new CliError(`${status} ${body.code ?? ''}: ${body.message ?? text.slice(0, 200)}`)
+  return body
+}
+
+interface Answer { status: number, text: string }
+
+/** Through a TLS-terminating proxy in front of the daemon: node:https, with its certificate checks. */
+async function overTls (url: URL, method: string, headers: Record<string, string>, data: string | undefined): Promise<Answer> {
+  const { request } = process.getBuiltinModule('node:https')
+  return new Promise<Answer>((resolve, reject) => {
     const req = request(url, { method, headers }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }))
       res.on('error', reject)
     })
-    req.on('error', (err: Error) => reject(new CliError(`cannot reach plugvisor at ${base}: ${err.message}`)))
+    req.on('error', reject)
     req.end(data)
   })
-  let body: Partial<ErrorBody> & Record<string, unknown> = {}
-  try { body = JSON.parse(text) } catch {}
-  if (status < 200 || status >= 300) throw new CliError(`${status} ${body.code ?? ''}: ${body.message ?? text.slice(0, 200)}`)
-  return body
+}
+
+/**
+ * One call over a plain TCP connection (node:net): node:http's client, agent and parser took
+ * about 10 ms of a `plugvisor status` that runs for 40 ms beyond Node's own start. The request is
+ * HTTP/1.0, so the answer is never chunked: its body is framed by content-length, or by the
+ * server closing the connection after it (it does after every answer to HTTP/1.0).
+ */
+function overTcp (url: URL, method: string, headers: Record<string, string>, data: string | undefined, base: string): Promise<Answer> {
+  const { connect } = process.getBuiltinModule('node:net')
+  let head = `${method} ${url.pathname}${url.search} HTTP/1.0\r\nhost: ${url.host}\r\n`
+  for (const name in headers) head += `${name}: ${headers[name]}\r\n`
+  if (data !== undefined) head += `content-length: ${Buffer.byteLength(data)}\r\n`
+  return new Promise<Answer>((resolve, reject) => {
+    // A bracketed IPv6 host ([::1]) is connected to without its brackets.
+    const socket = connect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) })
+    const chunks: Buffer[] = []
+    let received = 0
+    let bodyAt = -1
+    let status = 0
+    let length = -1
+    let settled = false
+    const fail = (message: string): void => {
+      if (settled) return
+      settled = true
+      socket.destroy()
+      reject(new CliError(message))
+    }
+    const done = (): void => {
+      if (settled) return
+      settled = true
+      socket.destroy()
+      const all = Buffer.concat(chunks, received)
+      resolve({ status, text: all.toString('utf8', bodyAt, length >= 0 ? bodyAt + length : all.length) })
+    }
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      received += chunk.length
+      if (bodyAt < 0) {
+        const all = Buffer.concat(chunks, received)
+        const end = all.indexOf('\r\n\r\n')
+        if (end < 0) {
+          if (received > 64 * 1024) fail(`plugvisor at ${base} did not answer in HTTP (no end of the head in 64 KiB)`)
+          return
+        }
+        chunks.length = 0
+        chunks.push(all)
+        bodyAt = end + 4
+        const lines = all.toString('latin1', 0, end).split('\r\n')
+        const statusLine = /^HTTP\/1\.[01] (\d{3})(?: |$)/.exec(lines[0])
+        if (statusLine === null) return fail(`plugvisor at ${base} did not answer in HTTP: ${JSON.stringify(lines[0].slice(0, 80))}`)
+        status = Number(statusLine[1])
+        for (let i = 1; i < lines.length; i++) {
+          const colon = lines[i].indexOf(':')
+          const name = lines[i].slice(0, colon).trim().toLowerCase()
+          const value = lines[i].slice(colon + 1).trim()
+          if (name === 'content-length') {
+            if (!/^\d+$/.test(value)) return fail(`plugvisor at ${base} answered with an invalid content-length: ${JSON.stringify(value)}`)
+            length = Number(value)
+          } else if (name === 'transfer-encoding' && value.toLowerCase() !== 'identity') {
+            return fail(`plugvisor at ${base} answered an HTTP/1.0 request with transfer-encoding ${value}`)
+          }
+        }
+      }
+      if (length >= 0 && received - bodyAt >= length) done()
+    })
+    socket.on('end', () => {
+      if (bodyAt < 0) fail(`plugvisor at ${base} closed the connection before its answer's head was complete`)
+      else if (length >= 0 && received - bodyAt < length) fail(`plugvisor at ${base} closed the connection after ${received - bodyAt} of ${length} bytes of its answer`)
+      else done()
+    })
+    socket.on('error', (err: Error) => fail(`cannot reach plugvisor at ${base}: ${err.message}`))
+    socket.write(data === undefined ? head + '\r\n' : head + '\r\n' + data)
+  })
 }
 
 export class CliError extends Error {}
@@ -213,18 +305,31 @@ export function table (plugins: TableRow[]): string {
 }
 
 export function columns (rows: string[][]): string {
-  // Plain loops: a command runs this once, before V8 optimizes anything (500 rows of callbacks
-  // took several milliseconds of `plugvisor status`).
-  const widths: number[] = new Array(rows[0].length).fill(0)
-  for (const r of rows) for (let i = 0; i < r.length; i++) if (r[i].length > widths[i]) widths[i] = r[i].length
-  let out = ''
+  // Few allocations, in plain loops: a command runs this once, in V8's interpreter. Padding with
+  // padEnd and concatenating line by line made about 1 KB of garbage a row, enough to set off two
+  // scavenges (3-7 ms) in a `plugvisor status` of 500; here a row is one join of its cells and
+  // ready-made runs of spaces, and the lines one join.
+  const n = rows[0].length
+  const widths: number[] = new Array(n).fill(0)
+  let widest = 0
+  for (const r of rows) {
+    for (let i = 0; i < n; i++) {
+      if (r[i].length > widths[i]) widths[i] = r[i].length
+      if (widths[i] > widest) widest = widths[i]
+    }
+  }
+  const spaces: string[] = ['']
+  for (let k = 1; k <= widest + 2; k++) spaces.push(spaces[k - 1] + ' ')
+  const pieces: string[] = []
+  const lines: string[] = new Array(rows.length)
   for (let j = 0; j < rows.length; j++) {
     const r = rows[j]
-    let line = r[0].padEnd(widths[0])
-    for (let i = 1; i < r.length; i++) line += '  ' + r[i].padEnd(widths[i])
-    out += (j > 0 ? '\n' : '') + line.trimEnd()
+    pieces.length = 0
+    for (let i = 0; i < n - 1; i++) pieces.push(r[i], spaces[widths[i] - r[i].length + 2])
+    pieces.push(r[n - 1])
+    lines[j] = pieces.join('').trimEnd()
   }
-  return out
+  return lines.join('\n')
 }
 
 export function duration (ms: number): string {
@@ -233,6 +338,29 @@ export function duration (ms: number): string {
   if (s < 60) return `${s}s`
   if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`
   return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
+}
+
+/**
+ * A command's whole output, written to descriptor 1 directly: process.stdout, made on first use,
+ * is a stream over a net.Socket when the output is a pipe (about 1.5 ms of a `plugvisor status`).
+ * A non-blocking descriptor that is full (EAGAIN) hands the rest to process.stdout; when the
+ * reader went away (EPIPE: `| head`), there is no one to write to.
+ */
+export function print (text: string): void {
+  const { writeSync } = process.getBuiltinModule('node:fs')
+  const data = Buffer.from(text)
+  let at = 0
+  try {
+    while (at < data.length) at += writeSync(1, data, at)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EAGAIN') {
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') throw e })
+      process.stdout.write(data.subarray(at))
+    } else if (code !== 'EPIPE') {
+      throw err
+    }
+  }
 }
 
 export async function withApi (fn: () => Promise<void>): Promise<number> {
@@ -253,11 +381,11 @@ function statusCommand (args: string[]): Promise<number> {
   return withApi(async () => {
     if (values.json) {
       const { plugins } = await api('GET', '/plugins') as { plugins: PluginSummary[] }
-      process.stdout.write(JSON.stringify(plugins, null, 2) + '\n')
+      print(JSON.stringify(plugins, null, 2) + '\n')
     } else {
       // Only what the table shows: a quarter of the answer's bytes to write, send and parse.
       const { plugins } = await api('GET', `/plugins?${TABLE_FIELDS.map((f) => `field=${f}`).join('&')}`) as { plugins: TableRow[] }
-      process.stdout.write(table(plugins) + '\n')
+      print(table(plugins) + '\n')
     }
   })
 }
@@ -271,7 +399,7 @@ function actionCommand (op: 'start' | 'stop' | 'restart', args: string[]): Promi
   if (values.wait) q.set('wait', 'healthy')
   return withApi(async () => {
     const { plugins } = await api('POST', `/plugins/${op}?${q}`) as { plugins: PluginSummary[] }
-    process.stdout.write(table(plugins) + '\n')
+    print(table(plugins) + '\n')
   })
 }
 

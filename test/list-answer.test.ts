@@ -1,14 +1,18 @@
 // GET /plugins' JSON kept per plugin between requests (routes/list-answer.ts): whatever changes
 // between two answers, the answer is byte for byte what the schema's serializer writes of the
-// whole list at that moment.
+// whole list at that moment. As the route's sources do, an item that changed is a new object; one
+// that did not is the same object, its live field (uptimeMs) moved in place.
 import t from 'tap'
 import fjs from 'fast-json-stringify'
 import { Type } from '@sinclair/typebox'
 import { serializationSchema } from '../src/lazy-compilers.js'
 import { PluginListItem, PluginListWithResources } from '../routes/schemas.js'
-import { ListAnswer } from '../routes/list-answer.js'
+import { ListAnswer, type Item } from '../routes/list-answer.js'
 
-type Item = Record<string, unknown> & { name: string }
+interface Row { name: string, from: [Item] }
+const rowOf = (p: Item): Row => ({ name: p.name, from: [p] })
+const liveOf = (r: Row): unknown => r.from[0].uptimeMs
+const clone = (p: Item): Item => JSON.parse(JSON.stringify(p)) as Item
 const plain = (s: unknown): object => JSON.parse(JSON.stringify(s))
 const serializer = (schema: unknown) => fjs(serializationSchema(plain(schema)) as object) as (x: unknown) => string
 
@@ -70,22 +74,24 @@ function mutate (p: Item, rnd: () => number, n: number): void {
 
 t.test('every answer is what the serializer writes of the whole list, across changes', async (t) => {
   const whole = serializer(PluginListWithResources)
-  const answer = new ListAnswer(serializer(PluginListItem), 'uptimeMs')
+  const answer = new ListAnswer<Row>((r) => r.from[0], serializer(PluginListItem), 'uptimeMs', liveOf)
   const rnd = random(7)
-  let items = Array.from({ length: 40 }, (_, i) => item(i))
+  const items = Array.from({ length: 40 }, (_, i) => item(i))
   let next = 40
   for (let round = 0; round < 300; round++) {
-    // Fresh objects every time, as the supervisor makes them.
-    items = items.map((p) => JSON.parse(JSON.stringify(p)) as Item)
     for (const p of items) if (Number.isInteger(p.uptimeMs) && p.state === 'running') p.uptimeMs = (p.uptimeMs as number) + Math.floor(rnd() * 5000)
-    for (let k = Math.floor(rnd() * 4); k > 0; k--) mutate(items[Math.floor(rnd() * items.length)], rnd, round)
+    for (let k = Math.floor(rnd() * 4); k > 0; k--) {
+      const i = Math.floor(rnd() * items.length)
+      items[i] = clone(items[i])
+      mutate(items[i], rnd, round)
+    }
     if (rnd() < 0.1) items.splice(Math.floor(rnd() * items.length), 1)
     if (rnd() < 0.1) items.push(item(next++))
     if (rnd() < 0.2) {
       const some = items.filter(() => rnd() < 0.5)
-      t.equal(answer.write(some, false).toString(), whole({ plugins: some }), `round ${round}, a filtered list`)
+      t.equal(answer.write(some.map(rowOf), false).toString(), whole({ plugins: some }), `round ${round}, a filtered list`)
     }
-    const got = answer.write(items, true).toString()
+    const got = answer.write(items.map(rowOf), true).toString()
     if (got !== whole({ plugins: items })) {
       t.equal(got, whole({ plugins: items }), `round ${round}`)
       return
@@ -100,15 +106,26 @@ t.test('a selection of fields without the live one, and with it', async (t) => {
   for (const fields of selections) {
     const schema = Type.Object({ plugins: Type.Array(Type.Pick(PluginListItem, fields)) })
     const whole = serializer(schema)
-    const answer = new ListAnswer(serializer(Type.Pick(PluginListItem, fields)), 'uptimeMs')
+    const pick = (p: Item): Item => Object.fromEntries(fields.map((f) => [f, p[f]])) as Item
+    const answer = new ListAnswer<Row>((r) => pick(r.from[0]), serializer(Type.Pick(PluginListItem, fields)), 'uptimeMs', liveOf)
     const rnd = random(11)
-    let items = Array.from({ length: 20 }, (_, i) => item(i))
+    const items = Array.from({ length: 20 }, (_, i) => item(i))
     for (let round = 0; round < 100; round++) {
-      items = items.map((p) => JSON.parse(JSON.stringify(p)) as Item)
       for (const p of items) p.uptimeMs = Math.floor(rnd() * 1e9)
-      mutate(items[Math.floor(rnd() * items.length)], rnd, round)
-      const picked = items.map((p) => Object.fromEntries(fields.map((f) => [f, p[f]])) as Item)
-      t.equal(answer.write(picked, true).toString(), whole({ plugins: picked }), `${fields.join(',')}: round ${round}`)
+      const i = Math.floor(rnd() * items.length)
+      items[i] = clone(items[i])
+      mutate(items[i], rnd, round)
+      t.equal(answer.write(items.map(rowOf), true).toString(), whole({ plugins: items.map(pick) }), `${fields.join(',')}: round ${round}`)
     }
+  }
+})
+
+t.test('live values at the edges of a safe integer, written as the serializer writes them', async (t) => {
+  const whole = serializer(PluginListWithResources)
+  const answer = new ListAnswer<Row>((r) => r.from[0], serializer(PluginListItem), 'uptimeMs', liveOf)
+  const items = Array.from({ length: 4 }, (_, i) => item(i))
+  for (const value of [0, -0, 7, 10, -1, -10, 99, 100, 1e15, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2 ** 53 - 2]) {
+    for (const p of items) p.uptimeMs = value
+    t.equal(answer.write(items.map(rowOf), true).toString(), whole({ plugins: items }), String(value))
   }
 })

@@ -114,6 +114,8 @@ class Plugin {
   configText: string | undefined
   /** postStart waits for the startup probe to pass. */
   postStartWaiting = false
+  /** The summary listView() handed out last, with what it was made of. */
+  shown: ShownSummary | undefined
   /** The operator whose operation is in progress (hook runs are audited with it); undefined: the supervisor's own. */
   actor: string | undefined
 
@@ -442,6 +444,30 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   /**
+   * Every plugin's summary for a list read often (GET /plugins of 500 plugins): a plugin's is the
+   * object of the call before, its uptimeMs set anew, while nothing else it shows changed, so a
+   * reader can keep what it made of it by identity; made again when something did. The objects
+   * are shared between calls: read them, never change them.
+   */
+  listView (): PluginSummary[] {
+    const out: PluginSummary[] = []
+    for (const p of this.#plugins.values()) {
+      const v = p.shown
+      const pid = p.handle?.pid
+      if (v !== undefined && v.snapshot === p.snapshot && v.manifest === p.manifest && v.health === p.health && v.circuit === p.circuit &&
+        v.pid === pid && v.port === p.port && v.startedAt === p.startedAt && v.nextRestartAt === p.nextRestartAt) {
+        v.summary.uptimeMs = this.#uptimeMs(p)
+        out.push(v.summary)
+      } else {
+        const summary = this.#summary(p)
+        p.shown = { snapshot: p.snapshot, manifest: p.manifest, health: p.health, circuit: p.circuit, pid, port: p.port, startedAt: p.startedAt, nextRestartAt: p.nextRestartAt, summary }
+        out.push(summary)
+      }
+    }
+    return out
+  }
+
+  /**
    * What a metrics scrape shows of every plugin, without making summaries (a scrape of 500
    * plugins read all their summaries for these five fields).
    */
@@ -455,6 +481,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return p.snapshot.state.name === 'running' && p.startedAt !== undefined ? this.#clock.now() - p.startedAt : 0
   }
 
+  // What a summary is made of: listView() reuses one while each of these is the same (===);
+  // a summary that reads anything else must have it compared there too.
   #summary (p: Plugin): PluginSummary {
     const s = p.snapshot
     const running = s.state.name === 'running'
@@ -1201,6 +1229,19 @@ function dependentsFirst<R> (plugins: Plugin[], each: (p: Plugin) => Promise<R>)
     return pr
   }
   return Promise.all(plugins.map(one))
+}
+
+/** A summary listView() handed out and what it was made of (see #summary). */
+interface ShownSummary {
+  snapshot: Snapshot
+  manifest: LoadedManifest
+  health: Health
+  circuit: CircuitStateName | null
+  pid: number | undefined
+  port: number | undefined
+  startedAt: number | undefined
+  nextRestartAt: number | undefined
+  summary: PluginSummary
 }
 
 type ManifestFields = Pick<PluginSummary, 'version' | 'description' | 'author' | 'homepage' | 'capabilities' | 'tags'>
