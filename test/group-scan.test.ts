@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { createGroupScan } from '../src/resources/group-scan.js'
+import { FORCED_AFTER, createGroupScan } from '../src/resources/group-scan.js'
 import { tempDir } from './helper.js'
 
 /** A /proc stand-in: a stat line per process, and the pid cursor (/proc/stat, /proc/loadavg). */
@@ -70,8 +70,25 @@ t.test('an older process moved into a watched group is found by the next full sc
   now += 5000
   t.notOk(scan({ groups: new Set([30]), leaders: [30] }).some((p) => p.pid === 31), 'not seen between full scans')
   now += 60_000
-  const found = scan({ groups: new Set([30]), leaders: [30] }).find((p) => p.pid === 31)
-  t.equal(found?.pgid, 30, 'seen in the group at the full scan')
+  t.notOk(scan({ groups: new Set([30]), leaders: [30] }).some((p) => p.pid === 31), 'not at a busy tick a minute later')
+  const found = scan({ groups: new Set([30]), leaders: [30], quiet: true }).find((p) => p.pid === 31)
+  t.equal(found?.pgid, 30, 'seen in the group at the next quiet tick')
+})
+
+t.test('without a quiet tick the full scan comes FORCED_AFTER times fullScanEveryMs after the last one', async (t) => {
+  const proc = fakeProc()
+  let now = 0
+  const scan = createGroupScan({ procRoot: proc.root, fullScanEveryMs: 60_000, now: () => now })
+  scan({ groups: new Set(), leaders: [] })
+  proc.fork(50, 50)
+  proc.put(7, 50) // an older process in the group, never created since a tick
+  now += 5000
+  const busy = { groups: new Set([50]), leaders: [50] }
+  t.same(pids(scan(busy)), [50])
+  now = FORCED_AFTER * 60_000 - 1
+  t.same(pids(scan(busy)), [50], 'not yet')
+  now += 1
+  t.same(pids(scan(busy)), [7, 50], 'then all of /proc')
 })
 
 t.test('when the pids handed out cannot be told, a tick reads all of /proc', async (t) => {
@@ -96,4 +113,16 @@ t.test('on the real /proc: a member forked between two ticks is in the second on
   const [line] = await once(child.stdout, 'data') as [Buffer]
   const worker = Number.parseInt(line.toString(), 10)
   t.same(pids(scan(watch).filter((p) => p.pgid === pgid)), [pgid, worker].sort((a, b) => a - b), 'the leader and its new child')
+})
+
+t.test('on the real /proc: the threads of a process created since the tick before are not read as processes', async (t) => {
+  const scan = createGroupScan({ fullScanEveryMs: 3_600_000 })
+  scan({ groups: new Set(), leaders: [] })
+  // Node starts its worker threads before it runs the script: their ids are handed out after the reading above.
+  const child = spawn(process.execPath, ['-e', 'process.stdout.write("up\\n"); setInterval(() => {}, 1000)'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] })
+  t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch {} })
+  await once(child.stdout, 'data')
+  const pgid = child.pid!
+  const rows = scan({ groups: new Set([pgid]), leaders: [pgid] }).filter((p) => p.pgid === pgid)
+  t.same(rows.map((p) => p.pid), [pgid], 'the process once, not once per thread')
 })

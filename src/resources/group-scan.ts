@@ -6,21 +6,28 @@
 // is the group's leader, or was created since the last tick: a new member is forked from a member
 // (it inherits the group) and so has a pid handed out since then (pidsBetween). Those are the only
 // pids read. What that cannot see: an older process of the plugin's session moved into the group
-// with setpgid(). A full scan of /proc, at the first tick that watches a group without a reading of the tick before, whenever the pids handed out cannot be
-// told (a reading missing, the pid space gone round) and at least every `fullScanEveryMs`, finds
-// those too. While no group is watched only the pid cursor is read: every member of a group
-// watched later is created after it.
-import { pidMax, pidsBetween, readPidCursor, scanProcesses, type PidCursor, type PidRange, type ProcStat } from '../process/proc.js'
+// with setpgid(). A full scan of /proc finds those too: at the first tick that watches a group
+// without a reading of the tick before, whenever the pids handed out cannot be told (a reading
+// missing, the pid space gone round), at the first quiet tick (the one before found nothing
+// changed) once `fullScanEveryMs` went by since the last one, and at the latest FORCED_AFTER
+// times that long after it. While no group is watched only the pid cursor is read: every member
+// of a group watched later is created after it.
+import { pidMax, pidsBetween, readPidCursor, scanProcesses, type PidCursor, type ProcStat } from '../process/proc.js'
 
 /** What a tick watches: the plugins' process groups and their leaders' pids. */
 export interface WatchedGroups {
   groups: { has: (pgid: number) => boolean, readonly size: number }
   leaders: Iterable<number>
+  /** The tick before found nothing changed: a good time for a full scan. */
+  quiet?: boolean
 }
+
+/** A full scan comes at the latest this many times fullScanEveryMs after the last one, quiet or not. */
+export const FORCED_AFTER = 5
 
 export interface GroupScanOptions {
   procRoot?: string
-  /** The longest time between two full scans, ms. */
+  /** How long after a full scan the next one comes at a quiet tick, ms. */
   fullScanEveryMs: number
   /** Monotonic ms (performance.now by default). */
   now?: () => number
@@ -36,7 +43,7 @@ export function createGroupScan (opts: GroupScanOptions): GroupScan {
   let cursor: PidCursor | undefined
   let lastFull = now()
 
-  return ({ groups, leaders }) => {
+  return ({ groups, leaders, quiet = false }) => {
     // Read before the processes: one created while they are read is in the next tick's range.
     const next = readPidCursor(procRoot)
     const created = cursor !== undefined && next !== undefined ? pidsBetween(cursor, next, pidMax(procRoot)) : undefined
@@ -45,28 +52,18 @@ export function createGroupScan (opts: GroupScanOptions): GroupScan {
     const at = now()
     if (groups.size === 0) {
       seen = []
-    } else if (created === undefined || at - lastFull >= opts.fullScanEveryMs) {
+    } else if (created === undefined || at - lastFull >= opts.fullScanEveryMs * (quiet ? 1 : FORCED_AFTER)) {
       lastFull = at
       seen = scanProcesses(procRoot)
     } else {
       const known = new Set(members)
       for (const pid of leaders) known.add(pid)
-      seen = scanProcesses(procRoot, either(known, created))
+      // From the listing of /proc, never pid by pid: a thread's id is a pid too, and
+      // /proc/<tid>/stat (not listed) reads as a process of its own with the whole process's rss.
+      seen = scanProcesses(procRoot, undefined, (pid) => !known.has(pid) && !created.has(pid))
     }
     members = new Set()
     for (const p of seen) if (groups.has(p.pgid)) members.add(p.pid)
     return seen
-  }
-}
-
-/** The pids of `known` and those of `created`, as one range (each pid once). */
-function either (known: ReadonlySet<number>, created: PidRange): PidRange {
-  return {
-    count: known.size + created.count,
-    has: (pid) => known.has(pid) || created.has(pid),
-    pids: function * () {
-      yield * known
-      for (const pid of created.pids()) if (!known.has(pid)) yield pid
-    }
   }
 }
