@@ -50,10 +50,10 @@ export function openDatabase (dataDir: string, opts: { migrations?: Migration[] 
     // commits; neither corrupts the file.
     db.pragma('synchronous = NORMAL')
     db.pragma('busy_timeout = 5000')
-    // The statement journal of a multi-row INSERT (the history flush) in memory instead of a temp
-    // file, and SQLite's own checkpoint after WAL_AUTOCHECKPOINT_PAGES instead of 1000: a flush of
-    // 500 probe results dirties about 1,000 pages, so the default checkpointed after nearly every
-    // flush and wrote each page twice a second. The WAL file then grows to about 16 MB between the
+    // Statement journals and sorts in memory instead of temp files (a history flush wrote its
+    // journal to one), and SQLite's own checkpoint after WAL_AUTOCHECKPOINT_PAGES instead of 1000:
+    // a flush of 500 probe results dirties about 1,000 pages, so the default checkpointed after
+    // nearly every flush and wrote each page twice a second. The WAL file then grows to about 16 MB between the
     // store's checkpoints (store.ts); a power cut may lose the commits since the last checkpoint
     // (a few seconds of probe results), a killed daemon still loses nothing it committed.
     db.pragma('temp_store = MEMORY')
