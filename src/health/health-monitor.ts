@@ -11,6 +11,7 @@ import { systemClock, type Clock } from '../clock.js'
 import type { TransitionEvent } from '../supervisor/events.js'
 import { createProbeClient, probeKind, runProbe, type ProbeEvent, type ProbeKind, type ProbePhase, type ProbeResult, type ProbeTarget } from './probes.js'
 import { initialCounters, nextVerdict, type ProbeCounters } from './verdict.js'
+import { ProbeWheel, nextDue } from './probe-wheel.js'
 
 /** The first probe of a cycle waits initialDelayMs plus a random share of min(interval, this). */
 export const MAX_FIRST_PROBE_JITTER_MS = 1000
@@ -23,11 +24,20 @@ export const MAX_FIRST_PROBE_JITTER_MS = 1000
 export const BINDING_RETRY_MS = 100
 
 /**
- * Probes start on a grid of this many ms, each at most that much after it is due: the probes of
- * hundreds of plugins then share the event loop's wake-ups (about 1000 / PROBE_GRID_MS a second)
- * instead of each probe waking it on its own.
+ * Probes start on a grid of this many ms (less for short intervals, see probeGridMs), each at most
+ * that much after it is due: the probes of hundreds of plugins then share the event loop's wake-ups
+ * (about 1000 / PROBE_GRID_MS a second), and their answers come back together, instead of each
+ * probe waking it on its own.
  */
-export const PROBE_GRID_MS = 20
+export const PROBE_GRID_MS = 50
+
+/** A probe is at most 1 / this of its interval late (its grid is shorter than PROBE_GRID_MS for intervals under 1 s). */
+const GRID_PER_INTERVAL = 20
+
+/** The grid of a probe with this interval: PROBE_GRID_MS, or a twentieth of a shorter interval (at least 1 ms). */
+export function probeGridMs (intervalMs: number): number {
+  return Math.max(1, Math.min(PROBE_GRID_MS, Math.floor(intervalMs / GRID_PER_INTERVAL)))
+}
 
 /** What the health endpoints show about the probes of one plugin. */
 export interface LastCheck {
@@ -44,7 +54,6 @@ export interface LastCheck {
 
 interface Cycle {
   generation: number
-  timer: NodeJS.Timeout | undefined
   counters: ProbeCounters
   target: ProbeTarget | undefined
   /** performance.now() of the cycle's first refused connection; null once a probe passed. */
@@ -54,6 +63,15 @@ interface Cycle {
 interface Entry {
   cycle: Cycle
   last: LastCheck
+}
+
+/** A probe waiting in the wheel; stale once its cycle has ended (another generation). */
+interface Due {
+  name: string
+  entry: Entry
+  generation: number
+  /** When it is due (performance.now() time); the next one of the cycle is due an interval later. */
+  at: number
 }
 
 export interface HealthMonitorOptions {
@@ -76,6 +94,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
   readonly #random: () => number
   readonly #http = createProbeClient()
   readonly #entries = new Map<string, Entry>()
+  readonly #wheel = new ProbeWheel<Due>((d) => { void this.#probe(d) })
   #started = false
 
   constructor (opts: HealthMonitorOptions) {
@@ -106,6 +125,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     this.#supervisor.off('health', this.#onHealth)
     this.#supervisor.off('unloaded', this.#onUnloaded)
     for (const e of this.#entries.values()) this.#endCycle(e)
+    this.#wheel.clear()
     this.#http.close()
   }
 
@@ -122,7 +142,7 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     let e = this.#entries.get(name)
     if (!e) {
       const hc = this.#healthCheck(name)
-      e = { cycle: { generation: 0, timer: undefined, counters: initialCounters(hc), target: undefined, refusedSince: undefined }, last: emptyLastCheck(hc) }
+      e = { cycle: { generation: 0, counters: initialCounters(hc), target: undefined, refusedSince: undefined }, last: emptyLastCheck(hc) }
       this.#entries.set(name, e)
     }
     return e
@@ -162,29 +182,21 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     e.last.phase = e.cycle.counters.phase
     const interval = this.#intervalOf(hc, e.cycle.counters)
     const delay = hc.initialDelayMs + Math.floor(this.#random() * Math.min(interval, MAX_FIRST_PROBE_JITTER_MS))
-    this.#schedule(name, e, e.cycle.generation, delay)
+    const at = performance.now() + delay
+    this.#wheel.add(at, probeGridMs(interval), { name, entry: e, generation: e.cycle.generation, at })
   }
 
+  /** Its probe still in the wheel is skipped when its slot comes (another generation). */
   #endCycle (e: Entry): void {
     e.cycle.generation++
-    if (e.cycle.timer) clearTimeout(e.cycle.timer)
-    e.cycle.timer = undefined
   }
 
   #intervalOf (hc: HealthCheck, c: ProbeCounters): number {
     return c.phase === 'startup' && hc.startup ? hc.startup.intervalMs : hc.intervalMs
   }
 
-  #schedule (name: string, e: Entry, generation: number, delay: number): void {
-    const now = performance.now()
-    const due = now + Math.max(0, delay)
-    const timer = setTimeout(() => { void this.#probe(name, e, generation) }, Math.ceil(due / PROBE_GRID_MS) * PROBE_GRID_MS - now)
-    timer.unref()
-    e.cycle.timer = timer
-  }
-
-  async #probe (name: string, e: Entry, generation: number): Promise<void> {
-    e.cycle.timer = undefined
+  async #probe (due: Due): Promise<void> {
+    const { name, entry: e, generation } = due
     const hc = this.#healthCheck(name)
     if (!hc || generation !== e.cycle.generation || !this.#supervisor.has(name)) return
     if (this.#supervisor.snapshot(name).state.name !== 'running') return
@@ -196,22 +208,24 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     if (generation !== e.cycle.generation) return
     const at = this.#clock.now()
     const kind = probeKind(hc)
-    e.last = {
-      ...e.last,
-      probe: kind,
-      lastCheckTime: at,
-      lastResult: outcome.result,
-      lastError: outcome.error ?? null,
-      responseTimeMs: durationMs,
-      lastHealthyTime: outcome.result === 'failure' ? e.last.lastHealthyTime : at
-    }
-    this.emit('probe', { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at, ...(outcome.error ? { error: outcome.error } : {}) })
+    // In place: every reader of a last check (the health endpoints) reads it at once.
+    const last = e.last
+    last.probe = kind
+    last.lastCheckTime = at
+    last.lastResult = outcome.result
+    last.lastError = outcome.error ?? null
+    last.responseTimeMs = durationMs
+    if (outcome.result !== 'failure') last.lastHealthyTime = at
+    const ev: ProbeEvent = { plugin: name, probe: kind, phase, result: outcome.result, durationMs, at }
+    if (outcome.error !== undefined) ev.error = outcome.error
+    this.emit('probe', ev)
     if (outcome.result !== 'failure') {
       e.cycle.refusedSince = null
     } else if (e.cycle.refusedSince !== null && outcome.error?.includes('ECONNREFUSED') === true) {
       e.cycle.refusedSince ??= started
       if (performance.now() - e.cycle.refusedSince < this.#intervalOf(hc, e.cycle.counters)) {
-        this.#schedule(name, e, generation, BINDING_RETRY_MS)
+        due.at = performance.now() + BINDING_RETRY_MS
+        this.#wheel.add(due.at, probeGridMs(BINDING_RETRY_MS), due)
         return
       }
     }
@@ -228,7 +242,8 @@ export class HealthMonitor extends EventEmitter<HealthMonitorEvents> {
     // setHealth(unhealthy) may have stopped the process, which ended this cycle.
     if (generation !== e.cycle.generation || !this.#started) return
     const interval = this.#intervalOf(hc, e.cycle.counters)
-    this.#schedule(name, e, generation, interval - (performance.now() - started))
+    due.at = nextDue(due.at, interval, performance.now())
+    this.#wheel.add(due.at, probeGridMs(interval), due)
   }
 }
 

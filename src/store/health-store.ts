@@ -13,9 +13,13 @@ interface Agg { plugin: string, resolution: 'minute' | 'hour', bucket: number, c
  */
 export const ROWS_PER_STATEMENT = 50
 
+// The INSERTs say OR FAIL: a statement that may stop half-way under the default (ABORT) keeps a
+// statement journal of every page it changes, to undo itself alone. A flush never needs that:
+// any failure rolls the whole transaction back (all or nothing, tested).
+
 export function createHealthStore (db: Db, status: StoreStatus = createStoreStatus()): HealthHistoryStore {
-  const insert = multiRow(db, 'INSERT INTO health_checks (plugin, at, probe, phase, result, duration_ms, error) VALUES', 7, '')
-  const upsertRollup = multiRow(db, 'INSERT INTO health_rollups (plugin, resolution, bucket, count, failures, warnings, min_ms, max_ms, sum_ms) VALUES', 9, `
+  const insert = multiRow(db, 'INSERT OR FAIL INTO health_checks (plugin, at, probe, phase, result, duration_ms, error) VALUES', 7, '')
+  const upsertRollup = multiRow(db, 'INSERT OR FAIL INTO health_rollups (plugin, resolution, bucket, count, failures, warnings, min_ms, max_ms, sum_ms) VALUES', 9, `
     ON CONFLICT (plugin, resolution, bucket) DO UPDATE SET
       count = count + excluded.count, failures = failures + excluded.failures, warnings = warnings + excluded.warnings,
       min_ms = min(min_ms, excluded.min_ms), max_ms = max(max_ms, excluded.max_ms), sum_ms = sum_ms + excluded.sum_ms`)
