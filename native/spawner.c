@@ -11,6 +11,8 @@
  *
  *   daemon -> spawner
  *     SPAWN   u32 argc, u32 envc, then NUL-terminated strings: file, cwd, argv[argc], env[envc]
+ *     SIGNAL  (id 0) pairs of i32 target (a negative number: a process group) and i32 signal,
+ *             sent in order with kill(2): the daemon's signals of one turn in one frame
  *   spawner -> daemon
  *     SPAWNED i32 pid, u64 start time (clock ticks after boot, /proc/<pid>/stat field 22; 0 unknown)
  *     FAILED  i32 errno of the failed chdir or exec
@@ -45,7 +47,7 @@
 
 extern char **environ;
 
-enum { SPAWN = 1 };
+enum { SPAWN = 1, SIGNAL = 2 };
 enum { SPAWNED = 1, FAILED = 2, OUTPUT = 3, CLOSED = 4, EXITED = 5 };
 
 #define READ_CHUNK 32768
@@ -348,6 +350,14 @@ static void handle_request (void) {
   uint32_t id;
   memcpy(&id, buf + 1, 4);
   if ((uint8_t)buf[0] == SPAWN) spawn_one(id, buf + 5, len - 5);
+  else if ((uint8_t)buf[0] == SIGNAL) {
+    for (uint32_t at = 5; at + 8 <= len; at += 8) {
+      int32_t target, sig;
+      memcpy(&target, buf + at, 4);
+      memcpy(&sig, buf + at + 4, 4);
+      kill(target, sig);
+    }
+  }
   else { errno = EPROTO; die("request type"); }
   free(buf);
 }

@@ -173,6 +173,9 @@ export abstract class GroupHandle implements ProcessHandle {
     return this.#identity
   }
 
+  /** Sends a signal to the plugin's process group (the spawner sends it in a batch, see SpawnedHandle). */
+  protected signalGroup (pgid: number, signal: NodeJS.Signals): void { signalGroup(pgid, signal) }
+
   /** The program is executing: onSpawn. */
   protected announce (): void { this.#cb.onSpawn(this.#identity!) }
 
@@ -232,13 +235,13 @@ export abstract class GroupHandle implements ProcessHandle {
     if (this.#stopDeadline === undefined || killGroup) {
       // The leader died on its own and left processes behind: they would hold its port and
       // double its work after a restart, so they go at once.
-      signalGroup(pgid, 'SIGKILL')
+      this.signalGroup(pgid, 'SIGKILL')
       this.#signalEscaped('SIGKILL')
       this.#stopDeadline = Date.now() + KILL_GRACE_MS
     }
     void pollUntil(() => this.#allGone(), this.#stopDeadline).then((gone) => {
       if (!gone) {
-        signalGroup(pgid, 'SIGKILL')
+        this.signalGroup(pgid, 'SIGKILL')
         this.#signalEscaped('SIGKILL')
         return pollUntil(() => this.#allGone(), Date.now() + KILL_GRACE_MS)
       }
@@ -269,11 +272,11 @@ export abstract class GroupHandle implements ProcessHandle {
     const pid = this.#identity!.pgid
     this.#stopDeadline = Date.now() + timeoutMs
     this.#findEscaped()
-    signalGroup(pid, signal)
+    this.signalGroup(pid, signal)
     this.#signalEscaped(signal)
     const timer = setTimeout(() => {
       if (this.#exited) return
-      signalGroup(pid, 'SIGKILL')
+      this.signalGroup(pid, 'SIGKILL')
       this.#findEscaped()
       this.#signalEscaped('SIGKILL')
     }, timeoutMs)

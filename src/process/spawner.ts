@@ -11,6 +11,7 @@ import { childProcessRunner, GroupHandle, type ProcessCallbacks, type ProcessRun
 
 /** Frame types, as native/spawner.c numbers them. */
 const SPAWN = 1
+const SIGNAL = 2
 const SPAWNED = 1
 const FAILED = 2
 const OUTPUT = 3
@@ -61,10 +62,14 @@ function spawnRequest (id: number, spec: SpawnSpec): Buffer {
 
 class SpawnedHandle extends GroupHandle {
   readonly #spec: SpawnSpec
-  constructor (spec: SpawnSpec, cb: ProcessCallbacks) {
+  readonly #signal: (pgid: number, signal: NodeJS.Signals) => void
+  constructor (spec: SpawnSpec, cb: ProcessCallbacks, signal: (pgid: number, signal: NodeJS.Signals) => void) {
     super(spec, cb)
     this.#spec = spec
+    this.#signal = signal
   }
+
+  protected override signalGroup (pgid: number, signal: NodeJS.Signals): void { this.#signal(pgid, signal) }
 
   /** One frame of the spawner about this plugin. */
   frame (type: number, body: Buffer): void {
@@ -218,11 +223,13 @@ class Connection {
     child.stdin!.on('error', () => {})
     this.exited = new Promise((resolve) => {
       child.once('error', (err) => {
+        this.#gone = true
         onProblem(`the process spawner ${binary} could not be started: ${err.message}`)
         this.#lost(onGone)
         resolve()
       })
       child.once('close', (code, signal) => {
+        this.#gone = true
         if (!this.#closing || code !== 0 || complaint !== '') {
           const how = signal === null ? `with code ${code}` : `on ${signal}`
           onProblem(`the process spawner (pid ${child.pid}) exited ${how}${complaint === '' ? '' : `: ${complaint.trim()}`}; the ${this.#handles.size} plugins it held were killed and restart`)
@@ -238,19 +245,52 @@ class Connection {
 
   get pid (): number | undefined { return this.#child.pid }
 
+  /**
+   * The signals of one turn of the event loop go to the spawner in one frame, which sends them:
+   * a stop of 500 made 500 kill(2) calls in the daemon, each of which handed the CPU to the
+   * process it woke (40 % of a stop's profile). Once the spawner is gone, the daemon sends them.
+   */
+  readonly #signalGroup = (pgid: number, signal: NodeJS.Signals): void => {
+    const n = osConstants.signals[signal]
+    if (this.#gone || n === undefined) {
+      signalGroup(pgid, signal)
+      return
+    }
+    if (this.#signals.length === 0) setImmediate(this.#sendSignals)
+    this.#signals.push(-pgid, n)
+  }
+
+  #signals: number[] = []
+  #gone = false
+  readonly #sendSignals = (): void => {
+    const list = this.#signals
+    this.#signals = []
+    if (this.#gone) {
+      for (let i = 0; i < list.length; i += 2) { try { process.kill(list[i], list[i + 1]) } catch {} }
+      return
+    }
+    const buf = Buffer.allocUnsafe(HEAD + 4 * list.length)
+    buf.writeUInt32LE(buf.length - 4, 0)
+    buf.writeUInt8(SIGNAL, 4)
+    buf.writeUInt32LE(0, 5)
+    for (let i = 0; i < list.length; i++) buf.writeInt32LE(list[i], HEAD + 4 * i)
+    this.#child.stdin!.write(buf)
+  }
+
   spawn (spec: SpawnSpec, cb: ProcessCallbacks): SpawnedHandle {
     const id = this.#nextId++
     const handle = new SpawnedHandle(spec, {
       ...cb,
       onSpawnError: (err) => { this.#handles.delete(id); cb.onSpawnError(err) },
       onExit: (code, signal) => { this.#handles.delete(id); cb.onExit(code, signal) }
-    })
+    }, this.#signalGroup)
     this.#handles.set(id, handle)
     this.#child.stdin!.write(spawnRequest(id, spec))
     return handle
   }
 
   #lost (onGone: () => void): void {
+    this.#gone = true
     onGone()
     const handles = [...this.#handles.values()]
     this.#handles.clear()
