@@ -275,3 +275,13 @@ t.test('the daemon with its spawner killed: each plugin is restarted once, none 
     t.not(readProcStat(s.pid!)!.ppid, spawner, 'under a new spawner')
   }
 })
+
+t.test('a spawner that cannot be started: each spawn fails with ESPAWNER, one problem is reported per attempt', async (t) => {
+  const problems: string[] = []
+  const runner = createSpawnerRunner({ binary: path.join(tempDir(), 'no-such-spawner'), onProblem: (m) => problems.push(m) })
+  t.teardown(() => runner.close())
+  const e = await run(runner, { command: 'true' }).ended
+  t.ok('error' in e && e.error.code === 'ESPAWNER', 'the spawn fails')
+  t.equal(problems.length, 1, 'one problem (Node emits error and close for it)')
+  t.match(problems[0], /^the process spawner .*no-such-spawner could not be started: spawn .* ENOENT$/)
+})

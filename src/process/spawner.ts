@@ -219,7 +219,7 @@ class Connection {
     const child = this.#child
     child.stdout!.on('data', (chunk: Buffer) => this.#frames.push(chunk))
     let complaint = ''
-    child.stderr!.setEncoding('utf8').on('data', (text: string) => { complaint += text })
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => { if (complaint.length < 4096) complaint += text })
     child.stdin!.on('error', () => {})
     this.exited = new Promise((resolve) => {
       child.once('error', (err) => {
@@ -229,6 +229,8 @@ class Connection {
         resolve()
       })
       child.once('close', (code, signal) => {
+        // A spawner that could not be started at all was reported by 'error'.
+        if (this.#gone) return resolve()
         this.#gone = true
         if (!this.#closing || code !== 0 || complaint !== '') {
           const how = signal === null ? `with code ${code}` : `on ${signal}`
