@@ -108,10 +108,15 @@ for (const [name, make] of runners) {
       }
     })
 
-    t.test('a signal that ends it is reported by name', async (t) => {
+    t.test('a signal that ends it is reported by name, the name Node gives it', async (t) => {
       const r = run(runner, sh('kill -KILL $$'))
       await r.spawned
       t.same(await r.ended, { code: null, signal: 'SIGKILL' })
+      // Signal 6 has two names (SIGABRT, SIGIOT), 29 too (SIGIO, SIGPOLL): Node says the first.
+      for (const [sig, name] of [['ABRT', 'SIGABRT'], ['IO', 'SIGIO']]) {
+        const s = run(runner, sh(`kill -${sig} $$`))
+        t.same(await s.ended, { code: null, signal: name }, name)
+      }
     })
 
     t.test('its own session, stdin from /dev/null, exactly the given environment and folder, signals at their defaults', async (t) => {

@@ -21,7 +21,9 @@ const EXITED = 5
 const HEAD = 9
 
 const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]))
-const signalNames = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]))
+/** Number to name; of two names for one number (SIGABRT and SIGIOT, SIGIO and SIGPOLL) the first, as Node reports it. */
+const signalNames = new Map<number, string>()
+for (const [name, n] of Object.entries(osConstants.signals)) if (!signalNames.has(n)) signalNames.set(n, name)
 
 /** Node's own spawn error for the same failure: `spawn <command> ENOENT`, with code and errno. */
 function spawnFailure (spec: SpawnSpec, errno: number): NodeJS.ErrnoException {
@@ -259,23 +261,26 @@ class Connection {
       return
     }
     if (this.#signals.length === 0) setImmediate(this.#sendSignals)
-    this.#signals.push(-pgid, n)
+    this.#signals.push({ pgid, signal, n })
   }
 
-  #signals: number[] = []
+  #signals: { pgid: number, signal: NodeJS.Signals, n: number }[] = []
   #gone = false
   readonly #sendSignals = (): void => {
     const list = this.#signals
     this.#signals = []
     if (this.#gone) {
-      for (let i = 0; i < list.length; i += 2) { try { process.kill(list[i], list[i + 1]) } catch {} }
+      for (const s of list) signalGroup(s.pgid, s.signal)
       return
     }
-    const buf = Buffer.allocUnsafe(HEAD + 4 * list.length)
+    const buf = Buffer.allocUnsafe(HEAD + 8 * list.length)
     buf.writeUInt32LE(buf.length - 4, 0)
     buf.writeUInt8(SIGNAL, 4)
     buf.writeUInt32LE(0, 5)
-    for (let i = 0; i < list.length; i++) buf.writeInt32LE(list[i], HEAD + 4 * i)
+    list.forEach((s, i) => {
+      buf.writeInt32LE(-s.pgid, HEAD + 8 * i)
+      buf.writeInt32LE(s.n, HEAD + 8 * i + 4)
+    })
     this.#child.stdin!.write(buf)
   }
 
