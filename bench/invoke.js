@@ -23,6 +23,15 @@ import {
 } from './lib.js'
 
 export const NGINX = '/usr/sbin/nginx'
+/**
+ * Requests nginx serves on one connection before it closes it: its default (1000) closes each of
+ * autocannon's connections every thousand answers, and autocannon writes its next request on a
+ * connection whatever the answer's `Connection: close` says, so now and then that request meets
+ * the closed socket and autocannon counts an ECONNRESET against nginx. The other targets keep a
+ * connection for any number of requests (Node's and Fastify's default), so nginx does too here;
+ * the same for its connections to the plugin (plugvisor's are not closed after a count either).
+ */
+const KEEPALIVE_REQUESTS = 100_000_000
 const PREFIX = '/plugins/target/invoke'
 
 const PLUGIN_SOURCE = `import { createServer } from 'node:http'
@@ -70,8 +79,9 @@ error_log ${path.join(dir, 'error.log')} warn;
 events { worker_connections 1024; }
 http {
   access_log off;
+  keepalive_requests ${KEEPALIVE_REQUESTS};
   ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(tmp).join('\n  ')}
-  upstream plugin { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  upstream plugin { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests ${KEEPALIVE_REQUESTS}; }
   server {
     listen 127.0.0.1:${port};
     location ${PREFIX}/ { proxy_pass http://plugin/; proxy_http_version 1.1; proxy_set_header Connection ""; }
