@@ -38,5 +38,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # Graceful stop of plugins takes up to their stop.timeoutMs: give docker stop at least that long
 # (docker stop -t 30). The API needs a token: docker run -e PLUGVISOR_ADMIN_TOKEN=... (>= 16 chars).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=2", "--no-allocation-site-pretenuring", "--no-memory-reducer", "--heap-growing-percent=15", "dist/src/bin.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "--no-memory-reducer", "--heap-growing-percent=15", "dist/src/bin.js"]
 CMD ["serve", "--config", "config/container.yaml"]

@@ -16,7 +16,7 @@ export const BIN = path.join(ROOT, 'dist/src/bin.js')
 // (space-separated, '' for none) replaces them to compare flag sets across every figure.
 export const DAEMON_NODE_FLAGS = process.env.PLUGVISOR_BENCH_NODE_FLAGS !== undefined
   ? process.env.PLUGVISOR_BENCH_NODE_FLAGS.split(' ').filter(Boolean)
-  : ['--max-semi-space-size=2', '--no-allocation-site-pretenuring', '--no-memory-reducer', '--heap-growing-percent=15']
+  : ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer', '--heap-growing-percent=15']
 // ... and the environment they set for it (src/bin.ts's `env -S`); one set in the bench's own
 // environment wins, to compare.
 export const DAEMON_ENV = { MALLOC_ARENA_MAX: '2' }
