@@ -147,6 +147,32 @@ t.test('the store writes of a start burst are made in a few transactions, and ev
   t.same(sup.unsaved(), [])
 })
 
+t.test('the writes of a stop of many in one turn are made in one transaction, however many there are; they took several before', async (t) => {
+  const many = Array.from({ length: 40 }, (_, i) => `s${i}`)
+  let counted: ReturnType<typeof countedStore> | undefined
+  const { sup, spawned, up, exit, holdStops, store } = supervisor(t, many.map((n) => fixturePlugin(n, 'sleep', { autostart: false })), undefined, (s) => (counted = countedStore(s)).store)
+  const starting = sup.startMany(many)
+  while (spawned.length < many.length) await nextTurn()
+  for (const s of spawned) up(s)
+  await starting
+  await nextTurn()
+  holdStops(true)
+  const before = { ...counted!.counts }
+  const stopping = sup.stopMany(many)
+  // The stop's turn and the one its writes wait for.
+  await nextTurn()
+  await nextTurn()
+  const { transactions, writes } = counted!.counts
+  t.equal(writes - before.writes, 2 * many.length, 'a desired state and a state event each')
+  t.equal(transactions - before.transactions, 1, 'in one transaction')
+  for (const s of spawned) exit(s)
+  const out = await stopping
+  t.ok(out.every((s) => s.state === 'stopped'))
+  t.same(many.map((n) => store.desiredStates().get(n)), many.map(() => 'stopped'), 'every desired state is stored')
+  t.same(many.map((n) => sup.events(n).map((e) => e.to)), many.map(() => ['stopped', 'stopping', 'running', 'starting']), 'every state event is stored, in order')
+  t.equal(store.recordedProcesses().length, 0, 'every process record is forgotten')
+})
+
 t.test('when the commit of a batch fails, each write is made again on its own: what goes through is kept, what fails is noted and answered as a single failed write', async (t) => {
   let counted: ReturnType<typeof countedStore> | undefined
   const { sup, spawned, up, store } = supervisor(t, names.map((n) => fixturePlugin(n, 'sleep', { autostart: false })), undefined, (s) => (counted = countedStore(s, { commitFails: true, failDesiredOf: 'p3' })).store)
