@@ -812,12 +812,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // The records of those transitions (SQLite writes, log lines, events) wait until the spawn
     // is under way, in their order, so the new process starts as soon after the exit as it can;
     // anything else first makes what is waiting, then its own, then its effects.
+    // A stop's signals go out before its records: the runner sends the signals of a turn
+    // together at its end (a stop of 500 in one frame to the spawner), and the records of 500
+    // stops made before it held every signal back; they are made right after it, in their order.
     const spawns = t.effects.some((e) => e.type === 'spawn')
     const restartsNow = t.effects.some((e) => e.type === 'schedule-restart' && e.at <= now)
+    const kills = t.effects.some((e) => e.type === 'kill')
     if (spawns) {
       for (const effect of t.effects) this.#performEffect(p, effect)
       this.#recordDeferred(p)
       record()
+    } else if (kills) {
+      // Waiting before the effects: what they feed at once (nothing to kill, an exit) comes after
+      // it; queued after them, so after the runner's signals of the turn.
+      this.#recordDeferred(p)
+      p.deferred.push(record)
+      for (const effect of t.effects) this.#performEffect(p, effect)
+      if (p.deferred.length > 0) {
+        if (this.#afterSignals.length === 0) setImmediate(this.#recordAfterSignals)
+        this.#afterSignals.push(p)
+      }
     } else if (restartsNow) {
       this.#recordDeferred(p)
       p.deferred.push(record)
@@ -835,6 +849,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       for (const w of waiters) w()
     }
     return t
+  }
+
+  /** Plugins whose records wait for the signals of this turn (#feed). */
+  #afterSignals: Plugin[] = []
+  readonly #recordAfterSignals = (): void => {
+    const waiting = this.#afterSignals
+    this.#afterSignals = []
+    for (const p of waiting) this.#recordDeferred(p)
   }
 
   #recordDeferred (p: Plugin): void {
