@@ -106,12 +106,13 @@ export async function stopProcess (child, graceMs = 15000) {
  * The daemon as an operator runs it: `node <daemon flags> dist/src/bin.js serve --config FILE` in
  * its own process, on 127.0.0.1 and a free port (or `port`) through PLUGVISOR_HOST/PORT, log level
  * warn, stopped by pid at cleanup. Resolves once GET /health/liveness answers 200, with the child,
- * its port and base URL; rejects when it exits first (or after `timeoutMs`).
+ * its port and base URL; rejects when it exits first (or after `timeoutMs`). `bin` and `flags`: another
+ * build's bin.js and other V8 flags (bench/liveness-ab.js compares them).
  */
-export async function startDaemon (config, { port, stdio = ['ignore', 'ignore', 'inherit'], name = 'plugvisor', timeoutMs = 20000 } = {}) {
+export async function startDaemon (config, { port, stdio = ['ignore', 'ignore', 'inherit'], name = 'plugvisor', timeoutMs = 20000, bin = BIN, flags = DAEMON_NODE_FLAGS } = {}) {
   port ??= await freePort()
   const base = `http://127.0.0.1:${port}`
-  const child = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
+  const child = startProcess(process.execPath, [...flags, bin, 'serve', '--config', config], {
     env: { ...DAEMON_ENV, ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
     stdio
   }, name)

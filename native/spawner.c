@@ -18,7 +18,8 @@
  *     FAILED  i32 errno of the failed chdir or exec
  *     OUTPUT  u8 stream (1 stdout, 2 stderr), then the bytes read
  *     CLOSED  u8 stream: the stream reached its end
- *     EXITED  i32 wait status of the leader (reaped)
+ *     EXITED  i32 wait status of the leader (reaped), i32 1 when processes of its group were left
+ *             at the reaping, 0 when none were (a group with no process can never get one again)
  *
  * Each plugin runs as the daemon's child_process.spawn runs it (detached, stdin /dev/null,
  * stdout and stderr piped): its own session and process group, the given environment and
@@ -203,9 +204,11 @@ static void drain (struct child *c, int stream, int all) {
 static void exited (struct child *c) {
   drain(c, 1, 1);
   drain(c, 2, 1);
+  /* The daemon waits for the whole group before it reports the exit: when nothing of it is
+   * left, it need not ask (a stop of 500 asked 500 times, with a JavaScript error each). */
+  int32_t body[2] = { c->wait_status, kill(-c->pid, 0) == 0 || errno == EPERM };
   c->pid = 0;
-  int32_t st = c->wait_status;
-  send_frame(EXITED, c->id, &st, 4, NULL, 0);
+  send_frame(EXITED, c->id, body, sizeof body, NULL, 0);
   forget_if_done(c);
 }
 

@@ -28,6 +28,7 @@ interface PageElement {
 declare const document: { querySelector: (selector: string) => PageElement | null, querySelectorAll: (selector: string) => { length: number }, cookie: string }
 declare const sessionStorage: { getItem: (key: string) => string | null }
 declare const localStorage: { length: number }
+declare const requestAnimationFrame: (callback: () => void) => number
 
 t.test('GET /ui serves the page and its modules without a token, with a strict CSP; unknown files are 404', async (t) => {
   const app = await build(t, writeConfig([], { auth: { mode: 'tokens', tokens: [{ name: 'ops', role: 'admin', tokenEnv: 'PV_DASH_ADMIN' }] } }), { boot: false, env: { PV_DASH_ADMIN: ADMIN } })
@@ -107,6 +108,28 @@ t.test('the table shows every plugin; a restart clicked on the page restarts the
   // The row follows from the event stream, without a reload.
   await page.waitForFunction((pid) => document.querySelector('#plugins .row[data-plugin="echo"] .c-pid')?.textContent === pid, String(after))
   t.pass('the row shows the new pid')
+})
+
+t.test('the table: an event applied before the next frame builds on the summary not yet written', browserTest, async (t) => {
+  const app = await build(t, writeConfig([]), { boot: false })
+  const base = await listen(app)
+  const { page } = await openBrowser(t)
+  await page.goto(`${base}/ui/`)
+  // The table's own module in the page: one row, a re-read summary with a new pid waiting for
+  // its frame, then an event's update made from summary() in the same task, as app.js does.
+  const shown = await page.evaluate(async () => {
+    const module = '/ui/table.js'
+    const { PluginTable } = await import(module)
+    const table = new PluginTable({ onAction: () => {} })
+    const row = { name: 'a', status: 'healthy', state: 'running', health: 'healthy', restartCount: 0, pid: 100, desired: 'running', circuit: 'closed', resources: null, fallback: 'inactive', startedAt: null, nextRestartAt: null }
+    table.setAll([row])
+    table.update({ ...row, pid: 200, restartCount: 1 })
+    table.update({ ...table.summary('a'), state: 'stopping' })
+    await new Promise((resolve) => requestAnimationFrame(() => resolve(null)))
+    const s = table.summary('a')
+    return { pid: s.pid, restartCount: s.restartCount, state: s.state, cell: table.element.querySelector('.row .c-pid').textContent }
+  }) as { pid: number, restartCount: number, state: string, cell: string }
+  t.same(shown, { pid: 200, restartCount: 1, state: 'stopping', cell: '200' }, 'the event keeps the re-read\'s pid and restarts')
 })
 
 t.test('the plugin page charts recorded probe results and shows events, hook runs, circuit and logs', browserTest, async (t) => {

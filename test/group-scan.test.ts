@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { FORCED_AFTER, createGroupScan } from '../src/resources/group-scan.js'
-import { tempDir } from './helper.js'
+import { openStatFiles as openStatFilesNow, tempDir } from './helper.js'
 
 /** A /proc stand-in: a stat line per process, and the pid cursor (/proc/stat, /proc/loadavg). */
 function fakeProc () {
@@ -30,7 +30,11 @@ function fakeProc () {
     put,
     /** A process created now: its pid is the next the cursor hands out. */
     fork: (pid: number, pgid: number, rssPages = 10): void => { forks++; lastPid = pid; cursor(); put(pid, pgid, rssPages) },
-    exit: (pid: number): void => { rmSync(path.join(root, String(pid)), { recursive: true, force: true }) },
+    // An open stat file of a process that ended reads nothing (the real /proc's read fails).
+    exit: (pid: number): void => {
+      try { writeFileSync(path.join(root, String(pid), 'stat'), '') } catch {}
+      rmSync(path.join(root, String(pid)), { recursive: true, force: true })
+    },
     noCursor: (): void => { rmSync(path.join(root, 'loadavg')) }
   }
 }
@@ -55,6 +59,27 @@ t.test('after the first tick only members, leaders and processes created since a
   proc.exit(22)
   now += 5000
   t.same(pids(scan({ groups: new Set([20]), leaders: [20] })), [20], 'a member that ended is gone')
+})
+
+t.test('a tick after which no pid was handed out reads the members again, changed, and no other process', async (t) => {
+  const proc = fakeProc()
+  let now = 0
+  const scan = createGroupScan({ procRoot: proc.root, fullScanEveryMs: 60_000, now: () => now })
+  t.teardown(() => scan.close())
+  scan({ groups: new Set(), leaders: [] })
+  proc.fork(60, 60)
+  proc.fork(61, 60)
+  now += 5000
+  t.same(pids(scan({ groups: new Set([60]), leaders: [60] })), [60, 61])
+  proc.put(61, 60, 77) // the member's memory grew
+  proc.put(62, 60) // not created since (no fork): not read
+  now += 5000
+  const rows = scan({ groups: new Set([60]), leaders: [60] })
+  t.same(pids(rows), [60, 61], 'the members only')
+  t.equal(rows.find((p) => p.pid === 61)?.rssPages, 77, 'read as it is now')
+  proc.exit(61)
+  now += 5000
+  t.same(pids(scan({ groups: new Set([60]), leaders: [60] })), [60], 'a member that ended is gone')
 })
 
 t.test('an older process moved into a watched group is found by the next full scan', async (t) => {
@@ -107,6 +132,7 @@ t.test('on the real /proc: a member forked between two ticks is in the second on
   await once(child, 'spawn')
   const pgid = child.pid!
   const scan = createGroupScan({ fullScanEveryMs: 3_600_000 })
+  t.teardown(() => scan.close())
   const watch = { groups: new Set([pgid]), leaders: [pgid] }
   t.same(scan(watch).filter((p) => p.pgid === pgid).map((p) => p.pid), [pgid], 'the leader alone')
   child.stdin.write('go\n')
@@ -117,6 +143,7 @@ t.test('on the real /proc: a member forked between two ticks is in the second on
 
 t.test('on the real /proc: the threads of a process created since the tick before are not read as processes', async (t) => {
   const scan = createGroupScan({ fullScanEveryMs: 3_600_000 })
+  t.teardown(() => scan.close())
   scan({ groups: new Set(), leaders: [] })
   // Node starts its worker threads before it runs the script: their ids are handed out after the reading above.
   const child = spawn(process.execPath, ['-e', 'process.stdout.write("up\\n"); setInterval(() => {}, 1000)'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] })
@@ -125,4 +152,33 @@ t.test('on the real /proc: the threads of a process created since the tick befor
   const pgid = child.pid!
   const rows = scan({ groups: new Set([pgid]), leaders: [pgid] }).filter((p) => p.pgid === pgid)
   t.same(rows.map((p) => p.pid), [pgid], 'the process once, not once per thread')
+})
+
+t.test('on the real /proc: the members\' stat files stay open between ticks and are closed once they leave, end or nothing is watched', async (t) => {
+  // A leader that reaps its worker when it ends (Node does at once).
+  const child = spawn(process.execPath, ['-e', 'const c = require("child_process").spawn("sleep", ["30"], { stdio: "ignore" }); console.log(c.pid); setInterval(() => {}, 1000)'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] })
+  t.teardown(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch {} })
+  const [line] = await once(child.stdout, 'data') as [Buffer]
+  const worker = Number.parseInt(line.toString(), 10)
+  const pgid = child.pid!
+  // Files opened by this test only: another test of this file may still hold some.
+  const before = new Set(openStatFilesNow())
+  const openStatFiles = (): string[] => openStatFilesNow().filter((f) => !before.has(f))
+  const scan = createGroupScan({ fullScanEveryMs: 3_600_000 })
+  t.teardown(() => scan.close())
+  const watch = { groups: new Set([pgid]), leaders: [pgid] }
+  t.same(pids(scan(watch).filter((p) => p.pgid === pgid)), [pgid, worker].sort((a, b) => a - b), 'the first tick (all of /proc) finds both')
+  t.same(openStatFiles().sort(), [`/proc/${pgid}/stat`, `/proc/${worker}/stat`].sort(), 'their files stay open, no other process\'s')
+  scan(watch)
+  t.equal(openStatFiles().length, 2, 'a second tick opens none more')
+  process.kill(worker, 'SIGKILL')
+  // Until its leader reaped it (a zombie is still read).
+  for (let i = 0; i < 500 && scan(watch).some((p) => p.pid === worker); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(openStatFiles(), [`/proc/${pgid}/stat`], 'the ended member\'s file is closed')
+  scan({ groups: new Set(), leaders: [] })
+  t.same(openStatFiles(), [], 'nothing watched: nothing open')
+  scan(watch)
+  t.equal(openStatFiles().length, 1, 'open again')
+  scan.close()
+  t.same(openStatFiles(), [], 'close closes them')
 })

@@ -1,7 +1,7 @@
 // Test helpers: a real daemon (real SQLite file in a temp folder, real child processes) built
 // from a config written for the test, torn down (every child stopped) even when the test fails.
 import type { EventSink } from '../src/events/sse-client.js'
-import { closeSync, mkdtempSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdtempSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -216,4 +216,16 @@ export function sink () {
     nextWrite: () => new Promise<string>((resolve) => { onWrite = (c) => { onWrite = undefined; resolve(c) } })
   }
   return s satisfies EventSink & Record<string, unknown>
+}
+
+/** The /proc/<pid>/stat files this process holds open now. */
+export function openStatFiles (): string[] {
+  const out: string[] = []
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`)
+      if (/^\/proc\/\d+\/stat$/.test(target)) out.push(target)
+    } catch {}
+  }
+  return out
 }

@@ -1,9 +1,9 @@
 // What /proc tells: the pid cursor and the pids handed out between two readings of it.
 import t from 'tap'
-import type { Tap } from './helper.js'
+import { openStatFiles, type Tap } from './helper.js'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { findTaggedThisTurn, parseProcStat, pidsBetween, readPidCursor, readProcStat, scanProcesses } from '../src/process/proc.js'
+import { StatReader, findTaggedThisTurn, parseProcStat, pidsBetween, readPidCursor, readProcStat, scanProcesses } from '../src/process/proc.js'
 
 const at = (forks: number, lastPid: number, tasks = 100) => ({ forks, lastPid, tasks })
 
@@ -88,11 +88,55 @@ t.test('the shared search of a turn reads only the processes created since the c
 
 t.test('parseProcStat reads the fields after the last parenthesis, whatever the command name holds', async (t) => {
   const line = '4321 (a (b) c) d) S 1 4300 4300 0 -1 4194560 10 0 0 0 17 23 0 0 20 0 1 0 98765 12345678 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n'
-  t.same(parseProcStat(line), { pid: 4321, state: 'S', ppid: 1, pgid: 4300, utimeTicks: 17, stimeTicks: 23, startTicks: 98765, rssPages: 321 })
-  t.equal(parseProcStat('4321 (x) S 1 4300'), undefined, 'a cut line')
-  t.equal(parseProcStat('no parenthesis'), undefined)
+  t.same(parseProcStat(Buffer.from(line)), { pid: 4321, state: 'S', ppid: 1, pgid: 4300, utimeTicks: 17, stimeTicks: 23, startTicks: 98765, rssPages: 321 })
+  t.equal(parseProcStat(Buffer.from('4321 (x) S 1 4300')), undefined, 'a cut line')
+  t.equal(parseProcStat(Buffer.from('no parenthesis')), undefined)
+  t.equal(parseProcStat(Buffer.from(line), 0), undefined, 'nothing read')
+  t.equal(parseProcStat(Buffer.from(line + line), line.indexOf(' 12345678')), undefined, 'only the bytes read count, not what follows them in the buffer')
   const self = readProcStat(process.pid)!
   t.equal(self.pid, process.pid)
   t.equal(self.ppid, process.ppid)
   t.ok(self.startTicks > 0 && self.rssPages > 0)
+})
+
+t.test('a StatReader keeps the file of a process open and reads it again; once the process is reaped the file is closed', async (t) => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  await once(child, 'spawn')
+  const pid = child.pid!
+  const reader = new StatReader('/proc', 10)
+  t.teardown(() => reader.close())
+  t.equal(reader.read(pid)?.pid, pid, 'read')
+  t.equal(reader.openFiles, 1, 'its file stays open')
+  t.same(openStatFiles(), [`/proc/${pid}/stat`], 'one descriptor, on that process\'s stat file')
+  t.equal(reader.read(pid)?.pid, pid, 'read again from the open file')
+  t.equal(openStatFiles().length, 1, 'no second descriptor')
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  t.equal(reader.read(pid), undefined, 'reaped: no such process')
+  t.equal(reader.openFiles, 0, 'its file is closed')
+  t.same(openStatFiles(), [], 'nothing left open')
+})
+
+t.test('a StatReader keeps no more files than it is allowed, nor those it is told not to keep; retain and close close them', async (t) => {
+  const kids = await Promise.all([0, 1, 2].map(async () => {
+    const c = spawn('sleep', ['30'], { stdio: 'ignore' })
+    t.teardown(() => { c.kill('SIGKILL') })
+    await once(c, 'spawn')
+    return c.pid!
+  }))
+  const reader = new StatReader('/proc', 2)
+  t.teardown(() => reader.close())
+  for (const pid of kids) t.equal(reader.read(pid)?.pid, pid)
+  t.equal(reader.openFiles, 2, 'two kept, the third read and closed')
+  t.equal(reader.read(kids[2])?.pid, kids[2], 'the third still reads')
+  t.equal(openStatFiles().length, 2)
+  reader.retain(new Set([kids[0]]))
+  t.same(openStatFiles(), [`/proc/${kids[0]}/stat`], 'retain closes the others')
+  t.equal(reader.read(kids[1], () => false)?.pid, kids[1], 'read, not to be kept')
+  t.equal(reader.openFiles, 1)
+  reader.close()
+  t.same(openStatFiles(), [], 'close closes every one')
+  t.equal(new StatReader('/proc', 0).read(process.pid)?.pid, process.pid, 'a reader that keeps none reads all the same')
+  t.same(openStatFiles(), [])
 })

@@ -2,6 +2,7 @@
 // (the small C process the daemon spawns through) and Node's child_process in the daemon. Then
 // what only the spawner has: its own death, and its end with the daemon.
 import t from 'tap'
+import { spawn } from 'node:child_process'
 import { chmodSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { childProcessRunner, type ProcessCallbacks, type ProcessHandle, type ProcessIdentity, type ProcessRunner, type SpawnSpec } from '../src/process/runner.js'
@@ -66,6 +67,36 @@ t.test('frames out of the spawner\'s pipe are read whole wherever the reads cut 
   const reader = new FrameReader((type, id, body) => got.push([type, id, body.toString('hex')]))
   for (let i = 0; i < stream.length; i += 2) reader.push(stream.subarray(i, i + 2))
   t.same(got, want, 'two bytes at a time: the same frames')
+})
+
+t.test('plugvisor-spawner\'s EXITED frame says whether processes of the group were left when it reaped the leader', { skip: !spawnerAvailable(spawnerBinary) && 'no spawner binary' }, async (t) => {
+  const child = spawn(spawnerBinary, [], { stdio: ['pipe', 'pipe', 'inherit'], env: {} })
+  const leftovers: number[] = []
+  t.teardown(() => {
+    for (const pgid of leftovers) { try { process.kill(-pgid, 'SIGKILL') } catch {} }
+    child.stdin.end()
+  })
+  const request = (id: number, script: string): Buffer => {
+    const strings = ['/bin/sh', '', '/bin/sh', '-c', script, `PATH=${process.env.PATH}`].map((x) => Buffer.from(x + '\0'))
+    const head = Buffer.alloc(17)
+    head.writeUInt32LE(13 + strings.reduce((n, b) => n + b.length, 0), 0)
+    head[4] = 1 // SPAWN
+    head.writeUInt32LE(id, 5)
+    head.writeUInt32LE(3, 9) // argc: sh -c script
+    head.writeUInt32LE(1, 13) // envc
+    return Buffer.concat([head, ...strings])
+  }
+  const exits = new Map<number, Buffer>()
+  const reader = new FrameReader((type, id, body) => {
+    if (type === 1) leftovers.push(body.readInt32LE(0)) // SPAWNED: the leader leads its group
+    if (type === 5) exits.set(id, Buffer.from(body)) // EXITED
+  })
+  child.stdout.on('data', (chunk: Buffer) => reader.push(chunk))
+  child.stdin.write(request(1, 'exit 0'))
+  child.stdin.write(request(2, 'sleep 300 & exit 0'))
+  await t.resolveMatch(until(() => exits.size === 2, 10000), true)
+  t.same([exits.get(1)!.length, exits.get(1)!.readInt32LE(0), exits.get(1)!.readInt32LE(4)], [8, 0, 0], 'exit 0, nothing of its group left')
+  t.same([exits.get(2)!.readInt32LE(0), exits.get(2)!.readInt32LE(4)], [0, 1], 'exit 0, its background sleep left in the group')
 })
 
 const runners: [string, () => ProcessRunner][] = [

@@ -9,7 +9,7 @@ import type { ProcessCallbacks, ProcessRunner, SpawnSpec } from '../src/process/
 import type { LifecycleStore } from '../src/supervisor/lifecycle-store.js'
 import { fixturePlugin, writeConfig, tempDir, type Tap } from './helper.js'
 
-interface Spawned { spec: SpawnSpec, cb: ProcessCallbacks, pid: number, exited: boolean }
+interface Spawned { spec: SpawnSpec, cb: ProcessCallbacks, pid: number, exited: boolean, onStop?: () => void }
 
 /** Processes that start when `up()` is called and exit when stopped, or when `exit()` is called while stops are held. */
 function fakeRunner () {
@@ -29,6 +29,7 @@ function fakeRunner () {
       return {
         pid: s.pid,
         stop: async () => {
+          s.onStop?.()
           if (!holdStops) return exit(s)
           await new Promise<void>((resolve) => held.set(s, resolve))
         }
@@ -145,6 +146,69 @@ t.test('the store writes of a start burst are made in a few transactions, and ev
   t.equal(store.recordedProcesses().length, names.length, 'every process identity is stored')
   t.same(names.map((n) => sup.events(n).map((e) => e.to)), names.map(() => ['running', 'starting']), 'every state event is stored')
   t.same(sup.unsaved(), [])
+})
+
+t.test('the writes of a stop of many in one turn are made in one transaction, however many there are; they took several before', async (t) => {
+  const many = Array.from({ length: 40 }, (_, i) => `s${i}`)
+  let counted: ReturnType<typeof countedStore> | undefined
+  const { sup, spawned, up, exit, holdStops, store } = supervisor(t, many.map((n) => fixturePlugin(n, 'sleep', { autostart: false })), undefined, (s) => (counted = countedStore(s)).store)
+  const starting = sup.startMany(many)
+  while (spawned.length < many.length) await nextTurn()
+  for (const s of spawned) up(s)
+  await starting
+  await nextTurn()
+  holdStops(true)
+  const before = { ...counted!.counts }
+  const stopping = sup.stopMany(many)
+  // The stop's turn and those its records and writes wait for.
+  for (let i = 0; i < 10 && counted!.counts.writes - before.writes < 2 * many.length; i++) await nextTurn()
+  await nextTurn()
+  const { transactions, writes } = counted!.counts
+  t.equal(writes - before.writes, 2 * many.length, 'a desired state and a state event each')
+  t.equal(transactions - before.transactions, 1, 'in one transaction')
+  for (const s of spawned) exit(s)
+  const out = await stopping
+  t.ok(out.every((s) => s.state === 'stopped'))
+  t.same(many.map((n) => store.desiredStates().get(n)), many.map(() => 'stopped'), 'every desired state is stored')
+  t.same(many.map((n) => sup.events(n).map((e) => e.to)), many.map(() => ['stopped', 'stopping', 'running', 'starting']), 'every state event is stored, in order')
+  t.equal(store.recordedProcesses().length, 0, 'every process record is forgotten')
+})
+
+t.test('a stop signals its process before it makes its records, then makes them, in their order; it made them first before', async (t) => {
+  const { sup, spawned, up, exit, holdStops, store } = supervisor(t, [fixturePlugin('web', 'sleep', { autostart: false })])
+  const started = sup.start('web')
+  await nextTurn()
+  up(spawned[0])
+  await started
+  holdStops(true)
+  const seen: string[] = []
+  sup.on('transition', (e) => seen.push(`${e.from}->${e.to}`))
+  let atSignal: string[] | undefined
+  spawned[0].onStop = () => { atSignal = [...seen] }
+  const stopping = sup.stop('web')
+  await nextTurn()
+  await nextTurn()
+  t.same(atSignal, [], 'nothing published when the process is told to stop')
+  t.same(seen, ['running->stopping'], 'published right after')
+  t.equal(sup.summary('web').state, 'stopping', 'the state itself changed at once')
+  exit(spawned[0])
+  t.equal((await stopping).state, 'stopped')
+  t.same(seen, ['running->stopping', 'stopping->stopped'])
+  t.same(store.events('web').map((e) => e.to), ['stopped', 'stopping', 'running', 'starting'], 'stored in order')
+})
+
+t.test('a process that exits as soon as it is told to stop: stopping is published and stored before stopped', async (t) => {
+  const { sup, spawned, up, store } = supervisor(t, [fixturePlugin('web', 'sleep', { autostart: false })])
+  const started = sup.start('web')
+  await nextTurn()
+  up(spawned[0])
+  await started
+  const seen: string[] = []
+  sup.on('transition', (e) => seen.push(`${e.from}->${e.to}`))
+  // The fake's stop reports the exit before it returns.
+  t.equal((await sup.stop('web')).state, 'stopped')
+  t.same(seen, ['running->stopping', 'stopping->stopped'], 'published in order')
+  t.same(store.events('web').map((e) => e.to), ['stopped', 'stopping', 'running', 'starting'], 'stored in order')
 })
 
 t.test('when the commit of a batch fails, each write is made again on its own: what goes through is kept, what fails is noted and answered as a single failed write', async (t) => {

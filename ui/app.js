@@ -12,6 +12,9 @@ const LIST_REFRESH_MS = 15_000
 // More plugins than this waiting for a re-read: one GET /plugins instead of one request each.
 const BULK_REFRESH_AT = 50
 const BULK_INTERVAL_MS = 1000
+const STORM_QUIET_MS = 250
+const STORM_MAX_WAIT_MS = 2000
+const READ_DELAY_MS = 50
 const PARALLEL_READS = 4
 const STATUS_ORDER = ['healthy', 'degraded', 'unknown', 'unhealthy', 'restarting', 'failed', 'stopped']
 
@@ -85,30 +88,38 @@ async function loadList () {
 
 const dirty = new Set()
 let reading = 0
+let readTimer = 0
+let lastEventAt = 0
+let stormSince = 0
+let lastBulk = 0
 
 function markDirty (name) {
   dirty.add(name)
-  pump()
+  lastEventAt = performance.now()
+  // Re-reads wait a moment: the first events of a storm gather before any request goes out.
+  if (readTimer === 0 && reading < PARALLEL_READS) readTimer = setTimeout(pump, READ_DELAY_MS)
 }
 
-let lastBulk = 0
-let bulkTimer = 0
-
 function pump () {
+  readTimer = 0
+  const now = performance.now()
   if (dirty.size > BULK_REFRESH_AT) {
     // A storm (a restart of everything): the rows follow the events at once; the whole list is
-    // re-read at most once every BULK_INTERVAL_MS, so the dashboard does not add to the daemon's load.
-    if (bulkTimer === 0 && reading === 0) {
-      bulkTimer = setTimeout(() => {
-        bulkTimer = 0
-        lastBulk = Date.now()
-        dirty.clear()
-        reading++
-        loadList().catch(report).finally(() => { reading--; pump() })
-      }, Math.max(0, lastBulk + BULK_INTERVAL_MS - Date.now()))
-    }
+    // re-read once the events pause for STORM_QUIET_MS, or every STORM_MAX_WAIT_MS while they
+    // do not, and never more often than once every BULK_INTERVAL_MS, so neither the page nor the
+    // daemon does the same work several times over while hundreds of plugins change.
+    if (reading > 0) return
+    if (stormSince === 0) stormSince = now
+    const due = Math.max(Math.min(lastEventAt + STORM_QUIET_MS, stormSince + STORM_MAX_WAIT_MS), lastBulk + BULK_INTERVAL_MS)
+    if (now < due) { readTimer = setTimeout(pump, due - now); return }
+    stormSince = 0
+    lastBulk = now
+    dirty.clear()
+    reading++
+    loadList().catch(report).finally(() => { reading--; if (dirty.size > 0) pump() })
     return
   }
+  stormSince = 0
   while (reading < PARALLEL_READS && dirty.size > 0) {
     const [name] = dirty
     dirty.delete(name)
@@ -116,7 +127,7 @@ function pump () {
     api(plugin(name))
       .then((d) => { table.update(d); scheduleCounts() })
       .catch((err) => { if (!(err instanceof ApiError && err.status === 404)) report(err); else void loadList() })
-      .finally(() => { reading--; pump() })
+      .finally(() => { reading--; if (dirty.size > 0 && readTimer === 0) pump() })
   }
 }
 

@@ -60,7 +60,8 @@ export class PluginTable {
     if (this.frame === 0) this.frame = requestAnimationFrame(() => this.#flush())
   }
 
-  summary (name) { return this.rows.get(name)?.summary }
+  /** The row's latest summary, including one not yet written (a pending update wins). */
+  summary (name) { return this.pending.get(name) ?? this.rows.get(name)?.summary }
   has (name) { return this.rows.has(name) }
   names () { return [...this.rows.keys()] }
 

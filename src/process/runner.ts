@@ -210,9 +210,9 @@ export abstract class GroupHandle implements ProcessHandle {
     }
   }
 
-  /** The group and every escaped descendant are gone (zombies count as gone). */
-  #allGone (): boolean {
-    if (groupAlive(this.#identity!.pgid)) return false
+  /** The group and every escaped descendant are gone (zombies count as gone); `groupGone`: the group is known to be. */
+  #allGone (groupGone = false): boolean {
+    if (!groupGone && groupAlive(this.#identity!.pgid)) return false
     this.#escaped = this.#escaped.filter((e) => {
       const st = readProcStat(e.pid)
       return st !== undefined && st.startTicks === e.startTicks && st.state !== 'Z' && st.state !== 'X'
@@ -222,16 +222,17 @@ export abstract class GroupHandle implements ProcessHandle {
 
   /**
    * The leader is gone (reaped, or lost with the process that held it: `killGroup` then ends
-   * what is left of its group at once, as after a crash).
+   * what is left of its group at once, as after a crash). `groupGone`: whoever reaped it saw no
+   * process of its group left (a group with none never gets one again), so it need not be asked.
    */
-  protected leaderExited (code: number | null, signal: string | null, killGroup = false): void {
+  protected leaderExited (code: number | null, signal: string | null, killGroup = false, groupGone = false): void {
     if (this.#leaderExit !== undefined) return
     this.#leaderExit = { code, signal }
     const pgid = this.#identity!.pgid
     // Reaped: its pid may be someone else's from now on.
     leaders.delete(pgid)
     if (this.#stopDeadline === undefined) this.#findEscaped(true)
-    if (!killGroup && this.#allGone()) return this.#finish()
+    if (!killGroup && this.#allGone(groupGone)) return this.#finish()
     if (this.#stopDeadline === undefined || killGroup) {
       // The leader died on its own and left processes behind: they would hold its port and
       // double its work after a restart, so they go at once.

@@ -97,7 +97,7 @@ class SpawnedHandle extends GroupHandle {
         break
       case EXITED: {
         const { code, signal } = decodeStatus(body.readInt32LE(0))
-        this.leaderExited(code, signal)
+        this.leaderExited(code, signal, false, body.length >= 8 && body.readInt32LE(4) === 0)
         break
       }
     }

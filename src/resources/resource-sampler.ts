@@ -81,7 +81,8 @@ interface Tracked {
 
 export function createResourceSampler (opts: ResourceSamplerOptions): ResourceSampler {
   const { supervisor, intervalMs } = opts
-  const source = opts.source ?? createGroupScan({ fullScanEveryMs: intervalMs * IDLE_BACKOFF })
+  const scan = opts.source === undefined ? createGroupScan({ fullScanEveryMs: intervalMs * IDLE_BACKOFF }) : undefined
+  const source = opts.source ?? scan!
   const clock = opts.clock ?? systemClock
   const pageSize = opts.pageSize ?? sysconf().pageSize
   const ticksPerSecond = opts.ticksPerSecond ?? sysconf().ticksPerSecond
@@ -194,6 +195,7 @@ export function createResourceSampler (opts: ResourceSamplerOptions): ResourceSa
     stop () {
       if (timer) clearTimeout(timer)
       timer = undefined
+      scan?.close()
       supervisor.off('unloaded', onUnloaded)
       supervisor.off('transition', onTransition)
     }

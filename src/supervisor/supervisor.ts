@@ -67,8 +67,13 @@ interface StoreWrite {
   /** Once it was tried, whether it went through or not. */
   after?: () => void
 }
-/** Writes that wait at most for one transaction: a daemon killed in a start burst leaves few processes only the instance marker names. */
-const MAX_BATCHED_WRITES = 64
+/**
+ * Records of new processes that wait at most for one transaction (with the other writes of the
+ * turn): a daemon killed in a start burst leaves few processes only the instance marker names.
+ * A start wrote about four records per process, and the cap was 64 writes; the other writes
+ * (a stop of 500 makes 2,000) wait for the end of the turn whatever their number.
+ */
+const MAX_UNRECORDED_PROCESSES = 16
 /** What the store keeps of a plugin and is written again until it went through (a full disk). */
 export type KeptRecord = 'desired state' | 'process identity'
 /** Queue tail kinds: the operator operations, and the registry changes that must not be joined. */
@@ -187,6 +192,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #closing = false
   /** Lifecycle store writes waiting for the transaction of this turn of the event loop (#persist). */
   #writes: StoreWrite[] = []
+  /** How many of #writes record a new process. */
+  #unrecordedProcesses = 0
   /** Automatic restarts waiting for the next turn of the loop (restart delay 0). */
   #restartsDue = 0
 
@@ -805,12 +812,26 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // The records of those transitions (SQLite writes, log lines, events) wait until the spawn
     // is under way, in their order, so the new process starts as soon after the exit as it can;
     // anything else first makes what is waiting, then its own, then its effects.
+    // A stop's signals go out before its records: the runner sends the signals of a turn
+    // together at its end (a stop of 500 in one frame to the spawner), and the records of 500
+    // stops made before it held every signal back; they are made right after it, in their order.
     const spawns = t.effects.some((e) => e.type === 'spawn')
     const restartsNow = t.effects.some((e) => e.type === 'schedule-restart' && e.at <= now)
+    const kills = t.effects.some((e) => e.type === 'kill')
     if (spawns) {
       for (const effect of t.effects) this.#performEffect(p, effect)
       this.#recordDeferred(p)
       record()
+    } else if (kills) {
+      // Waiting before the effects: what they feed at once (nothing to kill, an exit) comes after
+      // it; queued after them, so after the runner's signals of the turn.
+      this.#recordDeferred(p)
+      p.deferred.push(record)
+      for (const effect of t.effects) this.#performEffect(p, effect)
+      if (p.deferred.length > 0) {
+        if (this.#afterSignals.length === 0) setImmediate(this.#recordAfterSignals)
+        this.#afterSignals.push(p)
+      }
     } else if (restartsNow) {
       this.#recordDeferred(p)
       p.deferred.push(record)
@@ -828,6 +849,14 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       for (const w of waiters) w()
     }
     return t
+  }
+
+  /** Plugins whose records wait for the signals of this turn (#feed). */
+  #afterSignals: Plugin[] = []
+  readonly #recordAfterSignals = (): void => {
+    const waiting = this.#afterSignals
+    this.#afterSignals = []
+    for (const p of waiting) this.#recordDeferred(p)
   }
 
   #recordDeferred (p: Plugin): void {
@@ -904,7 +933,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    *
    * The writes of one turn of the event loop are made together, in one transaction, after the
    * turn (a start or stop of 500 made 2,000 commits, each with its locks and write-ahead log
-   * frames), or at once when MAX_BATCHED_WRITES wait; before the supervisor reads the store and
+   * frames), or at once when MAX_UNRECORDED_PROCESSES records of new processes wait (see
+   * #persistNewProcess); before the supervisor reads the store and
    * at the end of every operation (assertDesiredSaved). When the transaction fails (a write of
    * it, or the commit: a full disk), none of it was kept, and each write is made again on its
    * own: what fails then is logged and noted exactly as a single failed write. `done` runs once
@@ -913,7 +943,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   #persist (plugin: string, what: StoreWrite['what'], write: () => void, done?: () => void, after?: () => void): void {
     this.#writes.push({ plugin, what, write, done, after })
     if (this.#writes.length === 1) setImmediate(this.#flushSoon)
-    else if (this.#writes.length >= MAX_BATCHED_WRITES) this.#flushWrites()
+  }
+
+  /** The record of a process just created (#persist), made at once when MAX_UNRECORDED_PROCESSES wait. */
+  #persistNewProcess (plugin: string, write: () => void): void {
+    this.#persist(plugin, 'process identity', write)
+    if (++this.#unrecordedProcesses >= MAX_UNRECORDED_PROCESSES) this.#flushWrites()
   }
 
   /**
@@ -930,6 +965,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const batch = this.#writes
     if (batch.length === 0) return
     this.#writes = []
+    this.#unrecordedProcesses = 0
     let kept = true
     try {
       this.#store.transaction(() => { for (const w of batch) w.write() })
@@ -1085,7 +1121,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const tag = this.#instance === undefined ? [] : [`${INSTANCE_VAR}=${this.#instance}`, `PLUGVISOR_PLUGIN=${m.name}`]
     const record = (identity: ProcessIdentity): void => {
       p.identity = identity
-      this.#persist(m.name, 'process identity', () => this.#store.recordProcess(this.#processRecord(p, identity)))
+      this.#persistNewProcess(m.name, () => this.#store.recordProcess(this.#processRecord(p, identity)))
     }
     p.outputLogs ??= { stdout: this.#log.child({ plugin: m.name, stream: 'stdout' }), stderr: this.#log.child({ plugin: m.name, stream: 'stderr' }) }
     const logs = p.outputLogs
