@@ -66,6 +66,13 @@ function writeDigits (out: Buffer, at: number, v: number): number {
 export class ListAnswer<R extends ListRow> {
   readonly #entries = new Map<string, Entry>()
   readonly #marker: string
+  /**
+   * The memory of the last answer written, and that of an answer sent (release) that the next
+   * one is written into: an answer of 500 is ~230 KB outside V8's heap, freed only when a GC
+   * finds its Buffer dead, so 100 requests between two scavenges held ~20 MB of them.
+   */
+  #lent: Buffer | undefined
+  #spare: Buffer | undefined
 
   /**
    * `make` builds a row's item; `serialize` writes one item exactly as the list's serializer
@@ -107,7 +114,12 @@ export class ListAnswer<R extends ListRow> {
     }
     // Uint8Array's set() and the digits written as bytes: Buffer's copy() and write() check their
     // arguments in JavaScript on each of the 1,000 calls an answer of 500 takes.
-    const out = Buffer.allocUnsafe(length)
+    const spare = this.#spare
+    this.#spare = undefined
+    // A quarter more than asked, so a list that grows a little still fits next time.
+    const memory = spare !== undefined && spare.length >= length ? spare : Buffer.allocUnsafeSlow(length + (length >> 2))
+    this.#lent = memory
+    const out = memory.subarray(0, length)
     out.set(OPEN, 0)
     let at = OPEN.length
     for (let i = 0; i < rows.length; i++) {
@@ -123,6 +135,17 @@ export class ListAnswer<R extends ListRow> {
     }
     out.set(CLOSE, at)
     return out
+  }
+
+  /**
+   * The answer `sent` (one write() returned) was handed to the socket whole and is not read any
+   * more: the next answer may be written into its memory. An answer not released is never
+   * written over.
+   */
+  release (sent: Buffer): void {
+    if (this.#lent === undefined || sent.buffer !== this.#lent.buffer) return
+    this.#spare = this.#lent
+    this.#lent = undefined
   }
 
   #entry (row: R): Entry {

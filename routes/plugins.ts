@@ -110,8 +110,10 @@ const plugins: FastifyPluginAsyncTypebox = async (app) => {
       rows.push({ name, summary, from: [summary, usage, view.fallback ? invoker.fallbackState(name) : undefined] })
     }
     // The JSON is written already: Fastify sends a Buffer as it is (the schema above is what it holds).
-    const json = view.answer.write(rows, rows.length === all.length) as unknown as Static<typeof PluginListWithResources>
-    return reply.type('application/json; charset=utf-8').send(json)
+    const json = view.answer.write(rows, rows.length === all.length)
+    // 'finish': the whole answer was handed to the socket (an answer cut off never releases).
+    reply.raw.once('finish', () => view.answer.release(json))
+    return reply.type('application/json; charset=utf-8').send(json as unknown as Static<typeof PluginListWithResources>)
   })
 
   app.get('/plugins/status', {

@@ -5,9 +5,10 @@
 // share that slack. Set here by `env -S` for `plugvisor`/`dist/src/bin.js`; npm start, the
 // Dockerfile and the bench set it too. Plugins do not inherit it (they get PATH, HOME, LANG,
 // TZ and their manifest's env).
-// Measured beside no limit in the same runs (500 plugins, the lifecycle bench's phases, load
-// 10-37): peak RSS 1-6 MB lower in every phase; daemon CPU per liveness request the same (72.0
-// against 71.3 / 76.5 us, five daemons side by side).
+// Measured beside no limit, the same build (500 plugins, the lifecycle bench's phases, load
+// 17-23): peak RSS at listening the same within the noise, after start/stop rounds and status
+// 108.4 / 108.2 -> 106.6 / 106.4 MB; daemon CPU per liveness request the same (72.0 against
+// 71.3 / 76.5 us, five daemons side by side).
 // --max-semi-space-size=4 (MiB): the young generation is two semi-spaces of this size, all of it
 // resident once used (8 MB). 2 MiB takes 4-8 MB off every peak but costs liveness: daemon CPU per
 // liveness request 79.6 / 76.2 against 71.3 / 76.5 us (same run), and the lifecycle bench's

@@ -129,3 +129,36 @@ t.test('live values at the edges of a safe integer, written as the serializer wr
     t.equal(answer.write(items.map(rowOf), true).toString(), whole({ plugins: items }), String(value))
   }
 })
+
+t.test('an answer released is written over by the next one; an answer not released never is', async (t) => {
+  const whole = serializer(PluginListWithResources)
+  const answer = new ListAnswer<Row>((r) => r.from[0], serializer(PluginListItem), 'uptimeMs', liveOf)
+  const items = Array.from({ length: 30 }, (_, i) => item(i))
+  const first = answer.write(items.map(rowOf), true)
+  const firstText = whole({ plugins: items })
+  items[3] = { ...items[3], state: 'backoff', uptimeMs: 12345 }
+  const second = answer.write(items.map(rowOf), true)
+  t.not(second.buffer, first.buffer, 'not released: the next answer has memory of its own')
+  t.equal(first.toString(), firstText, 'and the first answer is as it was written')
+  const secondText = whole({ plugins: items })
+  t.equal(second.toString(), secondText)
+
+  answer.release(first) // an answer older than the last one written: not taken back
+  const third = answer.write(items.map(rowOf), true)
+  t.not(third.buffer, first.buffer)
+  t.not(third.buffer, second.buffer)
+
+  answer.release(third)
+  items.pop()
+  items[0] = { ...items[0], uptimeMs: 9 }
+  const fourth = answer.write(items.map(rowOf), true)
+  t.equal(fourth.buffer, third.buffer, 'released: the next answer is written into its memory')
+  t.equal(fourth.toString(), whole({ plugins: items }), 'shorter than the one before, and exact')
+  t.equal(second.toString(), secondText, 'an answer never released is still intact')
+
+  answer.release(fourth)
+  for (let i = 30; i < 90; i++) items.push(item(i))
+  const fifth = answer.write(items.map(rowOf), true)
+  t.not(fifth.buffer, fourth.buffer, 'a longer list than the memory holds gets new memory')
+  t.equal(fifth.toString(), whole({ plugins: items }))
+})
