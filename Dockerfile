@@ -18,6 +18,8 @@ FROM node:20-bookworm-slim
 # signals on, so docker stop reaches the daemon's graceful shutdown.
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
+# One of the daemon's launch settings (src/bin.ts says why): two malloc arenas, not one per thread.
+ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

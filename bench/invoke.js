@@ -30,9 +30,12 @@ createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }
   .listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening'))
 `
 
+/** autocannon's result, with `failed`: each failed request (a connection error, a timeout) by its code. */
 function cannon (url, connections, duration) {
   return new Promise((resolve, reject) => {
-    autocannon({ url, connections, pipelining: 1, duration }, (err, res) => err ? reject(err) : resolve(res))
+    const failed = {}
+    const run = autocannon({ url, connections, pipelining: 1, duration }, (err, res) => err ? reject(err) : resolve({ ...res, failed }))
+    run.on('reqError', (err) => { const code = err.code ?? err.message; failed[code] = (failed[code] ?? 0) + 1 })
   })
 }
 
@@ -135,8 +138,16 @@ export async function benchInvoke ({ quick = false } = {}) {
     const cpuOf = (t) => t.pids().reduce((a, pid) => a + cpuSeconds(pid), 0)
 
     const byConcurrency = {}
+    // Every request that did not get a 2xx, by target, concurrency and code (ECONNRESET: a dropped
+    // connection): counted over the whole run, then the run fails if there is any.
+    const failures = []
     for (const c of concurrency) {
-      if (!quick || c === concurrency[0]) for (const t of targets) await cannon(t.url, c, 1) // warm-up
+      if (!quick || c === concurrency[0]) {
+        for (const t of targets) {
+          const r = await cannon(t.url, c, 1) // warm-up
+          if (r.errors || r.non2xx) failures.push({ target: t.key, c, slice: 'warm-up', answers: r.requests.total, non2xx: r.non2xx, ...r.failed })
+        }
+      }
       const runs = Object.fromEntries(targets.map((t) => [t.key, []]))
       for (let i = 0; i < slices; i++) {
         // Rotate the order each round so no target always follows the same neighbour.
@@ -145,7 +156,7 @@ export async function benchInvoke ({ quick = false } = {}) {
           const cpu0 = cpuOf(t)
           const r = await cannon(t.url, c, seconds)
           const cpu = cpuOf(t) - cpu0
-          if (r.errors || r.non2xx) throw new Error(`autocannon saw errors against ${t.url}`)
+          if (r.errors || r.non2xx) failures.push({ target: t.key, c, slice: i, answers: r.requests.total, non2xx: r.non2xx, ...r.failed })
           runs[t.key].push({ rps: r.requests.average, total: r.requests.total, cpu, p50: r.latency.p50 })
         }
       }
@@ -186,7 +197,7 @@ export async function benchInvoke ({ quick = false } = {}) {
       for (const [pool] of Object.values(pools)) await pool.close()
     }
     const p50 = Object.fromEntries(Object.entries(lat).map(([k, v]) => [k, stats(v).median]))
-    return {
+    const result = {
       slices,
       sliceSeconds: seconds,
       nginx: nginx ? 'measured' : 'skipped: nginx not installed',
@@ -199,8 +210,13 @@ export async function benchInvoke ({ quick = false } = {}) {
         addedP50Ms: round(p50.plugvisor - p50.direct, 3),
         replyFromAddedP50Ms: round(p50.replyFrom - p50.direct, 3)
       },
-      daemonPeakRssMb: round(plugvisorKb(daemon.pid, 'VmHWM') / 1024, 1)
+      daemonPeakRssMb: round(plugvisorKb(daemon.pid, 'VmHWM') / 1024, 1),
+      failures
     }
+    if (failures.length > 0) {
+      throw Object.assign(new Error(`autocannon saw requests without a 2xx answer: ${failures.map((f) => JSON.stringify(f)).join(', ')}`), { result })
+    }
+    return result
   } finally {
     if (nginx) {
       // SIGQUIT: graceful shutdown of master and worker.
@@ -225,6 +241,7 @@ export function invokeSummary (r) {
     lines.push(`c=${c}: ${['direct', 'plugvisor', 'replyFrom', 'nginx'].map(cell).join('; ')}; plugvisor/reply-from ${round(o.vsReplyFrom.throughput * 100, 1)} % throughput, ${round(o.vsReplyFrom.perCpuSecond * 100, 1)} % per CPU-second`)
   }
   lines.push(`p50 added: plugvisor ${r.latency.addedP50Ms} ms, reply-from ${r.latency.replyFromAddedP50Ms} ms (direct ${r.latency.directP50Ms} ms, n=${r.latency.requests}); daemon peak RSS ${r.daemonPeakRssMb} MB`)
+  lines.push(`requests without a 2xx answer: ${r.failures.length === 0 ? 'none' : r.failures.map((f) => JSON.stringify(f)).join(', ')}`)
   return lines.join('\n')
 }
 
@@ -232,7 +249,12 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, 'time-limit-ms': { type: 'string', default: '180000' } } })
   exitAfter('bench/invoke', Number(values['time-limit-ms']), cleanup)
   try {
-    const r = await benchInvoke({ quick: values.quick })
+    const r = await benchInvoke({ quick: values.quick }).catch((err) => {
+      if (err.result === undefined) throw err
+      process.exitCode = 1
+      process.stderr.write(`${err.message}\n`)
+      return err.result
+    })
     process.stdout.write(JSON.stringify(r) + '\n')
     process.stdout.write(invokeSummary(r) + '\n')
   } finally {

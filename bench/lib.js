@@ -17,6 +17,9 @@ export const BIN = path.join(ROOT, 'dist/src/bin.js')
 export const DAEMON_NODE_FLAGS = process.env.PLUGVISOR_BENCH_NODE_FLAGS !== undefined
   ? process.env.PLUGVISOR_BENCH_NODE_FLAGS.split(' ').filter(Boolean)
   : ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer', '--heap-growing-percent=15']
+// ... and the environment they set for it (src/bin.ts's `env -S`); one set in the bench's own
+// environment wins, to compare.
+export const DAEMON_ENV = { MALLOC_ARENA_MAX: '2' }
 export const SLEEP = 'sleep'
 export const CLK_TCK = 100 // getconf CLK_TCK on Linux x86-64/arm64
 
@@ -103,13 +106,14 @@ export async function stopProcess (child, graceMs = 15000) {
  * The daemon as an operator runs it: `node <daemon flags> dist/src/bin.js serve --config FILE` in
  * its own process, on 127.0.0.1 and a free port (or `port`) through PLUGVISOR_HOST/PORT, log level
  * warn, stopped by pid at cleanup. Resolves once GET /health/liveness answers 200, with the child,
- * its port and base URL; rejects when it exits first (or after `timeoutMs`).
+ * its port and base URL; rejects when it exits first (or after `timeoutMs`). `bin` and `flags`: another
+ * build's bin.js and other V8 flags (bench/liveness-ab.js compares them).
  */
-export async function startDaemon (config, { port, stdio = ['ignore', 'ignore', 'inherit'], name = 'plugvisor', timeoutMs = 20000 } = {}) {
+export async function startDaemon (config, { port, stdio = ['ignore', 'ignore', 'inherit'], name = 'plugvisor', timeoutMs = 20000, bin = BIN, flags = DAEMON_NODE_FLAGS } = {}) {
   port ??= await freePort()
   const base = `http://127.0.0.1:${port}`
-  const child = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
-    env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
+  const child = startProcess(process.execPath, [...flags, bin, 'serve', '--config', config], {
+    env: { ...DAEMON_ENV, ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
     stdio
   }, name)
   try {

@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { BIN, DAEMON_NODE_FLAGS, cleanup, exitAfter, freePort, nowMs, round, sleep, startProcess, stats, stopProcess, tempDir, until, writeConfig, plugvisorCpuSeconds } from './lib.js'
+import { BIN, DAEMON_ENV, DAEMON_NODE_FLAGS, cleanup, exitAfter, freePort, nowMs, round, sleep, startProcess, stats, stopProcess, tempDir, until, writeConfig, plugvisorCpuSeconds } from './lib.js'
 
 const plugins = Number(process.argv[2] ?? 500)
 const windowSeconds = Number(process.argv[3] ?? 20)
@@ -63,7 +63,7 @@ writeFileSync(config, JSON.stringify({ ...JSON.parse(readFileSync(config, 'utf8'
 
 const port = await freePort()
 const daemon = startProcess(process.execPath, [...DAEMON_NODE_FLAGS, BIN, 'serve', '--config', config], {
-  env: { ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
+  env: { ...DAEMON_ENV, ...process.env, PLUGVISOR_PORT: String(port), PLUGVISOR_HOST: '127.0.0.1', PLUGVISOR_LOG_LEVEL: 'warn' },
   stdio: ['ignore', 'ignore', 'inherit']
 }, 'plugvisor daemon')
 const base = `http://127.0.0.1:${port}`

@@ -1,7 +1,19 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --no-allocation-site-pretenuring --no-memory-reducer --heap-growing-percent=15
-// --max-semi-space-size=4 (MiB): a young generation smaller than V8's default keeps resident
-// memory down, but at 1 MiB (the earlier choice) objects of in-flight calls survive scavenges
-// and are promoted, so under invoke load the old generation grew instead. Measured side by side
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --no-allocation-site-pretenuring --no-memory-reducer --heap-growing-percent=15
+// MALLOC_ARENA_MAX=2: glibc gives every thread that allocates its own malloc arena (V8's four
+// helper threads, libuv's pool), each keeping the high-water mark of what that thread once
+// allocated (compile zones of the startup's optimizing compiles are up to 9 MB). Two arenas
+// share that slack. Set here by `env -S` for `plugvisor`/`dist/src/bin.js`; npm start, the
+// Dockerfile and the bench set it too. Plugins do not inherit it (they get PATH, HOME, LANG,
+// TZ and their manifest's env).
+// Measured beside no limit in the same runs (500 plugins, the lifecycle bench's phases, load
+// 10-37): peak RSS 1-6 MB lower in every phase; daemon CPU per liveness request the same (72.0
+// against 71.3 / 76.5 us, five daemons side by side).
+// --max-semi-space-size=4 (MiB): the young generation is two semi-spaces of this size, all of it
+// resident once used (8 MB). 2 MiB takes 4-8 MB off every peak but costs liveness: daemon CPU per
+// liveness request 79.6 / 76.2 against 71.3 / 76.5 us (same run), and the lifecycle bench's
+// liveness with none running 0.61 / 0.96 of bare Fastify's requests per CPU-second against 0.84 /
+// 1.11; at 1 MiB (an earlier choice, with undici on the call path) objects of in-flight calls were
+// promoted under invoke load and the old generation grew instead. Measured side by side
 // (500 plugins, then invoke load, npm run bench's phases): peak RSS 120 / 132 / 140 MB and after
 // invoke load 135 / 175 / 153 MB for 4 MiB / 1 MiB / V8's default; daemon CPU per proxied call
 // at 50 connections 80 % / 64 % / 97 % of reply-from's requests per CPU-second (10

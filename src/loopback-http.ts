@@ -21,11 +21,18 @@ export const IDLE_CLOSE_MS = 30_000
 /** Kept-alive connections kept per port; more (after a burst of calls) are closed. */
 const MAX_IDLE_PER_PORT = 256
 /**
- * A streamed request body cannot be sent again when the server closes its connection just as the
- * request goes out, so it only takes a connection idle for less than this (ms; servers keep idle
- * connections for seconds, e.g. Node 5 s, uvicorn 5 s, gunicorn 2 s); else a new one.
+ * A request that is not sent again when the server closes its connection just as the request goes
+ * out (a streamed body, which is spent; a method that is not idempotent, which the plugin may have
+ * acted on) only takes a connection idle for less than this (ms; servers keep idle connections for
+ * seconds, e.g. Node 5 s, uvicorn 5 s, gunicorn 2 s); else a new one.
  */
-export const STREAM_REUSE_MS = 1000
+export const ONE_SHOT_REUSE_MS = 1000
+/**
+ * The methods whose request may be sent twice (RFC 9110 section 9.2.2): the only ones sent again
+ * on a new connection when a reused one closes before any byte of the answer, and the only calls
+ * into plugins the retry policy repeats (src/invoke/policies.ts).
+ */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
@@ -108,8 +115,8 @@ export class LoopbackClient {
   #sweep: NodeJS.Timeout | undefined
   #closed = false
 
-  /** `streamReuseMs`: how long a connection may have been idle to carry a streamed request body (default STREAM_REUSE_MS). */
-  constructor (readonly opts: { streamReuseMs?: number } = {}) {}
+  /** `oneShotReuseMs`: how long a connection may have been idle to carry a request that is not sent twice (default ONE_SHOT_REUSE_MS). */
+  constructor (readonly opts: { oneShotReuseMs?: number } = {}) {}
 
   /**
    * Sends `head` (from encodeHead) and the body: none, a buffer (its length is framed here), or a
@@ -119,7 +126,7 @@ export class LoopbackClient {
   exchange (port: number, head: string, body: Buffer | Readable | undefined, length: number | undefined, sink: AnswerSink, opts: ExchangeOptions = {}): Exchange {
     this.#closed = false
     const ex = new Exchange(this, port, head, body, length, sink, opts)
-    ex.send(this.#take(port, body instanceof Readable ? this.opts.streamReuseMs ?? STREAM_REUSE_MS : Infinity))
+    ex.send(this.#take(port, ex.replayable ? Infinity : this.opts.oneShotReuseMs ?? ONE_SHOT_REUSE_MS))
     return ex
   }
 
@@ -241,6 +248,13 @@ export class Exchange {
   #sent: boolean
   #bodyTimer: NodeJS.Timeout | undefined
   #stopBody: (() => void) | undefined
+  /**
+   * The request may be sent again on a new connection when a reused one closes before any byte of
+   * the answer: its method (from its request line) is idempotent and its body is not a stream,
+   * which is spent once sent. Any other request takes only a connection idle for less than
+   * ONE_SHOT_REUSE_MS and is never sent twice.
+   */
+  readonly replayable: boolean
 
   constructor (
     readonly client: LoopbackClient,
@@ -252,6 +266,7 @@ export class Exchange {
     readonly opts: ExchangeOptions
   ) {
     this.#sent = !(body instanceof Readable)
+    this.replayable = this.#sent && IDEMPOTENT_METHODS.has(head.slice(0, head.indexOf(' ')))
   }
 
   /** Whether the answer is complete or the exchange failed. */
@@ -380,9 +395,9 @@ export class Exchange {
   onClose (err: Error | undefined): void {
     if (this.#stage === 'done') return
     if (this.#stage === 'until-close' && err === undefined) return this.#complete()
-    // A kept-alive connection the server closed just as the request went out: once more on a new
-    // one, when the body can be sent again.
-    if (!this.#received && this.#conn?.used === true && !(this.body instanceof Readable)) {
+    // A kept-alive connection the server closed just as the request went out (its keep-alive
+    // timeout): once more on a new one, when the request may be sent twice.
+    if (!this.#received && this.#conn?.used === true && this.replayable) {
       this.#conn = undefined
       return this.send(undefined)
     }

@@ -1,6 +1,8 @@
 import t from 'tap'
-import { request } from 'undici'
-import { build, fixturePlugin, outputLine, waitForEvent, writeConfig } from './helper.js'
+import { writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { Agent, request } from 'undici'
+import { build, fixturePlugin, outputLine, tempDir, waitForEvent, writeConfig } from './helper.js'
 
 const serve = (name: string, extra: Record<string, unknown> = {}) => fixturePlugin(name, 'serve', { port: 'auto', ...extra })
 
@@ -269,4 +271,66 @@ t.test('metrics: invocations by outcome, duration, circuit state set; GET /event
   const sse = chunks.find((c) => c.startsWith('event: circuit'))
   t.ok(sse, 'a circuit event was sent')
   t.match(JSON.parse(sse!.split('data: ')[1]), { plugin: 'm', from: 'closed', to: 'isolated', reason: /operator/ })
+})
+
+// A plugin whose server closes each kept-alive connection as the next request on it arrives,
+// unanswered (its keep-alive timeout firing just as the daemon reuses the connection, driven
+// deterministically), and lists the requests it received at GET /seen.
+const CLOSES_KEPT = `import { createServer } from 'node:net'
+const seen = []
+createServer((sock) => {
+  let served = 0
+  let buf = Buffer.alloc(0)
+  sock.on('error', () => {})
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d])
+    for (;;) {
+      const end = buf.indexOf('\\r\\n\\r\\n')
+      if (end === -1) return
+      const head = buf.toString('latin1', 0, end)
+      const length = Number(/\\r\\ncontent-length: (\\d+)/i.exec(head)?.[1] ?? 0)
+      if (buf.length < end + 4 + length) return
+      const line = head.slice(0, head.indexOf(' HTTP/'))
+      buf = buf.subarray(end + 4 + length)
+      if (!line.endsWith(' /seen')) seen.push((served > 0 ? 'dropped ' : '') + line)
+      if (served++ > 0) { sock.resetAndDestroy(); return }
+      const body = line === 'GET /seen' ? JSON.stringify(seen) : 'ok'
+      sock.write('HTTP/1.1 200 OK\\r\\ncontent-length: ' + body.length + '\\r\\nkeep-alive: timeout=5\\r\\n\\r\\n' + body)
+    }
+  })
+}).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('listening'))
+`
+
+t.test('a plugin that closes a kept connection as the next call arrives: an idempotent call is answered, any other is a 503 and reaches the plugin once; the client\'s connection is never dropped', async (t) => {
+  const dir = tempDir()
+  const file = path.join(dir, 'closes-kept.mjs')
+  writeFileSync(file, CLOSES_KEPT)
+  const app = await build(t, writeConfig([{ name: 'ck', command: process.execPath, args: [file], port: 'auto', stop: { timeoutMs: 2000 }, resilience: { retry: { maxAttempts: 0 } } }], {}, dir), { boot: false })
+  const listening = outputLine(app.daemon.supervisor, 'ck', /^listening/)
+  await app.daemon.boot()
+  await listening
+  const base = await app.listen({ host: '127.0.0.1', port: 0 })
+  let connections = 0
+  app.server.on('connection', () => { connections++ })
+  // One kept connection to the daemon for every call: a dropped one fails the request here.
+  const agent = new Agent({ connections: 1, pipelining: 1 })
+  t.teardown(() => agent.close())
+  const call = async (method: string, p: string, body?: string): Promise<{ status: number, text: string }> => {
+    const res = await request(`${base}/plugins/ck/invoke${p}`, { method, body, dispatcher: agent })
+    return { status: res.statusCode, text: await res.body.text() }
+  }
+  t.same(await call('GET', '/a'), { status: 200, text: 'ok' }, 'the first call keeps its connection to the plugin')
+  t.same(await call('GET', '/b'), { status: 200, text: 'ok' }, 'a GET on the connection the plugin closes goes again on a new one (not a retry of the policy: maxAttempts is 0)')
+  t.same(await call('PUT', '/c', 'put'), { status: 200, text: 'ok' }, 'so does a PUT')
+  for (const [method, p, body] of [['POST', '/d', 'once'], ['POST', '/e', undefined], ['PATCH', '/f', 'once']] as const) {
+    const a = await call(method, p, body)
+    t.equal(a.status, 503, `${method} ${p}: 503`)
+    t.equal(JSON.parse(a.text).code, 'PLUGVISOR_PLUGIN_UNAVAILABLE')
+    t.same(await call('GET', '/g'), { status: 200, text: 'ok' }, 'the next call on a new connection')
+  }
+  t.same(JSON.parse((await call('GET', '/seen')).text), [
+    'GET /a', 'dropped GET /b', 'GET /b', 'dropped PUT /c', 'PUT /c',
+    'dropped POST /d', 'GET /g', 'dropped POST /e', 'GET /g', 'dropped PATCH /f', 'GET /g'
+  ], 'the plugin received each POST and PATCH once, and the GET and PUT it dropped once more')
+  t.equal(connections, 1, 'every call went over the one connection to the daemon')
 })

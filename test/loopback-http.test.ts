@@ -276,7 +276,7 @@ t.test('a streamed request body that fails or ends short fails the exchange and 
 })
 
 t.test('a streamed request body takes only a connection idle for less than streamReuseMs (it could not be sent again); others reuse it', async (t) => {
-  const client = new LoopbackClient({ streamReuseMs: 0 })
+  const client = new LoopbackClient({ oneShotReuseMs: 0 })
   t.teardown(() => client.close())
   const s = await serve(t, echo)
   t.match(JSON.parse(await text(await request(client, s.port, { method: 'PUT', path: '/', headers: {}, body: Buffer.from('abc') }, undefined, 0))), { length: 3 })
@@ -285,4 +285,72 @@ t.test('a streamed request body takes only a connection idle for less than strea
   t.match(JSON.parse(await text(await request(client, s.port, { method: 'POST', path: '/', headers: {}, body: Readable.from([Buffer.from('abcd')]), length: 4 }, undefined, 0))), { length: 4 })
   t.equal(s.connections, 2, 'a streamed body opens a new one')
   t.equal(client.idleCount(s.port), 2, 'and the kept one stays for later calls')
+})
+
+/**
+ * A raw server that answers the first request on each connection (kept alive) and closes the
+ * connection as the next one arrives, unanswered: the server's keep-alive timeout firing just as
+ * the client reuses the connection, driven deterministically. `close`: a FIN, or a reset (RST).
+ * Records each request as it arrived: its connection, method and body.
+ */
+async function closesKept (t: Tap, close: 'fin' | 'rst'): Promise<{ port: number, seen: Array<{ conn: number, method: string, body: string }> }> {
+  const seen: Array<{ conn: number, method: string, body: string }> = []
+  let conns = 0
+  const server = createNetServer((sock) => {
+    const conn = ++conns
+    let served = 0
+    let buf = Buffer.alloc(0)
+    sock.on('error', () => {})
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d])
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n')
+        if (end === -1) return
+        const head = buf.toString('latin1', 0, end)
+        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0)
+        if (buf.length < end + 4 + length) return
+        const method = head.slice(0, head.indexOf(' '))
+        seen.push({ conn, method, body: buf.toString('latin1', end + 4, end + 4 + length) })
+        buf = buf.subarray(end + 4 + length)
+        if (served++ === 0) sock.write(`HTTP/1.1 200 OK\r\ncontent-length: 2\r\nkeep-alive: timeout=5\r\n\r\n${method === 'HEAD' ? '' : 'ok'}`)
+        else if (close === 'fin') { sock.end(); return } else { sock.resetAndDestroy(); return }
+      }
+    })
+  })
+  return { port: (await listenOn(t, server)).port, seen }
+}
+
+t.test('a kept connection the server closes as the next request arrives: an idempotent request goes again on a new one, any other is never sent twice', async (t) => {
+  for (const close of ['fin', 'rst'] as const) {
+    const client = clientFor(t)
+    const s = await closesKept(t, close)
+    const call = (method: string, body?: Buffer): Promise<LoopbackAnswer> => request(client, s.port, { method, path: '/', headers: {}, body }, undefined, 0)
+    t.equal(await text(await call('GET')), 'ok', `${close}: the first call keeps its connection`)
+    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']) {
+      // The previous answer left one kept connection: the server drops this request on it.
+      const before = s.seen.length
+      t.equal((await call(method, method === 'PUT' ? Buffer.from('put') : undefined)).statusCode, 200, `${close}: ${method} is answered`)
+      t.same(s.seen.slice(before).map((r) => r.method), [method, method], `${close}: ${method} went once more, on a new connection`)
+      t.not(s.seen.at(-1)!.conn, s.seen.at(-2)!.conn)
+    }
+    // A kept connection idle for less than a second: a POST and a PATCH take it, and fail with it.
+    for (const method of ['POST', 'PATCH']) {
+      const before = s.seen.length
+      await t.rejects(call(method, Buffer.from('once')), { code: 'ECONNRESET' }, `${close}: ${method} fails with its connection`)
+      t.same(s.seen.slice(before), [{ conn: s.seen[before]!.conn, method, body: 'once' }], `${close}: ${method} reached the server once and was not sent again`)
+      t.equal(await text(await call('GET')), 'ok', `${close}: a new connection for the next call`)
+    }
+  }
+})
+
+t.test('a request that is not sent twice (a method that is not idempotent) takes only a connection idle for less than oneShotReuseMs', async (t) => {
+  const client = new LoopbackClient({ oneShotReuseMs: 0 })
+  t.teardown(() => client.close())
+  const s = await serve(t, echo)
+  t.match(JSON.parse(await text(await request(client, s.port, { method: 'GET', path: '/', headers: {}, body: undefined }, undefined, 0))), { method: 'GET' })
+  t.match(JSON.parse(await text(await request(client, s.port, { method: 'POST', path: '/', headers: {}, body: Buffer.from('abc') }, undefined, 0))), { length: 3 })
+  t.equal(s.connections, 2, 'a buffered POST opens a new connection')
+  t.match(JSON.parse(await text(await request(client, s.port, { method: 'DELETE', path: '/', headers: {}, body: undefined }, undefined, 0))), { method: 'DELETE' })
+  t.equal(s.connections, 2, 'an idempotent call takes a kept one')
+  t.equal(client.idleCount(s.port), 2)
 })

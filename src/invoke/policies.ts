@@ -14,14 +14,14 @@ import {
 } from 'cockatiel'
 import { Bulkhead } from './bulkhead.js'
 import { Deadline } from './deadline.js'
-import type { AnswerBody } from '../loopback-http.js'
+import { IDEMPOTENT_METHODS, type AnswerBody } from '../loopback-http.js'
 import type { Manifest } from '../config/schema.js'
 import type { BreakerKind, CircuitChange, CircuitInfo, CircuitStateName } from './circuit.js'
 
 export type Resilience = Manifest['resilience']
 
-/** Methods whose calls are retried (and whose bodies are therefore buffered for a replay). */
-export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+/** Methods whose calls are retried (and whose bodies are therefore buffered for a replay): the idempotent ones, which the loopback client alone sends again on a new connection. */
+export { IDEMPOTENT_METHODS }
 
 /** consecutiveFailures when neither it nor failureRate is set (the schema's description says so). */
 export const DEFAULT_CONSECUTIVE_FAILURES = 5
