@@ -18,7 +18,7 @@ FROM node:20-bookworm-slim
 # signals on, so docker stop reaches the daemon's graceful shutdown.
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
-# One of the daemon's launch settings (src/bin.ts says why): two malloc arenas, not one per thread.
+# One of the daemon's launch settings (src/bin.cts says why): two malloc arenas, not one per thread.
 ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
@@ -38,5 +38,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
 # Graceful stop of plugins takes up to their stop.timeoutMs: give docker stop at least that long
 # (docker stop -t 30). The API needs a token: docker run -e PLUGVISOR_ADMIN_TOKEN=... (>= 16 chars).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "--no-memory-reducer", "--heap-growing-percent=15", "dist/src/bin.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "--max-semi-space-size=4", "--no-allocation-site-pretenuring", "--no-memory-reducer", "--heap-growing-percent=15", "dist/src/bin.cjs"]
 CMD ["serve", "--config", "config/container.yaml"]

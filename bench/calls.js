@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Calls a host made elsewhere, reported to the daemon: a POST /plugins/:name/calls batch of 1,000
-// (budget: recorded in <= 5 ms). The daemon (dist/src/bin.js serve) runs in its own process with
+// (budget: recorded in <= 5 ms). The daemon (dist/src/bin.cjs serve) runs in its own process with
 // one plugin; round trips on one keep-alive connection, median of each: the batch of 1,000 and a
 // report of one call (the HTTP and JSON cost every report pays), so the difference is the
 // recording of 999 more calls (statistics, breaker, metrics).

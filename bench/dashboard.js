@@ -6,7 +6,7 @@
 //   live updates  POST /plugins/restart?all=true (2,000 events on GET /events) while the page
 //                 records every animation frame and long task; until every row shows its new pid
 //   daemon CPU    20 s of the daemon's CPU with no page, then 20 s with the table open (before the rest)
-// The daemon is `node dist/src/bin.js serve` in its own process with 500 `sleep 3600` plugins.
+// The daemon is `node dist/src/bin.cjs serve` in its own process with 500 `sleep 3600` plugins.
 //   npm run build && node bench/dashboard.js [--plugins 500] [--loads 5] [--idle-seconds 20]
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'

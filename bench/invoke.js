@@ -2,7 +2,7 @@
 // Calls into a plugin through the invoke proxy beside its anchors, all in one run and on the same
 // backend (one minimal Node HTTP server answering 2 bytes, started by the daemon as its plugin):
 //   direct      straight to the plugin
-//   plugvisor   /plugins/target/invoke/x through the default policies (dist/src/bin.js serve)
+//   plugvisor   /plugins/target/invoke/x through the default policies (dist/src/bin.cjs serve)
 //   reply-from  a minimal Fastify 5 + @fastify/reply-from proxy (bench/reply-from.js)
 //   nginx       1 worker, keep-alive upstream, when /usr/sbin/nginx exists
 // Throughput: autocannon at 10 and 50 connections, slices alternating between the targets; the

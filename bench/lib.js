@@ -11,13 +11,13 @@ import { request } from 'undici'
 
 export { sleep }
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
-export const BIN = path.join(ROOT, 'dist/src/bin.js')
+export const BIN = path.join(ROOT, 'dist/src/bin.cjs')
 // The daemon runs with the flags npm start and the Dockerfile give it; PLUGVISOR_BENCH_NODE_FLAGS
 // (space-separated, '' for none) replaces them to compare flag sets across every figure.
 export const DAEMON_NODE_FLAGS = process.env.PLUGVISOR_BENCH_NODE_FLAGS !== undefined
   ? process.env.PLUGVISOR_BENCH_NODE_FLAGS.split(' ').filter(Boolean)
   : ['--max-semi-space-size=4', '--no-allocation-site-pretenuring', '--no-memory-reducer', '--heap-growing-percent=15']
-// ... and the environment they set for it (src/bin.ts's `env -S`); one set in the bench's own
+// ... and the environment they set for it (src/bin.cts's `env -S`); one set in the bench's own
 // environment wins, to compare.
 export const DAEMON_ENV = { MALLOC_ARENA_MAX: '2' }
 export const SLEEP = 'sleep'
@@ -103,7 +103,7 @@ export async function stopProcess (child, graceMs = 15000) {
 }
 
 /**
- * The daemon as an operator runs it: `node <daemon flags> dist/src/bin.js serve --config FILE` in
+ * The daemon as an operator runs it: `node <daemon flags> dist/src/bin.cjs serve --config FILE` in
  * its own process, on 127.0.0.1 and a free port (or `port`) through PLUGVISOR_HOST/PORT, log level
  * warn, stopped by pid at cleanup. Resolves once GET /health/liveness answers 200, with the child,
  * its port and base URL; rejects when it exits first (or after `timeoutMs`). `bin` and `flags`: another

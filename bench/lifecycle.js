@@ -1,4 +1,4 @@
-// The fleet figures on one daemon: `node dist/src/bin.js serve` in its own process (so memory and
+// The fleet figures on one daemon: `node dist/src/bin.cjs serve` in its own process (so memory and
 // CPU are its own), 500 `sleep 3600` plugins (autostart off), driven over HTTP on 127.0.0.1.
 //   - /health/liveness with no plugin running vs a bare Fastify route (autocannon, alternating
 //     slices)
@@ -170,7 +170,7 @@ export async function lifecycle ({ quick = false, plugins = 500, rounds = 5, sta
     }
     out.statusApiMs = stats(apiMs)
 
-    // Status from the command line: wall time of a fresh `node dist/src/bin.js status`, runs
+    // Status from the command line: wall time of a fresh `node dist/src/bin.cjs status`, runs
     // alternating with `node -e 0` (the floor: what starting Node costs).
     const cliMs = []
     const nodeMs = []

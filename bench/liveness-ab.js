@@ -7,7 +7,7 @@
 // Prints, for each: median throughput, CPU per request (all threads, and the main thread's user and
 // kernel time apart, from /proc/<pid>/task/*/stat) and both as ratios to bare Fastify. Not part of
 // `npm run bench`: a tool for comparing builds and flags (on a loaded machine, read the CPU columns).
-//   node bench/liveness-ab.js [--slices 8] [--seconds 2] [--bin dist/src/bin.js]... [--flags='…']... [--alone]
+//   node bench/liveness-ab.js [--slices 8] [--seconds 2] [--bin dist/src/bin.cjs]... [--flags='…']... [--alone]
 import { readFileSync, readdirSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'

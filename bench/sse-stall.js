@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Stalled GET /events clients (budget: liveness p99 <= 50 ms). The daemon (`dist/src/bin.js
+// Stalled GET /events clients (budget: liveness p99 <= 50 ms). The daemon (`dist/src/bin.cjs
 // serve`, its own process) gets `clients` real TCP clients on loopback that read the response
 // head and then never read again, one more that must be refused (events.maxClients), and a
 // stream of events: the circuit of a running plugin isolated and reset back to back (a circuit

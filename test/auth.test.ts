@@ -74,7 +74,7 @@ t.test('the CLI sends PLUGVISOR_TOKEN', async (t) => {
   const app = await build(t, tokenConfig(), { boot: false, env: { PV_TEST_ADMIN: ADMIN } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const cli = (token?: string) => promisify(execFile)(process.execPath, [path.join(packageRoot, 'dist/src/bin.js'), 'status'], {
+  const cli = (token?: string) => promisify(execFile)(process.execPath, [path.join(packageRoot, 'dist/src/bin.cjs'), 'status'], {
     env: { ...process.env, PLUGVISOR_URL: url, PLUGVISOR_TOKEN: token ?? '' }
   }).then((r) => ({ code: 0, out: r.stdout }), (e: { code: number, stderr: string }) => ({ code: e.code, out: e.stderr }))
   const ok = await cli(VIEWER)

@@ -14,7 +14,7 @@ import { CheckReport } from '../src/check-plugin/report.js'
 t.setTimeout(180_000)
 
 const examples = path.join(packageRoot, 'examples/plugins')
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 const isReport = new Ajv({ strict: false }).compile(CheckReport)
 
 t.test('the command: a readable report and exit 0; exit 1 with --json on a failed check; 2 on bad usage', async (t) => {

@@ -13,7 +13,7 @@ import { CheckReport } from '../src/check-plugin/report.js'
 // a loaded 2-core machine needs more than the default file timeout. A bound against hangs only.
 t.setTimeout(180_000)
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 const isReport = new Ajv({ strict: false }).compile(CheckReport)
 
 t.test('interrupted: exit 130, the --json report says so, and the plugin it started is gone', async (t) => {

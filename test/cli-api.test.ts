@@ -1,9 +1,10 @@
-// The command line's API client (src/cli.ts api()): one HTTP/1.0 request over node:net for an
+// The command line's API client (src/cli.cts api()): one HTTP/1.0 request over node:net for an
 // http:// address. Against a real daemon for the token and the daemon's answers; against a
 // scripted TCP server for the answers a daemon never gives (cut short, not HTTP, chunked).
 import t from 'tap'
 import { createServer, type Socket } from 'node:net'
-import { api, CliError } from '../src/cli.js'
+import cli from '../src/cli.cjs'
+const { api, CliError } = cli
 import { build, fixturePlugin, tempDir, writeConfig, type Tap } from './helper.js'
 
 const ADMIN = 'cli-admin-token-0123456789abcdef'

@@ -1,7 +1,8 @@
-// The command line's tables (src/cli.ts columns(), table()): columns as wide as their widest cell,
+// The command line's tables (src/cli.cts columns(), table()): columns as wide as their widest cell,
 // two spaces apart, no trailing whitespace.
 import t from 'tap'
-import { columns, table } from '../src/cli.js'
+import cli from '../src/cli.cjs'
+const { columns, table } = cli
 
 t.test('columns: widths, gaps, nothing trailing', async (t) => {
   t.equal(columns([['A', 'BB', 'C'], ['long', 'x', 'yy'], ['q', 'wide cell', '']]), [

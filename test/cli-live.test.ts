@@ -9,7 +9,7 @@ import { packageRoot } from '../src/paths.js'
 import { applyEvent, renderMonit, type MonitRow } from '../src/cli/monit.js'
 import { openEventStream } from '../src/cli/event-stream-client.js'
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 const hasScript = spawnSync('script', ['--version']).status === 0
 
 /** Collects a child's stdout; `seen(re)` resolves once it matches. */

@@ -1,4 +1,4 @@
-// A command's output written to descriptor 1 (src/cli.ts print()): whole through a pipe read
+// A command's output written to descriptor 1 (src/cli.cts print()): whole through a pipe read
 // slowly, and a reader that went away ends the command quietly.
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -6,7 +6,7 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { packageRoot } from '../src/paths.js'
 
-const cli = pathToFileURL(path.join(packageRoot, 'dist/src/cli.js')).href
+const cli = pathToFileURL(path.join(packageRoot, 'dist/src/cli.cjs')).href
 const LINE = 'abcdefghijklmnopqrstuvwxyz0123456789\n'
 const COUNT = 100_000 // 3.7 MB: far more than a pipe holds, so writes find it full
 

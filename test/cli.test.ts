@@ -9,7 +9,7 @@ import { build, fixturePlugin, served, tempDir, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 
 const run = promisify(execFile)
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 
 async function cli (url: string | Record<string, string>, ...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   const env: Record<string, string | undefined> = { ...process.env, PLUGVISOR_URL: undefined, PLUGVISOR_HOST: undefined, PLUGVISOR_PORT: undefined }

@@ -142,7 +142,7 @@ t.test('${VAR} expansion with defaults, and env overrides of host, port, data di
 })
 
 t.test('plugvisor validate exits 0 on the shipped config and non-zero with the errors', async (t) => {
-  const bin = path.join(packageRoot, 'dist/src/bin.js')
+  const bin = path.join(packageRoot, 'dist/src/bin.cjs')
   const ok = spawnSync(process.execPath, [bin, 'validate', path.join(packageRoot, 'config/plugvisor.yaml')], { encoding: 'utf8' })
   t.equal(ok.status, 0, ok.stderr)
   t.match(ok.stdout, /valid, 2 plugin\(s\): echo, flaky/)

@@ -64,7 +64,7 @@ t.test("Prism, validating requests and answers against openapi.yaml, finds nothi
   }))
   // The daemon from dist/, with a plain environment (not the test runner's loaders and coverage hooks).
   const env = { PATH: process.env.PATH, HOME: process.env.HOME }
-  const daemon = spawn(process.execPath, [path.join(packageRoot, 'dist/src/bin.js'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env })
+  const daemon = spawn(process.execPath, [path.join(packageRoot, 'dist/src/bin.cjs'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env })
   const daemonExit = new Promise((resolve) => daemon.once('exit', resolve))
   // A SIGKILL would leave its plugins running (they live in process groups of their own, and only
   // a next daemon on this data folder reaps them): SIGTERM, which stops them, and SIGKILL only if

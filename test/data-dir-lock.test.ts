@@ -13,7 +13,7 @@ import { bootId, findByEnviron, readProcStat } from '../src/process/proc.js'
 import { LOCK_FILE, formatHolder, parseHolder } from '../src/store/data-dir-lock.js'
 import { createDaemon } from '../src/daemon.js'
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}, child: () => silent }
 
 /** Every process of this test run, by the variable only it sets. */

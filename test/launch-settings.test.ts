@@ -1,4 +1,4 @@
-// The daemon's launch settings (V8 flags and MALLOC_ARENA_MAX, see src/bin.ts) are written in four
+// The daemon's launch settings (V8 flags and MALLOC_ARENA_MAX, see src/bin.cts) are written in four
 // places an operator or the bench starts it from: the bin's `env -S` line, `npm start`, the
 // Dockerfile and bench/lib.js. They must say the same, and the bin run as a program must give the
 // daemon process exactly them (and no plugin the malloc setting).
@@ -10,11 +10,11 @@ import { packageRoot } from '../src/paths.js'
 import { fixturePlugin, followLog, writeConfig } from './helper.js'
 
 const read = (f: string): string => readFileSync(path.join(packageRoot, f), 'utf8')
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 
 /** The env assignments and node flags of the bin's first line. */
 function shebang (): { env: Record<string, string>, flags: string[] } {
-  const words = read('src/bin.ts').split('\n')[0].replace(/^#!\/usr\/bin\/env -S /, '').split(' ')
+  const words = read('src/bin.cts').split('\n')[0].replace(/^#!\/usr\/bin\/env -S /, '').split(' ')
   const at = words.indexOf('node')
   return { env: Object.fromEntries(words.slice(0, at).map((w) => w.split('='))), flags: words.slice(at + 1) }
 }
@@ -25,12 +25,12 @@ t.test('npm start, the Dockerfile and the bench launch the daemon with the bin\'
   t.ok(flags.length > 0 && flags.every((f) => f.startsWith('--')), `node flags: ${flags.join(' ')}`)
 
   const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start
-  t.match(start, `&& MALLOC_ARENA_MAX=2 node ${flags.join(' ')} dist/src/bin.js serve`, 'npm start')
+  t.match(start, `&& MALLOC_ARENA_MAX=2 node ${flags.join(' ')} dist/src/bin.cjs serve`, 'npm start')
 
   const docker = read('Dockerfile')
   t.match(docker, /^ENV MALLOC_ARENA_MAX=2$/m, 'Dockerfile: the malloc setting')
   const entry = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(docker)![1]) as string[]
-  t.same(entry.slice(entry.indexOf('node') + 1, entry.indexOf('dist/src/bin.js')), flags, 'Dockerfile: the node flags')
+  t.same(entry.slice(entry.indexOf('node') + 1, entry.indexOf('dist/src/bin.cjs')), flags, 'Dockerfile: the node flags')
 
   const lib = await import(path.join(packageRoot, 'bench/lib.js')) as { DAEMON_NODE_FLAGS: string[], DAEMON_ENV: Record<string, string> }
   t.same(lib.DAEMON_ENV, env, 'bench: the malloc setting')

@@ -31,7 +31,7 @@ t.test('desired state survives a daemon restart', async (t) => {
 
 t.test('process groups left by a SIGKILLed daemon are terminated at the next start', async (t) => {
   const loaded = writeConfig([fixturePlugin('orphan', 'grandchild')], { log: { level: 'info' } })
-  const daemon = spawn(process.execPath, [path.join(packageRoot, 'dist/src/bin.js'), 'serve', '--config', loaded.file], {
+  const daemon = spawn(process.execPath, [path.join(packageRoot, 'dist/src/bin.cjs'), 'serve', '--config', loaded.file], {
     env: { ...process.env, PLUGVISOR_PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -11,7 +11,7 @@ import { openDatabase } from '../src/store/database.js'
 import { createAuditStore } from '../src/store/audit-store.js'
 import type { LoadedConfig } from '../src/config/load.js'
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 
 /** A config folder with `files` (name -> manifest) in its plugins folder. */
 function setup (files: Record<string, unknown>, extra: Record<string, unknown> = {}): LoadedConfig {

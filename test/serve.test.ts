@@ -9,7 +9,7 @@ import { packageRoot } from '../src/paths.js'
 import { findByEnviron } from '../src/process/proc.js'
 import { randomUUID } from 'node:crypto'
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 
 t.test('SIGTERM stops every plugin (grandchildren too) and the daemon exits 0', async (t) => {
   const loaded = writeConfig([

@@ -21,7 +21,7 @@ t.test('a daemon SIGKILLed during a start burst of 100 plugins: the next one lea
   const ours = (): { pid: number, ppid: number, plugin: string }[] => findByEnviron((env) => env.includes(`TEST_RUN=${run}`))
     .map((st) => ({ pid: st.pid, ppid: st.ppid, plugin: (readEnviron(st.pid) ?? []).find((e) => e.startsWith('PLUGVISOR_PLUGIN='))?.slice(17) ?? '' }))
   t.teardown(() => { for (const { pid } of ours()) { try { process.kill(pid, 'SIGKILL') } catch {} } })
-  const daemon = spawn(process.execPath, [path.join(packageRoot, 'dist/src/bin.js'), 'serve', '--config', loaded.file], {
+  const daemon = spawn(process.execPath, [path.join(packageRoot, 'dist/src/bin.cjs'), 'serve', '--config', loaded.file], {
     env: { ...process.env, PLUGVISOR_PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit']
   })

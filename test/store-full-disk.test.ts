@@ -13,7 +13,7 @@ import { findByEnviron } from '../src/process/proc.js'
 import { loadConfig } from '../src/config/load.js'
 import type { Every } from '../src/clock.js'
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 // Mounting needs root (CAP_SYS_ADMIN): where it is not allowed the full-disk tests say so and skip.
 const probe = smallDisk(t, 1 << 20)
 const fullDisk = { skip: typeof probe === 'string' ? probe : false }

@@ -9,7 +9,7 @@ import { fixturePlugin, followLog, needs, writeConfig } from './helper.js'
 import { packageRoot } from '../src/paths.js'
 import { logFormatFor, prettyLine } from '../src/pretty-log.js'
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 const hasScript = spawnSync('script', ['--version']).status === 0
 
 t.test('log.format: auto is pretty on a terminal and JSON elsewhere; json and pretty are what they say', async (t) => {

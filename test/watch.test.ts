@@ -12,7 +12,7 @@ import { packageRoot } from '../src/paths.js'
 import type { ConfigEventData } from '../src/events/event-stream.js'
 import type { LoadedConfig } from '../src/config/load.js'
 
-const bin = path.join(packageRoot, 'dist/src/bin.js')
+const bin = path.join(packageRoot, 'dist/src/bin.cjs')
 type App = Awaited<ReturnType<typeof build>>
 const WATCH = { watch: { enabled: true, debounceMs: 150 } }
 

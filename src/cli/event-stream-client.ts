@@ -1,6 +1,7 @@
 // The CLI's reader of the daemon's server-sent events (GET /events, GET /plugins/:name/logs?follow=true).
 import type { ClientRequest, IncomingMessage } from 'node:http'
-import { apiBase, CliError } from '../cli.js'
+import cli from '../cli.cjs'
+const { apiBase, CliError } = cli
 
 export interface StreamEvent { event: string, data: string }
 

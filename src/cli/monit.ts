@@ -3,7 +3,10 @@
 // events do not carry) and every few seconds. q or Ctrl-C quits and gives the terminal back as it was.
 import type { Static } from '@sinclair/typebox'
 import type { PluginListWithResources } from '../../routes/schemas.js'
-import { api, apiBase, CliError, columns, duration } from '../cli.js'
+import cli from '../cli.cjs'
+// The command line is CommonJS (a `plugvisor status` starts without the ES module loader): its
+// exports are taken from the module object.
+const { api, apiBase, CliError, columns, duration } = cli
 import { openEventStream, type StreamEvent } from './event-stream-client.js'
 
 export type MonitRow = Static<typeof PluginListWithResources>['plugins'][number]

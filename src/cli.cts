@@ -1,6 +1,6 @@
 // plugvisor command line: `serve` runs the daemon, `validate` checks config offline, the rest
 // talk to a running daemon's API at PLUGVISOR_URL (default http://127.0.0.1:7070).
-import type { Static } from '@sinclair/typebox'
+import type { Static } from '@sinclair/typebox' with { 'resolution-mode': 'import' }
 // The API's shapes, as the daemon declares them (types only: nothing of them loads at run time).
 import type { HookEvent, PluginSummary } from './supervisor/events.js'
 import type { StateEvent } from './store/state-store.js'

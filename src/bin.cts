@@ -2,7 +2,7 @@
 // MALLOC_ARENA_MAX=2: glibc gives every thread that allocates its own malloc arena (V8's four
 // helper threads, libuv's pool), each keeping the high-water mark of what that thread once
 // allocated (compile zones of the startup's optimizing compiles are up to 9 MB). Two arenas
-// share that slack. Set here by `env -S` for `plugvisor`/`dist/src/bin.js`; npm start, the
+// share that slack. Set here by `env -S` for `plugvisor`/`dist/src/bin.cjs`; npm start, the
 // Dockerfile and the bench set it too. Plugins do not inherit it (they get PATH, HOME, LANG,
 // TZ and their manifest's env).
 // Measured beside no limit, the same build (500 plugins, the lifecycle bench's phases, load
@@ -37,7 +37,7 @@
 // peak RSS listening 115.4 -> 106.2 MB, after 3 start/stop rounds 149.8 -> 127.9 MB, start-500
 // CPU the same within the noise (machine at load 6-9).
 // npm start, the Dockerfile and the bench launch it the same way.
-import { main } from './cli.js'
+import { main } from './cli.cjs'
 
 main(process.argv.slice(2)).then((code) => {
   // serve answers -1: the daemon keeps running until a signal.
