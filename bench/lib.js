@@ -107,7 +107,7 @@ export async function stopProcess (child, graceMs = 15000) {
  * its own process, on 127.0.0.1 and a free port (or `port`) through PLUGVISOR_HOST/PORT, log level
  * warn, stopped by pid at cleanup. Resolves once GET /health/liveness answers 200, with the child,
  * its port and base URL; rejects when it exits first (or after `timeoutMs`). `bin` and `flags`: another
- * build's bin.js and other V8 flags (bench/liveness-ab.js compares them).
+ * build's bin.cjs and other V8 flags (bench/liveness-ab.js compares them).
  */
 export async function startDaemon (config, { port, stdio = ['ignore', 'ignore', 'inherit'], name = 'plugvisor', timeoutMs = 20000, bin = BIN, flags = DAEMON_NODE_FLAGS } = {}) {
   port ??= await freePort()
