@@ -83,6 +83,31 @@ t.test('retention: raw results after rawRetentionHours, rollups after rollupRete
   t.equal(count('SELECT count(*) AS n FROM health_rollups'), 0)
 })
 
+t.test('the flush timer prunes after every flush while there is a backlog, else once a minute', async (t) => {
+  const { db, clock, history, ev } = setup(t, 2)
+  const count = (): number => (db.prepare('SELECT count(*) AS n FROM health_checks').get() as { n: number }).n
+  for (let i = 0; i < 5; i++) history.record(ev(T0 + i * 1000, 'success', 1))
+  clock.ms = T0 + HOUR + 10_000
+  history.tick()
+  t.equal(count(), 3, 'the first tick flushes, then prunes a chunk')
+  history.tick()
+  t.equal(count(), 1, 'a whole chunk went: the next tick prunes again')
+  history.tick()
+  t.equal(count(), 0, 'and again, until less than a chunk is left')
+  for (let i = 0; i < 3; i++) history.record(ev(T0 + 10 * 1000 + i, 'success', 1))
+  clock.ms += 1000
+  history.tick()
+  t.equal(count(), 3, 'caught up: expired rows wait')
+  clock.ms += 58_000
+  history.tick()
+  t.equal(count(), 3, 'still within the minute')
+  clock.ms += 1000
+  history.tick()
+  t.equal(count(), 1, 'a minute after the last prune, the next one')
+  history.tick()
+  t.equal(count(), 0, 'a whole chunk again: right after it, the rest')
+})
+
 t.test('stats over the retained rollups plus the buffer, and the trend rule', async (t) => {
   const { clock, history, ev } = setup(t)
   t.match(history.stats('web'), { totalChecks: 0, successRate: 0, errorRate: 0, avgResponseTimeMs: 0, trend: 'stable' })

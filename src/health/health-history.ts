@@ -1,8 +1,8 @@
 // Probe results kept over time. Results are buffered in memory and handed to the store in one
 // batch per flush (history.flushIntervalMs), which writes them and updates the minute and hour
-// rollups in one transaction; retention prunes at most PRUNE_CHUNK rows per table per flush, so
-// no single write holds the event loop for long. A hard kill loses at most the results buffered
-// since the last flush.
+// rollups in one transaction; retention prunes at most PRUNE_CHUNK rows per table at a time, so
+// no single write holds the event loop for long: after a flush while it has a backlog, else once
+// a minute. A hard kill loses at most the results buffered since the last flush.
 import { Type, type Static } from '@sinclair/typebox'
 import { systemClock, type Clock } from '../clock.js'
 import { oneOf, Timestamp, type InMs } from '../shapes.js'
@@ -11,6 +11,8 @@ import { ProbeResultName } from './health-report.js'
 import { MINUTE_MIDDLE_MS, TREND_WINDOW_MS, trendOf, windowsOf, type Trend, type TrendWindows } from './trend.js'
 
 export const PRUNE_CHUNK = 1000
+/** How often retention runs once it has caught up (while it has not, every flush). */
+export const PRUNE_EVERY_MS = 60_000
 export const MINUTE = 60_000
 export const HOUR = 3_600_000
 
@@ -91,6 +93,8 @@ export function createHealthHistory (store: HealthHistoryStore, opts: HistoryOpt
   const chunk = opts.pruneChunk ?? PRUNE_CHUNK
   let buffer: ProbeEvent[] = []
   let timer: NodeJS.Timeout | undefined
+  let lastPruneAt = -Infinity
+  let backlog = true
 
   const history = {
     /** Buffers one result; it reaches the database at the next flush. */
@@ -120,13 +124,23 @@ export function createHealthHistory (store: HealthHistoryStore, opts: HistoryOpt
       return store.prune(rawCutoff, rollupCutoff, chunk)
     },
 
-    /** Flushes (and prunes a chunk) every flushIntervalMs until stop(). */
+    /**
+     * One flush, then a prune when one is due: right away while the last one removed a whole
+     * chunk (a backlog), else once every PRUNE_EVERY_MS. An idle daemon deletes nothing most
+     * seconds; a busy one still removes a chunk a flush until it has caught up.
+     */
+    tick (): void {
+      history.flush()
+      const now = clock.now()
+      if (!backlog && now - lastPruneAt < PRUNE_EVERY_MS) return
+      lastPruneAt = now
+      try { backlog = history.prune() >= chunk } catch (err) { opts.onError?.(err as Error) }
+    },
+
+    /** Ticks every flushIntervalMs until stop(). */
     start (): void {
       if (timer) return
-      timer = setInterval(() => {
-        history.flush()
-        try { history.prune() } catch (err) { opts.onError?.(err as Error) }
-      }, opts.flushIntervalMs)
+      timer = setInterval(() => history.tick(), opts.flushIntervalMs)
       timer.unref()
     },
 
