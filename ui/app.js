@@ -116,7 +116,7 @@ function pump () {
     lastBulk = now
     dirty.clear()
     reading++
-    loadList().catch(report).finally(() => { reading--; if (dirty.size > 0) pump() })
+    loadList().catch(report).finally(() => { reading--; if (dirty.size > 0 && readTimer === 0) pump() })
     return
   }
   stormSince = 0

@@ -20,9 +20,6 @@ import type { BreakerKind, CircuitChange, CircuitInfo, CircuitStateName } from '
 
 export type Resilience = Manifest['resilience']
 
-/** Methods whose calls are retried (and whose bodies are therefore buffered for a replay): the idempotent ones, which the loopback client alone sends again on a new connection. */
-export { IDEMPOTENT_METHODS }
-
 /** consecutiveFailures when neither it nor failureRate is set (the schema's description says so). */
 export const DEFAULT_CONSECUTIVE_FAILURES = 5
 
